@@ -1,0 +1,15 @@
+//! # Nostr Spaces core
+//!
+//! Live audio rooms ("spaces") over Nostr relays and WebRTC, with no company server in the
+//! middle. This crate is the whole engine; the Android and iOS apps are thin shells over
+//! its [`ffi`] module.
+//!
+//! Pure, deterministic modules sit at the centre and do no I/O:
+//! - [`geo`]: UPlanet grid cells, their NIP-101 GeoKeys and cell tracking from GPS fixes.
+
+#![warn(missing_docs)]
+
+pub mod ffi;
+pub mod geo;
+
+uniffi::setup_scaffolding!();

@@ -1,0 +1,1 @@
+//! Shared helpers for the cross-component test suites live here.
