@@ -1,0 +1,56 @@
+# Every entry point of Nostr Spaces core. `make help` lists them.
+
+CARGO      ?= cargo
+MVN        ?= mvn
+PROFILE_DIR = target/debug
+LIB         = $(PROFILE_DIR)/libspaces_core.so
+BINDINGS    = target/bindings
+LAT        ?= 48.853
+LON        ?= -2.341
+
+.PHONY: help setup build geokey test lint rust-test bindings kotlin-test swift-bindings bench android ios clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+setup: ## install the Debian packages and Rust components the build and tests need
+	./scripts/setup-debian.sh
+
+build: ## build the library, the CLI and every test target (debug)
+	$(CARGO) build --workspace --all-targets
+
+geokey: ## the main job: the GeoKeys of a point (LAT=.. LON=..)
+	$(CARGO) run --release -q -p spaces-core --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
+
+test: lint rust-test kotlin-test ## every test: format, lints, Rust suites, Kotlin on the JVM
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+rust-test: ## the Rust unit, property and integration tests
+	$(CARGO) test --workspace
+
+bindings: ## generate Kotlin and Swift from the built library (UniFFI library mode)
+	$(CARGO) build -p spaces-core --lib --bin uniffi-bindgen
+	rm -rf $(BINDINGS)
+	$(PROFILE_DIR)/uniffi-bindgen generate $(LIB) --config uniffi.toml --no-format \
+	  --language kotlin --out-dir $(BINDINGS)/kotlin
+	$(PROFILE_DIR)/uniffi-bindgen generate $(LIB) --config uniffi.toml --no-format \
+	  --language swift --out-dir $(BINDINGS)/swift
+
+kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on the JVM
+	$(MVN) -B -ntp -f tests/kotlin/pom.xml test
+
+bench: ## criterion benchmarks (optimised build)
+	$(CARGO) bench -p spaces-core
+
+android: ## Android .so files and Kotlin (needs the Android NDK and cargo-ndk)
+	./android/build-rust.sh
+
+ios: ## iOS XCFramework and Swift (needs macOS with Xcode)
+	./ios/build-rust.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf tests/kotlin/target

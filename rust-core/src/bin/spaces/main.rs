@@ -1,0 +1,105 @@
+//! `spaces`: the desktop command line of Nostr Spaces core.
+
+mod geokey;
+
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, Subcommand};
+
+/// Live audio spaces over Nostr and WebRTC.
+#[derive(Parser, Debug)]
+#[command(name = "spaces", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Derive the UPlanet GeoKeys (UMAP, SECTOR, REGION) of a position.
+    Geokey(geokey::Args),
+}
+
+/// A failure the user can act on: the argument at fault and why.
+#[derive(Debug)]
+pub struct BadArgument {
+    /// The argument as typed on the command line, e.g. `--lat`.
+    pub argument: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            // Help and version are not errors; clap prints them to stdout.
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: {}", describe_usage_error(&err));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Geokey(args) => geokey::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(bad) => {
+            eprintln!("error: {}: {}", bad.argument, bad.reason);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr so that stdout stays machine-readable; `RUST_LOG` tunes them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// One line naming the argument at fault: scripts read the first line of stderr.
+fn describe_usage_error(err: &clap::Error) -> String {
+    let text = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => Some(v.join(", ")),
+        _ => None,
+    };
+    let arg = text(ContextKind::InvalidArg);
+    match (err.kind(), arg) {
+        (ErrorKind::MissingRequiredArgument, Some(arg)) => format!("{arg}: missing"),
+        (ErrorKind::InvalidValue | ErrorKind::ValueValidation, Some(arg)) => {
+            let value = text(ContextKind::InvalidValue).unwrap_or_default();
+            let valid = text(ContextKind::ValidValue)
+                .map(|v| format!(" (expected one of: {v})"))
+                .unwrap_or_default();
+            format!("{arg}: invalid value {value:?}{valid}")
+        }
+        (ErrorKind::UnknownArgument, Some(arg)) => format!("{arg}: unknown argument"),
+        (_, Some(arg)) => format!("{arg}: {}", first_line(err)),
+        (_, None) => first_line(err),
+    }
+}
+
+fn first_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    rendered
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ")
+        .to_owned()
+}

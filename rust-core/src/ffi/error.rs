@@ -1,0 +1,69 @@
+//! The one error type foreign code sees (`SpacesException` in Kotlin, `SpacesError` in Swift).
+
+use crate::geo::{FixError, GeoError};
+
+/// Why a call failed. Each variant carries a human-readable reason for logs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, uniffi::Error)]
+pub enum SpacesError {
+    /// A latitude or longitude is NaN, infinite, out of range or malformed.
+    #[error("invalid coordinate: {reason}")]
+    InvalidCoordinate {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A cell label is not canonical at its level.
+    #[error("invalid cell label: {reason}")]
+    InvalidLabel {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The position lies in UPlanet's keyless `0.00` strip: no UMAP cell there.
+    #[error("no UMAP cell: {reason}")]
+    KeylessStrip {
+        /// Which axis.
+        reason: String,
+    },
+    /// The derived secret is not a valid key (probability ~2^-128).
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A GPS fix was refused (bad accuracy, time going backwards); nothing changed.
+    #[error("invalid fix: {reason}")]
+    InvalidFix {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A settings value is out of its allowed range.
+    #[error("invalid settings: {reason}")]
+    InvalidSettings {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<GeoError> for SpacesError {
+    fn from(err: GeoError) -> Self {
+        let reason = err.to_string();
+        match err {
+            GeoError::InvalidLatitude(_)
+            | GeoError::InvalidLongitude(_)
+            | GeoError::MalformedCoordinate { .. } => Self::InvalidCoordinate { reason },
+            GeoError::InvalidLabel { .. } => Self::InvalidLabel { reason },
+            GeoError::KeylessStrip { .. } => Self::KeylessStrip { reason },
+            GeoError::InvalidScalar => Self::InvalidKey { reason },
+        }
+    }
+}
+
+impl From<FixError> for SpacesError {
+    fn from(err: FixError) -> Self {
+        match err {
+            FixError::Coordinate(geo) => geo.into(),
+            other => Self::InvalidFix {
+                reason: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what building and testing Nostr Spaces core needs on Debian/Ubuntu with Rust
+# (rustup) already present. Idempotent: skips what is already there.
+set -euo pipefail
+
+packages=(build-essential pkg-config cmake openjdk-17-jdk-headless maven python3-venv)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Java and Maven may come from elsewhere (SDKMAN, a JDK vendor): accept any on PATH.
+command -v java >/dev/null || { echo "setup: no java on PATH" >&2; exit 1; }
+command -v mvn >/dev/null || { echo "setup: no mvn on PATH" >&2; exit 1; }
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+echo "setup: ready ($(rustc --version), $(java -version 2>&1 | head -n1))"
