@@ -11,5 +11,6 @@
 
 pub mod ffi;
 pub mod geo;
+pub mod protocol;
 
 uniffi::setup_scaffolding!();

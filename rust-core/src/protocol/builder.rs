@@ -1,0 +1,218 @@
+//! Turns messages into signed events, with the draft's tags and our encrypted payloads.
+
+use nostr::nips::nip44;
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, PublicKey, Tag, Timestamp};
+use serde_json::json;
+
+use super::metrics::WireMetrics;
+use super::{AdminAction, LinkRole, Message, ProtocolError, RoomStatus, SpaceKind, SpaceRef};
+
+/// The `t` tag value our CREATE_SPACE and room mirror carry, for discovery filters.
+pub const DISCOVERY_TAG: &str = "nostr-spaces";
+/// The `transport` value marking a NIP-53 room whose audio is Nostr Spaces WebRTC.
+pub const TRANSPORT_TAG_VALUE: &str = "nostr-spaces-webrtc";
+
+/// Writes the events of one participant in one space.
+pub struct EventWriter<'a> {
+    keys: &'a Keys,
+    space: &'a SpaceRef,
+}
+
+impl<'a> EventWriter<'a> {
+    /// A writer signing with `keys` for `space`.
+    pub fn new(keys: &'a Keys, space: &'a SpaceRef) -> Self {
+        Self { keys, space }
+    }
+
+    /// Builds and signs the event carrying `message`. Private payloads (RESERVE, CONFIRM,
+    /// SDP, ICE) are NIP-44 encrypted to their one recipient.
+    pub fn build(&self, message: &Message, created_at: Timestamp) -> Result<Event, ProtocolError> {
+        let me = self.keys.public_key();
+        let (kind, content, tags) = match message {
+            Message::Create(info) => {
+                let content = json!({
+                    "id": self.space.id(),
+                    "name": info.name,
+                    "host": {
+                        "publicKey": self.space.host().to_hex(),
+                        "networkMetrics": WireMetrics::from(&info.host_metrics),
+                    },
+                });
+                let mut tags = self.draft_tags();
+                tags.push(Tag::custom("t", [DISCOVERY_TAG]));
+                tags.extend(info.cells.iter().map(|c| Tag::custom("g", [c.as_str()])));
+                (SpaceKind::CreateSpace, content.to_string(), tags)
+            }
+            Message::Close => (SpaceKind::CloseSpace, String::new(), self.draft_tags()),
+            Message::Join(member) => {
+                let content = json!({
+                    "name": member.name,
+                    "publicKey": me.to_hex(),
+                    "networkMetrics": WireMetrics::from(&member.metrics),
+                });
+                let tags = self.with_d(&[&me]);
+                (SpaceKind::Join, content.to_string(), tags)
+            }
+            Message::Leave => (SpaceKind::Leave, String::new(), self.with_d(&[&me])),
+            Message::Reserve(r) | Message::Confirm(r) => {
+                let (kind, recipient) = match message {
+                    Message::Reserve(_) => (SpaceKind::ReserveConnection, &r.confirmer),
+                    _ => (SpaceKind::ConfirmConnection, &r.requester),
+                };
+                let role = match r.role {
+                    Some(LinkRole::Consumer) => "consumer",
+                    _ => "provider",
+                };
+                let content = self.seal(recipient, &json!({ "type": role }).to_string())?;
+                let mut tags = self.with_d(&[&r.requester, &r.confirmer]);
+                tags.push(Tag::public_key(*recipient));
+                (kind, content, tags)
+            }
+            Message::Drop { target } => {
+                let mut tags = self.with_d(&[&me, target]);
+                tags.push(Tag::public_key(*target));
+                (SpaceKind::DropConnection, String::new(), tags)
+            }
+            Message::Remove { target } => self.role_change(SpaceKind::RemovePeer, target),
+            Message::PromoteSpeaker { target } => {
+                self.role_change(SpaceKind::PromoteSpeaker, target)
+            }
+            Message::PromoteCohost { target } => self.role_change(SpaceKind::PromoteCohost, target),
+            Message::Demote { target } => self.role_change(SpaceKind::DemoteToPeer, target),
+            Message::Offer { target, sdp } | Message::Answer { target, sdp } => {
+                let kind = match message {
+                    Message::Offer { .. } => SpaceKind::SdpOffer,
+                    _ => SpaceKind::SdpAnswer,
+                };
+                let content = self.seal(target, &json!({ "sdp": sdp }).to_string())?;
+                (kind, content, self.addressed(target))
+            }
+            Message::Ice { target, candidate } => {
+                let content = self.seal(target, &json!({ "ice": candidate }).to_string())?;
+                (SpaceKind::IceCandidate, content, self.addressed(target))
+            }
+            Message::RequestSpeech => {
+                let mut tags = self.with_d(&[&me]);
+                tags.push(Tag::public_key(me));
+                tags.push(Tag::custom("speech", ["request"]));
+                (SpaceKind::Speech, String::new(), tags)
+            }
+            Message::ProposeSpeech { target, note } => {
+                let mut tags = self.with_d(&[target]);
+                tags.push(Tag::public_key(*target));
+                tags.push(Tag::custom("speech", ["propose"]));
+                (SpaceKind::Speech, note.clone(), tags)
+            }
+            Message::Room(room) => {
+                let status = match room.status {
+                    RoomStatus::Live => "live",
+                    RoomStatus::Planned => "planned",
+                    RoomStatus::Private => "private",
+                    RoomStatus::Ended => "ended",
+                };
+                let mut tags = vec![
+                    Tag::identifier(self.space.id()),
+                    // Both vocabularies: `title` (Nests, Amethyst) and `room` (NIP-53 text).
+                    Tag::custom("title", [room.title.as_str()]),
+                    Tag::custom("room", [room.title.as_str()]),
+                    Tag::custom("status", [status]),
+                    Tag::custom("transport", [TRANSPORT_TAG_VALUE]),
+                    Tag::custom("t", [DISCOVERY_TAG]),
+                ];
+                if let Some(summary) = &room.summary {
+                    tags.push(Tag::custom("summary", [summary.as_str()]));
+                }
+                for (peer, role) in &room.participants {
+                    tags.push(Tag::custom(
+                        "p",
+                        [peer.to_hex(), String::new(), role.to_nip53().to_owned()],
+                    ));
+                }
+                tags.extend(room.cells.iter().map(|c| Tag::custom("g", [c.as_str()])));
+                (SpaceKind::Nip53Room, String::new(), tags)
+            }
+            Message::Presence(p) => {
+                let flag = |b: bool| if b { "1" } else { "0" };
+                let mut tags = vec![
+                    self.room_root(),
+                    Tag::custom("hand", [flag(p.hand_raised)]),
+                    Tag::custom("muted", [flag(p.muted)]),
+                    Tag::custom("publishing", [flag(p.publishing)]),
+                    Tag::custom("onstage", [flag(p.on_stage)]),
+                ];
+                if p.leaving {
+                    tags.push(Tag::custom("leaving", Vec::<String>::new()));
+                }
+                (SpaceKind::Nip53Presence, String::new(), tags)
+            }
+            Message::Chat { text } => (SpaceKind::Nip53Chat, text.clone(), vec![self.room_root()]),
+            Message::Reaction { content, target } => {
+                let mut tags = vec![Tag::custom("a", [self.space.room_address()])];
+                tags.extend(target.map(Tag::public_key));
+                (SpaceKind::Reaction, content.clone(), tags)
+            }
+            Message::Admin { action, target } => {
+                let action = match action {
+                    AdminAction::Kick => "kick",
+                    AdminAction::Mute => "mute",
+                };
+                let tags = vec![
+                    Tag::custom("a", [self.space.room_address()]),
+                    Tag::public_key(*target),
+                    Tag::custom("action", [action]),
+                ];
+                (SpaceKind::Nip53Admin, String::new(), tags)
+            }
+        };
+        EventBuilder::new(kind.kind(), content)
+            .tags(tags)
+            .custom_created_at(created_at)
+            .finalize(self.keys)
+            .map_err(|e| ProtocolError::Build(e.to_string()))
+    }
+
+    /// `s`, `h` and `["webrtc","spaces"]`: on every draft event. We write `h` for peers that
+    /// follow the draft literally but never filter on it (NIP-29 gives `h` another meaning).
+    fn draft_tags(&self) -> Vec<Tag> {
+        vec![
+            Tag::custom("s", [self.space.id()]),
+            Tag::custom("h", [self.space.host().to_hex()]),
+            Tag::custom("webrtc", ["spaces"]),
+        ]
+    }
+
+    fn with_d(&self, keys: &[&PublicKey]) -> Vec<Tag> {
+        let mut tags = self.draft_tags();
+        tags.push(Tag::identifier(self.space.d_tag(keys)));
+        tags
+    }
+
+    fn addressed(&self, target: &PublicKey) -> Vec<Tag> {
+        let mut tags = self.draft_tags();
+        tags.push(Tag::public_key(*target));
+        tags
+    }
+
+    fn role_change(&self, kind: SpaceKind, target: &PublicKey) -> (SpaceKind, String, Vec<Tag>) {
+        let mut tags = self.with_d(&[target]);
+        tags.push(Tag::public_key(*target));
+        (kind, String::new(), tags)
+    }
+
+    fn room_root(&self) -> Tag {
+        Tag::custom(
+            "a",
+            [self.space.room_address(), String::new(), "root".to_owned()],
+        )
+    }
+
+    fn seal(&self, recipient: &PublicKey, plaintext: &str) -> Result<String, ProtocolError> {
+        nip44::encrypt(
+            self.keys.secret_key(),
+            recipient,
+            plaintext,
+            nip44::Version::V2,
+        )
+        .map_err(|e| ProtocolError::Build(format!("NIP-44: {e}")))
+    }
+}

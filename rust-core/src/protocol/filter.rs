@@ -1,0 +1,70 @@
+//! Relay subscriptions. Relays index single-letter tags only (NIP-01), so every filter here
+//! uses `#s`, `#p`, `#a`, `#t` or `#g`; never the draft's `webrtc` or `h` tags.
+
+use nostr::prelude::{Alphabet, Filter, PublicKey, SingleLetterTag, Timestamp};
+
+use super::builder::DISCOVERY_TAG;
+use super::{SpaceKind, SpaceRef};
+
+fn kinds(pred: impl Fn(SpaceKind) -> bool) -> Vec<nostr::prelude::Kind> {
+    SpaceKind::ALL
+        .into_iter()
+        .filter(|k| pred(*k))
+        .map(SpaceKind::kind)
+        .collect()
+}
+
+/// The public events of a space (draft kinds other than private payloads), `#s`-filtered.
+pub fn space_filter(space: &SpaceRef, since: Option<Timestamp>) -> Filter {
+    let filter = Filter::new()
+        .kinds(kinds(|k| k.is_draft() && !k.is_private()))
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id());
+    with_since(filter, since)
+}
+
+/// Private payloads addressed to `me` in a space (`#p` and `#s`).
+pub fn inbox_filter(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp>) -> Filter {
+    let filter = Filter::new()
+        .kinds(kinds(SpaceKind::is_private))
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id())
+        .pubkey(*me);
+    with_since(filter, since)
+}
+
+/// The space's NIP-53 side: its room mirror and the presence, chat, reactions and admin
+/// commands that point at it (`#a`).
+pub fn room_filter(space: &SpaceRef, since: Option<Timestamp>) -> Filter {
+    let filter = Filter::new()
+        .kinds(kinds(|k| !k.is_draft() && k != SpaceKind::Nip53Room))
+        .custom_tag(
+            SingleLetterTag::lowercase(Alphabet::A),
+            space.room_address(),
+        );
+    with_since(filter, since)
+}
+
+/// Spaces to list: our CREATE_SPACE events and every NIP-53 room.
+pub fn discovery_filter(since: Option<Timestamp>) -> [Filter; 2] {
+    let ours = Filter::new()
+        .kinds([SpaceKind::CreateSpace.kind(), SpaceKind::CloseSpace.kind()])
+        .hashtag(DISCOVERY_TAG);
+    let rooms = Filter::new().kind(SpaceKind::Nip53Room.kind());
+    [with_since(ours, since), with_since(rooms, since)]
+}
+
+/// Spaces tagged with a cell: its `"LAT,LON"` label (`#g`) or its GeoKey (`#p`).
+pub fn cell_filters(cell_label: &str, geokey: &PublicKey, since: Option<Timestamp>) -> [Filter; 2] {
+    let kinds = [SpaceKind::CreateSpace.kind(), SpaceKind::Nip53Room.kind()];
+    let by_label = Filter::new()
+        .kinds(kinds)
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::G), cell_label);
+    let by_key = Filter::new().kinds(kinds).pubkey(*geokey);
+    [with_since(by_label, since), with_since(by_key, since)]
+}
+
+fn with_since(filter: Filter, since: Option<Timestamp>) -> Filter {
+    match since {
+        Some(since) => filter.since(since),
+        None => filter,
+    }
+}

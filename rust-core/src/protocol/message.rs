@@ -1,0 +1,312 @@
+//! What an event says, once read and checked: the input of the space reducer.
+
+use nostr::prelude::{EventId, PublicKey, Timestamp};
+
+use super::{NetworkMetrics, SpaceRef};
+
+/// A read, verified (and decrypted) event of one space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpaceEvent {
+    /// The event id: duplicates are recognised by it.
+    pub id: EventId,
+    /// The signer.
+    pub author: PublicKey,
+    /// The signer's claimed time; orders conflicting events.
+    pub created_at: Timestamp,
+    /// The space it belongs to.
+    pub space: SpaceRef,
+    /// What it says.
+    pub message: Message,
+}
+
+/// The meaning of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// CREATE_SPACE: the host opens the space.
+    Create(SpaceInfo),
+    /// CLOSE_SPACE: the host closes it.
+    Close,
+    /// JOIN_SPACE: the author joins (or updates its metrics).
+    Join(MemberInfo),
+    /// LEAVE_SPACE: the author leaves.
+    Leave,
+    /// RESERVE_CONNECTION from `requester` (the author) to `confirmer`.
+    Reserve(Reservation),
+    /// CONFIRM_CONNECTION from `confirmer` (the author) to `requester`.
+    Confirm(Reservation),
+    /// DROP_CONNECTION: the author ends its link with `target`.
+    Drop {
+        /// The other end.
+        target: PublicKey,
+    },
+    /// REMOVE_PEER.
+    Remove {
+        /// The removed peer.
+        target: PublicKey,
+    },
+    /// PROMOTE_SPEAKER.
+    PromoteSpeaker {
+        /// The new speaker.
+        target: PublicKey,
+    },
+    /// PROMOTE_COHOST.
+    PromoteCohost {
+        /// The new co-host.
+        target: PublicKey,
+    },
+    /// DEMOTE_TO_PEER.
+    Demote {
+        /// The peer going back to listening.
+        target: PublicKey,
+    },
+    /// SDP_OFFER to `target`.
+    Offer {
+        /// Recipient.
+        target: PublicKey,
+        /// Session description.
+        sdp: String,
+    },
+    /// SDP_ANSWER to `target`.
+    Answer {
+        /// Recipient.
+        target: PublicKey,
+        /// Session description.
+        sdp: String,
+    },
+    /// ICE_CANDIDATE to `target`.
+    Ice {
+        /// Recipient.
+        target: PublicKey,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// REQUEST_SPEECH: the author asks to speak.
+    RequestSpeech,
+    /// PROPOSE_SPEECH: host or co-host invites `target` to ask.
+    ProposeSpeech {
+        /// The invited peer.
+        target: PublicKey,
+        /// Optional invitation text.
+        note: String,
+    },
+    /// NIP-53 kind 30312 room record.
+    Room(Room),
+    /// NIP-53 kind 10312 presence.
+    Presence(Presence),
+    /// NIP-53 kind 1311 chat line.
+    Chat {
+        /// The text.
+        text: String,
+    },
+    /// Kind 7 reaction.
+    Reaction {
+        /// Emoji or `+`.
+        content: String,
+        /// The speaker reacted to, if any.
+        target: Option<PublicKey>,
+    },
+    /// Kind 4312 admin command.
+    Admin {
+        /// What to do.
+        action: AdminAction,
+        /// To whom.
+        target: PublicKey,
+    },
+}
+
+impl Message {
+    /// A short stable name, for logs and counters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Create(_) => "create",
+            Message::Close => "close",
+            Message::Join(_) => "join",
+            Message::Leave => "leave",
+            Message::Reserve(_) => "reserve",
+            Message::Confirm(_) => "confirm",
+            Message::Drop { .. } => "drop",
+            Message::Remove { .. } => "remove",
+            Message::PromoteSpeaker { .. } => "promote_speaker",
+            Message::PromoteCohost { .. } => "promote_cohost",
+            Message::Demote { .. } => "demote",
+            Message::Offer { .. } => "offer",
+            Message::Answer { .. } => "answer",
+            Message::Ice { .. } => "ice",
+            Message::RequestSpeech => "request_speech",
+            Message::ProposeSpeech { .. } => "propose_speech",
+            Message::Room(_) => "room",
+            Message::Presence(_) => "presence",
+            Message::Chat { .. } => "chat",
+            Message::Reaction { .. } => "reaction",
+            Message::Admin { .. } => "admin",
+        }
+    }
+}
+
+/// CREATE_SPACE content.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpaceInfo {
+    /// Display name.
+    pub name: String,
+    /// The host's announced metrics.
+    pub host_metrics: NetworkMetrics,
+    /// The UMAP/SECTOR/REGION cell labels the space is tagged with (`"LAT,LON"`), if any.
+    pub cells: Vec<String>,
+}
+
+/// JOIN_SPACE content.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemberInfo {
+    /// Display name.
+    pub name: String,
+    /// Announced metrics.
+    pub metrics: NetworkMetrics,
+}
+
+/// Which side of a link the requester takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkRole {
+    /// The requester sends audio to the confirmer.
+    Provider,
+    /// The requester receives audio from the confirmer.
+    Consumer,
+}
+
+/// The two ends of a RESERVE/CONFIRM, and the role when we could read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Who asked.
+    pub requester: PublicKey,
+    /// Who was asked.
+    pub confirmer: PublicKey,
+    /// The requester's side; `None` when the payload was encrypted to someone else.
+    pub role: Option<LinkRole>,
+}
+
+/// A trickled ICE candidate as browsers exchange it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    /// `candidate:...` line; empty for end-of-candidates.
+    pub candidate: String,
+    /// Media stream id.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// Media line index.
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// A participant's role in a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Role {
+    /// Listens (the draft's "peer").
+    #[default]
+    Listener,
+    /// May send audio.
+    Speaker,
+    /// Moderates (NIP-53 "admin"/"moderator").
+    Cohost,
+    /// Created the space.
+    Host,
+}
+
+impl Role {
+    /// Reads a NIP-53 `p`-tag role as any deployed client writes it, case-insensitive.
+    pub fn from_nip53(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "host" | "owner" | "room owner" => Some(Role::Host),
+            "admin" | "moderator" | "co-host" | "cohost" => Some(Role::Cohost),
+            "speaker" => Some(Role::Speaker),
+            "participant" | "listener" | "audience" => Some(Role::Listener),
+            _ => None,
+        }
+    }
+
+    /// The role as Nests writes it (lower case).
+    pub fn to_nip53(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Cohost => "admin",
+            Role::Speaker => "speaker",
+            Role::Listener => "participant",
+        }
+    }
+
+    /// Host, co-hosts and speakers send audio (and mesh with each other).
+    pub fn speaks(self) -> bool {
+        self >= Role::Speaker
+    }
+}
+
+/// How a listed room carries its audio.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Ours: WebRTC links negotiated over Nostr.
+    NostrSpaces,
+    /// Nests/Amethyst Media-over-QUIC relay.
+    Moq {
+        /// The `streaming` URL.
+        streaming: String,
+        /// The `auth` URL, if given.
+        auth: Option<String>,
+    },
+    /// Some other service (LiveKit, a web page).
+    Service(String),
+    /// None announced.
+    Unknown,
+}
+
+/// Whether a room is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomStatus {
+    /// `live` or `open`.
+    Live,
+    /// `planned`.
+    Planned,
+    /// `private`.
+    Private,
+    /// `ended` or `closed`.
+    Ended,
+}
+
+/// A NIP-53 kind 30312 room, from us or another client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Room {
+    /// `title`, else `room`.
+    pub title: String,
+    /// `summary`.
+    pub summary: Option<String>,
+    /// Normalised status.
+    pub status: RoomStatus,
+    /// How its audio travels.
+    pub transport: Transport,
+    /// `p` tags with a recognised role.
+    pub participants: Vec<(PublicKey, Role)>,
+    /// `g` tags (cell labels or geohashes).
+    pub cells: Vec<String>,
+}
+
+/// A NIP-53 kind 10312 presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Presence {
+    /// `hand` = 1.
+    pub hand_raised: bool,
+    /// `muted` = 1.
+    pub muted: bool,
+    /// `publishing` = 1.
+    pub publishing: bool,
+    /// `onstage` = 1.
+    pub on_stage: bool,
+    /// A `leaving` tag: the final presence.
+    pub leaving: bool,
+}
+
+/// A kind 4312 admin action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    /// Remove from the room.
+    Kick,
+    /// Ask the target to mute (Amethyst extension).
+    Mute,
+}

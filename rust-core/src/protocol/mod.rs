@@ -1,0 +1,27 @@
+//! The Nostr Spaces wire protocol: every event kind of the draft and the NIP-53 kinds we
+//! interoperate with, as typed builders and parsers. Pure: no I/O, time is an argument.
+//!
+//! Deviations from the draft and choices it leaves open are listed in `docs/PROTOCOL.md`.
+
+mod builder;
+mod error;
+pub mod filter;
+mod kind;
+mod message;
+mod metrics;
+mod parser;
+mod space_ref;
+
+pub use builder::{DISCOVERY_TAG, EventWriter, TRANSPORT_TAG_VALUE};
+pub use error::ProtocolError;
+pub use kind::SpaceKind;
+pub use message::{
+    AdminAction, IceCandidate, LinkRole, MemberInfo, Message, Presence, Reservation, Role, Room,
+    RoomStatus, SpaceEvent, SpaceInfo, Transport,
+};
+pub use metrics::{ConnectionType, NetworkMetrics};
+pub use parser::{Limits, Parser};
+pub use space_ref::SpaceRef;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,552 @@
+//! Reads events into [`SpaceEvent`]s: cheap checks first, then the signature, then content.
+
+use nostr::nips::nip44;
+use nostr::prelude::{Event, Keys, PublicKey, Timestamp};
+use serde::Deserialize;
+
+use super::builder::TRANSPORT_TAG_VALUE;
+use super::metrics::WireMetrics;
+use super::{
+    AdminAction, IceCandidate, LinkRole, MemberInfo, Message, Presence, ProtocolError, Reservation,
+    Role, Room, RoomStatus, SpaceEvent, SpaceInfo, SpaceKind, SpaceRef, Transport,
+};
+
+/// Bounds on what the parser accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest content in bytes (an encrypted SDP is a few kB).
+    pub max_content_bytes: usize,
+    /// Most tags per event.
+    pub max_tags: usize,
+    /// How far in the future `created_at` may be (clock skew).
+    pub max_skew_secs: u64,
+    /// Oldest connection set-up event (RESERVE, SDP, ICE, …) still acted on.
+    pub max_signaling_age_secs: u64,
+    /// Oldest state event (CREATE, JOIN, roles, NIP-53) still accepted.
+    pub max_state_age_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_content_bytes: 64 * 1024,
+            max_tags: 256,
+            max_skew_secs: 300,
+            max_signaling_age_secs: 120,
+            max_state_age_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Reads events for one participant: checks size, time and space, verifies the signature,
+/// decrypts payloads addressed to `reader`, and parses tags and content.
+pub struct Parser {
+    limits: Limits,
+    space: Option<SpaceRef>,
+    reader: Option<Keys>,
+}
+
+impl Parser {
+    /// A parser following one space (events of others are [`ProtocolError::ForeignSpace`]),
+    /// or any space when `space` is `None` (discovery). `reader` decrypts private payloads.
+    pub fn new(limits: Limits, space: Option<SpaceRef>, reader: Option<Keys>) -> Self {
+        Self {
+            limits,
+            space,
+            reader,
+        }
+    }
+
+    /// Reads one event at time `now`.
+    pub fn parse(&self, event: &Event, now: Timestamp) -> Result<SpaceEvent, ProtocolError> {
+        let number = event.kind.as_u16();
+        let kind = SpaceKind::from_number(number).ok_or(ProtocolError::UnknownKind(number))?;
+        self.check_bounds(event, kind, now)?;
+        let tags = Tags(event);
+        let space = tags.space(event, kind)?;
+        if let Some(expected) = self.space.as_ref().filter(|expected| **expected != space) {
+            return Err(ProtocolError::ForeignSpace {
+                expected: expected.to_string(),
+                found: space.to_string(),
+            });
+        }
+        // Only now pay for the signature: everything cheaper has passed.
+        event.verify().map_err(|_| ProtocolError::BadSignature)?;
+        let message = self.message(event, kind, &tags, &space)?;
+        Ok(SpaceEvent {
+            id: event.id,
+            author: event.pubkey,
+            created_at: event.created_at,
+            space,
+            message,
+        })
+    }
+
+    fn check_bounds(
+        &self,
+        event: &Event,
+        kind: SpaceKind,
+        now: Timestamp,
+    ) -> Result<(), ProtocolError> {
+        let limits = &self.limits;
+        if event.content.len() > limits.max_content_bytes {
+            return Err(ProtocolError::ContentTooLarge {
+                len: event.content.len(),
+                max: limits.max_content_bytes,
+            });
+        }
+        if event.tags.len() > limits.max_tags {
+            return Err(ProtocolError::TooManyTags {
+                count: event.tags.len(),
+                max: limits.max_tags,
+            });
+        }
+        let (created_at, now) = (event.created_at.as_secs(), now.as_secs());
+        if created_at > now.saturating_add(limits.max_skew_secs) {
+            return Err(ProtocolError::InFuture {
+                created_at,
+                now,
+                max_skew_secs: limits.max_skew_secs,
+            });
+        }
+        let max_age_secs = if kind.is_signaling() {
+            limits.max_signaling_age_secs
+        } else {
+            limits.max_state_age_secs
+        };
+        if now.saturating_sub(created_at) > max_age_secs {
+            return Err(ProtocolError::TooOld {
+                created_at,
+                now,
+                max_age_secs,
+            });
+        }
+        Ok(())
+    }
+
+    fn message(
+        &self,
+        event: &Event,
+        kind: SpaceKind,
+        tags: &Tags<'_>,
+        space: &SpaceRef,
+    ) -> Result<Message, ProtocolError> {
+        let author = event.pubkey;
+        Ok(match kind {
+            SpaceKind::CreateSpace => Message::Create(parse_create(event, space)?),
+            SpaceKind::CloseSpace => Message::Close,
+            SpaceKind::Join => {
+                tags.check_d(space, &[&author])?;
+                Message::Join(parse_join(event)?)
+            }
+            SpaceKind::Leave => {
+                tags.check_d(space, &[&author])?;
+                Message::Leave
+            }
+            SpaceKind::ReserveConnection | SpaceKind::ConfirmConnection => {
+                let other = tags.pubkey("p")?;
+                let reserve = kind == SpaceKind::ReserveConnection;
+                let (requester, confirmer) = if reserve {
+                    (author, other)
+                } else {
+                    (other, author)
+                };
+                tags.check_d(space, &[&requester, &confirmer])?;
+                let role = match self.open(event, &other)? {
+                    Some(plain) => Some(parse_link_role(&plain)?),
+                    None => None,
+                };
+                let reservation = Reservation {
+                    requester,
+                    confirmer,
+                    role,
+                };
+                if reserve {
+                    Message::Reserve(reservation)
+                } else {
+                    Message::Confirm(reservation)
+                }
+            }
+            SpaceKind::DropConnection => Message::Drop {
+                target: tags.pubkey("p")?,
+            },
+            SpaceKind::RemovePeer => Message::Remove {
+                target: tags.target(space)?,
+            },
+            SpaceKind::PromoteSpeaker => Message::PromoteSpeaker {
+                target: tags.target(space)?,
+            },
+            SpaceKind::PromoteCohost => Message::PromoteCohost {
+                target: tags.target(space)?,
+            },
+            SpaceKind::DemoteToPeer => Message::Demote {
+                target: tags.target(space)?,
+            },
+            SpaceKind::SdpOffer | SpaceKind::SdpAnswer => {
+                let target = tags.pubkey("p")?;
+                let plain = self.open(event, &target)?.ok_or(ProtocolError::NotForUs)?;
+                let sdp = parse_sdp(&plain)?;
+                if kind == SpaceKind::SdpOffer {
+                    Message::Offer { target, sdp }
+                } else {
+                    Message::Answer { target, sdp }
+                }
+            }
+            SpaceKind::IceCandidate => {
+                let target = tags.pubkey("p")?;
+                let plain = self.open(event, &target)?.ok_or(ProtocolError::NotForUs)?;
+                Message::Ice {
+                    target,
+                    candidate: parse_ice(&plain)?,
+                }
+            }
+            SpaceKind::Speech => {
+                let target = tags.target(space)?;
+                // An explicit marker wins; a draft-literal event names its author in `p` when
+                // it is a request, and someone else when it is a proposal.
+                let request = match tags.value("speech") {
+                    Some("request") => true,
+                    Some("propose") => false,
+                    Some(other) => {
+                        return Err(ProtocolError::MalformedTag {
+                            tag: "speech",
+                            reason: format!("{other:?} is neither request nor propose"),
+                        });
+                    }
+                    None => target == author,
+                };
+                if request {
+                    if target != author {
+                        return Err(ProtocolError::MalformedTag {
+                            tag: "p",
+                            reason: "a speech request must name its author".into(),
+                        });
+                    }
+                    Message::RequestSpeech
+                } else {
+                    Message::ProposeSpeech {
+                        target,
+                        note: event.content.clone(),
+                    }
+                }
+            }
+            SpaceKind::Nip53Room => Message::Room(parse_room(tags)),
+            SpaceKind::Nip53Presence => Message::Presence(Presence {
+                hand_raised: tags.flag("hand"),
+                muted: tags.flag("muted"),
+                publishing: tags.flag("publishing"),
+                on_stage: tags.flag("onstage"),
+                leaving: tags.has("leaving"),
+            }),
+            SpaceKind::Nip53Chat => Message::Chat {
+                text: event.content.clone(),
+            },
+            SpaceKind::Reaction => Message::Reaction {
+                content: event.content.clone(),
+                target: tags.optional_pubkey("p")?,
+            },
+            SpaceKind::Nip53Admin => {
+                let action = match tags.value("action") {
+                    Some(a) if a.eq_ignore_ascii_case("kick") => AdminAction::Kick,
+                    Some(a) if a.eq_ignore_ascii_case("mute") => AdminAction::Mute,
+                    Some(a) => {
+                        return Err(ProtocolError::MalformedTag {
+                            tag: "action",
+                            reason: format!("unknown action {a:?}"),
+                        });
+                    }
+                    None => return Err(ProtocolError::MissingTag("action")),
+                };
+                Message::Admin {
+                    action,
+                    target: tags.pubkey("p")?,
+                }
+            }
+        })
+    }
+
+    /// The plaintext of a private payload: as is from peers following the draft literally
+    /// (JSON in clear), decrypted when addressed to our reader, `None` when it is not ours.
+    fn open(&self, event: &Event, recipient: &PublicKey) -> Result<Option<String>, ProtocolError> {
+        if event.content.trim_start().starts_with('{') {
+            return Ok(Some(event.content.clone()));
+        }
+        match &self.reader {
+            Some(keys) if keys.public_key() == *recipient => {
+                nip44::decrypt(keys.secret_key(), &event.pubkey, &event.content)
+                    .map(Some)
+                    .map_err(|e| ProtocolError::Decryption(e.to_string()))
+            }
+            // The sender can read what it sent: decrypt with the recipient's key as peer.
+            Some(keys) if keys.public_key() == event.pubkey => {
+                nip44::decrypt(keys.secret_key(), recipient, &event.content)
+                    .map(Some)
+                    .map_err(|e| ProtocolError::Decryption(e.to_string()))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Tag lookups over one event.
+struct Tags<'a>(&'a Event);
+
+impl<'a> Tags<'a> {
+    fn iter(&self, name: &'a str) -> impl Iterator<Item = &'a [String]> + 'a {
+        self.0
+            .tags
+            .iter()
+            .map(|t| t.as_slice())
+            .filter(move |t| t.first().is_some_and(|n| n == name))
+    }
+
+    fn value(&self, name: &'a str) -> Option<&'a str> {
+        self.iter(name)
+            .next()
+            .and_then(|t| t.get(1))
+            .map(String::as_str)
+    }
+
+    fn has(&self, name: &'a str) -> bool {
+        self.iter(name).next().is_some()
+    }
+
+    fn flag(&self, name: &'a str) -> bool {
+        self.value(name) == Some("1")
+    }
+
+    fn required(&self, name: &'static str) -> Result<&'a str, ProtocolError> {
+        self.value(name).ok_or(ProtocolError::MissingTag(name))
+    }
+
+    fn pubkey(&self, name: &'static str) -> Result<PublicKey, ProtocolError> {
+        let hex = self.required(name)?;
+        PublicKey::from_hex(hex).map_err(|_| ProtocolError::MalformedTag {
+            tag: name,
+            reason: format!("{hex:?} is not a public key"),
+        })
+    }
+
+    fn optional_pubkey(&self, name: &'static str) -> Result<Option<PublicKey>, ProtocolError> {
+        self.value(name).map(|_| self.pubkey(name)).transpose()
+    }
+
+    /// The `p` target of a role or speech event, checked against its `d` tag.
+    fn target(&self, space: &SpaceRef) -> Result<PublicKey, ProtocolError> {
+        let target = self.pubkey("p")?;
+        self.check_d(space, &[&target])?;
+        Ok(target)
+    }
+
+    /// A `d` tag, when present, must be exactly `id||host||keys…` (the draft's layout).
+    fn check_d(&self, space: &SpaceRef, keys: &[&PublicKey]) -> Result<(), ProtocolError> {
+        match self.value("d") {
+            Some(d) if d != space.d_tag(keys) => Err(ProtocolError::MalformedTag {
+                tag: "d",
+                reason: format!("{d:?} does not name this space and these peers"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn space(&self, event: &Event, kind: SpaceKind) -> Result<SpaceRef, ProtocolError> {
+        match kind {
+            SpaceKind::Nip53Room => SpaceRef::new(self.required("d")?, event.pubkey),
+            SpaceKind::Nip53Presence
+            | SpaceKind::Nip53Chat
+            | SpaceKind::Reaction
+            | SpaceKind::Nip53Admin => {
+                // Other `a` tags may point at non-room events; the first 30312 one is the room.
+                let address = self
+                    .iter("a")
+                    .filter_map(|t| t.get(1))
+                    .find(|a| a.starts_with("30312:"))
+                    .ok_or(ProtocolError::MissingTag("a"))?;
+                SpaceRef::from_room_address(address)
+            }
+            _ => {
+                let host = self.pubkey("h")?;
+                let id = match (self.value("s"), kind) {
+                    (Some(id), _) => id.to_owned(),
+                    // The draft's CREATE_SPACE carries its id only in the content.
+                    (None, SpaceKind::CreateSpace) => create_content(event)?.id,
+                    (None, _) => return Err(ProtocolError::MissingTag("s")),
+                };
+                SpaceRef::new(id, host)
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateContent {
+    id: String,
+    #[serde(default)]
+    name: String,
+    host: CreateHost,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateHost {
+    public_key: String,
+    #[serde(default)]
+    network_metrics: Option<WireMetrics>,
+}
+
+fn bad_json(e: serde_json::Error) -> ProtocolError {
+    ProtocolError::BadContent(e.to_string())
+}
+
+fn create_content(event: &Event) -> Result<CreateContent, ProtocolError> {
+    serde_json::from_str(&event.content).map_err(bad_json)
+}
+
+fn parse_create(event: &Event, space: &SpaceRef) -> Result<SpaceInfo, ProtocolError> {
+    let content = create_content(event)?;
+    if content.id != space.id() {
+        return Err(ProtocolError::BadContent(format!(
+            "content id {:?} differs from the s tag {:?}",
+            content.id,
+            space.id()
+        )));
+    }
+    if content.host.public_key != space.host().to_hex() || event.pubkey != *space.host() {
+        return Err(ProtocolError::BadContent(
+            "the host must sign its own space".into(),
+        ));
+    }
+    let host_metrics = content
+        .host
+        .network_metrics
+        .map(TryInto::try_into)
+        .transpose()?;
+    let cells = Tags(event)
+        .iter("g")
+        .filter_map(|t| t.get(1).cloned())
+        .collect();
+    Ok(SpaceInfo {
+        name: content.name,
+        host_metrics: host_metrics.unwrap_or_default(),
+        cells,
+    })
+}
+
+fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct JoinContent {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        public_key: Option<String>,
+        #[serde(default)]
+        network_metrics: Option<WireMetrics>,
+    }
+    let content: JoinContent = serde_json::from_str(&event.content).map_err(bad_json)?;
+    if content
+        .public_key
+        .is_some_and(|pk| pk != event.pubkey.to_hex())
+    {
+        return Err(ProtocolError::BadContent(
+            "publicKey differs from the signer".into(),
+        ));
+    }
+    Ok(MemberInfo {
+        name: content.name,
+        metrics: content
+            .network_metrics
+            .map(TryInto::try_into)
+            .transpose()?
+            .unwrap_or_default(),
+    })
+}
+
+fn parse_link_role(plain: &str) -> Result<LinkRole, ProtocolError> {
+    #[derive(Deserialize)]
+    struct TypeContent {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let content: TypeContent = serde_json::from_str(plain).map_err(bad_json)?;
+    match content.kind.to_ascii_lowercase().as_str() {
+        "provider" => Ok(LinkRole::Provider),
+        "consumer" => Ok(LinkRole::Consumer),
+        other => Err(ProtocolError::BadContent(format!(
+            "connection type {other:?}"
+        ))),
+    }
+}
+
+fn parse_sdp(plain: &str) -> Result<String, ProtocolError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Sdp {
+        Text(String),
+        Description { sdp: String },
+    }
+    #[derive(Deserialize)]
+    struct SdpContent {
+        sdp: Sdp,
+    }
+    let content: SdpContent = serde_json::from_str(plain).map_err(bad_json)?;
+    Ok(match content.sdp {
+        Sdp::Text(sdp) | Sdp::Description { sdp } => sdp,
+    })
+}
+
+fn parse_ice(plain: &str) -> Result<IceCandidate, ProtocolError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IceContent {
+        Wrapped { ice: IceCandidate },
+        Bare(IceCandidate),
+    }
+    match serde_json::from_str(plain).map_err(bad_json)? {
+        IceContent::Wrapped { ice } | IceContent::Bare(ice) => Ok(ice),
+    }
+}
+
+fn parse_room(tags: &Tags<'_>) -> Room {
+    let title = tags
+        .value("title")
+        .or_else(|| tags.value("room"))
+        .unwrap_or_default();
+    let status = match tags.value("status").map(str::to_ascii_lowercase).as_deref() {
+        Some("ended" | "closed") => RoomStatus::Ended,
+        Some("planned") => RoomStatus::Planned,
+        Some("private") => RoomStatus::Private,
+        _ => RoomStatus::Live,
+    };
+    let transport = if tags.value("transport") == Some(TRANSPORT_TAG_VALUE) {
+        Transport::NostrSpaces
+    } else if let Some(streaming) = tags.value("streaming") {
+        Transport::Moq {
+            streaming: streaming.to_owned(),
+            auth: tags.value("auth").map(str::to_owned),
+        }
+    } else if let Some(service) = tags.value("service").or_else(|| tags.value("endpoint")) {
+        Transport::Service(service.to_owned())
+    } else {
+        Transport::Unknown
+    };
+    let participants = tags
+        .iter("p")
+        .filter_map(|t| {
+            let key = PublicKey::from_hex(t.get(1)?).ok()?;
+            let role = t
+                .get(3)
+                .and_then(|r| Role::from_nip53(r))
+                .unwrap_or(Role::Listener);
+            Some((key, role))
+        })
+        .collect();
+    Room {
+        title: title.to_owned(),
+        summary: tags.value("summary").map(str::to_owned),
+        status,
+        transport,
+        participants,
+        cells: tags.iter("g").filter_map(|t| t.get(1).cloned()).collect(),
+    }
+}

@@ -1,0 +1,645 @@
+//! Round trips per kind, every parse error, draft-literal peers and NIP-53 shapes.
+
+use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, Kind, SecretKey, Tag, Timestamp};
+
+use super::*;
+
+const NOW: u64 = 1_790_000_000;
+
+pub(crate) fn keys(n: u8) -> Keys {
+    let mut bytes = [0u8; 32];
+    bytes[31] = n;
+    bytes[0] = 1;
+    Keys::new(SecretKey::from_slice(&bytes).expect("valid scalar"))
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_secs(NOW)
+}
+
+fn space(host: &Keys) -> SpaceRef {
+    SpaceRef::new("morning-show", host.public_key()).expect("valid id")
+}
+
+fn metrics() -> NetworkMetrics {
+    NetworkMetrics {
+        download_kbps: 20_000,
+        upload_kbps: 5_000,
+        max_audio_outputs: 8,
+        connection: ConnectionType::Wifi,
+    }
+}
+
+/// Every message kind, as (author, message, reader that should see it in full).
+fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
+    let (h, p) = (host.public_key(), peer.public_key());
+    let candidate = IceCandidate {
+        candidate: "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    };
+    let reservation = Reservation {
+        requester: p,
+        confirmer: h,
+        role: Some(LinkRole::Consumer),
+    };
+    vec![
+        (
+            host.clone(),
+            Message::Create(SpaceInfo {
+                name: "Morning show".into(),
+                host_metrics: metrics(),
+                cells: vec!["48.85,-2.34".into()],
+            }),
+            peer.clone(),
+        ),
+        (host.clone(), Message::Close, peer.clone()),
+        (
+            peer.clone(),
+            Message::Join(MemberInfo {
+                name: "Ana".into(),
+                metrics: metrics(),
+            }),
+            host.clone(),
+        ),
+        (peer.clone(), Message::Leave, host.clone()),
+        (
+            peer.clone(),
+            Message::Reserve(reservation.clone()),
+            host.clone(),
+        ),
+        (host.clone(), Message::Confirm(reservation), peer.clone()),
+        (peer.clone(), Message::Drop { target: h }, host.clone()),
+        (host.clone(), Message::Remove { target: p }, peer.clone()),
+        (
+            host.clone(),
+            Message::PromoteSpeaker { target: p },
+            peer.clone(),
+        ),
+        (
+            host.clone(),
+            Message::PromoteCohost { target: p },
+            peer.clone(),
+        ),
+        (host.clone(), Message::Demote { target: p }, peer.clone()),
+        (
+            peer.clone(),
+            Message::Offer {
+                target: h,
+                sdp: "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\n".into(),
+            },
+            host.clone(),
+        ),
+        (
+            host.clone(),
+            Message::Answer {
+                target: p,
+                sdp: "v=0\r\n".into(),
+            },
+            peer.clone(),
+        ),
+        (
+            peer.clone(),
+            Message::Ice {
+                target: h,
+                candidate,
+            },
+            host.clone(),
+        ),
+        (peer.clone(), Message::RequestSpeech, host.clone()),
+        (
+            host.clone(),
+            Message::ProposeSpeech {
+                target: p,
+                note: "come up!".into(),
+            },
+            peer.clone(),
+        ),
+        (
+            host.clone(),
+            Message::Room(Room {
+                title: "Morning show".into(),
+                summary: Some("news".into()),
+                status: RoomStatus::Live,
+                transport: Transport::NostrSpaces,
+                participants: vec![(h, Role::Host), (p, Role::Speaker)],
+                cells: vec!["48.85,-2.34".into()],
+            }),
+            peer.clone(),
+        ),
+        (
+            peer.clone(),
+            Message::Presence(Presence {
+                hand_raised: true,
+                muted: true,
+                publishing: false,
+                on_stage: false,
+                leaving: false,
+            }),
+            host.clone(),
+        ),
+        (
+            peer.clone(),
+            Message::Chat {
+                text: "hello".into(),
+            },
+            host.clone(),
+        ),
+        (
+            peer.clone(),
+            Message::Reaction {
+                content: "🔥".into(),
+                target: Some(h),
+            },
+            host.clone(),
+        ),
+        (
+            host.clone(),
+            Message::Admin {
+                action: AdminAction::Mute,
+                target: p,
+            },
+            peer.clone(),
+        ),
+    ]
+}
+
+#[test]
+fn every_kind_round_trips_through_build_sign_parse() {
+    let (host, peer) = (keys(1), keys(2));
+    let space = space(&host);
+    let messages = every_message(&host, &peer);
+    let mut kinds: Vec<u16> = Vec::new();
+    for (author, message, reader) in messages {
+        let event = EventWriter::new(&author, &space)
+            .build(&message, now())
+            .expect("builds");
+        kinds.push(event.kind.as_u16());
+        let parser = Parser::new(Limits::default(), Some(space.clone()), Some(reader));
+        let parsed = parser
+            .parse(&event, now())
+            .unwrap_or_else(|e| panic!("{}: {e}", message.name()));
+        assert_eq!(parsed.message, message);
+        assert_eq!(parsed.author, author.public_key());
+        assert_eq!(parsed.space, space);
+        assert_eq!(parsed.id, event.id);
+    }
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut all: Vec<u16> = SpaceKind::ALL.iter().map(|k| k.number()).collect();
+    all.sort_unstable();
+    assert_eq!(kinds, all, "every kind is exercised");
+}
+
+#[test]
+fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
+    let (host, peer, other) = (keys(1), keys(2), keys(3));
+    let space = space(&host);
+    let offer = Message::Offer {
+        target: host.public_key(),
+        sdp: "v=0 secret-ip 192.0.2.7".into(),
+    };
+    let event = EventWriter::new(&peer, &space)
+        .build(&offer, now())
+        .unwrap();
+    assert!(
+        !event.content.contains("192.0.2.7"),
+        "SDP must not travel in clear"
+    );
+    let outsider = Parser::new(Limits::default(), Some(space.clone()), Some(other.clone()));
+    assert_eq!(outsider.parse(&event, now()), Err(ProtocolError::NotForUs));
+    // A third party still sees who reserves whom (from tags), not the role.
+    let reserve = Message::Reserve(Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Provider),
+    });
+    let event = EventWriter::new(&peer, &space)
+        .build(&reserve, now())
+        .unwrap();
+    let seen = outsider.parse(&event, now()).unwrap();
+    assert_eq!(
+        seen.message,
+        Message::Reserve(Reservation {
+            requester: peer.public_key(),
+            confirmer: host.public_key(),
+            role: None
+        })
+    );
+    // The sender can read its own payload back (resync from a relay after a restart).
+    let own = Parser::new(Limits::default(), Some(space), Some(peer));
+    assert_eq!(own.parse(&event, now()).unwrap().message, reserve);
+}
+
+fn raw(author: &Keys, kind: u16, content: &str, tags: Vec<Vec<String>>, at: u64) -> Event {
+    EventBuilder::new(Kind::from(kind), content)
+        .tags(tags.into_iter().map(|t| Tag::parse(t).expect("tag")))
+        .custom_created_at(Timestamp::from_secs(at))
+        .finalize(author)
+        .expect("signs")
+}
+
+fn t(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn draft_literal_peers_are_understood() {
+    // Exactly the draft's shapes: plaintext JSON payloads, no speech marker, CREATE without `s`.
+    let (host, peer) = (keys(1), keys(2));
+    let space = space(&host);
+    let (h, p) = (host.public_key().to_hex(), peer.public_key().to_hex());
+    let parser = Parser::new(Limits::default(), Some(space.clone()), Some(host.clone()));
+    let create = raw(
+        &host,
+        1000,
+        &format!(
+            r#"{{"id":"morning-show","name":"Show","host":{{"publicKey":"{h}","networkMetrics":{{"downloadSpeedKbps":1000,"uploadSpeedKbps":500,"maxAudioOutputs":10,"networkConnectionType":"4g"}}}}}}"#
+        ),
+        vec![t(&["webrtc", "spaces"]), t(&["h", &h])],
+        NOW,
+    );
+    let Message::Create(info) = parser.parse(&create, now()).unwrap().message else {
+        panic!("not a create")
+    };
+    assert_eq!(info.host_metrics.connection, ConnectionType::Cellular);
+    assert_eq!(info.host_metrics.upload_kbps, 500);
+    let d = format!("morning-show||{h}||{p}||{h}");
+    let reserve = raw(
+        &peer,
+        31103,
+        r#"{"type":"consumer"}"#,
+        vec![
+            t(&["s", "morning-show"]),
+            t(&["p", &h]),
+            t(&["h", &h]),
+            t(&["webrtc", "spaces"]),
+            t(&["d", &d]),
+        ],
+        NOW,
+    );
+    assert_eq!(
+        parser.parse(&reserve, now()).unwrap().message,
+        Message::Reserve(Reservation {
+            requester: peer.public_key(),
+            confirmer: host.public_key(),
+            role: Some(LinkRole::Consumer)
+        })
+    );
+    let offer = raw(
+        &peer,
+        21102,
+        r#"{"sdp":{"type":"offer","sdp":"v=0"}}"#,
+        vec![t(&["s", "morning-show"]), t(&["p", &h]), t(&["h", &h])],
+        NOW,
+    );
+    assert_eq!(
+        parser.parse(&offer, now()).unwrap().message,
+        Message::Offer {
+            target: host.public_key(),
+            sdp: "v=0".into()
+        }
+    );
+    let ice = raw(
+        &peer,
+        21104,
+        r#"{"candidate":"candidate:1","sdpMid":"0","sdpMLineIndex":0}"#,
+        vec![t(&["s", "morning-show"]), t(&["p", &h]), t(&["h", &h])],
+        NOW,
+    );
+    assert!(matches!(
+        parser.parse(&ice, now()).unwrap().message,
+        Message::Ice { .. }
+    ));
+    let request = raw(
+        &peer,
+        21105,
+        "",
+        vec![
+            t(&["s", "morning-show"]),
+            t(&["p", &p]),
+            t(&["h", &h]),
+            t(&["d", &format!("morning-show||{h}||{p}")]),
+        ],
+        NOW,
+    );
+    assert_eq!(
+        parser.parse(&request, now()).unwrap().message,
+        Message::RequestSpeech
+    );
+    let propose = raw(
+        &host,
+        21105,
+        "",
+        vec![t(&["s", "morning-show"]), t(&["p", &p]), t(&["h", &h])],
+        NOW,
+    );
+    assert!(matches!(
+        parser.parse(&propose, now()).unwrap().message,
+        Message::ProposeSpeech { .. }
+    ));
+}
+
+#[test]
+fn every_malformation_is_a_typed_error() {
+    let (host, peer) = (keys(1), keys(2));
+    let space = space(&host);
+    let h = host.public_key().to_hex();
+    let parser = Parser::new(Limits::default(), Some(space.clone()), Some(host.clone()));
+    let base = || vec![t(&["s", "morning-show"]), t(&["h", &h])];
+    let check = |event: Event, expected: fn(&ProtocolError) -> bool, what: &str| {
+        let err = parser.parse(&event, now()).expect_err(what);
+        assert!(expected(&err), "{what}: got {err:?}");
+    };
+    check(
+        raw(&peer, 1, "", base(), NOW),
+        |e| matches!(e, ProtocolError::UnknownKind(1)),
+        "unknown kind",
+    );
+    check(
+        raw(&peer, 31102, &"x".repeat(70_000), base(), NOW),
+        |e| matches!(e, ProtocolError::ContentTooLarge { .. }),
+        "oversized",
+    );
+    let many: Vec<Vec<String>> = (0..300)
+        .map(|i| t(&["x", &i.to_string()]))
+        .chain(base())
+        .collect();
+    check(
+        raw(&peer, 31102, "", many, NOW),
+        |e| matches!(e, ProtocolError::TooManyTags { .. }),
+        "too many tags",
+    );
+    check(
+        raw(&peer, 31102, "", vec![t(&["h", &h])], NOW),
+        |e| *e == ProtocolError::MissingTag("s"),
+        "no s",
+    );
+    check(
+        raw(&peer, 31102, "", vec![t(&["s", "morning-show"])], NOW),
+        |e| *e == ProtocolError::MissingTag("h"),
+        "no h",
+    );
+    check(
+        raw(
+            &peer,
+            31102,
+            "",
+            vec![t(&["s", "morning-show"]), t(&["h", "zz"])],
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::MalformedTag { tag: "h", .. }),
+        "bad h",
+    );
+    check(
+        raw(&peer, 31107, "", base(), NOW),
+        |e| *e == ProtocolError::MissingTag("p"),
+        "promote without p",
+    );
+    check(
+        raw(
+            &peer,
+            31107,
+            "",
+            [base(), vec![t(&["p", "nothex"])]].concat(),
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::MalformedTag { tag: "p", .. }),
+        "bad p",
+    );
+    check(
+        raw(&peer, 31101, "{not json", base(), NOW),
+        |e| matches!(e, ProtocolError::BadContent(_)),
+        "bad json",
+    );
+    check(
+        raw(
+            &peer,
+            31101,
+            r#"{"networkMetrics":{"uploadSpeedKbps":-5}}"#,
+            base(),
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::BadMetrics(_)),
+        "negative metrics",
+    );
+    check(
+        raw(&peer, 31101, r#"{"publicKey":"00"}"#, base(), NOW),
+        |e| matches!(e, ProtocolError::BadContent(_)),
+        "join naming another key",
+    );
+    check(
+        raw(
+            &peer,
+            31101,
+            "{}",
+            [base(), vec![t(&["d", "other||x||y"])]].concat(),
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::MalformedTag { tag: "d", .. }),
+        "bad d",
+    );
+    check(
+        raw(
+            &peer,
+            31102,
+            "",
+            vec![t(&["s", "evening-show"]), t(&["h", &h])],
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::ForeignSpace { .. }),
+        "foreign space",
+    );
+    let impostor = keys(9).public_key().to_hex();
+    check(
+        raw(
+            &peer,
+            31102,
+            "",
+            vec![t(&["s", "morning-show"]), t(&["h", &impostor])],
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::ForeignSpace { .. }),
+        "same id, other host",
+    );
+    check(
+        raw(&peer, 31102, "", base(), NOW - 8 * 24 * 3600),
+        |e| matches!(e, ProtocolError::TooOld { .. }),
+        "old state",
+    );
+    check(
+        raw(
+            &peer,
+            21104,
+            "{}",
+            [base(), vec![t(&["p", &h])]].concat(),
+            NOW - 121,
+        ),
+        |e| matches!(e, ProtocolError::TooOld { .. }),
+        "old signaling",
+    );
+    check(
+        raw(&peer, 31102, "", base(), NOW + 301),
+        |e| matches!(e, ProtocolError::InFuture { .. }),
+        "future",
+    );
+    check(
+        raw(
+            &peer,
+            21104,
+            "bm90IG5pcDQ0",
+            [base(), vec![t(&["p", &h])]].concat(),
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::Decryption(_)),
+        "garbage ciphertext",
+    );
+    check(
+        raw(
+            &peer,
+            21105,
+            "",
+            [base(), vec![t(&["p", &h]), t(&["speech", "request"])]].concat(),
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::MalformedTag { tag: "p", .. }),
+        "request naming another peer",
+    );
+    check(
+        raw(
+            &peer,
+            4312,
+            "",
+            vec![
+                t(&["a", &space.room_address()]),
+                t(&["p", &h]),
+                t(&["action", "ban"]),
+            ],
+            NOW,
+        ),
+        |e| matches!(e, ProtocolError::MalformedTag { tag: "action", .. }),
+        "unknown admin action",
+    );
+    check(
+        raw(&peer, 10312, "", vec![t(&["a", "30311:abc:d"])], NOW),
+        |e| *e == ProtocolError::MissingTag("a"),
+        "presence for a non-room",
+    );
+    // Tampering after signing breaks the id.
+    let mut tampered = raw(&peer, 31102, "", base(), NOW);
+    tampered.content = "changed".into();
+    check(tampered, |e| *e == ProtocolError::BadSignature, "tampered");
+}
+
+#[test]
+fn space_ids_and_room_addresses_are_validated() {
+    let host = keys(1).public_key();
+    for bad in ["", "a||b", "line\nbreak", &"x".repeat(129)] {
+        assert!(
+            matches!(
+                SpaceRef::new(bad, host),
+                Err(ProtocolError::InvalidSpaceId(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    let space = SpaceRef::new("room-1", host).unwrap();
+    assert_eq!(
+        SpaceRef::from_room_address(&space.room_address()),
+        Ok(space)
+    );
+    for bad in ["30311:aa:b", "30312:nothex:b", "30312", "30312:aa"] {
+        assert!(SpaceRef::from_room_address(bad).is_err(), "{bad}");
+    }
+}
+
+/// Room events as deployed clients write them (tag shapes from the research note, signed
+/// here with throwaway keys): they read as listed spaces marked with their own transport.
+#[test]
+fn nip53_rooms_of_other_clients_read_as_listed_spaces() {
+    let host = keys(5);
+    let speaker = keys(6).public_key().to_hex();
+    let h = host.public_key().to_hex();
+    let discovery = Parser::new(Limits::default(), None, None);
+    let fixtures: serde_json::Value =
+        serde_json::from_str(include_str!("../../../tests/fixtures/nip53-rooms.json")).unwrap();
+    for fixture in fixtures.as_array().unwrap() {
+        let name = fixture["client"].as_str().unwrap();
+        let tags: Vec<Vec<String>> = fixture["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tag| {
+                tag.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .unwrap()
+                            .replace("$HOST", &h)
+                            .replace("$SPEAKER", &speaker)
+                            .replace("$ROOMHOST", &keys(7).public_key().to_hex())
+                    })
+                    .collect()
+            })
+            .collect();
+        let kind = u16::try_from(fixture["kind"].as_u64().unwrap()).unwrap();
+        let event = raw(
+            &host,
+            kind,
+            fixture["content"].as_str().unwrap_or(""),
+            tags,
+            NOW,
+        );
+        let parsed = discovery
+            .parse(&event, now())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let expect = &fixture["expect"];
+        match parsed.message {
+            Message::Room(room) => {
+                assert_eq!(room.title, expect["title"].as_str().unwrap(), "{name}");
+                let status = match room.status {
+                    RoomStatus::Live => "live",
+                    RoomStatus::Ended => "ended",
+                    RoomStatus::Planned => "planned",
+                    RoomStatus::Private => "private",
+                };
+                assert_eq!(status, expect["status"].as_str().unwrap(), "{name}");
+                let transport = match &room.transport {
+                    Transport::Moq { .. } => "moq",
+                    Transport::Service(_) => "service",
+                    Transport::NostrSpaces => "nostr-spaces",
+                    Transport::Unknown => "unknown",
+                };
+                assert_eq!(transport, expect["transport"].as_str().unwrap(), "{name}");
+                let roles: Vec<String> = room
+                    .participants
+                    .iter()
+                    .map(|(_, r)| r.to_nip53().to_owned())
+                    .collect();
+                let expected_roles: Vec<String> = expect["roles"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap().to_owned())
+                    .collect();
+                assert_eq!(roles, expected_roles, "{name}");
+            }
+            Message::Presence(p) => {
+                assert_eq!(p.hand_raised, expect["hand"].as_bool().unwrap(), "{name}");
+                assert_eq!(p.leaving, expect["leaving"].as_bool().unwrap(), "{name}");
+                assert_eq!(
+                    parsed.space.host(),
+                    &keys(7).public_key(),
+                    "{name}: room host from the a tag"
+                );
+            }
+            Message::Admin { action, .. } => assert_eq!(
+                action == AdminAction::Mute,
+                expect["mute"].as_bool().unwrap(),
+                "{name}"
+            ),
+            other => panic!("{name}: unexpected {other:?}"),
+        }
+    }
+}
