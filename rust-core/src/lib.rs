@@ -12,5 +12,6 @@
 pub mod ffi;
 pub mod geo;
 pub mod protocol;
+pub mod space;
 
 uniffi::setup_scaffolding!();

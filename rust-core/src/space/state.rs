@@ -1,0 +1,202 @@
+//! A space as one participant sees it: metadata, members and roles, hands, reservations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use nostr::prelude::{EventId, PublicKey, Timestamp};
+
+use super::seen::Seen;
+use crate::protocol::{
+    MemberInfo, NetworkMetrics, Role, Room, RoomStatus, SpaceInfo, SpaceRef, Transport,
+};
+
+/// Orders conflicting events: `created_at`, then event id as a deterministic tie-break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Clock {
+    /// The event's time.
+    pub created_at: Timestamp,
+    /// Its id.
+    pub id: EventId,
+}
+
+/// A participant present in the space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// Display name.
+    pub name: String,
+    /// Announced metrics (default for NIP-53 clients, which announce none).
+    pub metrics: NetworkMetrics,
+    /// When it joined (its first accepted JOIN or presence).
+    pub joined_at: Timestamp,
+    /// Hand raised (REQUEST_SPEECH or NIP-53 `hand`).
+    pub hand_raised: bool,
+    /// Muted, as its NIP-53 presence says.
+    pub muted: bool,
+}
+
+/// State of a reservation between a requester and a confirmer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// RESERVE seen, no CONFIRM yet.
+    Reserved {
+        /// When.
+        at: Timestamp,
+    },
+    /// CONFIRM seen.
+    Confirmed {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+/// Default number of event ids remembered for duplicate detection.
+pub const SEEN_CAPACITY: usize = 100_000;
+
+/// The state of one space. Change it only through [`Space::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Space {
+    pub(super) me: PublicKey,
+    pub(super) space: SpaceRef,
+    pub(super) info: Option<SpaceInfo>,
+    pub(super) members: BTreeMap<PublicKey, Member>,
+    pub(super) membership: HashMap<PublicKey, Clock>,
+    pub(super) roles: HashMap<PublicKey, (Role, Clock)>,
+    pub(super) removed: BTreeSet<PublicKey>,
+    pub(super) links: BTreeMap<(PublicKey, PublicKey), LinkState>,
+    pub(super) closed: bool,
+    pub(super) seen: Seen,
+}
+
+impl Space {
+    /// The state of `space` as seen by `me`, before any event.
+    pub fn new(space: SpaceRef, me: PublicKey) -> Self {
+        Self {
+            me,
+            space,
+            info: None,
+            members: BTreeMap::new(),
+            membership: HashMap::new(),
+            roles: HashMap::new(),
+            removed: BTreeSet::new(),
+            links: BTreeMap::new(),
+            closed: false,
+            seen: Seen::new(SEEN_CAPACITY),
+        }
+    }
+
+    /// Which space.
+    pub fn space_ref(&self) -> &SpaceRef {
+        &self.space
+    }
+
+    /// Whose view.
+    pub fn me(&self) -> &PublicKey {
+        &self.me
+    }
+
+    /// Metadata from the host's CREATE_SPACE, once seen.
+    pub fn info(&self) -> Option<&SpaceInfo> {
+        self.info.as_ref()
+    }
+
+    /// True once the host closed the space.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Members present, by key.
+    pub fn members(&self) -> &BTreeMap<PublicKey, Member> {
+        &self.members
+    }
+
+    /// A peer's role: the host is always host; others as the latest role event says.
+    pub fn role_of(&self, peer: &PublicKey) -> Role {
+        if peer == self.space.host() {
+            Role::Host
+        } else {
+            self.roles
+                .get(peer)
+                .map_or(Role::Listener, |(role, _)| *role)
+        }
+    }
+
+    /// Was this peer removed?
+    pub fn is_removed(&self, peer: &PublicKey) -> bool {
+        self.removed.contains(peer)
+    }
+
+    /// Members with a raised hand.
+    pub fn raised_hands(&self) -> impl Iterator<Item = &PublicKey> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.hand_raised)
+            .map(|(k, _)| k)
+    }
+
+    /// Reservations and links known to us, keyed by (requester, confirmer).
+    pub fn links(&self) -> &BTreeMap<(PublicKey, PublicKey), LinkState> {
+        &self.links
+    }
+
+    /// The NIP-53 kind 30312 mirror of this space, for the host to publish.
+    pub fn room_record(&self) -> Room {
+        let mut participants = vec![(*self.space.host(), Role::Host)];
+        let mut staff: Vec<(PublicKey, Role)> = self
+            .members
+            .keys()
+            .filter(|k| *k != self.space.host())
+            .map(|k| (*k, self.role_of(k)))
+            .filter(|(_, role)| role.speaks())
+            .collect();
+        staff.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        participants.extend(staff);
+        Room {
+            title: self
+                .info
+                .as_ref()
+                .map(|i| i.name.clone())
+                .unwrap_or_default(),
+            summary: None,
+            status: if self.closed {
+                RoomStatus::Ended
+            } else {
+                RoomStatus::Live
+            },
+            transport: Transport::NostrSpaces,
+            participants,
+            cells: self
+                .info
+                .as_ref()
+                .map(|i| i.cells.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn admit(&mut self, peer: PublicKey, info: MemberInfo, at: Timestamp) -> bool {
+        match self.members.get_mut(&peer) {
+            Some(member) => {
+                member.name = info.name;
+                member.metrics = info.metrics;
+                false
+            }
+            None => {
+                self.members.insert(
+                    peer,
+                    Member {
+                        name: info.name,
+                        metrics: info.metrics,
+                        joined_at: at,
+                        hand_raised: false,
+                        muted: false,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// Forgets a peer's presence, hand and links (leave, removal).
+    pub(super) fn evict(&mut self, peer: &PublicKey) -> bool {
+        self.links.retain(|(a, b), _| a != peer && b != peer);
+        self.members.remove(peer).is_some()
+    }
+}
