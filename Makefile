@@ -8,7 +8,7 @@ BINDINGS    = target/bindings
 LAT        ?= 48.853
 LON        ?= -2.341
 
-.PHONY: help setup build geokey test lint rust-test bindings kotlin-test swift-bindings bench android ios clean
+.PHONY: help setup relay-venv build geokey test lint rust-test bindings kotlin-test bench android ios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -28,7 +28,10 @@ lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-rust-test: ## the Rust unit, property and integration tests
+relay-venv: ## install the independent test relay (PyPI nostr-relay) into .venv-relay
+	./tests/relays/nostr-relay.sh install
+
+rust-test: relay-venv ## the Rust unit, property and integration tests (real relays on loopback)
 	$(CARGO) test --workspace
 
 bindings: ## generate Kotlin and Swift from the built library (UniFFI library mode)
@@ -42,8 +45,8 @@ bindings: ## generate Kotlin and Swift from the built library (UniFFI library mo
 kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on the JVM
 	$(MVN) -B -ntp -f tests/kotlin/pom.xml test
 
-bench: ## criterion benchmarks (optimised build)
-	$(CARGO) bench -p spaces-core
+bench: relay-venv ## benchmarks (optimised build): criterion suites and the relay latency harness
+	$(CARGO) bench --workspace
 
 android: ## Android .so files and Kotlin (needs the Android NDK and cargo-ndk)
 	./android/build-rust.sh

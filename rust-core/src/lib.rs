@@ -12,6 +12,7 @@
 pub mod ffi;
 pub mod geo;
 pub mod protocol;
+pub mod signaling;
 pub mod space;
 
 uniffi::setup_scaffolding!();

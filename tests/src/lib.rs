@@ -1,1 +1,66 @@
-//! Shared helpers for the cross-component test suites live here.
+//! Helpers shared by the cross-component suites: real relays started and stopped by the tests.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the relay to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+fn relay_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("relays/nostr-relay.sh")
+}
+
+/// The independent relay (PyPI `nostr-relay`, Python + SQLite) on 127.0.0.1, stopped on drop.
+/// Its data survives [`PythonRelay::stop`] + [`PythonRelay::restart`].
+pub struct PythonRelay {
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PythonRelay {
+    /// Installs (once) and starts a relay on a free port.
+    pub fn start() -> Self {
+        let status = Command::new(relay_script()).arg("install").status().expect("relay script runs");
+        assert!(status.success(), "installing nostr-relay failed");
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("spaces-nostr-relay-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let relay = Self { port, dir };
+        relay.restart();
+        relay
+    }
+
+    /// `ws://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the relay process (its database stays).
+    pub fn stop(&self) {
+        let _ = Command::new(relay_script()).arg("stop").arg(&self.dir).status();
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart(&self) {
+        let status = Command::new(relay_script())
+            .arg("start")
+            .arg(self.port.to_string())
+            .arg(&self.dir)
+            .status()
+            .expect("relay script runs");
+        assert!(status.success(), "nostr-relay did not start on {}", self.port);
+    }
+}
+
+impl Drop for PythonRelay {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -43,6 +43,25 @@ pub fn room_filter(space: &SpaceRef, since: Option<Timestamp>) -> Filter {
     with_since(filter, since)
 }
 
+/// The host's kind 30312 record of the space.
+pub fn room_record_filter(space: &SpaceRef) -> Filter {
+    Filter::new()
+        .kind(SpaceKind::Nip53Room.kind())
+        .author(*space.host())
+        .identifier(space.id())
+}
+
+/// Everything a participant of `space` follows: public events, its inbox, the NIP-53 side
+/// and the host's room record.
+pub fn session_filters(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp>) -> Vec<Filter> {
+    vec![
+        space_filter(space, since),
+        inbox_filter(space, me, since),
+        room_filter(space, since),
+        room_record_filter(space),
+    ]
+}
+
 /// Spaces to list: our CREATE_SPACE events and every NIP-53 room.
 pub fn discovery_filter(since: Option<Timestamp>) -> [Filter; 2] {
     let ours = Filter::new()

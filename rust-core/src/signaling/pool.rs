@@ -1,0 +1,438 @@
+//! The relay pool: publishes to every relay, delivers each event once, survives relays that
+//! come and go.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use nostr_sdk::prelude::{
+    Client, ClientNotification, Event, Filter, Monitor, MonitorNotification, RelayMessage,
+    RelayStatus, RelayUrl, StreamExt, SubscriptionId, Timestamp,
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+use super::SignalingError;
+
+/// Tuning of a [`RelayPool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// First reconnection delay; grows with consecutive failures (the client caps it).
+    pub retry_interval: Duration,
+    /// How long `connect` waits for a first relay.
+    pub connect_timeout: Duration,
+    /// How long a publish waits for relays' `OK`.
+    pub publish_timeout: Duration,
+    /// Overlap when resubscribing with `since` after a reconnection (clock skew, in-flight).
+    pub resubscribe_overlap: Duration,
+    /// Most undelivered events kept for later.
+    pub outbox_capacity: usize,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            retry_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(5),
+            publish_timeout: Duration::from_secs(5),
+            resubscribe_overlap: Duration::from_secs(30),
+            outbox_capacity: 4_096,
+        }
+    }
+}
+
+/// Something a relay told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// An event, delivered once whichever relays carry it. Its signature was verified by the
+    /// client; the protocol parser checks it again before the state machine sees it.
+    Event {
+        /// The first relay that delivered it.
+        relay: RelayUrl,
+        /// The event.
+        event: Box<Event>,
+    },
+    /// A NOTICE.
+    Notice {
+        /// From.
+        relay: RelayUrl,
+        /// Text.
+        message: String,
+    },
+    /// A relay closed one of our subscriptions (`auth-required:`, `restricted:`, …).
+    Closed {
+        /// From.
+        relay: RelayUrl,
+        /// Which.
+        subscription: SubscriptionId,
+        /// Its reason.
+        message: String,
+    },
+    /// A relay sent all its stored events for a subscription; what follows is live.
+    EndOfStored {
+        /// From.
+        relay: RelayUrl,
+        /// Which.
+        subscription: SubscriptionId,
+    },
+    /// A relay (re)connected; subscriptions were renewed and the outbox flushed.
+    RelayUp(RelayUrl),
+    /// A relay dropped; the client retries with backoff.
+    RelayDown(RelayUrl),
+}
+
+/// Where a published event went.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PublishReport {
+    /// Relays that stored or relayed it.
+    pub accepted: Vec<RelayUrl>,
+    /// Relays that refused or failed, with the reason.
+    pub failed: Vec<(RelayUrl, String)>,
+}
+
+#[derive(Default)]
+struct Shared {
+    subscriptions: HashMap<SubscriptionId, Vec<Filter>>,
+    /// Newest `created_at` received: the `since` of a resubscription.
+    newest: Option<Timestamp>,
+    outbox: VecDeque<Event>,
+    ever_connected: HashSet<RelayUrl>,
+}
+
+/// A pool of relays for one identity.
+pub struct RelayPool {
+    client: Client,
+    options: PoolOptions,
+    shared: Arc<Mutex<Shared>>,
+    pump: JoinHandle<()>,
+}
+
+impl RelayPool {
+    /// Connects to `urls` and returns the pool with the stream of what relays say. Waits
+    /// until one relay is connected, up to `options.connect_timeout`. Events arrive signed:
+    /// the pool holds no key.
+    pub async fn connect(
+        urls: &[String],
+        options: PoolOptions,
+    ) -> Result<(Self, mpsc::Receiver<Incoming>), SignalingError> {
+        if urls.is_empty() {
+            return Err(SignalingError::NoRelays);
+        }
+        let monitor = Monitor::new(1_024);
+        let mut status = monitor.subscribe();
+        let client = Client::builder().monitor(monitor).build();
+        for url in urls {
+            let parsed = RelayUrl::parse(url).map_err(|e| SignalingError::InvalidUrl {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+            client
+                .add_relay(parsed)
+                .retry_interval(options.retry_interval)
+                .await
+                .map_err(|e| SignalingError::Client(e.to_string()))?;
+        }
+        let notifications = client.notifications();
+        client.connect().await;
+        wait_for_first(&mut status, options.connect_timeout, urls).await?;
+
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (tx, rx) = mpsc::channel(4_096);
+        let pump = tokio::spawn(pump(
+            client.clone(),
+            options,
+            Arc::clone(&shared),
+            notifications,
+            status,
+            tx,
+        ));
+        // Relays that connected before the pump started count as connected once.
+        for (url, relay) in client.relays().await {
+            if relay.status() == RelayStatus::Connected {
+                lock(&shared).ever_connected.insert(url);
+            }
+        }
+        Ok((
+            Self {
+                client,
+                options,
+                shared,
+                pump,
+            },
+            rx,
+        ))
+    }
+
+    /// Sends an event to every relay. When no relay takes it for lack of a connection, it
+    /// waits in the outbox and goes out on the next reconnection; relays that refuse it
+    /// (`OK false`) are reported and not retried.
+    pub async fn publish(&self, event: &Event) -> Result<PublishReport, SignalingError> {
+        let report = match tokio::time::timeout(
+            self.options.publish_timeout,
+            self.client.send_event(event).broadcast().into_future(),
+        )
+        .await
+        {
+            Ok(Ok(output)) => PublishReport {
+                accepted: output.success.into_keys().collect(),
+                failed: output.failed.into_iter().collect(),
+            },
+            Ok(Err(e)) => PublishReport {
+                accepted: vec![],
+                failed: vec![(relay_placeholder(), e.to_string())],
+            },
+            Err(_) => PublishReport {
+                accepted: vec![],
+                failed: vec![(relay_placeholder(), "timed out waiting for OK".into())],
+            },
+        };
+        for (relay, reason) in &report.failed {
+            tracing::warn!(%relay, event = %event.id, %reason, "relay did not take our event");
+        }
+        if !report.accepted.is_empty() {
+            return Ok(report);
+        }
+        let rejected: Vec<(String, String)> = report
+            .failed
+            .iter()
+            .filter(|(_, reason)| is_relay_refusal(reason))
+            .map(|(relay, reason)| (relay.to_string(), reason.clone()))
+            .collect();
+        // Refused everywhere: retrying cannot help. Otherwise keep it for a reconnection.
+        let queued = rejected.len() < report.failed.len();
+        if queued {
+            let mut shared = lock(&self.shared);
+            if shared.outbox.len() >= self.options.outbox_capacity {
+                shared.outbox.pop_front();
+            }
+            shared.outbox.push_back(event.clone());
+        }
+        Err(SignalingError::Undelivered {
+            event_id: event.id.to_hex(),
+            rejected,
+            queued,
+        })
+    }
+
+    /// Subscribes every relay to `filters`; kept across reconnections.
+    pub async fn subscribe(&self, filters: Vec<Filter>) -> Result<SubscriptionId, SignalingError> {
+        let id = SubscriptionId::generate();
+        lock(&self.shared)
+            .subscriptions
+            .insert(id.clone(), filters.clone());
+        let output = self
+            .client
+            .subscribe(filters)
+            .with_id(id.clone())
+            .await
+            .map_err(|e| SignalingError::Client(e.to_string()))?;
+        for (relay, reason) in &output.failed {
+            // Renewed when the relay reconnects.
+            tracing::warn!(%relay, %reason, subscription = %id, "subscription not placed yet");
+        }
+        Ok(id)
+    }
+
+    /// Ends a subscription.
+    pub async fn unsubscribe(&self, id: &SubscriptionId) {
+        lock(&self.shared).subscriptions.remove(id);
+        if let Err(e) = self.client.unsubscribe(id).await {
+            tracing::debug!(subscription = %id, error = %e, "unsubscribe failed");
+        }
+    }
+
+    /// Events waiting for a relay.
+    pub fn outbox_len(&self) -> usize {
+        lock(&self.shared).outbox.len()
+    }
+
+    /// Relays currently connected.
+    pub async fn connected(&self) -> Vec<RelayUrl> {
+        self.client
+            .relays()
+            .await
+            .into_iter()
+            .filter(|(_, relay)| relay.status() == RelayStatus::Connected)
+            .map(|(url, _)| url)
+            .collect()
+    }
+
+    /// Disconnects from every relay.
+    pub async fn shutdown(self) {
+        self.pump.abort();
+        self.client.shutdown().await;
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    // The shared maps stay consistent between statements; a panic elsewhere cannot break them.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A client-level failure names no relay.
+fn relay_placeholder() -> RelayUrl {
+    RelayUrl::parse("ws://0.0.0.0").unwrap_or_else(|_| unreachable!("constant URL parses"))
+}
+
+/// NIP-01 machine-readable prefixes of an `OK false` from a relay.
+fn is_relay_refusal(reason: &str) -> bool {
+    const PREFIXES: [&str; 8] = [
+        "blocked:", "invalid:", "pow:", "duplicate:", "restricted:", "rate-limited:", "error:",
+        "auth-required:",
+    ];
+    PREFIXES.iter().any(|p| reason.trim_start().starts_with(p))
+}
+
+async fn wait_for_first(
+    status: &mut broadcast::Receiver<MonitorNotification>,
+    timeout: Duration,
+    urls: &[String],
+) -> Result<(), SignalingError> {
+    let connected = async {
+        loop {
+            match status.recv().await {
+                Ok(MonitorNotification::StatusChanged {
+                    status: RelayStatus::Connected,
+                    ..
+                }) => return true,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, connected).await {
+        Ok(true) => Ok(()),
+        _ => Err(SignalingError::NoRelayReachable {
+            urls: urls.to_vec(),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        }),
+    }
+}
+
+/// Moves relay traffic into the pool's channel and reacts to reconnections.
+async fn pump(
+    client: Client,
+    options: PoolOptions,
+    shared: Arc<Mutex<Shared>>,
+    mut notifications: impl StreamExt<Item = ClientNotification> + Unpin,
+    mut status: broadcast::Receiver<MonitorNotification>,
+    tx: mpsc::Sender<Incoming>,
+) {
+    loop {
+        let incoming = tokio::select! {
+            notification = notifications.next() => match notification {
+                Some(ClientNotification::Event { relay_url, event, .. }) => {
+                    let mut s = lock(&shared);
+                    s.newest = s.newest.max(Some(event.created_at));
+                    Some(Incoming::Event { relay: relay_url, event })
+                }
+                Some(ClientNotification::Message { relay_url, message }) => relay_message(relay_url, *message),
+                Some(ClientNotification::Shutdown) | None => break,
+            },
+            change = status.recv() => match change {
+                Ok(MonitorNotification::StatusChanged { relay_url, status }) => {
+                    on_status(&client, &options, &shared, relay_url, status).await
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "relay status notifications lagged");
+                    None
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        };
+        if let Some(incoming) = incoming {
+            if tx.send(incoming).await.is_err() {
+                break;
+            }
+        }
+    }
+    tracing::debug!("relay pool pump stopped");
+}
+
+fn relay_message(relay: RelayUrl, message: RelayMessage<'static>) -> Option<Incoming> {
+    match message {
+        RelayMessage::Notice(text) => {
+            tracing::warn!(%relay, notice = %text, "relay NOTICE");
+            Some(Incoming::Notice { relay, message: text.into_owned() })
+        }
+        RelayMessage::Closed { subscription_id, message } => {
+            if message.starts_with("auth-required:") {
+                tracing::warn!(%relay, subscription = %subscription_id, %message, "relay requires NIP-42 authentication for this subscription");
+            } else {
+                tracing::warn!(%relay, subscription = %subscription_id, %message, "relay closed a subscription");
+            }
+            Some(Incoming::Closed {
+                relay,
+                subscription: subscription_id.into_owned(),
+                message: message.into_owned(),
+            })
+        }
+        RelayMessage::EndOfStoredEvents(subscription) => Some(Incoming::EndOfStored {
+            relay,
+            subscription: subscription.into_owned(),
+        }),
+        RelayMessage::Auth { challenge } => {
+            tracing::info!(%relay, %challenge, "relay asks for NIP-42 authentication");
+            None
+        }
+        _ => None,
+    }
+}
+
+async fn on_status(
+    client: &Client,
+    options: &PoolOptions,
+    shared: &Mutex<Shared>,
+    relay: RelayUrl,
+    status: RelayStatus,
+) -> Option<Incoming> {
+    match status {
+        RelayStatus::Connected => {
+            let (renew, outbox) = {
+                let mut s = lock(shared);
+                let returning = !s.ever_connected.insert(relay.clone());
+                let since = s.newest.map(|t| {
+                    Timestamp::from_secs(t.as_secs().saturating_sub(options.resubscribe_overlap.as_secs()))
+                });
+                let renew: Vec<(SubscriptionId, Vec<Filter>)> = if returning {
+                    s.subscriptions
+                        .iter()
+                        .map(|(id, filters)| {
+                            let filters = filters.iter().cloned().map(|f| match since {
+                                Some(since) => f.since(since),
+                                None => f,
+                            });
+                            (id.clone(), filters.collect())
+                        })
+                        .collect()
+                } else {
+                    vec![]
+                };
+                (renew, s.outbox.drain(..).collect::<Vec<_>>())
+            };
+            tracing::info!(%relay, renewed = renew.len(), flushed = outbox.len(), "relay connected");
+            for (id, filters) in renew {
+                let target = nostr_sdk::prelude::ReqTarget::single(relay.clone(), filters);
+                if let Err(e) = client.subscribe(target).with_id(id.clone()).await {
+                    tracing::warn!(%relay, subscription = %id, error = %e, "resubscription failed");
+                }
+            }
+            let mut undelivered = Vec::new();
+            for event in outbox {
+                match client.send_event(&event).broadcast().await {
+                    Ok(output) if !output.success.is_empty() => {}
+                    _ => undelivered.push(event),
+                }
+            }
+            if !undelivered.is_empty() {
+                lock(shared).outbox.extend(undelivered);
+            }
+            Some(Incoming::RelayUp(relay))
+        }
+        RelayStatus::Disconnected | RelayStatus::Terminated | RelayStatus::Banned => {
+            tracing::warn!(%relay, %status, "relay connection lost; retrying with backoff");
+            Some(Incoming::RelayDown(relay))
+        }
+        _ => None,
+    }
+}
