@@ -11,6 +11,7 @@
 
 pub mod ffi;
 pub mod geo;
+pub mod media;
 pub mod protocol;
 pub mod signaling;
 pub mod space;

@@ -34,11 +34,27 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 async fn measure(name: &str, url: String) {
-    let space = SpaceRef::new(format!("bench-{name}-{}", Timestamp::now().as_secs()), keys(1).public_key()).expect("valid");
+    let space = SpaceRef::new(
+        format!("bench-{name}-{}", Timestamp::now().as_secs()),
+        keys(1).public_key(),
+    )
+    .expect("valid");
     let (sender, receiver) = (keys(1), keys(2));
-    let (pub_pool, _pub_rx) = RelayPool::connect(&[url.clone()], PoolOptions::default()).await.expect("connects");
-    let (sub_pool, mut rx) = RelayPool::connect(&[url], PoolOptions::default()).await.expect("connects");
-    sub_pool.subscribe(session_filters(&space, &receiver.public_key(), Some(Timestamp::now()))).await.expect("subscribes");
+    let (pub_pool, _pub_rx) =
+        RelayPool::connect(std::slice::from_ref(&url), PoolOptions::default())
+            .await
+            .expect("connects");
+    let (sub_pool, mut rx) = RelayPool::connect(&[url], PoolOptions::default())
+        .await
+        .expect("connects");
+    sub_pool
+        .subscribe(session_filters(
+            &space,
+            &receiver.public_key(),
+            Some(Timestamp::now()),
+        ))
+        .await
+        .expect("subscribes");
     while !matches!(rx.recv().await, Some(Incoming::EndOfStored { .. })) {}
 
     let arrivals: Arc<Mutex<HashMap<EventId, Instant>>> = Arc::default();
@@ -53,11 +69,18 @@ async fn measure(name: &str, url: String) {
     let writer_keys = sender.clone();
     let build = move |n: usize| {
         EventWriter::new(&writer_keys, &space)
-            .build(&Message::Chat { text: format!("message {n}") }, Timestamp::now())
+            .build(
+                &Message::Chat {
+                    text: format!("message {n}"),
+                },
+                Timestamp::now(),
+            )
             .expect("builds")
     };
     // Pre-sign so signing time is not counted.
-    let events: Vec<_> = (0..LATENCY_SAMPLES + THROUGHPUT_EVENTS).map(&build).collect();
+    let events: Vec<_> = (0..LATENCY_SAMPLES + THROUGHPUT_EVENTS)
+        .map(&build)
+        .collect();
 
     let mut sent_at = HashMap::new();
     for event in &events[..LATENCY_SAMPLES] {
@@ -67,7 +90,10 @@ async fn measure(name: &str, url: String) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut latencies: Vec<Duration> = {
         let arrived = arrivals.lock().await;
-        sent_at.iter().filter_map(|(id, t)| arrived.get(id).map(|a| a.duration_since(*t))).collect()
+        sent_at
+            .iter()
+            .filter_map(|(id, t)| arrived.get(id).map(|a| a.duration_since(*t)))
+            .collect()
     };
     latencies.sort();
 
@@ -90,7 +116,10 @@ async fn measure(name: &str, url: String) {
     let ids: Vec<EventId> = batch.iter().map(|e| e.id).collect();
     let last_arrival = loop {
         let arrived = arrivals.lock().await;
-        let got: Vec<Instant> = ids.iter().filter_map(|id| arrived.get(id).copied()).collect();
+        let got: Vec<Instant> = ids
+            .iter()
+            .filter_map(|id| arrived.get(id).copied())
+            .collect();
         if got.len() == ids.len() || Instant::now() > deadline {
             break got.into_iter().max().map(|t| (t, arrived.len()));
         }
@@ -98,8 +127,18 @@ async fn measure(name: &str, url: String) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     collector.abort();
-    let delivered = ids.iter().filter(|id| arrivals.try_lock().map(|a| a.contains_key(*id)).unwrap_or(false)).count();
-    let elapsed = last_arrival.map(|(t, _)| t.duration_since(started)).unwrap_or_default();
+    let delivered = ids
+        .iter()
+        .filter(|id| {
+            arrivals
+                .try_lock()
+                .map(|a| a.contains_key(*id))
+                .unwrap_or(false)
+        })
+        .count();
+    let elapsed = last_arrival
+        .map(|(t, _)| t.duration_since(started))
+        .unwrap_or_default();
     println!(
         "{name:<22} latency p50 {:>7.2} ms  p99 {:>7.2} ms  ({} samples)   sustained {:>7.0} events/s ({delivered}/{} delivered)",
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,

@@ -26,10 +26,14 @@ pub struct PythonRelay {
 impl PythonRelay {
     /// Installs (once) and starts a relay on a free port.
     pub fn start() -> Self {
-        let status = Command::new(relay_script()).arg("install").status().expect("relay script runs");
+        let status = Command::new(relay_script())
+            .arg("install")
+            .status()
+            .expect("relay script runs");
         assert!(status.success(), "installing nostr-relay failed");
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("spaces-nostr-relay-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("spaces-nostr-relay-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let relay = Self { port, dir };
         relay.restart();
@@ -43,7 +47,10 @@ impl PythonRelay {
 
     /// Stops the relay process (its database stays).
     pub fn stop(&self) {
-        let _ = Command::new(relay_script()).arg("stop").arg(&self.dir).status();
+        let _ = Command::new(relay_script())
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
     }
 
     /// Starts it again on the same port and data.
@@ -54,7 +61,11 @@ impl PythonRelay {
             .arg(&self.dir)
             .status()
             .expect("relay script runs");
-        assert!(status.success(), "nostr-relay did not start on {}", self.port);
+        assert!(
+            status.success(),
+            "nostr-relay did not start on {}",
+            self.port
+        );
     }
 }
 

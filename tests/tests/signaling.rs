@@ -36,25 +36,42 @@ struct Participant {
 
 impl Participant {
     async fn join(keys: Keys, space: &SpaceRef, urls: &[String]) -> Self {
-        let options = PoolOptions { retry_interval: Duration::from_millis(500), ..PoolOptions::default() };
+        let options = PoolOptions {
+            retry_interval: Duration::from_millis(500),
+            ..PoolOptions::default()
+        };
         let (pool, mut rx) = RelayPool::connect(urls, options).await.expect("connects");
         let since = Timestamp::from_secs(Timestamp::now().as_secs() - 60);
-        let subscription = pool.subscribe(session_filters(space, &keys.public_key(), Some(since))).await.expect("subscribes");
+        let subscription = pool
+            .subscribe(session_filters(space, &keys.public_key(), Some(since)))
+            .await
+            .expect("subscribes");
         // Live once every connected relay has sent its stored events.
         let mut pending = pool.connected().await.len();
         while pending > 0 {
             match tokio::time::timeout(DELIVERY_BOUND, rx.recv()).await {
-                Ok(Some(Incoming::EndOfStored { subscription: s, .. })) if s == subscription => pending -= 1,
+                Ok(Some(Incoming::EndOfStored {
+                    subscription: s, ..
+                })) if s == subscription => pending -= 1,
                 Ok(Some(_)) => {}
                 other => panic!("no EOSE: {other:?}"),
             }
         }
         let parser = Parser::new(Limits::default(), Some(space.clone()), Some(keys.clone()));
-        Self { keys, space: space.clone(), pool, rx, parser, held: HashMap::new() }
+        Self {
+            keys,
+            space: space.clone(),
+            pool,
+            rx,
+            parser,
+            held: HashMap::new(),
+        }
     }
 
     async fn send(&self, message: &Message) -> Result<EventId, SignalingError> {
-        let event = EventWriter::new(&self.keys, &self.space).build(message, Timestamp::now()).expect("builds");
+        let event = EventWriter::new(&self.keys, &self.space)
+            .build(message, Timestamp::now())
+            .expect("builds");
         self.pool.publish(&event).await.map(|_| event.id)
     }
 
@@ -78,32 +95,129 @@ impl Participant {
 }
 
 fn space() -> SpaceRef {
-    SpaceRef::new(format!("relay-test-{}", Timestamp::now().as_secs()), keys(1).public_key()).expect("valid")
+    SpaceRef::new(
+        format!("relay-test-{}", Timestamp::now().as_secs()),
+        keys(1).public_key(),
+    )
+    .expect("valid")
 }
 
 /// Every kind, as (sender is host?, message).
 fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
     let (h, p) = (host.public_key(), peer.public_key());
-    let metrics = NetworkMetrics { download_kbps: 30_000, upload_kbps: 8_000, max_audio_outputs: 6, connection: ConnectionType::Wifi };
-    let candidate = IceCandidate { candidate: "candidate:1 1 udp 1 198.51.100.4 4000 typ host".into(), sdp_mid: Some("0".into()), sdp_m_line_index: Some(0) };
+    let metrics = NetworkMetrics {
+        download_kbps: 30_000,
+        upload_kbps: 8_000,
+        max_audio_outputs: 6,
+        connection: ConnectionType::Wifi,
+    };
+    let candidate = IceCandidate {
+        candidate: "candidate:1 1 udp 1 198.51.100.4 4000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    };
     vec![
-        (true, Message::Create(SpaceInfo { name: "Relay test".into(), host_metrics: metrics, cells: vec![] })),
-        (false, Message::Join(MemberInfo { name: "peer".into(), metrics })),
-        (false, Message::Reserve(Reservation { requester: p, confirmer: h, role: Some(LinkRole::Consumer) })),
-        (true, Message::Confirm(Reservation { requester: p, confirmer: h, role: Some(LinkRole::Consumer) })),
-        (false, Message::Offer { target: h, sdp: "v=0\r\nc=IN IP4 198.51.100.4\r\n".into() }),
-        (true, Message::Answer { target: p, sdp: "v=0\r\n".into() }),
-        (false, Message::Ice { target: h, candidate }),
+        (
+            true,
+            Message::Create(SpaceInfo {
+                name: "Relay test".into(),
+                host_metrics: metrics,
+                cells: vec![],
+            }),
+        ),
+        (
+            false,
+            Message::Join(MemberInfo {
+                name: "peer".into(),
+                metrics,
+            }),
+        ),
+        (
+            false,
+            Message::Reserve(Reservation {
+                requester: p,
+                confirmer: h,
+                role: Some(LinkRole::Consumer),
+            }),
+        ),
+        (
+            true,
+            Message::Confirm(Reservation {
+                requester: p,
+                confirmer: h,
+                role: Some(LinkRole::Consumer),
+            }),
+        ),
+        (
+            false,
+            Message::Offer {
+                target: h,
+                sdp: "v=0\r\nc=IN IP4 198.51.100.4\r\n".into(),
+            },
+        ),
+        (
+            true,
+            Message::Answer {
+                target: p,
+                sdp: "v=0\r\n".into(),
+            },
+        ),
+        (
+            false,
+            Message::Ice {
+                target: h,
+                candidate,
+            },
+        ),
         (false, Message::RequestSpeech),
-        (true, Message::ProposeSpeech { target: p, note: "please".into() }),
+        (
+            true,
+            Message::ProposeSpeech {
+                target: p,
+                note: "please".into(),
+            },
+        ),
         (true, Message::PromoteSpeaker { target: p }),
         (true, Message::PromoteCohost { target: p }),
         (true, Message::Demote { target: p }),
-        (false, Message::Presence(Presence { hand_raised: true, ..Presence::default() })),
-        (false, Message::Chat { text: "hello".into() }),
-        (false, Message::Reaction { content: "🎉".into(), target: Some(h) }),
-        (true, Message::Admin { action: AdminAction::Mute, target: p }),
-        (true, Message::Room(Room { title: "Relay test".into(), summary: None, status: RoomStatus::Live, transport: Transport::NostrSpaces, participants: vec![(h, Role::Host)], cells: vec![] })),
+        (
+            false,
+            Message::Presence(Presence {
+                hand_raised: true,
+                ..Presence::default()
+            }),
+        ),
+        (
+            false,
+            Message::Chat {
+                text: "hello".into(),
+            },
+        ),
+        (
+            false,
+            Message::Reaction {
+                content: "🎉".into(),
+                target: Some(h),
+            },
+        ),
+        (
+            true,
+            Message::Admin {
+                action: AdminAction::Mute,
+                target: p,
+            },
+        ),
+        (
+            true,
+            Message::Room(Room {
+                title: "Relay test".into(),
+                summary: None,
+                status: RoomStatus::Live,
+                transport: Transport::NostrSpaces,
+                participants: vec![(h, Role::Host)],
+                cells: vec![],
+            }),
+        ),
         (false, Message::Drop { target: h }),
         (true, Message::Remove { target: p }),
         (false, Message::Leave),
@@ -117,10 +231,22 @@ async fn exchange_every_kind(urls: Vec<String>) {
     let mut host = Participant::join(host_keys.clone(), &space, &urls).await;
     let mut peer = Participant::join(peer_keys.clone(), &space, &urls).await;
     for (from_host, message) in every_kind(&host_keys, &peer_keys) {
-        let (sender, receiver) = if from_host { (&host, &mut peer) } else { (&peer, &mut host) };
-        let id = sender.send(&message).await.unwrap_or_else(|e| panic!("{}: {e}", message.name()));
+        let (sender, receiver) = if from_host {
+            (&host, &mut peer)
+        } else {
+            (&peer, &mut host)
+        };
+        let id = sender
+            .send(&message)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", message.name()));
         let received = receiver.receive(id).await;
-        assert_eq!(received, message, "{} did not arrive intact", message.name());
+        assert_eq!(
+            received,
+            message,
+            "{} did not arrive intact",
+            message.name()
+        );
     }
     host.pool.shutdown().await;
     peer.pool.shutdown().await;
@@ -146,12 +272,25 @@ async fn losing_one_of_two_relays_loses_nothing() {
     let space = space();
     let host = Participant::join(keys(1), &space, &urls).await;
     let mut peer = Participant::join(keys(2), &space, &urls).await;
-    let before = host.send(&Message::Chat { text: "before".into() }).await.expect("published");
-    assert_eq!(peer.receive(before).await, Message::Chat { text: "before".into() });
+    let before = host
+        .send(&Message::Chat {
+            text: "before".into(),
+        })
+        .await
+        .expect("published");
+    assert_eq!(
+        peer.receive(before).await,
+        Message::Chat {
+            text: "before".into()
+        }
+    );
     first.shutdown();
     for n in 0..10 {
         let text = format!("after {n}");
-        let id = host.send(&Message::Chat { text: text.clone() }).await.expect("the second relay takes it");
+        let id = host
+            .send(&Message::Chat { text: text.clone() })
+            .await
+            .expect("the second relay takes it");
         assert_eq!(peer.receive(id).await, Message::Chat { text });
     }
 }
@@ -167,9 +306,15 @@ async fn all_relays_gone_then_one_back_resumes_without_loss() {
     // Published while no relay is up: reported, and kept for later.
     let mut sent = Vec::new();
     for n in 0..5 {
-        let message = Message::Chat { text: format!("offline {n}") };
+        let message = Message::Chat {
+            text: format!("offline {n}"),
+        };
         match host.send(&message).await {
-            Err(SignalingError::Undelivered { queued: true, event_id, .. }) => sent.push((EventId::from_hex(&event_id).expect("hex id"), message)),
+            Err(SignalingError::Undelivered {
+                queued: true,
+                event_id,
+                ..
+            }) => sent.push((EventId::from_hex(&event_id).expect("hex id"), message)),
             other => panic!("expected a queued, undelivered event, got {other:?}"),
         }
     }
@@ -184,12 +329,21 @@ async fn all_relays_gone_then_one_back_resumes_without_loss() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_relay_url_is_a_clear_error() {
     let port = spaces_tests::free_port();
-    let options = PoolOptions { connect_timeout: Duration::from_millis(500), ..PoolOptions::default() };
+    let options = PoolOptions {
+        connect_timeout: Duration::from_millis(500),
+        ..PoolOptions::default()
+    };
     match RelayPool::connect(&[format!("ws://127.0.0.1:{port}")], options).await {
         Err(SignalingError::NoRelayReachable { urls, .. }) => assert_eq!(urls.len(), 1),
         Err(other) => panic!("wrong error {other}"),
         Ok(_) => panic!("connected to nothing"),
     }
-    assert!(matches!(RelayPool::connect(&["http://x".into()], PoolOptions::default()).await, Err(SignalingError::InvalidUrl { .. })));
-    assert!(matches!(RelayPool::connect(&[], PoolOptions::default()).await, Err(SignalingError::NoRelays)));
+    assert!(matches!(
+        RelayPool::connect(&["http://x".into()], PoolOptions::default()).await,
+        Err(SignalingError::InvalidUrl { .. })
+    ));
+    assert!(matches!(
+        RelayPool::connect(&[], PoolOptions::default()).await,
+        Err(SignalingError::NoRelays)
+    ));
 }

@@ -44,7 +44,13 @@ impl EmbeddedRelay {
 
     /// Its TCP port.
     pub fn port(&self) -> Option<u16> {
-        self.url.as_str().rsplit(':').next()?.trim_end_matches('/').parse().ok()
+        self.url
+            .as_str()
+            .rsplit(':')
+            .next()?
+            .trim_end_matches('/')
+            .parse()
+            .ok()
     }
 
     /// Stops it; clients see the connection drop.

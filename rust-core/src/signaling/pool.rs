@@ -277,7 +277,13 @@ fn relay_placeholder() -> RelayUrl {
 /// NIP-01 machine-readable prefixes of an `OK false` from a relay.
 fn is_relay_refusal(reason: &str) -> bool {
     const PREFIXES: [&str; 8] = [
-        "blocked:", "invalid:", "pow:", "duplicate:", "restricted:", "rate-limited:", "error:",
+        "blocked:",
+        "invalid:",
+        "pow:",
+        "duplicate:",
+        "restricted:",
+        "rate-limited:",
+        "error:",
         "auth-required:",
     ];
     PREFIXES.iter().any(|p| reason.trim_start().starts_with(p))
@@ -340,10 +346,10 @@ async fn pump(
                 Err(broadcast::error::RecvError::Closed) => break,
             },
         };
-        if let Some(incoming) = incoming {
-            if tx.send(incoming).await.is_err() {
-                break;
-            }
+        if let Some(incoming) = incoming
+            && tx.send(incoming).await.is_err()
+        {
+            break;
         }
     }
     tracing::debug!("relay pool pump stopped");
@@ -353,9 +359,15 @@ fn relay_message(relay: RelayUrl, message: RelayMessage<'static>) -> Option<Inco
     match message {
         RelayMessage::Notice(text) => {
             tracing::warn!(%relay, notice = %text, "relay NOTICE");
-            Some(Incoming::Notice { relay, message: text.into_owned() })
+            Some(Incoming::Notice {
+                relay,
+                message: text.into_owned(),
+            })
         }
-        RelayMessage::Closed { subscription_id, message } => {
+        RelayMessage::Closed {
+            subscription_id,
+            message,
+        } => {
             if message.starts_with("auth-required:") {
                 tracing::warn!(%relay, subscription = %subscription_id, %message, "relay requires NIP-42 authentication for this subscription");
             } else {
@@ -392,7 +404,10 @@ async fn on_status(
                 let mut s = lock(shared);
                 let returning = !s.ever_connected.insert(relay.clone());
                 let since = s.newest.map(|t| {
-                    Timestamp::from_secs(t.as_secs().saturating_sub(options.resubscribe_overlap.as_secs()))
+                    Timestamp::from_secs(
+                        t.as_secs()
+                            .saturating_sub(options.resubscribe_overlap.as_secs()),
+                    )
                 });
                 let renew: Vec<(SubscriptionId, Vec<Filter>)> = if returning {
                     s.subscriptions
