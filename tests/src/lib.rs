@@ -1,4 +1,7 @@
-//! Helpers shared by the cross-component suites: real relays started and stopped by the tests.
+//! Helpers shared by the cross-component suites: real relays started and stopped by the
+//! tests, and real WebRTC links on loopback.
+
+pub mod rtc_harness;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

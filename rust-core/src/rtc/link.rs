@@ -1,0 +1,424 @@
+//! A WebRTC link to one peer: audio-only (Opus), offer/answer, trickle ICE, state events,
+//! fast stall detection, ICE restart.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use ::rtc::media_stream::MediaStreamTrack;
+use ::rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use ::rtc::rtp;
+use ::rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::runtime::Runtime;
+
+use super::stall::{StallChange, StallDetector};
+use super::{LinkConfig, RtcError};
+use crate::protocol::IceCandidate;
+
+/// What a link reports to its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// A local ICE candidate to send to the peer (trickle ICE).
+    LocalCandidate(IceCandidate),
+    /// The connection state changed.
+    State(LinkState),
+    /// No packet for the stall window: switch to a backup now.
+    Stalled,
+    /// Packets flow again after a stall.
+    Resumed,
+}
+
+/// Connection state, simplified from the W3C states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// ICE/DTLS in progress.
+    Connecting,
+    /// Media can flow.
+    Connected,
+    /// Lost; ICE may still recover.
+    Disconnected,
+    /// Gave up.
+    Failed,
+    /// Closed by either side.
+    Closed,
+}
+
+/// Receives every RTP packet a link delivers, on the link's receive task. Must not block:
+/// forwarding and the jitter buffer both take microseconds.
+pub trait RtpSink: Send + Sync {
+    /// A packet from the peer behind link `label`.
+    fn on_rtp(&self, label: &str, packet: &rtp::Packet);
+}
+
+/// Counters of a link.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// RTP packets received.
+    pub received: AtomicU64,
+    /// RTP packets sent.
+    pub sent: AtomicU64,
+}
+
+fn runtime() -> Result<Arc<dyn Runtime>, RtcError> {
+    static RUNTIME: OnceLock<Option<Arc<dyn Runtime>>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(webrtc::runtime::default_runtime)
+        .clone()
+        .ok_or_else(|| RtcError::WebRtc("no async runtime".into()))
+}
+
+/// The Opus codec every link negotiates (stereo signalling per RFC 7587, mono content).
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// A link to one peer.
+pub struct PeerLink {
+    label: String,
+    pc: Arc<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: Mutex<Option<u8>>,
+    /// Remote candidates that arrived before the remote description (relays do not keep
+    /// order between the SDP and trickled candidates).
+    early_candidates: Mutex<Option<Vec<IceCandidate>>>,
+    sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
+    counters: Arc<LinkCounters>,
+    watchdog: tokio::task::JoinHandle<()>,
+}
+
+struct Handler {
+    label: String,
+    events: mpsc::UnboundedSender<LinkEvent>,
+    sink: Arc<dyn RtpSink>,
+    stall: Arc<Mutex<StallDetector>>,
+    epoch: Instant,
+    counters: Arc<LinkCounters>,
+}
+
+impl Handler {
+    fn stall(&self) -> std::sync::MutexGuard<'_, StallDetector> {
+        self.stall.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.events.send(LinkEvent::LocalCandidate(IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_m_line_index: init.sdp_mline_index,
+                }));
+            }
+            Err(e) => tracing::warn!(link = %self.label, error = %e, "unusable local candidate"),
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let state = match state {
+            RTCPeerConnectionState::Connected => {
+                self.stall().arm(self.epoch.elapsed());
+                LinkState::Connected
+            }
+            RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
+            RTCPeerConnectionState::Failed => LinkState::Failed,
+            RTCPeerConnectionState::Closed => LinkState::Closed,
+            _ => LinkState::Connecting,
+        };
+        tracing::debug!(link = %self.label, ?state, "link state");
+        let _ = self.events.send(LinkEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let (label, sink, stall, events, epoch, counters) = (
+            self.label.clone(),
+            Arc::clone(&self.sink),
+            Arc::clone(&self.stall),
+            self.events.clone(),
+            self.epoch,
+            Arc::clone(&self.counters),
+        );
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                    let change = stall
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .activity(epoch.elapsed());
+                    if change == Some(StallChange::Resumed) {
+                        let _ = events.send(LinkEvent::Resumed);
+                    }
+                    sink.on_rtp(&label, &packet);
+                }
+            }
+        });
+    }
+}
+
+impl PeerLink {
+    /// Creates a link named `label` (the peer's key, for logs). Received RTP goes to `sink`;
+    /// events to the returned receiver.
+    pub async fn new(
+        label: impl Into<String>,
+        config: &LinkConfig,
+        sink: Arc<dyn RtpSink>,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<LinkEvent>), RtcError> {
+        let label = label.into();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut media = MediaEngine::default();
+        media.register_default_codecs()?;
+        let ice_servers = config
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect();
+        let policy = if config.relay_only {
+            RTCIceTransportPolicy::Relay
+        } else {
+            RTCIceTransportPolicy::All
+        };
+        let configuration = RTCConfigurationBuilder::new()
+            .with_ice_servers(ice_servers)
+            .with_ice_transport_policy(policy)
+            .build();
+        let counters = Arc::new(LinkCounters::default());
+        let stall = Arc::new(Mutex::new(StallDetector::new(config.stall_window)));
+        let handler = Arc::new(Handler {
+            label: label.clone(),
+            events: events_tx.clone(),
+            sink,
+            stall: Arc::clone(&stall),
+            epoch: Instant::now(),
+            counters: Arc::clone(&counters),
+        });
+        let epoch = handler.epoch;
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(configuration)
+            .with_media_engine(media)
+            .with_handler(handler)
+            .with_runtime(runtime()?)
+            .with_udp_addrs(config.bind.clone())
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let ssrc: u32 = rand_ssrc();
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            format!("spaces-{label}"),
+            "audio".to_owned(),
+            "audio".to_owned(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: opus_codec(),
+                ..Default::default()
+            }],
+        )));
+        let sender = pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await?;
+        let watchdog = tokio::spawn(watch(stall, config.stall_window, epoch, events_tx));
+        Ok((
+            Self {
+                label,
+                pc,
+                track,
+                ssrc,
+                payload_type: Mutex::new(None),
+                early_candidates: Mutex::new(Some(Vec::new())),
+                sender,
+                counters,
+                watchdog,
+            },
+            events_rx,
+        ))
+    }
+
+    /// The peer this link goes to.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Creates and applies a local offer; returns its SDP for signaling.
+    pub async fn create_offer(&self) -> Result<String, RtcError> {
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer.clone()).await?;
+        Ok(offer.sdp)
+    }
+
+    /// Applies a remote offer and returns the local answer's SDP.
+    pub async fn accept_offer(&self, sdp: String) -> Result<String, RtcError> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
+        self.flush_early_candidates().await;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer.clone()).await?;
+        Ok(answer.sdp)
+    }
+
+    /// Applies the remote answer to our offer.
+    pub async fn accept_answer(&self, sdp: String) -> Result<(), RtcError> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(sdp)?)
+            .await?;
+        self.flush_early_candidates().await;
+        Ok(())
+    }
+
+    /// Adds a trickled remote candidate; one that arrives before the remote description is
+    /// kept and applied with it.
+    pub async fn add_remote_candidate(&self, candidate: IceCandidate) -> Result<(), RtcError> {
+        {
+            let mut early = self
+                .early_candidates
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(waiting) = early.as_mut() {
+                waiting.push(candidate);
+                return Ok(());
+            }
+        }
+        self.apply_candidate(candidate).await
+    }
+
+    async fn flush_early_candidates(&self) {
+        let waiting = self
+            .early_candidates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
+        for candidate in waiting {
+            if let Err(e) = self.apply_candidate(candidate).await {
+                tracing::debug!(link = %self.label, error = %e, "early candidate refused");
+            }
+        }
+    }
+
+    async fn apply_candidate(&self, candidate: IceCandidate) -> Result<(), RtcError> {
+        self.pc
+            .add_ice_candidate(RTCIceCandidateInit {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_mline_index: candidate.sdp_m_line_index,
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Restarts ICE after a network change and returns the new offer to signal.
+    pub async fn restart_ice(&self) -> Result<String, RtcError> {
+        self.pc.restart_ice().await?;
+        self.create_offer().await
+    }
+
+    /// Sends one RTP packet to the peer, keeping its sequence number, timestamp and payload;
+    /// only the SSRC and payload type become this link's.
+    pub async fn send(&self, mut packet: rtp::Packet) -> Result<(), RtcError> {
+        packet.header.ssrc = self.ssrc;
+        packet.header.payload_type = self.payload_type().await?;
+        self.track.write_rtp(packet).await?;
+        self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Packet counters.
+    pub fn counters(&self) -> &LinkCounters {
+        &self.counters
+    }
+
+    /// Closes the link.
+    pub async fn close(&self) {
+        self.watchdog.abort();
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(link = %self.label, error = %e, "close");
+        }
+    }
+
+    async fn payload_type(&self) -> Result<u8, RtcError> {
+        if let Some(pt) = *self
+            .payload_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Ok(pt);
+        }
+        let parameters = self.sender.get_parameters().await?;
+        let pt = parameters
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+            .ok_or(RtcError::NotNegotiated)?;
+        *self
+            .payload_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(pt);
+        Ok(pt)
+    }
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        self.watchdog.abort();
+    }
+}
+
+/// Checks the stall detector four times per window.
+async fn watch(
+    stall: Arc<Mutex<StallDetector>>,
+    window: Duration,
+    epoch: Instant,
+    events: mpsc::UnboundedSender<LinkEvent>,
+) {
+    let mut ticker = tokio::time::interval((window / 4).max(Duration::from_millis(5)));
+    loop {
+        ticker.tick().await;
+        let change = stall
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(epoch.elapsed());
+        if change == Some(StallChange::Stalled) && events.send(LinkEvent::Stalled).is_err() {
+            return;
+        }
+    }
+}
+
+/// A random SSRC (RFC 3550 §8: chosen at random).
+fn rand_ssrc() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish() as u32
+}

@@ -1,0 +1,19 @@
+//! WebRTC links between participants (webrtc-rs), and forwarding of RTP to children without
+//! decoding.
+//!
+//! A relaying listener receives its parent's RTP on one link and writes the same payload,
+//! sequence number and timestamp to each child's link: no decode, no encode, so a hop costs
+//! network time only.
+
+mod config;
+mod error;
+mod forward;
+mod link;
+mod stall;
+
+pub use ::rtc::rtp::{Header as RtpHeader, Packet as RtpPacket};
+pub use config::{IceServer, LinkConfig};
+pub use error::RtcError;
+pub use forward::Forwarder;
+pub use link::{LinkCounters, LinkEvent, LinkState, PeerLink, RtpSink};
+pub use stall::{StallChange, StallDetector};

@@ -1,0 +1,193 @@
+//! Real WebRTC links on loopback, negotiated in-process (the relay path is tested apart):
+//! nodes that send a tone, forward to children and record what they receive.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use spaces_core::media::{
+    CodecSettings, Decoder, Encoder, FRAME_SAMPLES, RTP_TICKS_PER_FRAME,
+    device::{AudioSource, ToneSource},
+};
+use spaces_core::rtc::{
+    Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink, RtpHeader, RtpPacket, RtpSink,
+};
+use tokio::sync::{mpsc, watch};
+
+/// A packet as a node received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// RTP sequence number.
+    pub seq: u16,
+    /// The payload.
+    pub payload: Bytes,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// A participant: forwards what it receives to its children and records it.
+pub struct Node {
+    /// Its name.
+    pub label: String,
+    /// Its children.
+    pub forwarder: Arc<Forwarder>,
+    /// Everything received, in arrival order.
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl RtpSink for Node {
+    fn on_rtp(&self, _link: &str, packet: &RtpPacket) {
+        self.forwarder.forward(packet);
+        if let Ok(mut received) = self.received.lock() {
+            received.push(Received {
+                seq: packet.header.sequence_number,
+                payload: packet.payload.clone(),
+                at: Instant::now(),
+            });
+        }
+    }
+}
+
+impl Node {
+    /// A node with no links yet.
+    pub fn new(label: &str) -> Arc<Self> {
+        Arc::new(Self {
+            label: label.to_owned(),
+            forwarder: Arc::new(Forwarder::new(64)),
+            received: Arc::default(),
+        })
+    }
+
+    /// Packets received so far.
+    pub fn count(&self) -> usize {
+        self.received.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Decodes what arrived (in sequence order, concealing gaps) and returns the share of
+    /// 20 ms frames carrying `freq_hz`, skipping the decoder's first frames.
+    pub fn tone_share(&self, freq_hz: f32) -> f64 {
+        let mut packets = self.received.lock().map(|r| r.clone()).unwrap_or_default();
+        packets.sort_by_key(|p| p.seq);
+        packets.dedup_by_key(|p| p.seq);
+        let mut decoder = Decoder::new().expect("decoder");
+        let mut frame = vec![0i16; FRAME_SAMPLES];
+        let mut hits = 0usize;
+        let mut total = 0usize;
+        for (i, packet) in packets.iter().enumerate() {
+            if decoder.decode(&packet.payload, &mut frame).is_err() {
+                continue;
+            }
+            if i >= 5 {
+                total += 1;
+                hits += usize::from(spaces_core::media::analysis::has_tone(&frame, freq_hz));
+            }
+        }
+        hits as f64 / total.max(1) as f64
+    }
+}
+
+/// One end of a link with its state.
+pub struct End {
+    /// The link.
+    pub link: Arc<PeerLink>,
+    /// Its latest state.
+    pub state: watch::Receiver<LinkState>,
+    /// Stall and resume events.
+    pub alarms: mpsc::UnboundedReceiver<LinkEvent>,
+}
+
+/// Connects `parent` → `child` with a real link (ICE, DTLS, SRTP on loopback) and makes the
+/// parent forward to it. Returns both ends once connected.
+pub async fn connect(parent: &Arc<Node>, child: &Arc<Node>, config: &LinkConfig) -> (End, End) {
+    let (up, up_events) = PeerLink::new(
+        child.label.clone(),
+        config,
+        Arc::clone(parent) as Arc<dyn RtpSink>,
+    )
+    .await
+    .expect("link");
+    let (down, down_events) = PeerLink::new(
+        parent.label.clone(),
+        config,
+        Arc::clone(child) as Arc<dyn RtpSink>,
+    )
+    .await
+    .expect("link");
+    let (up, down) = (Arc::new(up), Arc::new(down));
+    let up_end = pump(up_events, Arc::clone(&down), Arc::clone(&up));
+    let down_end = pump(down_events, Arc::clone(&up), Arc::clone(&down));
+    let offer = up.create_offer().await.expect("offer");
+    let answer = down.accept_offer(offer).await.expect("answer");
+    up.accept_answer(answer).await.expect("applies answer");
+    for end in [&up_end, &down_end] {
+        let mut state = end.state.clone();
+        tokio::time::timeout(
+            Duration::from_secs(15),
+            state.wait_for(|s| *s == LinkState::Connected),
+        )
+        .await
+        .expect("connects in time")
+        .expect("state channel");
+    }
+    parent.forwarder.add(Arc::clone(&up));
+    (up_end, down_end)
+}
+
+/// Routes a link's candidates to the other side and tracks its state.
+fn pump(
+    mut events: mpsc::UnboundedReceiver<LinkEvent>,
+    other: Arc<PeerLink>,
+    own: Arc<PeerLink>,
+) -> End {
+    let (state_tx, state) = watch::channel(LinkState::Connecting);
+    let (alarm_tx, alarms) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                LinkEvent::LocalCandidate(c) => {
+                    let _ = other.add_remote_candidate(c).await;
+                }
+                LinkEvent::State(s) => {
+                    let _ = state_tx.send(s);
+                }
+                alarm => {
+                    let _ = alarm_tx.send(alarm);
+                }
+            }
+        }
+    });
+    End {
+        link: own,
+        state,
+        alarms,
+    }
+}
+
+/// Sends `seconds` of a tone from `node` to its children in real time (20 ms frames).
+pub async fn stream_tone(node: &Node, freq_hz: f32, seconds: u32) {
+    stream_tone_from(node, freq_hz, 0, seconds).await;
+}
+
+/// As [`stream_tone`], numbering frames from `first_frame` (a stream that resumes keeps
+/// counting: SRTP refuses replayed sequence numbers).
+pub async fn stream_tone_from(node: &Node, freq_hz: f32, first_frame: u32, seconds: u32) {
+    let mut encoder = Encoder::new(CodecSettings::default()).expect("encoder");
+    let mut tone = ToneSource::new(freq_hz, 0.5);
+    let mut frame = vec![0i16; FRAME_SAMPLES];
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    for n in first_frame..first_frame + seconds * 50 {
+        ticker.tick().await;
+        let _ = tone.read(&mut frame);
+        let payload = encoder.encode(&frame).expect("encodes");
+        let packet = RtpPacket {
+            header: RtpHeader {
+                version: 2,
+                sequence_number: n as u16,
+                timestamp: n * RTP_TICKS_PER_FRAME,
+                ..RtpHeader::default()
+            },
+            payload: Bytes::from(payload),
+        };
+        node.forwarder.forward(&packet);
+    }
+}
