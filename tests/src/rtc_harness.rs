@@ -94,6 +94,8 @@ pub struct End {
     pub state: watch::Receiver<LinkState>,
     /// Stall and resume events.
     pub alarms: mpsc::UnboundedReceiver<LinkEvent>,
+    /// Every local candidate this end signalled.
+    pub candidates: Arc<Mutex<Vec<String>>>,
 }
 
 /// Connects `parent` → `child` with a real link (ICE, DTLS, SRTP on loopback) and makes the
@@ -141,10 +143,15 @@ fn pump(
 ) -> End {
     let (state_tx, state) = watch::channel(LinkState::Connecting);
     let (alarm_tx, alarms) = mpsc::unbounded_channel();
+    let candidates: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&candidates);
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
                 LinkEvent::LocalCandidate(c) => {
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.push(c.candidate.clone());
+                    }
                     let _ = other.add_remote_candidate(c).await;
                 }
                 LinkEvent::State(s) => {
@@ -160,6 +167,7 @@ fn pump(
         link: own,
         state,
         alarms,
+        candidates,
     }
 }
 
@@ -189,5 +197,40 @@ pub async fn stream_tone_from(node: &Node, freq_hz: f32, first_frame: u32, secon
             payload: Bytes::from(payload),
         };
         node.forwarder.forward(&packet);
+    }
+}
+
+/// Debian's coturn on loopback, stopped on drop.
+pub struct TurnServer {
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl TurnServer {
+    /// Starts coturn on a free port with user `spaces` / `spaces-secret`.
+    pub fn start() -> Self {
+        let port = crate::free_port();
+        let dir = std::env::temp_dir().join(format!("spaces-coturn-{}-{port}", std::process::id()));
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("relays/coturn.sh");
+        let status = std::process::Command::new(&script).arg("start").arg(port.to_string()).arg(&dir).status().expect("coturn script runs");
+        assert!(status.success(), "coturn did not start");
+        Self { port, dir }
+    }
+
+    /// The ICE server entry for it.
+    pub fn ice_server(&self) -> spaces_core::rtc::IceServer {
+        spaces_core::rtc::IceServer {
+            urls: vec![format!("turn:127.0.0.1:{}?transport=udp", self.port)],
+            username: "spaces".into(),
+            credential: "spaces-secret".into(),
+        }
+    }
+}
+
+impl Drop for TurnServer {
+    fn drop(&mut self) {
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("relays/coturn.sh");
+        let _ = std::process::Command::new(script).arg("stop").arg(&self.dir).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

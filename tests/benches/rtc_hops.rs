@@ -1,0 +1,116 @@
+//! WebRTC on loopback: link set-up time, latency added per forwarding hop, CPU per forwarded
+//! child stream. A harness (not criterion): each figure needs real links and real time.
+//!
+//! `cargo bench -p spaces-tests --bench rtc_hops`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use spaces_core::rtc::{LinkConfig, RtpHeader, RtpPacket};
+use spaces_tests::rtc_harness::{Node, connect};
+
+const DEPTH: usize = 6;
+const PACKETS: u32 = 250;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+/// Process CPU time (user + system) from /proc, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command name: utime is the 12th, stime the 13th (0-based 11, 12).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Sends `PACKETS` 80-byte payloads (an Opus-sized packet) every 20 ms; the first 16 bytes
+/// carry the send time in ns since `epoch`.
+async fn send(node: &Node, epoch: Instant) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    for n in 0..PACKETS {
+        ticker.tick().await;
+        let mut payload = vec![0u8; 80];
+        payload[..16].copy_from_slice(&epoch.elapsed().as_nanos().to_be_bytes());
+        let packet = RtpPacket {
+            header: RtpHeader { version: 2, sequence_number: n as u16, timestamp: n * 960, ..RtpHeader::default() },
+            payload: Bytes::from(payload),
+        };
+        node.forwarder.forward(&packet);
+    }
+}
+
+fn latencies_us(node: &Node, epoch: Instant) -> Vec<f64> {
+    let received = node.received.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut out: Vec<f64> = received
+        .iter()
+        .filter_map(|p| {
+            let sent = u128::from_be_bytes(p.payload.get(..16)?.try_into().ok()?);
+            let arrived = p.at.duration_since(epoch).as_nanos();
+            Some(arrived.saturating_sub(sent) as f64 / 1_000.0)
+        })
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let config = LinkConfig::loopback();
+
+    // Link set-up: offer, answer, trickle ICE, DTLS, until both ends are connected.
+    let mut setups = Vec::new();
+    for i in 0..10 {
+        let (a, b) = (Node::new(&format!("setup-a{i}")), Node::new(&format!("setup-b{i}")));
+        let start = Instant::now();
+        let _ends = connect(&a, &b, &config).await;
+        setups.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    setups.sort_by(f64::total_cmp);
+    println!("link set-up (loopback, both ends connected): p50 {:.1} ms, p99 {:.1} ms, n={}", percentile(&setups, 0.5), percentile(&setups, 0.99), setups.len());
+
+    // Latency per hop: a chain host -> 1 -> ... -> DEPTH, each node forwarding unchanged.
+    let nodes: Vec<Arc<Node>> = (0..=DEPTH).map(|i| Node::new(&format!("hop-{i}"))).collect();
+    let mut links = Vec::new();
+    for pair in nodes.windows(2) {
+        links.push(connect(&pair[0], &pair[1], &config).await);
+    }
+    let epoch = Instant::now();
+    send(&nodes[0], epoch).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut p50s = Vec::new();
+    for (depth, node) in nodes.iter().enumerate().skip(1) {
+        let lat = latencies_us(node, epoch);
+        let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+        p50s.push(p50);
+        println!("depth {depth}: latency p50 {p50:.0} µs, p99 {p99:.0} µs ({} packets)", lat.len());
+    }
+    let per_hop = (p50s[DEPTH - 1] - p50s[0]) / (DEPTH - 1) as f64;
+    println!("added per forwarding hop (p50 slope, depth 1 -> {DEPTH}): {per_hop:.0} µs");
+    drop(links);
+
+    // CPU per forwarded child stream: one parent, 0 then 10 children, same traffic.
+    let mut cpu = Vec::new();
+    for children in [0usize, 10] {
+        let parent = Node::new(&format!("cpu-parent-{children}"));
+        let kids: Vec<Arc<Node>> = (0..children).map(|i| Node::new(&format!("cpu-{children}-{i}"))).collect();
+        let mut ends = Vec::new();
+        for kid in &kids {
+            ends.push(connect(&parent, kid, &config).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = cpu_seconds();
+        send(&parent, Instant::now()).await;
+        let used = cpu_seconds() - before;
+        cpu.push(used);
+        drop(ends);
+    }
+    let seconds = f64::from(PACKETS) * 0.02;
+    let per_stream = (cpu[1] - cpu[0]) / 10.0 / seconds * 100.0;
+    println!(
+        "CPU per forwarded child stream (send + receive ends, both in this process): {per_stream:.2} % of one core ({:.2} s CPU over {seconds:.0} s for 10 children, {:.2} s for none)",
+        cpu[1], cpu[0]
+    );
+}
