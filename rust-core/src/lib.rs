@@ -16,5 +16,6 @@ pub mod protocol;
 pub mod rtc;
 pub mod signaling;
 pub mod space;
+pub mod topology;
 
 uniffi::setup_scaffolding!();

@@ -14,14 +14,27 @@ const DEPTH: usize = 6;
 const PACKETS: u32 = 250;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted.get(((sorted.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN)
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
 }
 
 /// Process CPU time (user + system) from /proc, in seconds.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Fields after the command name: utime is the 12th, stime the 13th (0-based 11, 12).
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -35,7 +48,12 @@ async fn send(node: &Node, epoch: Instant) {
         let mut payload = vec![0u8; 80];
         payload[..16].copy_from_slice(&epoch.elapsed().as_nanos().to_be_bytes());
         let packet = RtpPacket {
-            header: RtpHeader { version: 2, sequence_number: n as u16, timestamp: n * 960, ..RtpHeader::default() },
+            header: RtpHeader {
+                version: 2,
+                sequence_number: n as u16,
+                timestamp: n * 960,
+                ..RtpHeader::default()
+            },
             payload: Bytes::from(payload),
         };
         node.forwarder.forward(&packet);
@@ -63,16 +81,26 @@ async fn main() {
     // Link set-up: offer, answer, trickle ICE, DTLS, until both ends are connected.
     let mut setups = Vec::new();
     for i in 0..10 {
-        let (a, b) = (Node::new(&format!("setup-a{i}")), Node::new(&format!("setup-b{i}")));
+        let (a, b) = (
+            Node::new(&format!("setup-a{i}")),
+            Node::new(&format!("setup-b{i}")),
+        );
         let start = Instant::now();
         let _ends = connect(&a, &b, &config).await;
         setups.push(start.elapsed().as_secs_f64() * 1e3);
     }
     setups.sort_by(f64::total_cmp);
-    println!("link set-up (loopback, both ends connected): p50 {:.1} ms, p99 {:.1} ms, n={}", percentile(&setups, 0.5), percentile(&setups, 0.99), setups.len());
+    println!(
+        "link set-up (loopback, both ends connected): p50 {:.1} ms, p99 {:.1} ms, n={}",
+        percentile(&setups, 0.5),
+        percentile(&setups, 0.99),
+        setups.len()
+    );
 
     // Latency per hop: a chain host -> 1 -> ... -> DEPTH, each node forwarding unchanged.
-    let nodes: Vec<Arc<Node>> = (0..=DEPTH).map(|i| Node::new(&format!("hop-{i}"))).collect();
+    let nodes: Vec<Arc<Node>> = (0..=DEPTH)
+        .map(|i| Node::new(&format!("hop-{i}")))
+        .collect();
     let mut links = Vec::new();
     for pair in nodes.windows(2) {
         links.push(connect(&pair[0], &pair[1], &config).await);
@@ -85,7 +113,10 @@ async fn main() {
         let lat = latencies_us(node, epoch);
         let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
         p50s.push(p50);
-        println!("depth {depth}: latency p50 {p50:.0} µs, p99 {p99:.0} µs ({} packets)", lat.len());
+        println!(
+            "depth {depth}: latency p50 {p50:.0} µs, p99 {p99:.0} µs ({} packets)",
+            lat.len()
+        );
     }
     let per_hop = (p50s[DEPTH - 1] - p50s[0]) / (DEPTH - 1) as f64;
     println!("added per forwarding hop (p50 slope, depth 1 -> {DEPTH}): {per_hop:.0} µs");
@@ -95,7 +126,9 @@ async fn main() {
     let mut cpu = Vec::new();
     for children in [0usize, 10] {
         let parent = Node::new(&format!("cpu-parent-{children}"));
-        let kids: Vec<Arc<Node>> = (0..children).map(|i| Node::new(&format!("cpu-{children}-{i}"))).collect();
+        let kids: Vec<Arc<Node>> = (0..children)
+            .map(|i| Node::new(&format!("cpu-{children}-{i}")))
+            .collect();
         let mut ends = Vec::new();
         for kid in &kids {
             ends.push(connect(&parent, kid, &config).await);

@@ -212,7 +212,12 @@ impl TurnServer {
         let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("spaces-coturn-{}-{port}", std::process::id()));
         let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("relays/coturn.sh");
-        let status = std::process::Command::new(&script).arg("start").arg(port.to_string()).arg(&dir).status().expect("coturn script runs");
+        let status = std::process::Command::new(&script)
+            .arg("start")
+            .arg(port.to_string())
+            .arg(&dir)
+            .status()
+            .expect("coturn script runs");
         assert!(status.success(), "coturn did not start");
         Self { port, dir }
     }
@@ -230,7 +235,10 @@ impl TurnServer {
 impl Drop for TurnServer {
     fn drop(&mut self) {
         let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("relays/coturn.sh");
-        let _ = std::process::Command::new(script).arg("stop").arg(&self.dir).status();
+        let _ = std::process::Command::new(script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -125,17 +125,28 @@ async fn a_silent_link_is_reported_stalled_then_resumed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_only_links_go_through_a_real_turn_server() {
     let turn = spaces_tests::rtc_harness::TurnServer::start();
-    let config = LinkConfig { ice_servers: vec![turn.ice_server()], relay_only: true, ..LinkConfig::loopback() };
+    let config = LinkConfig {
+        ice_servers: vec![turn.ice_server()],
+        relay_only: true,
+        ..LinkConfig::loopback()
+    };
     let (parent, child) = (Node::new("parent"), Node::new("child"));
     let (up, down) = connect(&parent, &child, &config).await;
     stream_tone(&parent, TONE, 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(child.count() >= 95, "received {} of 100 through TURN", child.count());
+    assert!(
+        child.count() >= 95,
+        "received {} of 100 through TURN",
+        child.count()
+    );
     assert!(child.tone_share(TONE) >= 0.95);
     // Neither side signalled anything but relay candidates: no device address leaves.
     for end in [&up, &down] {
         let candidates = end.candidates.lock().expect("lock").clone();
         assert!(!candidates.is_empty());
-        assert!(candidates.iter().all(|c| c.contains("typ relay")), "{candidates:?}");
+        assert!(
+            candidates.iter().all(|c| c.contains("typ relay")),
+            "{candidates:?}"
+        );
     }
 }

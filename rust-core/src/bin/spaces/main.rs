@@ -1,6 +1,7 @@
 //! `spaces`: the desktop command line of Nostr Spaces core.
 
 mod geokey;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Derive the UPlanet GeoKeys (UMAP, SECTOR, REGION) of a position.
     Geokey(geokey::Args),
+    /// Simulate the relay tree of a space with N listeners, churn and network changes.
+    Simulate(simulate::Args),
 }
 
 /// A failure the user can act on: the argument at fault and why.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Geokey(args) => geokey::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
