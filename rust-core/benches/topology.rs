@@ -92,7 +92,7 @@ fn incremental(c: &mut Criterion) {
                 let left = planner.leave(&relay).map(|d| d.links_moved());
                 let _ = planner.join(relay, Role::Listener, strong);
                 total += start.elapsed();
-                black_box(left);
+                let _ = black_box(left);
             }
             total
         })

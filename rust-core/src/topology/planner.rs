@@ -5,7 +5,7 @@
 //! an ordered set by score, so a join finds its parent in O(log n).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 
 use petgraph::Direction;
@@ -91,7 +91,7 @@ struct Peer<K> {
     parent: Option<NodeIndex>,
     backup: Option<NodeIndex>,
     /// Peers using this one as their backup.
-    backing: HashSet<NodeIndex>,
+    backing: BTreeSet<NodeIndex>,
 }
 
 /// Leaf order: shallowest, then smallest capacity, then newest.
@@ -138,7 +138,7 @@ impl<K: Clone + Eq + Hash> Planner<K> {
             seniority: 0,
             parent: None,
             backup: None,
-            backing: HashSet::new(),
+            backing: BTreeSet::new(),
         });
         let mut planner = Self {
             config,
@@ -203,7 +203,7 @@ impl<K: Clone + Eq + Hash> Planner<K> {
             seniority: self.next_seniority,
             parent: None,
             backup: None,
-            backing: HashSet::new(),
+            backing: BTreeSet::new(),
         });
         self.next_seniority += 1;
         self.index.insert(key, node);
