@@ -8,7 +8,7 @@ BINDINGS    = target/bindings
 LAT        ?= 48.853
 LON        ?= -2.341
 
-.PHONY: help setup relay-venv build geokey test lint rust-test bindings kotlin-test bench android ios clean
+.PHONY: help setup relay-venv build demo geokey test lint rust-test bindings kotlin-test bench android ios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -19,7 +19,10 @@ setup: ## install the Debian packages and Rust components the build and tests ne
 build: ## build the library, the CLI and every test target (debug)
 	$(CARGO) build --workspace --all-targets
 
-geokey: ## the main job: the GeoKeys of a point (LAT=.. LON=..)
+demo: ## the main job: host + 12 listeners as real WebRTC peers on this machine; report in target/demo-report.json
+	$(CARGO) run --release -q -p spaces-core --bin spaces -- demo --json target/demo-report.json
+
+geokey: ## the GeoKeys of a point (LAT=.. LON=..)
 	$(CARGO) run --release -q -p spaces-core --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
 
 test: lint rust-test kotlin-test ## every test: format, lints, Rust suites, Kotlin on the JVM

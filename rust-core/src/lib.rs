@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod engine;
 pub mod ffi;
 pub mod geo;
 pub mod media;

@@ -96,6 +96,8 @@ pub struct JitterBuffer {
     base_timestamp: Option<u32>,
     last_index: i64,
     next: Option<i64>,
+    /// Frame index of the last frame `pop` produced.
+    last_played: Option<i64>,
     ticks_waiting: u32,
     empty_ticks: u32,
     highest_seq: Option<i64>,
@@ -114,6 +116,7 @@ impl JitterBuffer {
             base_timestamp: None,
             last_index: 0,
             next: None,
+            last_played: None,
             ticks_waiting: 0,
             empty_ticks: 0,
             highest_seq: None,
@@ -178,6 +181,7 @@ impl JitterBuffer {
             next += 1;
         }
         self.next = Some(next + 1);
+        self.last_played = Some(next);
         if let Some(payload) = self.frames.remove(&next) {
             return Some(Playout::Packet(payload));
         }
@@ -199,6 +203,14 @@ impl JitterBuffer {
             stats.lost = expected.saturating_sub(stats.received + stats.late);
         }
         stats
+    }
+
+    /// RTP timestamp of the frame the last [`JitterBuffer::pop`] produced (played, recovered
+    /// or concealed).
+    pub fn last_played_timestamp(&self) -> Option<u32> {
+        let base = self.base_timestamp?;
+        let index = self.last_played?;
+        Some(base.wrapping_add((index * i64::from(RTP_TICKS_PER_FRAME)) as u32))
     }
 
     /// Frames waiting.

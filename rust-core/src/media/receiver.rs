@@ -44,6 +44,11 @@ impl AudioReceiver {
         Some(frame)
     }
 
+    /// RTP timestamp of the frame the last `pull` produced.
+    pub fn last_played_timestamp(&self) -> Option<u32> {
+        self.jitter.last_played_timestamp()
+    }
+
     /// Jitter-buffer counters.
     pub fn stats(&self) -> JitterStats {
         self.jitter.stats()

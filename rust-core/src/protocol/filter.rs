@@ -51,12 +51,22 @@ pub fn room_record_filter(space: &SpaceRef) -> Filter {
         .identifier(space.id())
 }
 
-/// Everything a participant of `space` follows: public events, its inbox, the NIP-53 side
-/// and the host's room record.
+/// Everyone's CONFIRMs in a space: their `d` tag names the pair in clear (the payload stays
+/// encrypted), so every member knows the tree and can pick a parent with room.
+pub fn links_filter(space: &SpaceRef, since: Option<Timestamp>) -> Filter {
+    let filter = Filter::new()
+        .kind(SpaceKind::ConfirmConnection.kind())
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id());
+    with_since(filter, since)
+}
+
+/// Everything a participant of `space` follows: public events, its inbox, the links of the
+/// tree, the NIP-53 side and the host's room record.
 pub fn session_filters(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp>) -> Vec<Filter> {
     vec![
         space_filter(space, since),
         inbox_filter(space, me, since),
+        links_filter(space, since),
         room_filter(space, since),
         room_record_filter(space),
     ]

@@ -1,5 +1,6 @@
 //! `spaces`: the desktop command line of Nostr Spaces core.
 
+mod demo;
 mod geokey;
 mod simulate;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Derive the UPlanet GeoKeys (UMAP, SECTOR, REGION) of a position.
     Geokey(geokey::Args),
+    /// Run a host and N listeners as real WebRTC peers on this machine and report.
+    Demo(demo::Args),
     /// Simulate the relay tree of a space with N listeners, churn and network changes.
     Simulate(simulate::Args),
 }
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Geokey(args) => geokey::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,87 @@
+//! `spaces demo`: a host, a tone and N listeners as real WebRTC peers on this machine.
+
+use spaces_core::engine::demo::{DemoConfig, run_demo};
+
+use crate::BadArgument;
+
+/// Arguments of `spaces demo`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Listeners.
+    #[arg(long, default_value_t = 12)]
+    listeners: usize,
+    /// Seconds of audio after the last listener joined.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// A relay URL (repeatable); none starts the embedded relay.
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
+    /// The host's uplink in kbit/s: small enough that listeners must relay.
+    #[arg(long, default_value_t = 400)]
+    host_uplink_kbps: u32,
+    /// Write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+}
+
+/// Runs `spaces demo`.
+pub fn run(args: &Args) -> Result<(), BadArgument> {
+    if args.listeners == 0 || args.listeners > 200 {
+        return Err(BadArgument {
+            argument: "--listeners",
+            reason: "must be between 1 and 200".into(),
+        });
+    }
+    if args.seconds == 0 || args.seconds > 3_600 {
+        return Err(BadArgument {
+            argument: "--seconds",
+            reason: "must be between 1 and 3600".into(),
+        });
+    }
+    let config = DemoConfig {
+        listeners: args.listeners,
+        seconds: args.seconds,
+        relays: args.relays.clone(),
+        host_uplink_kbps: args.host_uplink_kbps,
+        ..DemoConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BadArgument {
+            argument: "demo",
+            reason: e.to_string(),
+        })?;
+    let report = runtime
+        .block_on(run_demo(&config, |line| eprintln!("{line}")))
+        .map_err(|e| BadArgument {
+            argument: if args.relays.is_empty() {
+                "demo"
+            } else {
+                "--relay"
+            },
+            reason: e.to_string(),
+        })?;
+    let summary = &report.summary;
+    eprintln!(
+        "listeners {}  max depth {}  host children {}  first audio p50 {}  latency p50 {}  silent {:?}",
+        summary.listeners,
+        summary.max_depth,
+        summary.host_children,
+        summary
+            .first_audio_ms_p50
+            .map_or("-".into(), |v| format!("{v:.0} ms")),
+        summary
+            .latency_ms_p50
+            .map_or("-".into(), |v| format!("{v:.1} ms")),
+        summary.silent
+    );
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+        std::fs::write(path, json).map_err(|e| BadArgument {
+            argument: "--json",
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}

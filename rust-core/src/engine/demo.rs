@@ -1,0 +1,299 @@
+//! The end-to-end demo: an embedded relay (unless relays are given), a host streaming a tone
+//! with a limited uplink, and N listeners in one process as real WebRTC peers. A tree forms;
+//! the report says how fast, how deep and how well audio arrived.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nostr::prelude::{Keys, PublicKey, SecretKey};
+use serde::Serialize;
+
+use super::{CaptureClock, EngineError, Session, SessionConfig, SessionStats};
+use crate::media::CodecSettings;
+use crate::media::device::{NullSink, ToneSource};
+use crate::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
+use crate::rtc::LinkConfig;
+use crate::signaling::EmbeddedRelay;
+
+/// What the demo runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoConfig {
+    /// Listeners.
+    pub listeners: usize,
+    /// Seconds of audio after the last listener joined.
+    pub seconds: u64,
+    /// Relays; empty starts the embedded one.
+    pub relays: Vec<String>,
+    /// The host's uplink, kbit/s: small enough that listeners must relay.
+    pub host_uplink_kbps: u32,
+    /// The host's tone.
+    pub tone_hz: f32,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            listeners: 12,
+            seconds: 10,
+            relays: Vec::new(),
+            host_uplink_kbps: 400,
+            tone_hz: 440.0,
+        }
+    }
+}
+
+/// One listener's results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListenerReport {
+    /// Short key.
+    pub name: String,
+    /// Join to first decoded frame, ms.
+    pub first_audio_ms: Option<f64>,
+    /// Its parent (short key).
+    pub parent: Option<String>,
+    /// Hops from the host.
+    pub depth: Option<u32>,
+    /// RTP packets received.
+    pub packets_received: u64,
+    /// Packets lost, percent of expected.
+    pub loss_pct: f64,
+    /// Played frames carrying the tone, percent.
+    pub tone_detected_pct: f64,
+    /// Capture at the host to playout here, p50, ms (device I/O excluded).
+    pub latency_ms_p50: Option<f64>,
+    /// Same, p95.
+    pub latency_ms_p95: Option<f64>,
+    /// Longest stretch without the tone after the first audio, ms.
+    pub gap_ms_max: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DemoSummary {
+    /// Listeners started.
+    pub listeners: usize,
+    /// Deepest listener.
+    pub max_depth: u32,
+    /// The host's direct children.
+    pub host_children: usize,
+    /// Median first-audio time, ms.
+    pub first_audio_ms_p50: Option<f64>,
+    /// Median latency over listeners' medians, ms.
+    pub latency_ms_p50: Option<f64>,
+    /// Listeners that never got audio.
+    pub silent: Vec<String>,
+}
+
+/// The report `--json` writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DemoReport {
+    /// Per listener.
+    pub listeners: Vec<ListenerReport>,
+    /// Summary.
+    pub summary: DemoSummary,
+}
+
+fn short(key: &PublicKey) -> String {
+    key.to_hex()[..8].to_owned()
+}
+
+fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    values
+        .get(((values.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+}
+
+fn keys(seed: u64) -> Keys {
+    let mut bytes = [0x5au8; 32];
+    bytes[24..].copy_from_slice(&seed.to_be_bytes());
+    // 0x5a.. prefixed scalars are far below the group order: always valid.
+    Keys::new(SecretKey::from_slice(&bytes).unwrap_or_else(|_| unreachable!("valid scalar")))
+}
+
+/// Listener uplinks: a few strong Wi-Fi relays, many weak phones.
+fn listener_metrics(i: usize) -> NetworkMetrics {
+    let (upload_kbps, connection) = match i % 4 {
+        0 => (2_000, ConnectionType::Wifi),
+        1 => (300, ConnectionType::Wifi),
+        2 => (150, ConnectionType::Cellular),
+        _ => (600, ConnectionType::Wifi),
+    };
+    NetworkMetrics {
+        download_kbps: 20_000,
+        upload_kbps,
+        max_audio_outputs: 0,
+        connection,
+    }
+}
+
+/// Runs the demo; `progress` receives one line per second.
+pub async fn run_demo(
+    config: &DemoConfig,
+    progress: impl Fn(String),
+) -> Result<DemoReport, EngineError> {
+    let embedded = if config.relays.is_empty() {
+        Some(EmbeddedRelay::start(None).await?)
+    } else {
+        None
+    };
+    let relays = match &embedded {
+        Some(relay) => vec![relay.url().to_string()],
+        None => config.relays.clone(),
+    };
+    let host_keys = keys(u64::from(std::process::id()) << 16);
+    let space = SpaceRef::new(
+        format!("demo-{}", nostr::prelude::Timestamp::now().as_secs()),
+        host_keys.public_key(),
+    )?;
+    let clock: CaptureClock = Arc::default();
+    let link = LinkConfig::loopback();
+    let host = Session::start(SessionConfig {
+        keys: host_keys,
+        space: space.clone(),
+        name: "host".into(),
+        metrics: NetworkMetrics {
+            download_kbps: 20_000,
+            upload_kbps: config.host_uplink_kbps,
+            max_audio_outputs: 0,
+            connection: ConnectionType::Wifi,
+        },
+        relays: relays.clone(),
+        link: link.clone(),
+        codec: CodecSettings::default(),
+        input: Some(Box::new(ToneSource::new(config.tone_hz, 0.5))),
+        output: Box::new(NullSink),
+        tone_hz: None,
+        capture_clock: Some(Arc::clone(&clock)),
+        reserve_timeout: Duration::from_secs(2),
+        cells: Vec::new(),
+    })
+    .await?;
+    progress(format!(
+        "host {} streaming {} Hz on {}",
+        short(host.key()),
+        config.tone_hz,
+        relays.join(", ")
+    ));
+    let mut listeners = Vec::new();
+    let mut started = Vec::new();
+    for i in 0..config.listeners {
+        let session = Session::start(SessionConfig {
+            keys: keys((u64::from(std::process::id()) << 16) + 1 + i as u64),
+            space: space.clone(),
+            name: format!("listener {i}"),
+            metrics: listener_metrics(i),
+            relays: relays.clone(),
+            link: link.clone(),
+            codec: CodecSettings::default(),
+            input: None,
+            output: Box::new(NullSink),
+            tone_hz: Some(config.tone_hz),
+            capture_clock: Some(Arc::clone(&clock)),
+            reserve_timeout: Duration::from_secs(2),
+            cells: Vec::new(),
+        })
+        .await?;
+        started.push(Instant::now());
+        listeners.push(session);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let total = Duration::from_secs(config.seconds);
+    let begin = Instant::now();
+    while begin.elapsed() < total {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
+        let hearing = stats
+            .iter()
+            .filter(|s| s.audio.first_audio.is_some())
+            .count();
+        let depths = depths(&host, &listeners, &stats);
+        let max_depth = depths.iter().flatten().max().copied().unwrap_or(0);
+        let lost: u64 = stats.iter().map(|s| s.audio.lost).sum();
+        progress(format!(
+            "t={:>3}s  hearing {hearing}/{}  max depth {max_depth}  host children {}  packets lost {lost}",
+            begin.elapsed().as_secs(),
+            listeners.len(),
+            host.stats().children
+        ));
+    }
+    let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
+    let depths = depths(&host, &listeners, &stats);
+    let mut reports = Vec::new();
+    for ((session, s), depth) in listeners.iter().zip(&stats).zip(&depths) {
+        let expected = s.audio.packets_received + s.audio.lost;
+        let mut latencies = s.audio.latencies_ms.clone();
+        reports.push(ListenerReport {
+            name: short(session.key()),
+            first_audio_ms: s.audio.first_audio.map(|d| d.as_secs_f64() * 1e3),
+            parent: s.parent.as_ref().map(short),
+            depth: *depth,
+            packets_received: s.audio.packets_received,
+            loss_pct: if expected == 0 {
+                0.0
+            } else {
+                s.audio.lost as f64 * 100.0 / expected as f64
+            },
+            tone_detected_pct: if s.audio.frames_played == 0 {
+                0.0
+            } else {
+                s.audio.frames_with_tone as f64 * 100.0 / s.audio.frames_played as f64
+            },
+            latency_ms_p50: percentile(&mut latencies, 0.5),
+            latency_ms_p95: percentile(&mut latencies, 0.95),
+            gap_ms_max: s.audio.gap_ms_max,
+        });
+    }
+    let mut firsts: Vec<f64> = reports.iter().filter_map(|r| r.first_audio_ms).collect();
+    let mut medians: Vec<f64> = reports.iter().filter_map(|r| r.latency_ms_p50).collect();
+    let summary = DemoSummary {
+        listeners: reports.len(),
+        max_depth: depths.iter().flatten().max().copied().unwrap_or(0),
+        host_children: host.stats().children,
+        first_audio_ms_p50: percentile(&mut firsts, 0.5),
+        latency_ms_p50: percentile(&mut medians, 0.5),
+        silent: reports
+            .iter()
+            .filter(|r| r.first_audio_ms.is_none())
+            .map(|r| r.name.clone())
+            .collect(),
+    };
+    for session in listeners {
+        session.stop().await;
+    }
+    host.stop().await;
+    if let Some(relay) = embedded {
+        relay.shutdown();
+    }
+    Ok(DemoReport {
+        listeners: reports,
+        summary,
+    })
+}
+
+/// Each listener's depth, following parents up to the host.
+fn depths(host: &Session, listeners: &[Session], stats: &[SessionStats]) -> Vec<Option<u32>> {
+    let parent_of = |key: &PublicKey| -> Option<PublicKey> {
+        listeners
+            .iter()
+            .zip(stats)
+            .find(|(s, _)| s.key() == key)
+            .and_then(|(_, st)| st.parent)
+    };
+    stats
+        .iter()
+        .map(|s| {
+            let mut current = s.parent?;
+            for depth in 1..64 {
+                if current == *host.key() {
+                    return Some(depth);
+                }
+                current = parent_of(&current)?;
+            }
+            None
+        })
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! The engine: the one module that wires I/O (relays, WebRTC, audio devices) to the pure
+//! parts (protocol, space, topology). A participant's session and the end-to-end demo.
+
+mod audio;
+pub mod demo;
+mod error;
+mod session;
+mod view;
+
+pub use audio::{AudioStats, CaptureClock};
+pub use error::EngineError;
+pub use session::{Session, SessionConfig, SessionStats};
+pub use view::choose_parent;
