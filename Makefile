@@ -2,9 +2,10 @@
 
 CARGO      ?= cargo
 MVN        ?= mvn
-PROFILE_DIR = target/debug
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+PROFILE_DIR = $(TARGET_DIR)/debug
 LIB         = $(PROFILE_DIR)/libspaces_core.so
-BINDINGS    = target/bindings
+BINDINGS    = $(TARGET_DIR)/bindings
 LAT        ?= 48.853
 LON        ?= -2.341
 
@@ -20,7 +21,7 @@ build: ## build the library, the CLI and every test target (debug)
 	$(CARGO) build --workspace --all-targets
 
 demo: ## the main job: host + 12 listeners as real WebRTC peers on this machine; report in target/demo-report.json
-	$(CARGO) run --release -q -p spaces-core --bin spaces -- demo --json target/demo-report.json
+	$(CARGO) run --release -q -p spaces-core --bin spaces -- demo --json $(TARGET_DIR)/demo-report.json
 
 geokey: ## the GeoKeys of a point (LAT=.. LON=..)
 	$(CARGO) run --release -q -p spaces-core --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
@@ -46,7 +47,7 @@ bindings: ## generate Kotlin and Swift from the built library (UniFFI library mo
 	  --language swift --out-dir $(BINDINGS)/swift
 
 kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on the JVM
-	$(MVN) -B -ntp -f tests/kotlin/pom.xml test
+	$(MVN) -B -ntp -f tests/kotlin/pom.xml test -Dnative.dir=$(PROFILE_DIR) -Dbindings.dir=$(BINDINGS)/kotlin
 
 bench: relay-venv ## benchmarks (optimised build): criterion suites and the relay latency harness
 	$(CARGO) bench --workspace
