@@ -28,6 +28,8 @@ pub struct DemoConfig {
     pub host_uplink_kbps: u32,
     /// The host's tone.
     pub tone_hz: f32,
+    /// Seconds after the last join at which one listener that relays to others vanishes.
+    pub kill_relaying_listener_at: Option<u64>,
 }
 
 impl Default for DemoConfig {
@@ -38,6 +40,7 @@ impl Default for DemoConfig {
             relays: Vec::new(),
             host_uplink_kbps: 400,
             tone_hz: 440.0,
+            kill_relaying_listener_at: None,
         }
     }
 }
@@ -65,6 +68,10 @@ pub struct ListenerReport {
     pub latency_ms_p95: Option<f64>,
     /// Longest stretch without the tone after the first audio, ms.
     pub gap_ms_max: f64,
+    /// Its parent was the listener the demo killed; it had to re-attach.
+    pub orphaned: bool,
+    /// Packets received after the kill (re-attached audio).
+    pub packets_after_kill: Option<u64>,
 }
 
 /// The whole run.
@@ -82,6 +89,8 @@ pub struct DemoSummary {
     pub latency_ms_p50: Option<f64>,
     /// Listeners that never got audio.
     pub silent: Vec<String>,
+    /// The relaying listener killed mid-run, if any.
+    pub killed: Option<String>,
 }
 
 /// The report `--json` writes.
@@ -203,8 +212,36 @@ pub async fn run_demo(
     }
     let total = Duration::from_secs(config.seconds);
     let begin = Instant::now();
+    let mut killed: Option<(PublicKey, Vec<(PublicKey, u64)>)> = None;
     while begin.elapsed() < total {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        if killed.is_none()
+            && config
+                .kill_relaying_listener_at
+                .is_some_and(|at| begin.elapsed() >= Duration::from_secs(at))
+        {
+            let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
+            if let Some(index) = stats
+                .iter()
+                .position(|s| s.children > 0 && s.parent.is_some())
+            {
+                let victim = *listeners[index].key();
+                let orphans: Vec<(PublicKey, u64)> = listeners
+                    .iter()
+                    .zip(&stats)
+                    .filter(|(_, s)| s.parent == Some(victim))
+                    .map(|(l, s)| (*l.key(), s.audio.packets_received))
+                    .collect();
+                let session = listeners.remove(index);
+                session.kill().await;
+                progress(format!(
+                    "killed relaying listener {} ({} children orphaned)",
+                    short(&victim),
+                    orphans.len()
+                ));
+                killed = Some((victim, orphans));
+            }
+        }
         let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
         let hearing = stats
             .iter()
@@ -245,7 +282,17 @@ pub async fn run_demo(
             latency_ms_p50: percentile(&mut latencies, 0.5),
             latency_ms_p95: percentile(&mut latencies, 0.95),
             gap_ms_max: s.audio.gap_ms_max,
+            orphaned: false,
+            packets_after_kill: None,
         });
+    }
+    if let Some((_, orphans)) = &killed {
+        for (report, session) in reports.iter_mut().zip(&listeners) {
+            if let Some((_, before)) = orphans.iter().find(|(k, _)| k == session.key()) {
+                report.orphaned = true;
+                report.packets_after_kill = Some(report.packets_received.saturating_sub(*before));
+            }
+        }
     }
     let mut firsts: Vec<f64> = reports.iter().filter_map(|r| r.first_audio_ms).collect();
     let mut medians: Vec<f64> = reports.iter().filter_map(|r| r.latency_ms_p50).collect();
@@ -260,6 +307,7 @@ pub async fn run_demo(
             .filter(|r| r.first_audio_ms.is_none())
             .map(|r| r.name.clone())
             .collect(),
+        killed: killed.as_ref().map(|(victim, _)| short(victim)),
     };
     for session in listeners {
         session.stop().await;

@@ -71,8 +71,18 @@ pub struct Session {
     key: PublicKey,
     audio: Arc<Audio>,
     state: Arc<Mutex<SessionStats>>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Stop>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// How a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    /// LEAVE (or CLOSE for the host) and DROPs, then close.
+    Polite,
+    /// Close every link at once and say nothing: a phone that died.
+    Vanish,
 }
 
 impl Session {
@@ -93,7 +103,7 @@ impl Session {
             config.capture_clock,
         )?);
         let state = Arc::new(Mutex::new(SessionStats::default()));
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(Stop::Running);
         let (link_tx, link_rx) = mpsc::unbounded_channel();
         let policy = CapacityPolicy::default();
         let capacity = policy.children(&PeerMetrics::from(&config.metrics), 1);
@@ -123,6 +133,8 @@ impl Session {
             reserve_timeout: config.reserve_timeout,
             state: Arc::clone(&state),
             backlog: Some(Vec::new()),
+            addressable_at: HashMap::new(),
+            parked: Vec::new(),
         };
         if is_host {
             let info = SpaceInfo {
@@ -167,14 +179,16 @@ impl Session {
 
     /// Leaves politely (LEAVE, DROPs) and stops.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Stop::Polite);
         let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
         self.audio.stop();
     }
 
-    /// Vanishes without a word, as a phone that loses power.
-    pub fn kill(self) {
-        self.task.abort();
+    /// Vanishes without a word, as a phone that loses power: every link closes at once and
+    /// nothing is published; children find out from the silence.
+    pub async fn kill(self) {
+        let _ = self.stop.send(Stop::Vanish);
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.task).await;
         self.audio.stop();
     }
 }
@@ -201,14 +215,23 @@ struct Actor {
     state: Arc<Mutex<SessionStats>>,
     /// Events received before the first end-of-stored-events, applied in causal order.
     backlog: Option<Vec<SpaceEvent>>,
+    /// Last `created_at` per addressable event (kind, other peer): a relay keeps one event per
+    /// (kind, author, d) and refuses a replacement that is not newer, so a retry within the
+    /// same second must carry a later timestamp.
+    addressable_at: HashMap<(&'static str, Option<PublicKey>), u64>,
+    /// Events refused only because a member was not known yet.
+    parked: Vec<SpaceEvent>,
 }
+
+/// Most events kept waiting for an unknown member.
+const MAX_PARKED: usize = 1_024;
 
 impl Actor {
     async fn run(
         mut self,
         mut incoming: mpsc::Receiver<Incoming>,
         mut link_events: mpsc::UnboundedReceiver<(PublicKey, LinkEvent)>,
-        mut stopped: watch::Receiver<bool>,
+        mut stopped: watch::Receiver<Stop>,
     ) {
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -224,7 +247,16 @@ impl Actor {
                 _ = stopped.changed() => break,
             }
         }
-        self.leave().await;
+        if *stopped.borrow() == Stop::Vanish {
+            for child in self.forwarder.children() {
+                self.forwarder.remove(&child);
+            }
+            for (_, link) in self.links.drain() {
+                link.close().await;
+            }
+        } else {
+            self.leave().await;
+        }
     }
 
     async fn on_event(&mut self, event: &nostr::prelude::Event) {
@@ -253,13 +285,27 @@ impl Actor {
     }
 
     async fn apply(&mut self, event: &SpaceEvent) {
+        let joins = matches!(
+            event.message,
+            Message::Create(_) | Message::Join(_) | Message::Presence(_)
+        );
         match self.space.apply(event, Timestamp::now()) {
             Ok(commands) => {
                 for command in commands {
                     self.execute(command).await;
                 }
+                if joins {
+                    self.retry_parked().await;
+                }
             }
             Err(rejection) => {
+                // Relays do not keep order between authors (a CONFIRM may overtake the host's
+                // CREATE): park what only lacks a member we have not seen yet, retry on joins.
+                if matches!(rejection.reason(), "not_a_member" | "target_not_member")
+                    && self.parked.len() < MAX_PARKED
+                {
+                    self.parked.push(event.clone());
+                }
                 *self
                     .state
                     .lock()
@@ -271,10 +317,57 @@ impl Actor {
         }
     }
 
+    /// Re-applies parked events until none more succeeds.
+    async fn retry_parked(&mut self) {
+        loop {
+            let parked = std::mem::take(&mut self.parked);
+            let before = parked.len();
+            let mut progressed = false;
+            for event in parked {
+                match self.space.apply(&event, Timestamp::now()) {
+                    Ok(commands) => {
+                        progressed = true;
+                        for command in commands {
+                            Box::pin(self.execute(command)).await;
+                        }
+                    }
+                    Err(rejection)
+                        if matches!(rejection.reason(), "not_a_member" | "target_not_member") =>
+                    {
+                        self.parked.push(event)
+                    }
+                    Err(_) => {}
+                }
+            }
+            if !progressed || self.parked.len() == before {
+                break;
+            }
+        }
+    }
+
     /// Signs, publishes, and applies to our own state (relays do not echo our events).
     async fn publish(&mut self, message: Message) {
+        let now = Timestamp::now().as_secs();
+        let slot = match &message {
+            Message::Reserve(r) => Some(("reserve", Some(r.confirmer))),
+            Message::Confirm(r) => Some(("confirm", Some(r.requester))),
+            Message::Drop { target } => Some(("drop", Some(*target))),
+            Message::Join(_) | Message::Leave => Some(("membership", None)),
+            _ => None,
+        };
+        let created_at = match slot {
+            Some(slot) => {
+                let at = self
+                    .addressable_at
+                    .get(&slot)
+                    .map_or(now, |last| now.max(last + 1));
+                self.addressable_at.insert(slot, at);
+                at
+            }
+            None => now,
+        };
         let event = match EventWriter::new(&self.writer_keys, &self.space_ref)
-            .build(&message, Timestamp::now())
+            .build(&message, Timestamp::from_secs(created_at))
         {
             Ok(event) => event,
             Err(e) => {
@@ -285,7 +378,13 @@ impl Actor {
         if let Err(e) = self.pool.publish(&event).await {
             tracing::warn!(error = %e, kind = message.name(), "publish failed");
         }
-        if let Ok(parsed) = self.parser.parse(&event, Timestamp::now()) {
+        // Our own state needs our own membership and reservations; offers, answers and
+        // candidates are addressed to someone else.
+        let private = matches!(
+            message,
+            Message::Offer { .. } | Message::Answer { .. } | Message::Ice { .. }
+        );
+        if !private && let Ok(parsed) = self.parser.parse(&event, Timestamp::now()) {
             let _ = self.space.apply(&parsed, Timestamp::now());
         }
     }

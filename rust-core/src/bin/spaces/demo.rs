@@ -19,6 +19,10 @@ pub struct Args {
     /// The host's uplink in kbit/s: small enough that listeners must relay.
     #[arg(long, default_value_t = 400)]
     host_uplink_kbps: u32,
+    /// Kill one listener that relays to others this many seconds after the last join; its
+    /// children's `gap_ms_max` shows the repair.
+    #[arg(long, value_name = "SECS")]
+    kill_relaying_listener_at: Option<u64>,
     /// Write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -43,6 +47,7 @@ pub fn run(args: &Args) -> Result<(), BadArgument> {
         seconds: args.seconds,
         relays: args.relays.clone(),
         host_uplink_kbps: args.host_uplink_kbps,
+        kill_relaying_listener_at: args.kill_relaying_listener_at,
         ..DemoConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
