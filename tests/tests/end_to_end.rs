@@ -100,3 +100,128 @@ async fn a_relaying_listener_vanishes_and_its_children_get_audio_back() {
     }
     assert!(report.summary.silent.is_empty());
 }
+
+mod forged {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use nostr::prelude::{Keys, SecretKey, Timestamp};
+    use spaces_core::engine::{CaptureClock, Session, SessionConfig};
+    use spaces_core::media::CodecSettings;
+    use spaces_core::media::device::{NullSink, ToneSource};
+    use spaces_core::protocol::{ConnectionType, EventWriter, Message, NetworkMetrics, SpaceRef};
+    use spaces_core::rtc::LinkConfig;
+    use spaces_core::signaling::{EmbeddedRelay, PoolOptions, RelayPool};
+
+    fn keys(n: u8) -> Keys {
+        let mut bytes = [0x33u8; 32];
+        bytes[31] = n;
+        Keys::new(SecretKey::from_slice(&bytes).expect("valid"))
+    }
+
+    fn config(
+        keys: Keys,
+        space: &SpaceRef,
+        relay: &str,
+        host: bool,
+        clock: &CaptureClock,
+    ) -> SessionConfig {
+        SessionConfig {
+            keys,
+            space: space.clone(),
+            name: if host {
+                "host".into()
+            } else {
+                "listener".into()
+            },
+            metrics: NetworkMetrics {
+                download_kbps: 20_000,
+                upload_kbps: 2_000,
+                max_audio_outputs: 0,
+                connection: ConnectionType::Wifi,
+            },
+            relays: vec![relay.to_owned()],
+            link: LinkConfig::loopback(),
+            codec: CodecSettings::default(),
+            input: host.then(|| Box::new(ToneSource::new(440.0, 0.5)) as _),
+            output: Box::new(NullSink),
+            tone_hz: (!host).then_some(440.0),
+            capture_clock: Some(Arc::clone(clock)),
+            reserve_timeout: Duration::from_secs(2),
+            cells: vec![],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forged_close_and_promote_from_a_non_host_disturb_nothing() {
+        let relay = EmbeddedRelay::start(None).await.expect("relay");
+        let url = relay.url().to_string();
+        let space = SpaceRef::new(
+            format!("forged-{}", Timestamp::now().as_secs()),
+            keys(1).public_key(),
+        )
+        .expect("id");
+        let clock = CaptureClock::default();
+        let host = Session::start(config(keys(1), &space, &url, true, &clock))
+            .await
+            .expect("host");
+        let mut listeners = Vec::new();
+        for n in 2..5 {
+            listeners.push(
+                Session::start(config(keys(n), &space, &url, false, &clock))
+                    .await
+                    .expect("listener"),
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before: Vec<u64> = listeners
+            .iter()
+            .map(|l| l.stats().audio.packets_received)
+            .collect();
+        assert!(
+            before.iter().all(|p| *p > 0),
+            "everyone hears before the attack: {before:?}"
+        );
+
+        // An outsider signs a CLOSE and promotes itself, with the space's own tags.
+        let attacker = keys(66);
+        let (pool, _rx) = RelayPool::connect(std::slice::from_ref(&url), PoolOptions::default())
+            .await
+            .expect("connects");
+        let writer = EventWriter::new(&attacker, &space);
+        for message in [
+            Message::Close,
+            Message::PromoteCohost {
+                target: attacker.public_key(),
+            },
+            Message::Remove {
+                target: keys(2).public_key(),
+            },
+        ] {
+            let event = writer.build(&message, Timestamp::now()).expect("builds");
+            pool.publish(&event)
+                .await
+                .expect("the relay stores anything signed");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for (listener, before) in listeners.iter().zip(&before) {
+            let stats = listener.stats();
+            assert!(
+                stats.audio.packets_received > before + 50,
+                "audio kept flowing: {} -> {}",
+                before,
+                stats.audio.packets_received
+            );
+            assert!(
+                stats.rejected.get("unauthorized").copied().unwrap_or(0) >= 2,
+                "{:?}",
+                stats.rejected
+            );
+            assert!(stats.parent.is_some());
+        }
+        for listener in listeners {
+            listener.stop().await;
+        }
+        host.stop().await;
+    }
+}
