@@ -2,6 +2,7 @@
 
 mod demo;
 mod geokey;
+mod live;
 mod simulate;
 
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ struct Cli {
 enum Command {
     /// Derive the UPlanet GeoKeys (UMAP, SECTOR, REGION) of a position.
     Geokey(geokey::Args),
+    /// Host a space with this machine's microphone (or a tone, a WAV file).
+    Host(live::HostArgs),
+    /// Join a space by its address and play it on this machine's speakers (or a WAV file).
+    Join(live::JoinArgs),
     /// Run a host and N listeners as real WebRTC peers on this machine and report.
     Demo(demo::Args),
     /// Simulate the relay tree of a space with N listeners, churn and network changes.
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
         Command::Geokey(args) => geokey::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Host(args) => live::host(&args),
+        Command::Join(args) => live::join(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
