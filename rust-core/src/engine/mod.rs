@@ -3,6 +3,7 @@
 
 mod audio;
 pub mod demo;
+pub mod discover;
 mod error;
 mod session;
 mod view;

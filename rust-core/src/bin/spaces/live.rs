@@ -130,6 +130,7 @@ fn session_config(
     common: &Common,
     relays: Vec<String>,
     host: bool,
+    cells: Vec<String>,
 ) -> Result<SessionConfig, BadArgument> {
     let default_input = if host { "mic" } else { "none" };
     Ok(SessionConfig {
@@ -150,7 +151,7 @@ fn session_config(
         tone_hz: None,
         capture_clock: None,
         reserve_timeout: Duration::from_secs(2),
-        cells: Vec::new(),
+        cells,
     })
 }
 
@@ -192,52 +193,133 @@ fn runtime() -> Result<tokio::runtime::Runtime, BadArgument> {
 
 /// Runs `spaces host`.
 pub fn host(args: &HostArgs) -> Result<(), BadArgument> {
-    runtime()?.block_on(async {
-        let keys = Keys::generate();
-        let id = args
-            .id
-            .clone()
-            .unwrap_or_else(|| format!("space-{}", Timestamp::now().as_secs()));
-        let space = SpaceRef::new(id, keys.public_key()).map_err(|e| bad("--id", e))?;
-        let mut _embedded = None;
-        let relays = if args.common.relays.is_empty() {
-            let relay = match EmbeddedRelay::start(Some(DEFAULT_RELAY_PORT)).await {
-                Ok(relay) => relay,
-                Err(_) => EmbeddedRelay::start(None)
-                    .await
-                    .map_err(|e| bad("--relay", e))?,
-            };
-            let url = relay.url().to_string();
-            _embedded = Some(relay);
-            vec![url]
-        } else {
-            args.common.relays.clone()
+    runtime()?.block_on(host_space(&args.common, args.id.clone(), Vec::new()))
+}
+
+/// Opens a space (tagged with `cells`) and runs it; prints its address and relay first.
+async fn host_space(
+    common: &Common,
+    id: Option<String>,
+    cells: Vec<String>,
+) -> Result<(), BadArgument> {
+    let keys = Keys::generate();
+    let id = id.unwrap_or_else(|| format!("space-{}", Timestamp::now().as_secs()));
+    let space = SpaceRef::new(id, keys.public_key()).map_err(|e| bad("--id", e))?;
+    let mut _embedded = None;
+    let relays = if common.relays.is_empty() {
+        let relay = match EmbeddedRelay::start(Some(DEFAULT_RELAY_PORT)).await {
+            Ok(relay) => relay,
+            Err(_) => EmbeddedRelay::start(None)
+                .await
+                .map_err(|e| bad("--relay", e))?,
         };
-        println!("space {}", space.room_address());
-        println!("relay {}", relays.join(" "));
-        let config = session_config(keys, space, &args.common, relays, true)?;
-        let session = Session::start(config)
-            .await
-            .map_err(|e| bad("--relay", e))?;
-        run_until_done(session, args.common.seconds).await;
-        Ok(())
-    })
+        let url = relay.url().to_string();
+        _embedded = Some(relay);
+        vec![url]
+    } else {
+        common.relays.clone()
+    };
+    println!("space {}", space.room_address());
+    println!("relay {}", relays.join(" "));
+    let config = session_config(keys, space, common, relays, true, cells)?;
+    let session = Session::start(config)
+        .await
+        .map_err(|e| bad("--relay", e))?;
+    run_until_done(session, common.seconds).await;
+    Ok(())
 }
 
 /// Runs `spaces join`.
 pub fn join(args: &JoinArgs) -> Result<(), BadArgument> {
     let space = SpaceRef::from_room_address(&args.space).map_err(|e| bad("space", e))?;
+    runtime()?.block_on(join_space(
+        &args.common,
+        space,
+        default_relays(&args.common),
+    ))
+}
+
+fn default_relays(common: &Common) -> Vec<String> {
+    if common.relays.is_empty() {
+        vec![format!("ws://127.0.0.1:{DEFAULT_RELAY_PORT}")]
+    } else {
+        common.relays.clone()
+    }
+}
+
+async fn join_space(
+    common: &Common,
+    space: SpaceRef,
+    relays: Vec<String>,
+) -> Result<(), BadArgument> {
+    let config = session_config(Keys::generate(), space, common, relays, false, Vec::new())?;
+    let session = Session::start(config)
+        .await
+        .map_err(|e| bad("--relay", e))?;
+    run_until_done(session, common.seconds).await;
+    Ok(())
+}
+
+/// Arguments of `spaces geo`.
+#[derive(clap::Args, Debug)]
+pub struct GeoArgs {
+    /// Latitude of the fix, decimal degrees.
+    #[arg(long, value_name = "DEG", allow_hyphen_values = true)]
+    lat: String,
+    /// Longitude of the fix, decimal degrees.
+    #[arg(long, value_name = "DEG", allow_hyphen_values = true)]
+    lon: String,
+    /// Open a space for the cell when none is live.
+    #[arg(long)]
+    host_if_empty: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs `spaces geo`: joins the newest live space of the fix's UMAP cell, or opens one.
+/// Only the cell label is published, never the position; the space is signed with this
+/// device's own key (a GeoKey's secret is public and gives no authority).
+pub fn geo(args: &GeoArgs) -> Result<(), BadArgument> {
+    use spaces_core::engine::discover::spaces_in_cell;
+    use spaces_core::geo::{Cell, GeoKeyring, Level, Point};
+
+    let point = Point::parse(&args.lat, &args.lon).map_err(|e| bad("--lat", e))?;
+    let cell = Cell::containing(point, Level::Umap).map_err(|e| bad("--lat", e))?;
+    let label = format!("{},{}", cell.lat_label(), cell.lon_label());
+    let geokey = GeoKeyring::origin()
+        .key(&cell)
+        .map_err(|e| bad("--lat", e))?;
     runtime()?.block_on(async {
-        let relays = if args.common.relays.is_empty() {
-            vec![format!("ws://127.0.0.1:{DEFAULT_RELAY_PORT}")]
-        } else {
-            args.common.relays.clone()
+        let relays = default_relays(&args.common);
+        let found = spaces_in_cell(
+            &relays,
+            &label,
+            &geokey.keys().public_key(),
+            Duration::from_secs(24 * 3600),
+            Duration::from_secs(3),
+        )
+        .await;
+        let live = match found {
+            Ok(live) => live,
+            // No relay on this machine yet: nobody around, as far as we can tell.
+            Err(_) if args.common.relays.is_empty() => Vec::new(),
+            Err(e) => return Err(bad("--relay", e)),
         };
-        let config = session_config(Keys::generate(), space, &args.common, relays, false)?;
-        let session = Session::start(config)
-            .await
-            .map_err(|e| bad("--relay", e))?;
-        run_until_done(session, args.common.seconds).await;
-        Ok(())
+        eprintln!(
+            "cell {label} ({}): {} live space(s)",
+            geokey.npub(),
+            live.len()
+        );
+        match live.first() {
+            Some(found) => {
+                println!("joining {}", found.space.room_address());
+                join_space(&args.common, found.space.clone(), relays).await
+            }
+            None if args.host_if_empty => host_space(&args.common, None, vec![label]).await,
+            None => Err(bad(
+                "--lat",
+                format!("no live space in cell {label}; --host-if-empty opens one"),
+            )),
+        }
     })
 }

@@ -26,6 +26,8 @@ enum Command {
     Host(live::HostArgs),
     /// Join a space by its address and play it on this machine's speakers (or a WAV file).
     Join(live::JoinArgs),
+    /// Join the live space of the UMAP cell of a position, or open one (--host-if-empty).
+    Geo(live::GeoArgs),
     /// Run a host and N listeners as real WebRTC peers on this machine and report.
     Demo(demo::Args),
     /// Simulate the relay tree of a space with N listeners, churn and network changes.
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Host(args) => live::host(&args),
         Command::Join(args) => live::join(&args),
+        Command::Geo(args) => live::geo(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
