@@ -224,4 +224,78 @@ mod forged {
         }
         host.stop().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nip53_client_sees_the_room_its_listeners_and_its_end() {
+        use spaces_core::protocol::filter::{room_filter, room_record_filter};
+        use spaces_core::protocol::{Limits, Parser, Role, RoomStatus, Transport};
+        use spaces_core::signaling::Incoming;
+
+        let relay = EmbeddedRelay::start(None).await.expect("relay");
+        let url = relay.url().to_string();
+        let space = SpaceRef::new(
+            format!("nip53-{}", Timestamp::now().as_secs()),
+            keys(11).public_key(),
+        )
+        .expect("id");
+        let clock = CaptureClock::default();
+        // A NIP-53 client (Nests-like) watching the room's address only.
+        let (watcher, mut rx) =
+            RelayPool::connect(std::slice::from_ref(&url), PoolOptions::default())
+                .await
+                .expect("connects");
+        watcher
+            .subscribe(vec![room_record_filter(&space), room_filter(&space, None)])
+            .await
+            .expect("subscribes");
+        let host = Session::start(config(keys(11), &space, &url, true, &clock))
+            .await
+            .expect("host");
+        let mut listeners = Vec::new();
+        for n in 12..14 {
+            listeners.push(
+                Session::start(config(keys(n), &space, &url, false, &clock))
+                    .await
+                    .expect("listener"),
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for listener in listeners {
+            listener.stop().await;
+        }
+        host.stop().await;
+
+        let parser = Parser::new(Limits::default(), Some(space.clone()), None);
+        let (mut live, mut ended, mut present, mut leaving) = (false, false, 0, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Ok(Some(incoming)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            let Incoming::Event { event, .. } = incoming else {
+                continue;
+            };
+            let Ok(parsed) = parser.parse(&event, Timestamp::now()) else {
+                continue;
+            };
+            match parsed.message {
+                Message::Room(room) => {
+                    assert_eq!(room.transport, Transport::NostrSpaces);
+                    assert_eq!(
+                        room.participants.first(),
+                        Some(&(keys(11).public_key(), Role::Host))
+                    );
+                    live |= room.status == RoomStatus::Live;
+                    ended |= room.status == RoomStatus::Ended;
+                }
+                Message::Presence(p) if p.leaving => leaving += 1,
+                Message::Presence(_) => present += 1,
+                _ => {}
+            }
+            if ended && leaving == 2 {
+                break;
+            }
+        }
+        assert!(live, "the room was listed live");
+        assert!(ended, "the room was marked ended on close");
+        assert_eq!(present, 2, "both listeners announced presence");
+        assert_eq!(leaving, 2, "both listeners announced leaving");
+    }
 }

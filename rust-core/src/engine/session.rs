@@ -15,8 +15,8 @@ use crate::media::CodecSettings;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::protocol::filter::session_filters;
 use crate::protocol::{
-    EventWriter, Limits, LinkRole, MemberInfo, Message, NetworkMetrics, Parser, Reservation,
-    SpaceEvent, SpaceInfo, SpaceRef,
+    EventWriter, Limits, LinkRole, MemberInfo, Message, NetworkMetrics, Parser, Presence,
+    Reservation, SpaceEvent, SpaceInfo, SpaceRef,
 };
 use crate::rtc::{Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
@@ -135,6 +135,7 @@ impl Session {
             backlog: Some(Vec::new()),
             addressable_at: HashMap::new(),
             parked: Vec::new(),
+            last_presence: Instant::now(),
         };
         if is_host {
             let info = SpaceInfo {
@@ -143,6 +144,10 @@ impl Session {
                 cells: config.cells,
             };
             actor.publish(Message::Create(info)).await;
+            // The NIP-53 mirror: Nests, Amethyst and other clients list the space.
+            actor
+                .publish(Message::Room(actor.space.room_record()))
+                .await;
         } else {
             actor
                 .publish(Message::Join(MemberInfo {
@@ -150,6 +155,7 @@ impl Session {
                     metrics: config.metrics,
                 }))
                 .await;
+            actor.publish(Message::Presence(Presence::default())).await;
         }
         let task = tokio::spawn(actor.run(incoming, link_rx, stopped));
         Ok(Self {
@@ -221,7 +227,12 @@ struct Actor {
     addressable_at: HashMap<(&'static str, Option<PublicKey>), u64>,
     /// Events refused only because a member was not known yet.
     parked: Vec<SpaceEvent>,
+    /// When our NIP-53 presence was last published.
+    last_presence: Instant,
 }
+
+/// How often a member renews its NIP-53 presence.
+const PRESENCE_EVERY: Duration = Duration::from_secs(120);
 
 /// Most events kept waiting for an unknown member.
 const MAX_PARKED: usize = 1_024;
@@ -431,6 +442,9 @@ impl Actor {
                     link.close().await;
                 }
             }
+            Command::RoleChanged { .. } if self.me == *self.space_ref.host() => {
+                self.publish(Message::Room(self.space.room_record())).await;
+            }
             _ => {}
         }
         self.update_state();
@@ -460,6 +474,11 @@ impl Actor {
 
     /// Every 100 ms: ask for a parent when we have none, give up on silent reservations.
     async fn tick(&mut self) {
+        // NIP-53 clients drop presences older than a few minutes (Nests: 5): renew every 2.
+        if self.me != *self.space_ref.host() && self.last_presence.elapsed() >= PRESENCE_EVERY {
+            self.last_presence = Instant::now();
+            self.publish(Message::Presence(Presence::default())).await;
+        }
         if self.me == *self.space_ref.host()
             || self.backlog.is_some()
             || self.parent.is_some()
@@ -579,7 +598,13 @@ impl Actor {
         }
         if self.me == *self.space_ref.host() {
             self.publish(Message::Close).await;
+            self.publish(Message::Room(self.space.room_record())).await;
         } else {
+            self.publish(Message::Presence(Presence {
+                leaving: true,
+                ..Presence::default()
+            }))
+            .await;
             self.publish(Message::Leave).await;
         }
         for (_, link) in self.links.drain() {
