@@ -279,6 +279,7 @@ impl<K: Clone + Eq + Hash> Planner<K> {
     ) -> Result<PlanDelta<K>, PlanError> {
         metrics.validate()?;
         let node = *self.index.get(key).ok_or(PlanError::UnknownPeer)?;
+        let old_capacity = self.graph[node].capacity;
         let capacity = if node == self.host {
             host_capacity(&self.config.capacity, &metrics)
         } else {
@@ -310,7 +311,42 @@ impl<K: Clone + Eq + Hash> Planner<K> {
         }
         self.refresh_open(node);
         self.place_orphans(&mut delta);
+        if capacity > old_capacity {
+            self.pull_up(node, &mut delta);
+        }
         Ok(delta)
+    }
+
+    /// New room near the host (a host back on Wi-Fi): lift the strongest deep relays into it,
+    /// each move shortening a whole subtree by two hops or more.
+    fn pull_up(&mut self, node: NodeIndex, delta: &mut PlanDelta<K>) {
+        while self.has_room(node) {
+            let target = self.graph[node].depth + 1;
+            let candidate = self
+                .graph
+                .node_indices()
+                .filter(|n| {
+                    let p = &self.graph[*n];
+                    *n != self.host
+                        && p.parent.is_some()
+                        && !p.role.speaks()
+                        && p.capacity >= 2
+                        && p.depth >= target + 2
+                })
+                .filter(|n| !self.is_in_subtree(node, *n))
+                .max_by_key(|n| {
+                    (
+                        self.graph[*n].capacity,
+                        self.graph[*n].depth,
+                        Reverse(self.graph[*n].seniority),
+                    )
+                });
+            let Some(candidate) = candidate else { break };
+            let from = self.key_of(self.graph[candidate].parent);
+            self.detach(candidate);
+            self.attach(candidate, node);
+            delta.moves.push(self.move_of(candidate, from));
+        }
     }
 
     /// Changes a peer's role. Speakers and co-hosts move under the host (they mesh with it).
