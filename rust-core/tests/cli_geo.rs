@@ -1,45 +1,28 @@
 //! `spaces geo`: the first device in a cell opens its space, the next one (elsewhere in the
 //! same cell) finds and joins it; a device in another cell finds nothing.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Command, Stdio};
 
-use spaces_core::media::FRAME_SAMPLES;
-use spaces_core::media::analysis::has_tone;
-use spaces_core::media::device::{AudioSource, WavSource};
+use common::{frames_with_tone, spawn_host};
 
 #[test]
 fn the_second_device_in_a_cell_joins_the_first_ones_space() {
-    let mut first = Command::new(env!("CARGO_BIN_EXE_spaces"))
-        .args([
-            "geo",
-            "--lat",
-            "48.853",
-            "--lon",
-            "-2.341",
-            "--host-if-empty",
-            "--input",
-            "tone",
-            "--output",
-            "null",
-            "--seconds",
-            "20",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("first device starts");
-    let mut lines = BufReader::new(first.stdout.take().expect("stdout")).lines();
-    let space = lines.next().and_then(Result::ok).expect("a space line");
-    let relay = lines.next().and_then(Result::ok).expect("a relay line");
-    let space = space
-        .strip_prefix("space ")
-        .expect("it opened a space (the cell was empty)")
-        .to_owned();
-    let relay = relay
-        .strip_prefix("relay ")
-        .expect("relay <url>")
-        .to_owned();
+    let (mut first, space, relay) = spawn_host(&[
+        "geo",
+        "--lat",
+        "48.853",
+        "--lon",
+        "-2.341",
+        "--host-if-empty",
+        "--input",
+        "tone",
+        "--output",
+        "null",
+        "--seconds",
+        "20",
+    ]);
 
     let dir = std::env::temp_dir().join(format!("spaces-cli-geo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -82,12 +65,7 @@ fn the_second_device_in_a_cell_joins_the_first_ones_space() {
 
     let _ = first.kill();
     let _ = first.wait();
-    let mut source = WavSource::open(&wav).expect("a WAV was written");
-    let mut frame = vec![0i16; FRAME_SAMPLES];
-    let mut with_tone = 0;
-    while source.read(&mut frame).expect("reads") {
-        with_tone += usize::from(has_tone(&frame, 440.0));
-    }
+    let with_tone = frames_with_tone(&wav, 440.0);
     assert!(with_tone >= 150, "{with_tone} frames carry the host's tone");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
