@@ -166,7 +166,6 @@ async fn capture(
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut frame = vec![0i16; FRAME_SAMPLES];
-    let ssrc_base = 0u32;
     for n in 0u32.. {
         ticker.tick().await;
         if let Err(e) = input.read(&mut frame) {
@@ -191,7 +190,6 @@ async fn capture(
                 version: 2,
                 sequence_number: n as u16,
                 timestamp,
-                ssrc: ssrc_base,
                 ..RtpHeader::default()
             },
             payload: Bytes::from(payload),

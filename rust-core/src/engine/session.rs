@@ -106,8 +106,13 @@ impl Session {
         let (stop, stopped) = watch::channel(Stop::Running);
         let (link_tx, link_rx) = mpsc::unbounded_channel();
         let policy = CapacityPolicy::default();
-        let capacity = policy.children(&PeerMetrics::from(&config.metrics), 1);
+        let metrics = PeerMetrics::from(&config.metrics);
         let is_host = me == *config.space.host();
+        let capacity = if is_host {
+            policy.host_children(&metrics)
+        } else {
+            policy.children(&metrics, 1)
+        };
         let mut actor = Actor {
             writer_keys: config.keys.clone(),
             me,
@@ -129,7 +134,7 @@ impl Session {
             link_config: config.link,
             policy,
             weights: ScoreWeights::default(),
-            capacity: if is_host { capacity.max(1) } else { capacity },
+            capacity,
             reserve_timeout: config.reserve_timeout,
             state: Arc::clone(&state),
             backlog: Some(Vec::new()),

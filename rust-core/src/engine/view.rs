@@ -53,10 +53,11 @@ pub fn choose_parent(
                 up = *p;
             }
             let metrics = PeerMetrics::from(&member.metrics);
-            let mut capacity = policy.children(&metrics, 1);
-            if *key == host && capacity == 0 && metrics.upload_kbps >= policy.stream_kbps() {
-                capacity = 1;
-            }
+            let capacity = if *key == host {
+                policy.host_children(&metrics)
+            } else {
+                policy.children(&metrics, 1)
+            };
             let taken = children.get(key).copied().unwrap_or(0);
             if taken >= capacity {
                 return None;

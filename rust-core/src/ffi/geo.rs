@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::SpacesError;
-use crate::geo::{self, Cell, GeoKey, Level, Point, Scheme, Seed};
+use crate::geo::{self, Cell, GeoKey, Level, Point, Scheme};
 
 /// A grid level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -108,10 +108,7 @@ pub struct GeoKeyInfo {
 
 impl From<&GeoKey> for GeoKeyInfo {
     fn from(key: &GeoKey) -> Self {
-        let (salt, pepper, seed) = match key.seed().clone() {
-            Seed::Uplanet { salt, pepper } => (Some(salt), Some(pepper), None),
-            Seed::Nip101 { seed } => (None, None, Some(seed)),
-        };
+        let (salt, pepper, seed) = key.seed().parts();
         Self {
             cell: (*key.cell()).into(),
             scheme: match key.scheme() {

@@ -98,6 +98,14 @@ impl Seed {
         }
     }
 
+    /// The strings as (salt, pepper, seed): the first two for `Uplanet`, the last for `Nip101`.
+    pub fn parts(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match self.clone() {
+            Seed::Uplanet { salt, pepper } => (Some(salt), Some(pepper), None),
+            Seed::Nip101 { seed } => (None, None, Some(seed)),
+        }
+    }
+
     /// Derives the 32-byte secret. Costs one scrypt (8 MiB, tens of ms) for `Uplanet`.
     fn secret(&self) -> Result<SecretKey, GeoError> {
         match self {

@@ -50,6 +50,17 @@ impl CapacityPolicy {
         (self.opus_bps + self.header_bytes * 8.0 * self.packets_per_second) / 1_000.0
     }
 
+    /// Children the host can feed: as any peer, but at least one when its whole uplink carries
+    /// a stream (a space whose host reaches nobody is silent, whatever the headroom rule says).
+    pub fn host_children(&self, m: &PeerMetrics) -> u32 {
+        let by_policy = self.children(m, 1);
+        if by_policy == 0 && m.upload_kbps >= self.stream_kbps() {
+            1
+        } else {
+            by_policy
+        }
+    }
+
     /// Children a peer can feed with `streams` concurrent streams per child.
     pub fn children(&self, m: &PeerMetrics, streams: u32) -> u32 {
         let per_child = self.stream_kbps() * f64::from(streams.max(1));

@@ -127,7 +127,7 @@ impl<K: Clone + Eq + Hash> Planner<K> {
     pub fn new(host: K, metrics: PeerMetrics, config: PlannerConfig) -> Result<Self, PlanError> {
         metrics.validate()?;
         let mut graph = StableDiGraph::new();
-        let capacity = host_capacity(&config.capacity, &metrics);
+        let capacity = config.capacity.host_children(&metrics);
         let host_node = graph.add_node(Peer {
             key: host.clone(),
             role: Role::Host,
@@ -281,7 +281,7 @@ impl<K: Clone + Eq + Hash> Planner<K> {
         let node = *self.index.get(key).ok_or(PlanError::UnknownPeer)?;
         let old_capacity = self.graph[node].capacity;
         let capacity = if node == self.host {
-            host_capacity(&self.config.capacity, &metrics)
+            self.config.capacity.host_children(&metrics)
         } else {
             self.config.capacity.children(&metrics, 1)
         };
@@ -696,17 +696,6 @@ impl<K: Clone + Eq + Hash> Planner<K> {
         );
         self.open.insert(key);
         self.open_key.insert(node, key);
-    }
-}
-
-/// The host feeds at least one child when its whole uplink carries a stream: a space whose
-/// host reaches nobody is silent, whatever the headroom rule says.
-fn host_capacity(policy: &CapacityPolicy, metrics: &PeerMetrics) -> u32 {
-    let by_policy = policy.children(metrics, 1);
-    if by_policy == 0 && metrics.upload_kbps >= policy.stream_kbps() {
-        1
-    } else {
-        by_policy
     }
 }
 

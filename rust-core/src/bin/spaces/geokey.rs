@@ -4,7 +4,7 @@
 
 use clap::ValueEnum;
 use serde::Serialize;
-use spaces_core::geo::{Cell, GeoError, GeoKey, Level, ORIGIN_NAMESPACE, Point, Scheme, Seed};
+use spaces_core::geo::{Cell, GeoError, GeoKey, Level, ORIGIN_NAMESPACE, Point, Scheme};
 
 use crate::BadArgument;
 
@@ -80,10 +80,7 @@ struct KeyReport {
 
 impl KeyReport {
     fn new(key: &GeoKey, show_secret: bool) -> Self {
-        let (salt, pepper, seed) = match key.seed().clone() {
-            Seed::Uplanet { salt, pepper } => (Some(salt), Some(pepper), None),
-            Seed::Nip101 { seed } => (None, None, Some(seed)),
-        };
+        let (salt, pepper, seed) = key.seed().parts();
         Self {
             level: key.cell().level(),
             scheme: key.scheme(),
