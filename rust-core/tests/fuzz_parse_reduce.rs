@@ -54,11 +54,13 @@ fn message(keys: Vec<Keys>) -> impl Strategy<Value = (usize, Message)> {
                     requester: peers[author],
                     confirmer: target,
                     role: Some(LinkRole::Provider),
+                    standby: false,
                 }),
                 6 => Message::Confirm(Reservation {
                     requester: target,
                     confirmer: peers[author],
                     role: Some(LinkRole::Consumer),
+                    standby: false,
                 }),
                 7 => Message::Drop { target },
                 8 => Message::Remove { target },

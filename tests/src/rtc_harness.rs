@@ -17,8 +17,12 @@ use tokio::sync::{mpsc, watch};
 /// A packet as a node received it.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// RTP sequence number.
+    /// RTP sequence number (each link numbers its own packets).
     pub seq: u16,
+    /// RTP timestamp (kept end to end).
+    pub timestamp: u32,
+    /// Contributing sources (kept end to end: whose voice it is).
+    pub csrc: Vec<u32>,
     /// The payload.
     pub payload: Bytes,
     /// When it arrived.
@@ -41,6 +45,8 @@ impl RtpSink for Node {
         if let Ok(mut received) = self.received.lock() {
             received.push(Received {
                 seq: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                csrc: packet.header.csrc.clone(),
                 payload: packet.payload.clone(),
                 at: Instant::now(),
             });
@@ -67,8 +73,8 @@ impl Node {
     /// 20 ms frames carrying `freq_hz`, skipping the decoder's first frames.
     pub fn tone_share(&self, freq_hz: f32) -> f64 {
         let mut packets = self.received.lock().map(|r| r.clone()).unwrap_or_default();
-        packets.sort_by_key(|p| p.seq);
-        packets.dedup_by_key(|p| p.seq);
+        packets.sort_by_key(|p| p.timestamp);
+        packets.dedup_by_key(|p| p.timestamp);
         let mut decoder = Decoder::new().expect("decoder");
         let mut frame = vec![0i16; FRAME_SAMPLES];
         let mut hits = 0usize;
@@ -171,6 +177,9 @@ fn pump(
     }
 }
 
+/// The contributing source every streamed tone carries.
+pub const TONE_SOURCE: u32 = 0x5ace_0001;
+
 /// Sends `seconds` of a tone from `node` to its children in real time (20 ms frames).
 pub async fn stream_tone(node: &Node, freq_hz: f32, seconds: u32) {
     stream_tone_from(node, freq_hz, 0, seconds).await;
@@ -192,6 +201,7 @@ pub async fn stream_tone_from(node: &Node, freq_hz: f32, first_frame: u32, secon
                 version: 2,
                 sequence_number: n as u16,
                 timestamp: n * RTP_TICKS_PER_FRAME,
+                csrc: vec![TONE_SOURCE],
                 ..RtpHeader::default()
             },
             payload: Bytes::from(payload),

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use spaces_core::media::RTP_TICKS_PER_FRAME;
 use spaces_core::rtc::{LinkConfig, LinkEvent};
-use spaces_tests::rtc_harness::{Node, connect, stream_tone, stream_tone_from};
+use spaces_tests::rtc_harness::{Node, TONE_SOURCE, connect, stream_tone, stream_tone_from};
 
 const TONE: f32 = 440.0;
 
@@ -31,16 +32,22 @@ async fn a_tone_crosses_three_forwarding_hops() {
             node.count()
         );
     }
-    // Payloads arrive bit-identical at every depth: nothing re-encoded on the way.
-    let first = |n: &Arc<Node>| {
+    // Payloads arrive bit-identical at every depth, still naming their source: nothing
+    // re-encoded or re-attributed on the way.
+    let frame_100 = |n: &Arc<Node>| {
         n.received
             .lock()
-            .map(|r| r.iter().find(|p| p.seq == 100).map(|p| p.payload.clone()))
+            .map(|r| {
+                r.iter()
+                    .find(|p| p.timestamp == 100 * RTP_TICKS_PER_FRAME)
+                    .map(|p| (p.payload.clone(), p.csrc.clone()))
+            })
             .ok()
             .flatten()
     };
-    assert!(first(&a).is_some());
-    assert_eq!(first(&a), first(&c));
+    assert!(frame_100(&a).is_some());
+    assert_eq!(frame_100(&a), frame_100(&c));
+    assert_eq!(frame_100(&c).map(|(_, csrc)| csrc), Some(vec![TONE_SOURCE]));
     let share = c.tone_share(TONE);
     assert!(
         share >= 0.95,

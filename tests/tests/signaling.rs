@@ -138,6 +138,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 requester: p,
                 confirmer: h,
                 role: Some(LinkRole::Consumer),
+                standby: false,
             }),
         ),
         (
@@ -146,6 +147,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 requester: p,
                 confirmer: h,
                 role: Some(LinkRole::Consumer),
+                standby: false,
             }),
         ),
         (

@@ -1,122 +1,317 @@
-//! A session's audio: what it captures and sends, what it receives, forwards and plays.
+//! A session's audio: what it captures and sends, what it receives, forwards, mixes and plays.
+//!
+//! Every packet names its voice in the RTP CSRC (the speaker's [`source_id`]); each link
+//! renumbers sequence numbers for SRTP, so a voice's frames are ordered by RTP timestamp.
+//! The host's voice and the speakers' voices share the tree: speakers send theirs up to the
+//! host, the host sends every voice down, each listener forwards the first copy of each frame
+//! (a warm backup parent delivers a second one) and mixes the voices it hears.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nostr::prelude::PublicKey;
 
 use crate::media::analysis::has_tone;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::media::{
-    AudioReceiver, CodecSettings, Encoder, FRAME_MS, FRAME_SAMPLES, JitterConfig, Packet,
+    AudioReceiver, CodecSettings, Encoder, FRAME_MS, FRAME_SAMPLES, JitterConfig, Mixer, Packet,
     RTP_TICKS_PER_FRAME,
 };
-use crate::rtc::{Forwarder, RtpHeader, RtpPacket, RtpSink};
+use crate::rtc::{Forwarder, PeerLink, RtpHeader, RtpPacket, RtpSink};
 
-/// Capture instants by RTP timestamp, shared in-process between a host and its listeners so
-/// the demo can measure capture-to-playout latency on one clock.
-pub type CaptureClock = Arc<Mutex<HashMap<u32, Instant>>>;
+/// A voice's identifier on the wire (the RTP CSRC): the first four bytes of the speaker's
+/// key. Receivers only ever map it back through members they know, so a collision can at
+/// worst merge two voices' statistics, never let a stranger speak.
+pub fn source_id(key: &PublicKey) -> u32 {
+    let bytes = key.to_bytes();
+    u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
 
-/// What a session measured about its audio.
+/// Capture instants by (source, RTP timestamp), shared in-process between the participants
+/// of a demo so capture-to-playout latency is measured on one clock.
+pub type CaptureClock = Arc<Mutex<HashMap<(u32, u32), Instant>>>;
+
+/// Most voices mixed at once; further ones are ignored (a space has a few speakers).
+const MAX_SOURCES: usize = 16;
+
+/// A voice not heard for this long is forgotten (its decoder and buffer freed).
+const SOURCE_IDLE: Duration = Duration::from_secs(10);
+
+/// Frames per voice remembered for duplicate detection (10 s).
+const SEEN_FRAMES: usize = 512;
+
+/// One voice's measurements.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStats {
+    /// Frames played.
+    pub frames: u64,
+    /// Zero crossings over those frames (gives a tone's frequency).
+    pub crossings: u64,
+    /// Samples over those frames.
+    pub samples: u64,
+    /// Capture-to-playout latency of its frames, ms (when a capture clock is shared).
+    pub latencies_ms: Vec<f64>,
+    /// The last sample played (a crossing may straddle two frames).
+    pub last_sample: Option<i16>,
+}
+
+impl SourceStats {
+    /// Counts one played frame.
+    pub fn add_frame(&mut self, frame: &[i16]) {
+        self.frames += 1;
+        self.samples += frame.len() as u64;
+        let mut previous = self.last_sample;
+        for &sample in frame {
+            if previous.is_some_and(|p| (p < 0) != (sample < 0)) {
+                self.crossings += 1;
+            }
+            previous = Some(sample);
+        }
+        self.last_sample = previous;
+    }
+
+    /// The dominant frequency of a tone, from the zero-crossing rate; `None` before any audio.
+    pub fn frequency_hz(&self) -> Option<f64> {
+        (self.samples > 0).then(|| {
+            self.crossings as f64 / 2.0 * f64::from(crate::media::SAMPLE_RATE) / self.samples as f64
+        })
+    }
+}
+
+/// What a session measured about its audio. The top-level fields describe the host's voice;
+/// `sources` has every voice.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudioStats {
-    /// From session start to the first decoded frame.
+    /// From session start to the first decoded frame of the host's voice.
     pub first_audio: Option<Duration>,
-    /// RTP packets received from the parent.
+    /// RTP packets accepted (all voices, duplicates excluded).
     pub packets_received: u64,
-    /// Frames played since the first audio.
+    /// Host frames played since the first audio.
     pub frames_played: u64,
     /// Of those, frames carrying the expected tone.
     pub frames_with_tone: u64,
-    /// Capture-to-playout latency of played frames, ms.
+    /// Capture-to-playout latency of the host's played frames, ms.
     pub latencies_ms: Vec<f64>,
-    /// Longest stretch without the tone after the first audio, ms.
+    /// Longest stretch without the host's tone after the first audio, ms.
     pub gap_ms_max: f64,
-    /// Packets lost (jitter buffer, from sequence gaps).
+    /// Host packets lost (jitter buffer, from timestamp gaps).
     pub lost: u64,
+    /// Copies dropped because a frame already came over another link (warm backups).
+    pub duplicates: u64,
+    /// Packets refused: from a link that may not send us that voice.
+    pub refused: u64,
+    /// Every voice heard, by source id.
+    pub sources: BTreeMap<u32, SourceStats>,
+}
+
+/// Who may send us which voice. The session keeps it current; every packet reads it.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// Our own voice (never taken back from the network).
+    pub me: u32,
+    /// The host's voice (the one the top-level statistics describe).
+    pub host: u32,
+    /// We are the host: speakers' voices enter the tree here.
+    pub is_host: bool,
+    /// Links whose audio we take, by label: our parent and our warm backup.
+    pub upstream: HashSet<String>,
+    /// At the host: links of speakers, each allowed to send its own voice only.
+    pub speakers: HashMap<String, u32>,
+}
+
+impl Routing {
+    fn admits(&self, link: &str, source: u32) -> bool {
+        source != self.me
+            && (self.upstream.contains(link)
+                || (self.is_host && self.speakers.get(link) == Some(&source)))
+    }
+}
+
+/// Frames already seen per voice: a warm backup sends every frame a second time.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<(u32, u32)>,
+    set: HashSet<(u32, u32)>,
+}
+
+impl Seen {
+    /// True the first time (source, timestamp) comes by.
+    fn first(&mut self, source: u32, timestamp: u32) -> bool {
+        if !self.set.insert((source, timestamp)) {
+            return false;
+        }
+        self.order.push_back((source, timestamp));
+        if self.order.len() > SEEN_FRAMES * MAX_SOURCES
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+struct Voice {
+    receiver: AudioReceiver,
+    last_arrival: Instant,
 }
 
 struct Shared {
-    receiver: Mutex<AudioReceiver>,
+    voices: Mutex<BTreeMap<u32, Voice>>,
+    seen: Mutex<Seen>,
     stats: Mutex<AudioStats>,
+    routing: Mutex<Routing>,
     epoch: Instant,
 }
 
-/// The receiving side: forwards every packet to the children and buffers it for playout.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The receiving side of every link: admits, de-duplicates, forwards, buffers.
 pub struct Inbound {
     shared: Arc<Shared>,
     forwarder: Arc<Forwarder>,
 }
 
 impl RtpSink for Inbound {
-    fn on_rtp(&self, _link: &str, packet: &RtpPacket) {
-        // Children first: forwarding must not wait for our own playout.
-        self.forwarder.forward(packet);
-        let arrival = self.shared.epoch.elapsed().as_millis() as u64;
-        let payload = Packet {
-            seq: packet.header.sequence_number,
+    fn on_rtp(&self, link: &str, packet: &RtpPacket) {
+        let shared = &self.shared;
+        let source = packet.header.csrc.first().copied();
+        let (admitted, is_host) = {
+            let routing = lock(&shared.routing);
+            (
+                source.is_some_and(|s| routing.admits(link, s)),
+                routing.is_host,
+            )
+        };
+        let Some(source) = source.filter(|_| admitted) else {
+            lock(&shared.stats).refused += 1;
+            return;
+        };
+        if !lock(&shared.seen).first(source, packet.header.timestamp) {
+            lock(&shared.stats).duplicates += 1;
+            return;
+        }
+        // Children first: forwarding must not wait for our own playout. The host does not
+        // echo a speaker's voice back to the speaker.
+        self.forwarder
+            .forward_except(packet, is_host.then_some(link));
+        let arrival = shared.epoch.elapsed().as_millis() as u64;
+        let frame = Packet {
+            // Links renumber sequence numbers; a voice's frames are 20 ms apart in timestamp.
+            seq: (packet.header.timestamp / RTP_TICKS_PER_FRAME) as u16,
             timestamp: packet.header.timestamp,
             payload: packet.payload.to_vec(),
         };
-        self.shared
-            .receiver
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(payload, arrival);
-        self.shared
-            .stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .packets_received += 1;
+        let mut voices = lock(&shared.voices);
+        if !voices.contains_key(&source) && voices.len() < MAX_SOURCES {
+            match AudioReceiver::new(JitterConfig::default()) {
+                Ok(receiver) => {
+                    voices.insert(
+                        source,
+                        Voice {
+                            receiver,
+                            last_arrival: Instant::now(),
+                        },
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot decode a new voice"),
+            }
+        }
+        if let Some(voice) = voices.get_mut(&source) {
+            voice.receiver.push(frame, arrival);
+            voice.last_arrival = Instant::now();
+            drop(voices);
+            lock(&shared.stats).packets_received += 1;
+        }
     }
+}
+
+/// Where captured audio goes and whether it flows.
+#[derive(Default)]
+struct Outbound {
+    /// Capturing (hosts from the start; speakers once promoted).
+    speaking: AtomicBool,
+    /// The link to the host, for a speaker that is not the host.
+    uplink: Mutex<Option<Arc<PeerLink>>>,
+}
+
+/// How a session's audio is set up.
+pub struct AudioConfig {
+    /// Microphone (hosts, and listeners who may be promoted).
+    pub input: Option<Box<dyn AudioSource>>,
+    /// Speaker.
+    pub output: Box<dyn AudioSink>,
+    /// Encoder settings.
+    pub codec: CodecSettings,
+    /// A tone to look for in the host's voice (tests and the demo).
+    pub tone_hz: Option<f32>,
+    /// Shared capture clock (in-process latency measurement).
+    pub clock: Option<CaptureClock>,
+    /// Who we are and who hosts, as voices.
+    pub routing: Routing,
+    /// Capture from the start (the host).
+    pub speaking: bool,
 }
 
 /// A session's audio engine.
 pub struct Audio {
     shared: Arc<Shared>,
     forwarder: Arc<Forwarder>,
+    outbound: Arc<Outbound>,
+    can_speak: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Audio {
-    /// Starts playout (and capture when `input` is given: hosts and speakers).
+    /// Starts playout, and capture when there is an input (it sends only while speaking).
     pub fn start(
         forwarder: Arc<Forwarder>,
-        input: Option<Box<dyn AudioSource>>,
-        output: Box<dyn AudioSink>,
-        codec: CodecSettings,
-        tone_hz: Option<f32>,
-        clock: Option<CaptureClock>,
+        config: AudioConfig,
     ) -> Result<Self, crate::media::MediaError> {
+        let me = config.routing.me;
+        let host = config.routing.host;
         let shared = Arc::new(Shared {
-            receiver: Mutex::new(AudioReceiver::new(JitterConfig::default())?),
+            voices: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(Seen::default()),
             stats: Mutex::new(AudioStats::default()),
+            routing: Mutex::new(config.routing),
             epoch: Instant::now(),
         });
+        let outbound = Arc::new(Outbound::default());
+        outbound.speaking.store(config.speaking, Ordering::Relaxed);
         let mut tasks = vec![tokio::spawn(playout(
             Arc::clone(&shared),
-            output,
-            tone_hz,
-            clock.clone(),
+            config.output,
+            config.tone_hz,
+            config.clock.clone(),
+            host,
         ))];
-        if let Some(input) = input {
-            let encoder = Encoder::new(codec)?;
+        let can_speak = config.input.is_some();
+        if let Some(input) = config.input {
+            let encoder = Encoder::new(config.codec)?;
             tasks.push(tokio::spawn(capture(
                 Arc::clone(&forwarder),
+                Arc::clone(&outbound),
                 input,
                 encoder,
-                clock,
+                config.clock,
+                me,
             )));
         }
         Ok(Self {
             shared,
             forwarder,
+            outbound,
+            can_speak,
             tasks,
         })
     }
 
-    /// The sink for links whose audio we receive.
+    /// The sink for every link.
     pub fn inbound(&self) -> Arc<Inbound> {
         Arc::new(Inbound {
             shared: Arc::clone(&self.shared),
@@ -124,21 +319,29 @@ impl Audio {
         })
     }
 
+    /// Changes who may send us what.
+    pub fn route(&self, change: impl FnOnce(&mut Routing)) {
+        change(&mut lock(&self.shared.routing));
+    }
+
+    /// Starts or stops sending our voice; false when there is no microphone.
+    pub fn set_speaking(&self, speaking: bool) -> bool {
+        self.outbound.speaking.store(speaking, Ordering::Relaxed);
+        self.can_speak || !speaking
+    }
+
+    /// Sends our voice up this link too (a speaker's link to the host).
+    pub fn set_uplink(&self, link: Option<Arc<PeerLink>>) {
+        *lock(&self.outbound.uplink) = link;
+    }
+
     /// What was measured so far.
     pub fn stats(&self) -> AudioStats {
-        let mut stats = self
-            .shared
-            .stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        stats.lost = self
-            .shared
-            .receiver
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .stats()
-            .lost;
+        let mut stats = lock(&self.shared.stats).clone();
+        let host = lock(&self.shared.routing).host;
+        stats.lost = lock(&self.shared.voices)
+            .get(&host)
+            .map_or(0, |v| v.receiver.stats().lost);
         stats
     }
 
@@ -156,106 +359,204 @@ impl Drop for Audio {
     }
 }
 
-/// Every 20 ms: read, encode, stamp, hand to the children.
+/// Every 20 ms: read, and while speaking encode, stamp with our voice, send to our children
+/// and up to the host.
 async fn capture(
     forwarder: Arc<Forwarder>,
+    outbound: Arc<Outbound>,
     mut input: Box<dyn AudioSource>,
     mut encoder: Encoder,
     clock: Option<CaptureClock>,
+    source: u32,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut frame = vec![0i16; FRAME_SAMPLES];
     for n in 0u32.. {
         ticker.tick().await;
+        // Keep reading while muted: a sound card's ring must not fill with stale audio.
         if let Err(e) = input.read(&mut frame) {
             tracing::warn!(error = %e, "capture failed; sending silence");
             frame.fill(0);
+        }
+        if !outbound.speaking.load(Ordering::Relaxed) {
+            continue;
         }
         let Ok(payload) = encoder.encode(&frame) else {
             continue;
         };
         let timestamp = n.wrapping_mul(RTP_TICKS_PER_FRAME);
         if let Some(clock) = &clock {
-            let mut clock = clock.lock().unwrap_or_else(PoisonError::into_inner);
-            clock.insert(timestamp, Instant::now());
-            // Keep a minute of history.
-            if clock.len() > 3_000 {
-                let oldest = timestamp.wrapping_sub(3_000 * RTP_TICKS_PER_FRAME);
-                clock.remove(&oldest);
-            }
+            let mut clock = lock(clock);
+            clock.insert((source, timestamp), Instant::now());
+            // Keep a minute of history per voice.
+            clock.remove(&(source, timestamp.wrapping_sub(3_000 * RTP_TICKS_PER_FRAME)));
         }
         let packet = RtpPacket {
             header: RtpHeader {
                 version: 2,
                 sequence_number: n as u16,
                 timestamp,
+                csrc: vec![source],
                 ..RtpHeader::default()
             },
             payload: Bytes::from(payload),
         };
         forwarder.forward(&packet);
+        let uplink = lock(&outbound.uplink).clone();
+        if let Some(uplink) = uplink
+            && let Err(e) = uplink.send(packet).await
+        {
+            tracing::debug!(error = %e, "voice not sent to the host");
+        }
     }
 }
 
-/// Every 20 ms: pull a frame, measure it, play it.
+/// Every 20 ms: pull a frame of every voice, measure, mix, play.
 async fn playout(
     shared: Arc<Shared>,
     mut output: Box<dyn AudioSink>,
     tone_hz: Option<f32>,
     clock: Option<CaptureClock>,
+    host: u32,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
+    let mut mixer = Mixer::<u32>::new();
+    let mut mixed = vec![0i16; FRAME_SAMPLES];
     let mut gap_frames = 0u64;
     loop {
         ticker.tick().await;
-        let (frame, played_ts) = {
-            let mut receiver = shared
-                .receiver
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            (receiver.pull(), receiver.last_played_timestamp())
+        let pulled: Vec<(u32, Vec<i16>, Option<u32>)> = {
+            let mut voices = lock(&shared.voices);
+            voices.retain(|source, voice| {
+                let live = voice.last_arrival.elapsed() < SOURCE_IDLE;
+                if !live {
+                    mixer.remove(source);
+                }
+                live
+            });
+            voices
+                .iter_mut()
+                .filter_map(|(source, voice)| {
+                    let frame = voice.receiver.pull()?;
+                    Some((*source, frame, voice.receiver.last_played_timestamp()))
+                })
+                .collect()
         };
-        let mut stats = shared.stats.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(frame) = frame else {
-            if stats.first_audio.is_some() {
-                gap_frames += 1;
-                stats.gap_ms_max = stats
-                    .gap_ms_max
-                    .max((gap_frames * u64::from(FRAME_MS)) as f64);
+        let captured_at = |source: u32, ts: Option<u32>| -> Option<f64> {
+            let clock = clock.as_ref()?;
+            let at = lock(clock).get(&(source, ts?)).copied()?;
+            Some(at.elapsed().as_secs_f64() * 1e3)
+        };
+        {
+            let mut stats = lock(&shared.stats);
+            match pulled.iter().find(|(source, ..)| *source == host) {
+                None if stats.first_audio.is_some() => {
+                    gap_frames += 1;
+                    stats.gap_ms_max = stats
+                        .gap_ms_max
+                        .max((gap_frames * u64::from(FRAME_MS)) as f64);
+                }
+                None => {}
+                Some((_, frame, ts)) => {
+                    if stats.first_audio.is_none() {
+                        stats.first_audio = Some(shared.epoch.elapsed());
+                    }
+                    stats.frames_played += 1;
+                    if tone_hz.is_none_or(|f| has_tone(frame, f)) {
+                        stats.frames_with_tone += 1;
+                        gap_frames = 0;
+                    } else {
+                        gap_frames += 1;
+                        stats.gap_ms_max = stats
+                            .gap_ms_max
+                            .max((gap_frames * u64::from(FRAME_MS)) as f64);
+                    }
+                    if let Some(ms) = captured_at(host, *ts) {
+                        stats.latencies_ms.push(ms);
+                    }
+                }
             }
+            for (source, frame, ts) in &pulled {
+                let latency = captured_at(*source, *ts);
+                let voice = stats.sources.entry(*source).or_default();
+                voice.add_frame(frame);
+                voice.latencies_ms.extend(latency);
+            }
+        }
+        if pulled.is_empty() {
             continue;
-        };
-        if stats.first_audio.is_none() {
-            stats.first_audio = Some(shared.epoch.elapsed());
         }
-        stats.frames_played += 1;
-        let heard = tone_hz.is_none_or(|f| has_tone(&frame, f));
-        if heard {
-            stats.frames_with_tone += 1;
-            gap_frames = 0;
-        } else {
-            gap_frames += 1;
-            stats.gap_ms_max = stats
-                .gap_ms_max
-                .max((gap_frames * u64::from(FRAME_MS)) as f64);
-        }
-        let captured = match (&clock, played_ts) {
-            (Some(clock), Some(ts)) => clock
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(&ts)
-                .copied(),
-            _ => None,
-        };
-        if let Some(captured) = captured {
-            stats
-                .latencies_ms
-                .push(captured.elapsed().as_secs_f64() * 1e3);
-        }
-        drop(stats);
-        if let Err(e) = output.write(&frame) {
+        let inputs: Vec<(u32, &[i16])> = pulled
+            .iter()
+            .map(|(source, frame, _)| (*source, frame.as_slice()))
+            .collect();
+        mixer.mix(&inputs, &mut mixed);
+        if let Err(e) = output.write(&mixed) {
             tracing::warn!(error = %e, "playout device failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_counts_once_per_voice() {
+        let mut seen = Seen::default();
+        assert!(seen.first(1, 960));
+        assert!(!seen.first(1, 960), "the backup's copy is a duplicate");
+        assert!(
+            seen.first(2, 960),
+            "another voice with the same timestamp is not"
+        );
+        for ts in 0..(SEEN_FRAMES * MAX_SOURCES) as u32 + 10 {
+            seen.first(3, ts * 960 + 1);
+        }
+        assert!(
+            seen.set.len() <= SEEN_FRAMES * MAX_SOURCES,
+            "memory is bounded"
+        );
+    }
+
+    #[test]
+    fn routing_admits_only_upstream_or_a_speakers_own_voice() {
+        let mut routing = Routing {
+            me: 7,
+            host: 1,
+            ..Routing::default()
+        };
+        routing.upstream.insert("parent".into());
+        assert!(routing.admits("parent", 1));
+        assert!(
+            routing.admits("parent", 9),
+            "a speaker's voice comes down the tree"
+        );
+        assert!(!routing.admits("parent", 7), "never our own voice back");
+        assert!(!routing.admits("child", 1), "a child cannot inject audio");
+        routing.is_host = true;
+        routing.speakers.insert("speaker".into(), 9);
+        assert!(routing.admits("speaker", 9));
+        assert!(
+            !routing.admits("speaker", 1),
+            "a speaker sends only its own voice"
+        );
+        assert!(!routing.admits("listener", 5));
+    }
+
+    #[test]
+    fn a_tone_frequency_comes_from_zero_crossings() {
+        let mut stats = SourceStats::default();
+        let mut tone = crate::media::device::ToneSource::new(660.0, 0.5);
+        let mut frame = vec![0i16; FRAME_SAMPLES];
+        for _ in 0..50 {
+            tone.read(&mut frame).expect("tone");
+            stats.add_frame(&frame);
+        }
+        let hz = stats.frequency_hz().expect("audio");
+        assert!((hz - 660.0).abs() < 2.0, "{hz} Hz");
+        assert_eq!(stats.frames, 50);
+        assert_eq!(SourceStats::default().frequency_hz(), None);
     }
 }

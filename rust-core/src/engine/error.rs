@@ -20,4 +20,7 @@ pub enum EngineError {
     /// Audio devices or codec.
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// The session has already stopped.
+    #[error("the session has stopped")]
+    Stopped,
 }

@@ -9,14 +9,14 @@ use nostr::prelude::{Keys, PublicKey, Timestamp};
 use tokio::sync::{mpsc, watch};
 
 use super::EngineError;
-use super::audio::{Audio, AudioStats, CaptureClock};
-use super::view::choose_parent;
+use super::audio::{Audio, AudioConfig, AudioStats, CaptureClock, Routing, source_id};
+use super::view::{Want, choose_parent};
 use crate::media::CodecSettings;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::protocol::filter::session_filters;
 use crate::protocol::{
     EventWriter, Limits, LinkRole, MemberInfo, Message, NetworkMetrics, Parser, Presence,
-    Reservation, SpaceEvent, SpaceInfo, SpaceRef,
+    Reservation, Role, SpaceEvent, SpaceInfo, SpaceRef,
 };
 use crate::rtc::{Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
@@ -39,11 +39,11 @@ pub struct SessionConfig {
     pub link: LinkConfig,
     /// Encoder settings.
     pub codec: CodecSettings,
-    /// Microphone (hosts and speakers).
+    /// Microphone: the host's from the start; a listener's once promoted to speaker.
     pub input: Option<Box<dyn AudioSource>>,
     /// Speaker.
     pub output: Box<dyn AudioSink>,
-    /// A tone to look for in what we play (tests and the demo).
+    /// A tone to look for in the host's voice (tests and the demo).
     pub tone_hz: Option<f32>,
     /// Shared capture clock (in-process latency measurement).
     pub capture_clock: Option<CaptureClock>,
@@ -56,10 +56,18 @@ pub struct SessionConfig {
 /// What a session knows about itself, for progress and reports.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionStats {
+    /// Our role in the space.
+    pub role: Role,
     /// Our parent in the tree.
     pub parent: Option<PublicKey>,
-    /// Our children.
+    /// Our warm backup parent.
+    pub standby: Option<PublicKey>,
+    /// Times a warm backup took over from a lost parent.
+    pub standby_takeovers: u64,
+    /// Our children in the tree.
     pub children: usize,
+    /// Children we feed as their warm backup.
+    pub standby_children: usize,
     /// Audio measurements.
     pub audio: AudioStats,
     /// Events the state machine refused, by reason.
@@ -72,7 +80,15 @@ pub struct Session {
     audio: Arc<Audio>,
     state: Arc<Mutex<SessionStats>>,
     stop: watch::Sender<Stop>,
+    control: mpsc::UnboundedSender<Control>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What the user asks a running session to do.
+#[derive(Debug, Clone)]
+enum Control {
+    /// Publish a message (role changes, hand, speech requests).
+    Publish(Message),
 }
 
 /// How a session ends.
@@ -94,20 +110,30 @@ impl Session {
         pool.subscribe(session_filters(&config.space, &me, Some(since)))
             .await?;
         let forwarder = Arc::new(Forwarder::new(config.link.child_queue));
+        let is_host = me == *config.space.host();
         let audio = Arc::new(Audio::start(
             Arc::clone(&forwarder),
-            config.input,
-            config.output,
-            config.codec,
-            config.tone_hz,
-            config.capture_clock,
+            AudioConfig {
+                input: config.input,
+                output: config.output,
+                codec: config.codec,
+                tone_hz: config.tone_hz,
+                clock: config.capture_clock,
+                routing: Routing {
+                    me: source_id(&me),
+                    host: source_id(config.space.host()),
+                    is_host,
+                    ..Routing::default()
+                },
+                speaking: is_host,
+            },
         )?);
         let state = Arc::new(Mutex::new(SessionStats::default()));
         let (stop, stopped) = watch::channel(Stop::Running);
         let (link_tx, link_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = mpsc::unbounded_channel();
         let policy = CapacityPolicy::default();
         let metrics = PeerMetrics::from(&config.metrics);
-        let is_host = me == *config.space.host();
         let capacity = if is_host {
             policy.host_children(&metrics)
         } else {
@@ -127,7 +153,12 @@ impl Session {
             links: HashMap::new(),
             link_tx,
             parent: None,
+            standby: None,
+            retiring: None,
             pending: None,
+            connected: HashSet::new(),
+            standby_children: HashSet::new(),
+            last_standby_try: Instant::now(),
             avoid: HashSet::new(),
             forwarder,
             audio: Arc::clone(&audio),
@@ -162,14 +193,58 @@ impl Session {
                 .await;
             actor.publish(Message::Presence(Presence::default())).await;
         }
-        let task = tokio::spawn(actor.run(incoming, link_rx, stopped));
+        let task = tokio::spawn(actor.run(incoming, link_rx, control_rx, stopped));
         Ok(Self {
             key: me,
             audio,
             state,
             stop,
+            control,
             task,
         })
+    }
+
+    fn send(&self, message: Message) -> Result<(), EngineError> {
+        self.control
+            .send(Control::Publish(message))
+            .map_err(|_| EngineError::Stopped)
+    }
+
+    /// Host or co-host: lets a member speak. Its voice reaches everyone through the tree.
+    pub fn promote_speaker(&self, target: PublicKey) -> Result<(), EngineError> {
+        self.send(Message::PromoteSpeaker { target })
+    }
+
+    /// Host: makes a member co-host (a moderator who also speaks).
+    pub fn promote_cohost(&self, target: PublicKey) -> Result<(), EngineError> {
+        self.send(Message::PromoteCohost { target })
+    }
+
+    /// Host or co-host: back to listening.
+    pub fn demote(&self, target: PublicKey) -> Result<(), EngineError> {
+        self.send(Message::Demote { target })
+    }
+
+    /// Host or co-host: removes a member from the space.
+    pub fn remove(&self, target: PublicKey) -> Result<(), EngineError> {
+        self.send(Message::Remove { target })
+    }
+
+    /// Listener: asks to speak (hand raised for NIP-53 clients too).
+    pub fn request_speech(&self) -> Result<(), EngineError> {
+        self.send(Message::RequestSpeech)?;
+        self.send(Message::Presence(Presence {
+            hand_raised: true,
+            ..Presence::default()
+        }))
+    }
+
+    /// Raises or lowers our hand (NIP-53 presence).
+    pub fn raise_hand(&self, raised: bool) -> Result<(), EngineError> {
+        self.send(Message::Presence(Presence {
+            hand_raised: raised,
+            ..Presence::default()
+        }))
     }
 
     /// Our key.
@@ -204,6 +279,14 @@ impl Session {
     }
 }
 
+/// A reservation we are waiting on.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    peer: PublicKey,
+    since: Instant,
+    standby: bool,
+}
+
 struct Actor {
     writer_keys: Keys,
     me: PublicKey,
@@ -213,8 +296,18 @@ struct Actor {
     pool: RelayPool,
     links: HashMap<PublicKey, Arc<PeerLink>>,
     link_tx: mpsc::UnboundedSender<(PublicKey, LinkEvent)>,
+    /// Our parent in the tree.
     parent: Option<PublicKey>,
-    pending: Option<(PublicKey, Instant)>,
+    /// Our warm backup: it already sends us the stream, so it takes over at once.
+    standby: Option<PublicKey>,
+    /// A former parent kept until the new one delivers (a speaker moving under the host).
+    retiring: Option<PublicKey>,
+    pending: Option<Pending>,
+    /// Links whose ICE/DTLS completed.
+    connected: HashSet<PublicKey>,
+    /// Children we feed as their warm backup (first to go when a real child needs room).
+    standby_children: HashSet<PublicKey>,
+    last_standby_try: Instant,
     avoid: HashSet<PublicKey>,
     forwarder: Arc<Forwarder>,
     audio: Arc<Audio>,
@@ -242,11 +335,20 @@ const PRESENCE_EVERY: Duration = Duration::from_secs(120);
 /// Most events kept waiting for an unknown member.
 const MAX_PARKED: usize = 1_024;
 
+/// How long a parent must have delivered before we look for a warm backup, and how often we
+/// try again after a refusal: backups matter once the tree has settled.
+const STANDBY_AFTER: Duration = Duration::from_secs(1);
+
 impl Actor {
+    fn is_host(&self) -> bool {
+        self.me == *self.space_ref.host()
+    }
+
     async fn run(
         mut self,
         mut incoming: mpsc::Receiver<Incoming>,
         mut link_events: mpsc::UnboundedReceiver<(PublicKey, LinkEvent)>,
+        mut control: mpsc::UnboundedReceiver<Control>,
         mut stopped: watch::Receiver<Stop>,
     ) {
         let mut ticker = tokio::time::interval(Duration::from_millis(100));
@@ -259,6 +361,10 @@ impl Actor {
                     None => break,
                 },
                 Some((peer, event)) = link_events.recv() => self.on_link_event(peer, event).await,
+                Some(Control::Publish(message)) = control.recv() => {
+                    self.publish(message).await;
+                    self.route();
+                }
                 _ = ticker.tick() => self.tick().await,
                 _ = stopped.changed() => break,
             }
@@ -394,35 +500,69 @@ impl Actor {
         if let Err(e) = self.pool.publish(&event).await {
             tracing::warn!(error = %e, kind = message.name(), "publish failed");
         }
-        // Our own state needs our own membership and reservations; offers, answers and
-        // candidates are addressed to someone else.
+        // Our own state needs our own membership, reservations and role changes; offers,
+        // answers and candidates are addressed to someone else.
         let private = matches!(
             message,
             Message::Offer { .. } | Message::Answer { .. } | Message::Ice { .. }
         );
         if !private && let Ok(parsed) = self.parser.parse(&event, Timestamp::now()) {
-            let _ = self.space.apply(&parsed, Timestamp::now());
+            match self.space.apply(&parsed, Timestamp::now()) {
+                Ok(commands) => {
+                    for command in commands {
+                        // Only what concerns roles: our own reservations need no answer.
+                        if matches!(command, Command::RoleChanged { .. }) {
+                            Box::pin(self.execute(command)).await;
+                        }
+                    }
+                }
+                Err(rejection) => {
+                    tracing::info!(
+                        reason = rejection.reason(),
+                        kind = message.name(),
+                        "not allowed"
+                    );
+                }
+            }
         }
+    }
+
+    async fn reserve(&mut self, peer: PublicKey, standby: bool) {
+        self.pending = Some(Pending {
+            peer,
+            since: Instant::now(),
+            standby,
+        });
+        let reservation = Reservation {
+            requester: self.me,
+            confirmer: peer,
+            role: Some(LinkRole::Consumer),
+            standby,
+        };
+        self.publish(Message::Reserve(reservation)).await;
     }
 
     async fn execute(&mut self, command: Command) {
         match command {
-            Command::ConnectionRequested { from, .. } => {
-                let children = self.forwarder.children().len() as u32;
-                let reservation = Reservation {
-                    requester: from,
-                    confirmer: self.me,
-                    role: Some(LinkRole::Consumer),
-                };
-                if children < self.capacity && !self.links.contains_key(&from) {
-                    self.publish(Message::Confirm(reservation)).await;
-                } else {
-                    self.publish(Message::Drop { target: from }).await;
-                }
+            Command::ConnectionRequested { from, standby, .. } => {
+                self.on_request(from, standby).await
             }
-            Command::ConnectionConfirmed { by } if self.pending.is_some_and(|(p, _)| p == by) => {
+            Command::ConnectionConfirmed { by } => {
+                let Some(pending) = self.pending.filter(|p| p.peer == by) else {
+                    return;
+                };
                 self.pending = None;
-                self.connect_parent(by).await;
+                if self.links.contains_key(&by) {
+                    // Our warm backup (or former link) confirmed as parent: nothing to set up.
+                    if !pending.standby {
+                        self.parent = Some(by);
+                        if self.standby == Some(by) {
+                            self.standby = None;
+                        }
+                    }
+                } else {
+                    self.connect(by, pending.standby).await;
+                }
             }
             Command::RemoteOffer { from, sdp } => self.accept_child(from, sdp).await,
             Command::RemoteAnswer { from, sdp } => {
@@ -447,12 +587,56 @@ impl Actor {
                     link.close().await;
                 }
             }
-            Command::RoleChanged { .. } if self.me == *self.space_ref.host() => {
-                self.publish(Message::Room(self.space.room_record())).await;
+            Command::RoleChanged { peer, role } => {
+                if peer == self.me {
+                    tracing::info!(?role, "our role changed");
+                    if !self.audio.set_speaking(role.speaks() || self.is_host()) {
+                        tracing::warn!("promoted to speak, but there is no microphone");
+                    }
+                }
+                if self.is_host() {
+                    self.publish(Message::Room(self.space.room_record())).await;
+                }
             }
             _ => {}
         }
-        self.update_state();
+        self.route();
+    }
+
+    /// A peer asks us for a link (as its parent or its warm backup).
+    async fn on_request(&mut self, from: PublicKey, standby: bool) {
+        let children = self.forwarder.children().len() as u32;
+        let already_child = self.forwarder.children().contains(&from.to_hex());
+        // Speakers mesh with the host whatever its tree capacity: a conversation needs them.
+        let speaker = self.is_host() && !standby && self.space.role_of(&from).speaks();
+        let mut accept = already_child
+            || speaker
+            || (!self.links.contains_key(&from) && children < self.capacity);
+        if !accept && !standby && !self.links.contains_key(&from) {
+            // A real child outranks someone's backup.
+            if let Some(victim) = self.standby_children.iter().next().copied() {
+                tracing::debug!(%victim, "backup link given up for a child");
+                self.publish(Message::Drop { target: victim }).await;
+                self.lose(victim).await;
+                accept = true;
+            }
+        }
+        let reservation = Reservation {
+            requester: from,
+            confirmer: self.me,
+            role: Some(LinkRole::Consumer),
+            standby,
+        };
+        if accept {
+            if standby {
+                self.standby_children.insert(from);
+            } else {
+                self.standby_children.remove(&from);
+            }
+            self.publish(Message::Confirm(reservation)).await;
+        } else {
+            self.publish(Message::Drop { target: from }).await;
+        }
     }
 
     async fn on_link_event(&mut self, peer: PublicKey, event: LinkEvent) {
@@ -464,10 +648,22 @@ impl Actor {
                 })
                 .await
             }
+            LinkEvent::State(LinkState::Connected) => {
+                self.connected.insert(peer);
+                if self.parent == Some(peer) {
+                    self.last_standby_try = Instant::now();
+                    // The new parent delivers: the old one can go.
+                    if let Some(old) = self.retiring.take() {
+                        self.publish(Message::Drop { target: old }).await;
+                        self.lose(old).await;
+                    }
+                }
+                self.route();
+            }
             LinkEvent::Stalled | LinkEvent::State(LinkState::Failed | LinkState::Closed)
-                if self.parent == Some(peer) =>
+                if self.parent == Some(peer) || self.standby == Some(peer) =>
             {
-                tracing::info!(parent = %peer, ?event, "parent lost; finding another");
+                tracing::info!(%peer, ?event, "upstream link lost");
                 self.publish(Message::Drop { target: peer }).await;
                 self.avoid.insert(peer);
                 self.lose(peer).await;
@@ -477,48 +673,70 @@ impl Actor {
         }
     }
 
-    /// Every 100 ms: ask for a parent when we have none, give up on silent reservations.
+    /// Every 100 ms: ask for a parent when we have none, a link to the host when we speak, a
+    /// warm backup once settled; give up on silent reservations.
     async fn tick(&mut self) {
         // NIP-53 clients drop presences older than a few minutes (Nests: 5): renew every 2.
-        if self.me != *self.space_ref.host() && self.last_presence.elapsed() >= PRESENCE_EVERY {
+        if !self.is_host() && self.last_presence.elapsed() >= PRESENCE_EVERY {
             self.last_presence = Instant::now();
             self.publish(Message::Presence(Presence::default())).await;
         }
-        if self.me == *self.space_ref.host()
-            || self.backlog.is_some()
-            || self.parent.is_some()
-            || self.space.is_closed()
-        {
+        if self.is_host() || self.backlog.is_some() || self.space.is_closed() {
             return;
         }
-        if let Some((candidate, since)) = self.pending {
-            if since.elapsed() < self.reserve_timeout {
+        if let Some(pending) = self.pending {
+            if pending.since.elapsed() < self.reserve_timeout {
                 return;
             }
-            tracing::info!(%candidate, "reservation timed out");
-            self.publish(Message::Drop { target: candidate }).await;
-            self.avoid.insert(candidate);
+            tracing::info!(candidate = %pending.peer, "reservation timed out");
+            self.publish(Message::Drop {
+                target: pending.peer,
+            })
+            .await;
+            self.avoid.insert(pending.peer);
             self.pending = None;
         }
-        let choice = choose_parent(
+        let host = *self.space_ref.host();
+        let Some(parent) = self.parent else {
+            match choose_parent(
+                &self.space,
+                &self.me,
+                Want::Parent,
+                &self.policy,
+                &self.weights,
+                &self.avoid,
+            ) {
+                Some(parent) => self.reserve(parent, false).await,
+                // Everyone refused: forget refusals and try again later.
+                None => self.avoid.clear(),
+            }
+            return;
+        };
+        let settled =
+            self.connected.contains(&parent) && self.last_standby_try.elapsed() >= STANDBY_AFTER;
+        if self.space.role_of(&self.me).speaks() && parent != host {
+            // Speakers mesh with the host: their voice goes up one hop, everyone's comes down
+            // from the host directly.
+            if settled && self.retiring.is_none() {
+                self.last_standby_try = Instant::now();
+                self.reserve(host, false).await;
+            }
+            return;
+        }
+        if parent == host || self.standby.is_some() || !settled {
+            return;
+        }
+        self.last_standby_try = Instant::now();
+        if let Some(backup) = choose_parent(
             &self.space,
             &self.me,
+            Want::Standby { parent },
             &self.policy,
             &self.weights,
             &self.avoid,
-        );
-        let Some(parent) = choice else {
-            // Everyone refused: forget refusals and try again later.
-            self.avoid.clear();
-            return;
-        };
-        self.pending = Some((parent, Instant::now()));
-        let reservation = Reservation {
-            requester: self.me,
-            confirmer: parent,
-            role: Some(LinkRole::Consumer),
-        };
-        self.publish(Message::Reserve(reservation)).await;
+        ) {
+            self.reserve(backup, true).await;
+        }
     }
 
     async fn new_link(&mut self, peer: PublicKey) -> Option<Arc<PeerLink>> {
@@ -544,18 +762,26 @@ impl Actor {
         }
     }
 
-    async fn connect_parent(&mut self, parent: PublicKey) {
-        let Some(link) = self.new_link(parent).await else {
+    /// Opens a link to a confirmed parent or warm backup and offers.
+    async fn connect(&mut self, peer: PublicKey, standby: bool) {
+        let Some(link) = self.new_link(peer).await else {
             return;
         };
+        if standby {
+            self.standby = Some(peer);
+        } else {
+            // A parent we replace while it still delivers (a speaker moving under the host)
+            // stays until the new one is connected.
+            if let Some(old) = self.parent.replace(peer)
+                && old != peer
+            {
+                self.retiring = Some(old);
+            }
+        }
+        self.route();
         match link.create_offer().await {
             Ok(sdp) => {
-                self.parent = Some(parent);
-                self.publish(Message::Offer {
-                    target: parent,
-                    sdp,
-                })
-                .await;
+                self.publish(Message::Offer { target: peer, sdp }).await;
             }
             Err(e) => tracing::warn!(error = %e, "offer failed"),
         }
@@ -579,21 +805,43 @@ impl Actor {
             }
             Err(e) => tracing::warn!(error = %e, "offer refused"),
         }
+        self.route();
     }
 
     async fn lose(&mut self, peer: PublicKey) {
-        if self.pending.is_some_and(|(p, _)| p == peer) {
+        if self.pending.is_some_and(|p| p.peer == peer) {
             self.pending = None;
             self.avoid.insert(peer);
         }
+        if self.retiring == Some(peer) {
+            self.retiring = None;
+        }
+        if self.standby == Some(peer) {
+            self.standby = None;
+        }
         if self.parent == Some(peer) {
             self.parent = None;
+            if let Some(backup) = self.standby.take() {
+                // The warm backup already sends us every frame: it becomes our parent at
+                // once, and the CONFIRM only tells everyone else.
+                tracing::info!(%backup, "warm backup takes over");
+                self.parent = Some(backup);
+                self.state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .standby_takeovers += 1;
+                self.reserve(backup, false).await;
+            } else if let Some(old) = self.retiring.take() {
+                self.parent = Some(old);
+            }
         }
+        self.standby_children.remove(&peer);
+        self.connected.remove(&peer);
         self.forwarder.remove(&peer.to_hex());
         if let Some(link) = self.links.remove(&peer) {
             link.close().await;
         }
-        self.update_state();
+        self.route();
     }
 
     async fn leave(&mut self) {
@@ -601,7 +849,7 @@ impl Actor {
         for peer in peers {
             self.publish(Message::Drop { target: peer }).await;
         }
-        if self.me == *self.space_ref.host() {
+        if self.is_host() {
             self.publish(Message::Close).await;
             self.publish(Message::Room(self.space.room_record())).await;
         } else {
@@ -617,9 +865,40 @@ impl Actor {
         }
     }
 
-    fn update_state(&self) {
+    /// Brings audio routing and the reported state in line with links and roles.
+    fn route(&self) {
+        let upstream: HashSet<String> = [self.parent, self.standby, self.retiring]
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_hex())
+            .collect();
+        let speakers = if self.is_host() {
+            self.space
+                .members()
+                .keys()
+                .filter(|k| **k != self.me && self.space.role_of(k).speaks())
+                .map(|k| (k.to_hex(), source_id(k)))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        self.audio.route(|routing| {
+            routing.upstream = upstream;
+            routing.speakers = speakers;
+        });
+        let host = self.space_ref.host();
+        let speaking = !self.is_host() && self.space.role_of(&self.me).speaks();
+        self.audio.set_uplink(
+            self.parent
+                .filter(|p| speaking && p == host)
+                .and_then(|p| self.links.get(&p).cloned()),
+        );
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.role = self.space.role_of(&self.me);
         state.parent = self.parent;
-        state.children = self.forwarder.children().len();
+        state.standby = self.standby;
+        let children = self.forwarder.children().len();
+        state.standby_children = self.standby_children.len();
+        state.children = children.saturating_sub(self.standby_children.len());
     }
 }

@@ -66,6 +66,9 @@ impl<'a> EventWriter<'a> {
                 let content = self.seal(recipient, &json!({ "type": role }).to_string())?;
                 let mut tags = self.with_d(&[&r.requester, &r.confirmer]);
                 tags.push(Tag::public_key(*recipient));
+                if r.standby {
+                    tags.push(Tag::custom("link", ["standby"]));
+                }
                 (kind, content, tags)
             }
             Message::Drop { target } => {

@@ -181,6 +181,10 @@ pub struct Reservation {
     pub confirmer: PublicKey,
     /// The requester's side; `None` when the payload was encrypted to someone else.
     pub role: Option<LinkRole>,
+    /// A warm backup link: the confirmer sends the stream to the requester in parallel with
+    /// its parent, so losing the parent costs no audio. Public (tag `["link", "standby"]`) so
+    /// every member can tell the tree from its backups.
+    pub standby: bool,
 }
 
 /// A trickled ICE candidate as browsers exchange it.

@@ -160,6 +160,9 @@ impl Parser {
                     requester,
                     confirmer,
                     role,
+                    standby: tags
+                        .iter("link")
+                        .any(|t| t.get(1).is_some_and(|v| v == "standby")),
                 };
                 if reserve {
                     Message::Reserve(reservation)

@@ -42,6 +42,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
         requester: p,
         confirmer: h,
         role: Some(LinkRole::Consumer),
+        standby: false,
     };
     vec![
         (
@@ -213,6 +214,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         requester: peer.public_key(),
         confirmer: host.public_key(),
         role: Some(LinkRole::Provider),
+        standby: false,
     });
     let event = EventWriter::new(&peer, &space)
         .build(&reserve, now())
@@ -223,7 +225,8 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         Message::Reserve(Reservation {
             requester: peer.public_key(),
             confirmer: host.public_key(),
-            role: None
+            role: None,
+            standby: false,
         })
     );
     // The sender can read its own payload back (resync from a relay after a restart).
@@ -283,7 +286,8 @@ fn draft_literal_peers_are_understood() {
         Message::Reserve(Reservation {
             requester: peer.public_key(),
             confirmer: host.public_key(),
-            role: Some(LinkRole::Consumer)
+            role: Some(LinkRole::Consumer),
+            standby: false,
         })
     );
     let offer = raw(

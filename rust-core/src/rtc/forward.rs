@@ -62,7 +62,16 @@ impl Forwarder {
 
     /// Queues a packet for every child; a full queue drops the packet for that child only.
     pub fn forward(&self, packet: &rtp::Packet) {
-        for child in self.lock().values() {
+        self.forward_except(packet, None);
+    }
+
+    /// Queues a packet for every child but `origin` (a speaker does not need its own voice
+    /// back).
+    pub fn forward_except(&self, packet: &rtp::Packet, origin: Option<&str>) {
+        for (label, child) in self.lock().iter() {
+            if origin == Some(label.as_str()) {
+                continue;
+            }
             if child.queue.try_send(packet.clone()).is_err() {
                 child.dropped.fetch_add(1, Ordering::Relaxed);
             }

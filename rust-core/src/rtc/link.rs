@@ -1,7 +1,7 @@
 //! A WebRTC link to one peer: audio-only (Opus), offer/answer, trickle ICE, state events,
 //! fast stall detection, ICE restart.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,9 @@ pub struct PeerLink {
     pc: Arc<dyn PeerConnection>,
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
+    /// This link's own sequence numbers: packets of several sources share the link's SSRC,
+    /// and SRTP's replay window and rollover counter need one gap-free sequence per SSRC.
+    next_seq: AtomicU16,
     payload_type: Mutex<Option<u8>>,
     /// Remote candidates that arrived before the remote description (relays do not keep
     /// order between the SDP and trickled candidates).
@@ -253,6 +256,7 @@ impl PeerLink {
                 pc,
                 track,
                 ssrc,
+                next_seq: AtomicU16::new(rand_ssrc() as u16),
                 payload_type: Mutex::new(None),
                 early_candidates: Mutex::new(Some(Vec::new())),
                 sender,
@@ -343,10 +347,12 @@ impl PeerLink {
         self.create_offer().await
     }
 
-    /// Sends one RTP packet to the peer, keeping its sequence number, timestamp and payload;
-    /// only the SSRC and payload type become this link's.
+    /// Sends one RTP packet to the peer, keeping its timestamp, contributing source (CSRC:
+    /// whose voice it is) and payload; SSRC, sequence number and payload type become this
+    /// link's.
     pub async fn send(&self, mut packet: rtp::Packet) -> Result<(), RtcError> {
         packet.header.ssrc = self.ssrc;
+        packet.header.sequence_number = self.next_seq.fetch_add(1, Ordering::Relaxed);
         packet.header.payload_type = self.payload_type().await?;
         self.track.write_rtp(packet).await?;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);

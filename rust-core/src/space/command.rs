@@ -49,6 +49,8 @@ pub enum Command {
         from: PublicKey,
         /// Its side of the link.
         role: Option<LinkRole>,
+        /// A warm backup link rather than a tree link.
+        standby: bool,
     },
     /// A peer accepted our reservation: start the WebRTC handshake.
     ConnectionConfirmed {

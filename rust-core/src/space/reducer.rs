@@ -224,13 +224,19 @@ impl Space {
         if !self.members.contains_key(&r.confirmer) {
             return Err(Rejection::TargetNotMember("reserve a connection with"));
         }
-        self.links
-            .insert((r.requester, r.confirmer), LinkState::Reserved { at });
+        self.links.insert(
+            (r.requester, r.confirmer),
+            LinkState::Reserved {
+                at,
+                standby: r.standby,
+            },
+        );
         Ok(self.for_me(
             r.confirmer,
             Command::ConnectionRequested {
                 from: author,
                 role: r.role,
+                standby: r.standby,
             },
         ))
     }
@@ -242,7 +248,13 @@ impl Space {
         if r.requester == self.me && !reserved {
             return Err(Rejection::UnknownReservation);
         }
-        self.links.insert(key, LinkState::Confirmed { at });
+        self.links.insert(
+            key,
+            LinkState::Confirmed {
+                at,
+                standby: r.standby,
+            },
+        );
         Ok(self.for_me(r.requester, Command::ConnectionConfirmed { by: author }))
     }
 

@@ -40,11 +40,15 @@ pub enum LinkState {
     Reserved {
         /// When.
         at: Timestamp,
+        /// A warm backup rather than a tree link.
+        standby: bool,
     },
     /// CONFIRM seen.
     Confirmed {
         /// When.
         at: Timestamp,
+        /// A warm backup rather than a tree link.
+        standby: bool,
     },
 }
 

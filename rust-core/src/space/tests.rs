@@ -247,6 +247,7 @@ fn member_only_actions_from_non_members_are_ignored() {
         requester: key(OUTSIDER),
         confirmer: key(LISTENER),
         role: None,
+        standby: false,
     };
     let messages = [
         Message::Chat { text: "hi".into() },
@@ -455,6 +456,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         requester: key(SPEAKER),
         confirmer: key(LISTENER),
         role: Some(LinkRole::Provider),
+        standby: false,
     };
     let commands = world.ok(SPEAKER, Message::Reserve(reservation.clone()), 10);
     assert_eq!(
@@ -473,6 +475,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         requester: key(LISTENER),
         confirmer: key(COHOST),
         role: None,
+        standby: false,
     };
     assert_eq!(
         world.apply(COHOST, Message::Confirm(unsolicited), 11),
@@ -483,6 +486,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         requester: key(LISTENER),
         confirmer: key(HOST),
         role: Some(LinkRole::Consumer),
+        standby: false,
     };
     assert_eq!(
         world.ok(LISTENER, Message::Reserve(ours.clone()), 12),
