@@ -72,6 +72,12 @@ async fn a_relaying_listener_vanishes_and_its_children_get_audio_back() {
         !orphans.is_empty(),
         "the killed listener {killed} had children"
     );
+    // Orphans hold warm backups that already carry the stream: at least one took over.
+    assert!(
+        report.summary.standby_takeovers >= 1,
+        "no warm backup took over: {:?}",
+        report.listeners
+    );
     for orphan in orphans {
         // Re-attached elsewhere, and audio flowed again: ~5 s after the kill is ~250 packets.
         assert_ne!(
@@ -99,6 +105,60 @@ async fn a_relaying_listener_vanishes_and_its_children_get_audio_back() {
         );
     }
     assert!(report.summary.silent.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_listener_is_heard_by_every_other_listener_and_the_host() {
+    let config = DemoConfig {
+        listeners: 6,
+        seconds: 9,
+        host_uplink_kbps: 400,
+        speakers: 1,
+        ..DemoConfig::default()
+    };
+    let report = run_demo(&config, |line| eprintln!("{line}"))
+        .await
+        .expect("the demo runs");
+    let speaker = report.summary.speakers.first().expect("one speaker");
+    let tone = spaces_core::engine::demo::speaker_tone_hz(0);
+    assert_eq!(speaker.tone_hz, tone);
+    assert!(speaker.heard_by_host, "the host did not hear {}", speaker.name);
+    assert_eq!(speaker.of, 5);
+    for listener in report.listeners.iter().filter(|l| l.name != speaker.name) {
+        let voice = listener
+            .voices
+            .iter()
+            .find(|v| v.speaker == speaker.name)
+            .expect("a voice entry per speaker");
+        // Promoted a third into the run: ~6 s of the speaker, at its own frequency.
+        assert!(
+            voice.frames >= 100,
+            "{} played {} frames of the speaker",
+            listener.name,
+            voice.frames
+        );
+        let hz = voice.frequency_hz.expect("audio");
+        assert!(
+            (hz - f64::from(tone)).abs() < 0.03 * f64::from(tone),
+            "{} heard the speaker at {hz:.0} Hz, not {tone} Hz",
+            listener.name
+        );
+        // The host's voice is still there, unmixed with the speaker's in the measurement.
+        assert!(
+            listener.tone_detected_pct >= 95.0,
+            "{}: host tone in {:.1} % of frames",
+            listener.name,
+            listener.tone_detected_pct
+        );
+    }
+    assert_eq!(speaker.heard_by, 5);
+    let promoted = report
+        .listeners
+        .iter()
+        .find(|l| l.name == speaker.name)
+        .expect("the speaker reports");
+    assert_eq!(promoted.role, "speaker");
+    assert_eq!(promoted.depth, Some(1), "speakers mesh with the host");
 }
 
 mod forged {

@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use nostr::prelude::{Keys, PublicKey, SecretKey};
 use serde::Serialize;
 
-use super::{CaptureClock, EngineError, Session, SessionConfig, SessionStats};
+use super::{
+    AudioStats, CaptureClock, EngineError, Session, SessionConfig, SessionStats, SourceStats,
+    source_id,
+};
 use crate::media::CodecSettings;
-use crate::media::device::{NullSink, ToneSource};
+use crate::media::device::{AudioSource, NullSink, ToneSource};
 use crate::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
 use crate::rtc::LinkConfig;
 use crate::signaling::EmbeddedRelay;
@@ -30,6 +33,13 @@ pub struct DemoConfig {
     pub tone_hz: f32,
     /// Seconds after the last join at which one listener that relays to others vanishes.
     pub kill_relaying_listener_at: Option<u64>,
+    /// Listeners the host promotes to speaker a third into the run, each with its own tone.
+    pub speakers: usize,
+}
+
+/// The tone of the `k`-th promoted speaker: clear of the host's 440 Hz and of each other.
+pub fn speaker_tone_hz(k: usize) -> f32 {
+    620.0 + 180.0 * k as f32
 }
 
 impl Default for DemoConfig {
@@ -41,6 +51,7 @@ impl Default for DemoConfig {
             host_uplink_kbps: 400,
             tone_hz: 440.0,
             kill_relaying_listener_at: None,
+            speakers: 0,
         }
     }
 }
@@ -72,6 +83,44 @@ pub struct ListenerReport {
     pub orphaned: bool,
     /// Packets received after the kill (re-attached audio).
     pub packets_after_kill: Option<u64>,
+    /// Its role at the end (listener or speaker).
+    pub role: String,
+    /// Its warm backup parent at the end (short key).
+    pub standby: Option<String>,
+    /// Times its warm backup took over from a lost parent.
+    pub standby_takeovers: u64,
+    /// The promoted speakers' voices as heard here.
+    pub voices: Vec<VoiceReport>,
+}
+
+/// A speaker's voice as one listener heard it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VoiceReport {
+    /// The speaker (short key).
+    pub speaker: String,
+    /// Frames played.
+    pub frames: u64,
+    /// Measured frequency (the speaker sends a tone), Hz.
+    pub frequency_hz: Option<f64>,
+    /// Capture at the speaker to playout here, p50, ms.
+    pub latency_ms_p50: Option<f64>,
+}
+
+/// A promoted speaker and who heard it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpeakerReport {
+    /// Short key.
+    pub name: String,
+    /// Its tone, Hz.
+    pub tone_hz: f32,
+    /// Other listeners that played at least a second of it at its frequency (±3 %).
+    pub heard_by: usize,
+    /// Of how many other listeners.
+    pub of: usize,
+    /// The host played it.
+    pub heard_by_host: bool,
+    /// Median over listeners of the speaker-to-listener latency p50, ms.
+    pub latency_ms_p50: Option<f64>,
 }
 
 /// The whole run.
@@ -91,6 +140,10 @@ pub struct DemoSummary {
     pub silent: Vec<String>,
     /// The relaying listener killed mid-run, if any.
     pub killed: Option<String>,
+    /// Warm-backup takeovers over all listeners.
+    pub standby_takeovers: u64,
+    /// The promoted speakers.
+    pub speakers: Vec<SpeakerReport>,
 }
 
 /// The report `--json` writes.
@@ -189,7 +242,17 @@ pub async fn run_demo(
     ));
     let mut listeners = Vec::new();
     let mut started = Vec::new();
+    // The last listeners to join are the ones promoted: they have a microphone (a tone).
+    let speaker_index = |i: usize| {
+        (i + config.speakers)
+            .checked_sub(config.listeners)
+            .filter(|_| config.speakers > 0)
+    };
+    let mut speakers: Vec<(PublicKey, f32)> = Vec::new();
     for i in 0..config.listeners {
+        let input = speaker_index(i).map(|k| {
+            Box::new(ToneSource::new(speaker_tone_hz(k), 0.5)) as Box<dyn AudioSource>
+        });
         let session = Session::start(SessionConfig {
             keys: keys((u64::from(std::process::id()) << 16) + 1 + i as u64),
             space: space.clone(),
@@ -198,7 +261,7 @@ pub async fn run_demo(
             relays: relays.clone(),
             link: link.clone(),
             codec: CodecSettings::default(),
-            input: None,
+            input,
             output: Box::new(NullSink),
             tone_hz: Some(config.tone_hz),
             capture_clock: Some(Arc::clone(&clock)),
@@ -207,14 +270,26 @@ pub async fn run_demo(
         })
         .await?;
         started.push(Instant::now());
+        if let Some(k) = speaker_index(i) {
+            speakers.push((*session.key(), speaker_tone_hz(k)));
+        }
         listeners.push(session);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let total = Duration::from_secs(config.seconds);
     let begin = Instant::now();
     let mut killed: Option<(PublicKey, Vec<(PublicKey, u64)>)> = None;
+    let promote_at = Duration::from_secs((config.seconds / 3).max(1));
+    let mut promoted = false;
     while begin.elapsed() < total {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        if !promoted && !speakers.is_empty() && begin.elapsed() >= promote_at {
+            promoted = true;
+            for (speaker, hz) in &speakers {
+                host.promote_speaker(*speaker)?;
+                progress(format!("promoted {} to speaker ({hz} Hz)", short(speaker)));
+            }
+        }
         if killed.is_none()
             && config
                 .kill_relaying_listener_at
@@ -223,7 +298,7 @@ pub async fn run_demo(
             let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
             if let Some(index) = stats
                 .iter()
-                .position(|s| s.children > 0 && s.parent.is_some())
+                .position(|s| s.children > 0 && s.parent.is_some() && !s.role.speaks())
             {
                 let victim = *listeners[index].key();
                 let orphans: Vec<(PublicKey, u64)> = listeners
@@ -284,6 +359,14 @@ pub async fn run_demo(
             gap_ms_max: s.audio.gap_ms_max,
             orphaned: false,
             packets_after_kill: None,
+            role: s.role.to_nip53().to_owned(),
+            standby: s.standby.as_ref().map(short),
+            standby_takeovers: s.standby_takeovers,
+            voices: speakers
+                .iter()
+                .filter(|(speaker, _)| speaker != session.key())
+                .map(|(speaker, _)| voice_report(speaker, &s.audio))
+                .collect(),
         });
     }
     if let Some((_, orphans)) = &killed {
@@ -308,6 +391,11 @@ pub async fn run_demo(
             .map(|r| r.name.clone())
             .collect(),
         killed: killed.as_ref().map(|(victim, _)| short(victim)),
+        standby_takeovers: stats.iter().map(|s| s.standby_takeovers).sum(),
+        speakers: speakers
+            .iter()
+            .map(|(speaker, hz)| speaker_report(speaker, *hz, &reports, &host.stats().audio))
+            .collect(),
     };
     for session in listeners {
         session.stop().await;
@@ -320,6 +408,48 @@ pub async fn run_demo(
         listeners: reports,
         summary,
     })
+}
+
+fn voice_report(speaker: &PublicKey, audio: &AudioStats) -> VoiceReport {
+    let voice = audio.sources.get(&source_id(speaker));
+    let mut latencies = voice.map(|v| v.latencies_ms.clone()).unwrap_or_default();
+    VoiceReport {
+        speaker: short(speaker),
+        frames: voice.map_or(0, |v| v.frames),
+        frequency_hz: voice.and_then(SourceStats::frequency_hz),
+        latency_ms_p50: percentile(&mut latencies, 0.5),
+    }
+}
+
+/// A voice counts as heard after a second of it at the speaker's frequency.
+fn heard(voice: &VoiceReport, tone_hz: f32) -> bool {
+    voice.frames >= 50
+        && voice
+            .frequency_hz
+            .is_some_and(|f| (f - f64::from(tone_hz)).abs() <= 0.03 * f64::from(tone_hz))
+}
+
+fn speaker_report(
+    speaker: &PublicKey,
+    tone_hz: f32,
+    listeners: &[ListenerReport],
+    host: &AudioStats,
+) -> SpeakerReport {
+    let name = short(speaker);
+    let voices: Vec<&VoiceReport> = listeners
+        .iter()
+        .filter(|l| l.name != name)
+        .filter_map(|l| l.voices.iter().find(|v| v.speaker == name))
+        .collect();
+    let mut latencies: Vec<f64> = voices.iter().filter_map(|v| v.latency_ms_p50).collect();
+    SpeakerReport {
+        heard_by: voices.iter().filter(|v| heard(v, tone_hz)).count(),
+        of: listeners.iter().filter(|l| l.name != name).count(),
+        heard_by_host: heard(&voice_report(speaker, host), tone_hz),
+        latency_ms_p50: percentile(&mut latencies, 0.5),
+        name,
+        tone_hz,
+    }
 }
 
 /// Each listener's depth, following parents up to the host.

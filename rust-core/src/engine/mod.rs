@@ -8,7 +8,7 @@ mod error;
 mod session;
 mod view;
 
-pub use audio::{AudioStats, CaptureClock};
+pub use audio::{AudioStats, CaptureClock, SourceStats, source_id};
 pub use error::EngineError;
 pub use session::{Session, SessionConfig, SessionStats};
-pub use view::choose_parent;
+pub use view::{Want, choose_parent};

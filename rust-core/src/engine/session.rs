@@ -723,7 +723,15 @@ impl Actor {
             }
             return;
         }
-        if parent == host || self.standby.is_some() || !settled {
+        if parent == host {
+            // Nothing above the host to fall back on: a backup would only cost an output.
+            if let Some(backup) = self.standby.take() {
+                self.publish(Message::Drop { target: backup }).await;
+                self.lose(backup).await;
+            }
+            return;
+        }
+        if self.standby.is_some() || !settled {
             return;
         }
         self.last_standby_try = Instant::now();

@@ -1,7 +1,7 @@
 //! A WebRTC link to one peer: audio-only (Opus), offer/answer, trickle ICE, state events,
 //! fast stall detection, ICE restart.
 
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,8 @@ pub trait RtpSink: Send + Sync {
 /// Counters of a link.
 #[derive(Debug, Default)]
 pub struct LinkCounters {
+    /// DTLS done, SRTP keys set: packets can go out.
+    pub connected: AtomicBool,
     /// RTP packets received.
     pub received: AtomicU64,
     /// RTP packets sent.
@@ -142,6 +144,7 @@ impl PeerConnectionEventHandler for Handler {
         let state = match state {
             RTCPeerConnectionState::Connected => {
                 self.stall().arm(self.epoch.elapsed());
+                self.counters.connected.store(true, Ordering::Relaxed);
                 LinkState::Connected
             }
             RTCPeerConnectionState::Disconnected => LinkState::Disconnected,
@@ -350,7 +353,12 @@ impl PeerLink {
     /// Sends one RTP packet to the peer, keeping its timestamp, contributing source (CSRC:
     /// whose voice it is) and payload; SSRC, sequence number and payload type become this
     /// link's.
+    /// Packets sent before the link is connected are dropped here: there are no SRTP keys
+    /// yet, and audio that old is useless by the time there are.
     pub async fn send(&self, mut packet: rtp::Packet) -> Result<(), RtcError> {
+        if !self.counters.connected.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         packet.header.ssrc = self.ssrc;
         packet.header.sequence_number = self.next_seq.fetch_add(1, Ordering::Relaxed);
         packet.header.payload_type = self.payload_type().await?;

@@ -23,6 +23,10 @@ pub struct Args {
     /// children's `gap_ms_max` shows the repair.
     #[arg(long, value_name = "SECS")]
     kill_relaying_listener_at: Option<u64>,
+    /// Promote this many listeners to speaker a third into the run, each sending its own
+    /// tone; the report says who heard whom.
+    #[arg(long, default_value_t = 0)]
+    speakers: usize,
     /// Write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -42,7 +46,14 @@ pub fn run(args: &Args) -> Result<(), BadArgument> {
             reason: "must be between 1 and 3600".into(),
         });
     }
+    if args.speakers > args.listeners || args.speakers > 8 {
+        return Err(BadArgument {
+            argument: "--speakers",
+            reason: "must be at most 8 and at most --listeners".into(),
+        });
+    }
     let config = DemoConfig {
+        speakers: args.speakers,
         listeners: args.listeners,
         seconds: args.seconds,
         relays: args.relays.clone(),
@@ -81,6 +92,28 @@ pub fn run(args: &Args) -> Result<(), BadArgument> {
             .map_or("-".into(), |v| format!("{v:.1} ms")),
         summary.silent
     );
+    if let Some(killed) = &summary.killed {
+        let orphans: Vec<_> = report.listeners.iter().filter(|l| l.orphaned).collect();
+        eprintln!(
+            "killed {killed}: {} orphans, warm-backup takeovers {}, worst gap {:.0} ms",
+            orphans.len(),
+            summary.standby_takeovers,
+            orphans.iter().map(|l| l.gap_ms_max).fold(0.0, f64::max)
+        );
+    }
+    for speaker in &summary.speakers {
+        eprintln!(
+            "speaker {} ({} Hz): heard by {}/{} listeners{}, latency p50 {}",
+            speaker.name,
+            speaker.tone_hz,
+            speaker.heard_by,
+            speaker.of,
+            if speaker.heard_by_host { " and the host" } else { "" },
+            speaker
+                .latency_ms_p50
+                .map_or("-".into(), |v| format!("{v:.1} ms"))
+        );
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).unwrap_or_default();
         std::fs::write(path, json).map_err(|e| BadArgument {
