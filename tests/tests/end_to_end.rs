@@ -122,7 +122,11 @@ async fn a_promoted_listener_is_heard_by_every_other_listener_and_the_host() {
     let speaker = report.summary.speakers.first().expect("one speaker");
     let tone = spaces_core::engine::demo::speaker_tone_hz(0);
     assert_eq!(speaker.tone_hz, tone);
-    assert!(speaker.heard_by_host, "the host did not hear {}", speaker.name);
+    assert!(
+        speaker.heard_by_host,
+        "the host did not hear {}",
+        speaker.name
+    );
     assert_eq!(speaker.of, 5);
     for listener in report.listeners.iter().filter(|l| l.name != speaker.name) {
         let voice = listener

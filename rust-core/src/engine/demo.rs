@@ -250,9 +250,8 @@ pub async fn run_demo(
     };
     let mut speakers: Vec<(PublicKey, f32)> = Vec::new();
     for i in 0..config.listeners {
-        let input = speaker_index(i).map(|k| {
-            Box::new(ToneSource::new(speaker_tone_hz(k), 0.5)) as Box<dyn AudioSource>
-        });
+        let input = speaker_index(i)
+            .map(|k| Box::new(ToneSource::new(speaker_tone_hz(k), 0.5)) as Box<dyn AudioSource>);
         let session = Session::start(SessionConfig {
             keys: keys((u64::from(std::process::id()) << 16) + 1 + i as u64),
             space: space.clone(),

@@ -5,6 +5,7 @@ mod audio;
 pub mod demo;
 pub mod discover;
 mod error;
+pub mod roam;
 mod session;
 mod view;
 

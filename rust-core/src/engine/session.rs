@@ -596,6 +596,21 @@ impl Actor {
                 }
                 if self.is_host() {
                     self.publish(Message::Room(self.space.room_record())).await;
+                    // A demoted speaker held a seat beside the tree; if the tree is full it
+                    // goes back down, to a relay with room.
+                    let children = self
+                        .forwarder
+                        .children()
+                        .len()
+                        .saturating_sub(self.standby_children.len());
+                    if !role.speaks()
+                        && peer != self.me
+                        && children as u32 > self.capacity
+                        && self.forwarder.children().contains(&peer.to_hex())
+                    {
+                        self.publish(Message::Drop { target: peer }).await;
+                        self.lose(peer).await;
+                    }
                 }
             }
             _ => {}
@@ -861,12 +876,14 @@ impl Actor {
             self.publish(Message::Close).await;
             self.publish(Message::Room(self.space.room_record())).await;
         } else {
+            // The draft's LEAVE first: a NIP-53 leaving presence in the same second must not
+            // make it look stale.
+            self.publish(Message::Leave).await;
             self.publish(Message::Presence(Presence {
                 leaving: true,
                 ..Presence::default()
             }))
             .await;
-            self.publish(Message::Leave).await;
         }
         for (_, link) in self.links.drain() {
             link.close().await;

@@ -230,8 +230,26 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         })
     );
     // The sender can read its own payload back (resync from a relay after a restart).
-    let own = Parser::new(Limits::default(), Some(space), Some(peer));
+    let own = Parser::new(Limits::default(), Some(space.clone()), Some(peer.clone()));
     assert_eq!(own.parse(&event, now()).unwrap().message, reserve);
+    // Whether a link is a warm backup is public: everyone rebuilds the same tree.
+    let backup = Message::Confirm(Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: true,
+    });
+    let event = EventWriter::new(&host, &space)
+        .build(&backup, now())
+        .unwrap();
+    assert!(matches!(
+        outsider.parse(&event, now()).unwrap().message,
+        Message::Confirm(Reservation {
+            role: None,
+            standby: true,
+            ..
+        })
+    ));
 }
 
 fn raw(author: &Keys, kind: u16, content: &str, tags: Vec<Vec<String>>, at: u64) -> Event {

@@ -463,7 +463,8 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         commands,
         vec![Command::ConnectionRequested {
             from: key(SPEAKER),
-            role: Some(LinkRole::Provider)
+            role: Some(LinkRole::Provider),
+            standby: false,
         }]
     );
     assert!(matches!(
@@ -496,6 +497,26 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         world.ok(HOST, Message::Confirm(ours), 13),
         vec![Command::ConnectionConfirmed { by: key(HOST) }]
     );
+    // A warm backup beside the tree link: confirmed, and marked as a backup for everyone.
+    let backup = Reservation {
+        requester: key(LISTENER),
+        confirmer: key(SPEAKER),
+        role: Some(LinkRole::Consumer),
+        standby: true,
+    };
+    world.ok(LISTENER, Message::Reserve(backup.clone()), 14);
+    assert_eq!(
+        world.ok(SPEAKER, Message::Confirm(backup), 15),
+        vec![Command::ConnectionConfirmed { by: key(SPEAKER) }]
+    );
+    assert!(matches!(
+        world.space.links().get(&(key(LISTENER), key(SPEAKER))),
+        Some(LinkState::Confirmed { standby: true, .. })
+    ));
+    assert!(matches!(
+        world.space.links().get(&(key(LISTENER), key(HOST))),
+        Some(LinkState::Confirmed { standby: false, .. })
+    ));
     let candidate = IceCandidate {
         candidate: String::new(),
         sdp_mid: None,

@@ -11,7 +11,7 @@ use spaces_core::media::device::{AudioSource, WavSource};
 
 /// Starts `spaces <args>` and reads the two lines a hosting command prints first:
 /// `space <address>` (or `joining …` when it joined instead) and `relay <url>`.
-pub fn spawn_host(args: &[&str]) -> (Child, String, String) {
+pub fn spawn_host(args: &[&str]) -> (Reaped, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_spaces"))
         .args(args)
         .stdout(Stdio::piped())
@@ -29,7 +29,7 @@ pub fn spawn_host(args: &[&str]) -> (Child, String, String) {
         .strip_prefix("relay ")
         .expect("relay <url>")
         .to_owned();
-    (child, space, relay)
+    (Reaped(child), space, relay)
 }
 
 /// How many 20 ms frames of a WAV file carry `freq_hz`.
@@ -41,4 +41,15 @@ pub fn frames_with_tone(path: &Path, freq_hz: f32) -> usize {
         with_tone += usize::from(has_tone(&frame, freq_hz));
     }
     with_tone
+}
+
+/// A child process killed when the test ends, even by a failed assertion: a leftover host
+/// would keep its relay port and its live space for the next test.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -108,7 +108,11 @@ pub fn run(args: &Args) -> Result<(), BadArgument> {
             speaker.tone_hz,
             speaker.heard_by,
             speaker.of,
-            if speaker.heard_by_host { " and the host" } else { "" },
+            if speaker.heard_by_host {
+                " and the host"
+            } else {
+                ""
+            },
             speaker
                 .latency_ms_p50
                 .map_or("-".into(), |v| format!("{v:.1} ms"))

@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use nostr::prelude::{Keys, Timestamp};
-use spaces_core::engine::{Session, SessionConfig};
-use spaces_core::media::CodecSettings;
+use spaces_core::engine::roam::{Placement, RoamConfig, Roamer, cell_label};
+use spaces_core::engine::{EngineError, Session, SessionConfig};
+use spaces_core::geo::Fix;
 use spaces_core::media::device::{
     AudioSink, AudioSource, InputSpec, OutputSpec, open_input, open_output,
 };
+use spaces_core::media::{CodecSettings, MediaError};
 use spaces_core::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
 use spaces_core::rtc::LinkConfig;
 use spaces_core::signaling::EmbeddedRelay;
@@ -25,7 +27,7 @@ pub struct Common {
     /// 127.0.0.1:7777; `join` without one uses ws://127.0.0.1:7777.
     #[arg(long = "relay", value_name = "URL")]
     relays: Vec<String>,
-    /// Audio in: `mic`, `tone`, `none` or a WAV file.
+    /// Audio in: `mic`, `tone` (440 Hz), `tone:<Hz>`, `none` or a WAV file.
     #[arg(long, value_name = "SOURCE")]
     input: Option<String>,
     /// Audio out: `speaker`, `null` or a WAV file to write.
@@ -69,6 +71,17 @@ fn input(spec: &str, default_tone: bool) -> Result<Option<Box<dyn AudioSource>>,
             amplitude: 0.3,
         },
         "mic" => InputSpec::SoundCard,
+        tone if tone.starts_with("tone:") => {
+            let freq_hz = tone["tone:".len()..]
+                .parse::<f32>()
+                .ok()
+                .filter(|f| (20.0..=20_000.0).contains(f))
+                .ok_or_else(|| bad("--input", format!("{tone:?}: the tone must be 20–20000 Hz")))?;
+            InputSpec::Tone {
+                freq_hz,
+                amplitude: 0.3,
+            }
+        }
         path => InputSpec::Wav(path.into()),
     };
     match open_input(&spec) {
@@ -169,19 +182,26 @@ async fn run_until_done(session: Session, seconds: Option<u64>) {
     loop {
         tokio::select! {
             _ = &mut wait => break,
-            _ = ticker.tick() => {
-                let stats = session.stats();
-                eprintln!(
-                    "parent {}  children {}  packets {}  lost {}",
-                    stats.parent.map_or("-".into(), |p| p.to_hex()[..8].to_owned()),
-                    stats.children,
-                    stats.audio.packets_received,
-                    stats.audio.lost
-                );
-            }
+            _ = ticker.tick() => print_stats(&session),
         }
     }
     session.stop().await;
+}
+
+fn print_stats(session: &Session) {
+    let stats = session.stats();
+    eprintln!(
+        "parent {}  backup {}  children {}  packets {}  lost {}",
+        stats
+            .parent
+            .map_or("-".into(), |p| p.to_hex()[..8].to_owned()),
+        stats
+            .standby
+            .map_or("-".into(), |p| p.to_hex()[..8].to_owned()),
+        stats.children,
+        stats.audio.packets_received,
+        stats.audio.lost
+    );
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, BadArgument> {
@@ -272,54 +292,179 @@ pub struct GeoArgs {
     /// Open a space for the cell when none is live.
     #[arg(long)]
     host_if_empty: bool,
+    /// Further fixes, one per line `LAT LON [ACCURACY_M]`, from a file or `-` (stdin): the
+    /// device moves to the space of each new cell it enters.
+    #[arg(long, value_name = "FILE")]
+    fixes: Option<String>,
     #[command(flatten)]
     common: Common,
 }
 
-/// Runs `spaces geo`: joins the newest live space of the fix's UMAP cell, or opens one.
-/// Only the cell label is published, never the position; the space is signed with this
-/// device's own key (a GeoKey's secret is public and gives no authority).
+/// Accuracy of `--lat/--lon` and of fix lines without one, in metres (a good phone fix).
+const DEFAULT_ACCURACY_M: f64 = 10.0;
+
+/// Runs `spaces geo`: joins the newest live space of the fix's UMAP cell, or opens one, and
+/// with `--fixes` follows the device from cell to cell. Only cell labels are published, never
+/// the position; a space is signed with this device's own key (a GeoKey's secret is public
+/// and gives no authority).
 pub fn geo(args: &GeoArgs) -> Result<(), BadArgument> {
-    use spaces_core::engine::discover::spaces_in_cell;
-    use spaces_core::geo::{Cell, GeoKeyring, Level, Point};
+    use spaces_core::geo::Point;
 
     let point = Point::parse(&args.lat, &args.lon).map_err(|e| bad("--lat", e))?;
-    let cell = Cell::containing(point, Level::Umap).map_err(|e| bad("--lat", e))?;
-    let label = format!("{},{}", cell.lat_label(), cell.lon_label());
-    let geokey = GeoKeyring::origin()
-        .key(&cell)
-        .map_err(|e| bad("--lat", e))?;
     runtime()?.block_on(async {
-        let relays = default_relays(&args.common);
-        let found = spaces_in_cell(
-            &relays,
-            &label,
-            &geokey.keys().public_key(),
-            Duration::from_secs(24 * 3600),
-            Duration::from_secs(3),
-        )
-        .await;
-        let live = match found {
-            Ok(live) => live,
-            // No relay on this machine yet: nobody around, as far as we can tell.
-            Err(_) if args.common.relays.is_empty() => Vec::new(),
-            Err(e) => return Err(bad("--relay", e)),
-        };
-        eprintln!(
-            "cell {label} ({}): {} live space(s)",
-            geokey.npub(),
-            live.len()
-        );
-        match live.first() {
-            Some(found) => {
-                println!("joining {}", found.space.room_address());
-                join_space(&args.common, found.space.clone(), relays).await
-            }
-            None if args.host_if_empty => host_space(&args.common, None, vec![label]).await,
-            None => Err(bad(
-                "--lat",
-                format!("no live space in cell {label}; --host-if-empty opens one"),
-            )),
+        let mut _embedded = None;
+        if args.common.relays.is_empty() && args.host_if_empty {
+            // Someone on this machine may already run it; then we use theirs.
+            _embedded = EmbeddedRelay::start(Some(DEFAULT_RELAY_PORT)).await.ok();
         }
+        let relays = default_relays(&args.common);
+        let roam = RoamConfig {
+            relays: relays.clone(),
+            host_if_empty: args.host_if_empty,
+            ..RoamConfig::default()
+        };
+        let common = &args.common;
+        let mut roamer = Roamer::new(roam, Keys::generate(), |keys, space, cells| {
+            let host = *space.host() == keys.public_key();
+            session_config(keys, space, common, relays.clone(), host, cells).map_err(|e| {
+                EngineError::Media(MediaError::Device(format!("{}: {}", e.argument, e.reason)))
+            })
+        });
+        let started = std::time::Instant::now();
+        let first = Fix {
+            lat: point.lat(),
+            lon: point.lon(),
+            accuracy_m: DEFAULT_ACCURACY_M,
+            time_ms: 0,
+        };
+        let placement = roamer.fix(first).await.map_err(|e| {
+            bad(
+                if args.common.relays.is_empty() {
+                    "--lat"
+                } else {
+                    "--relay"
+                },
+                e,
+            )
+        })?;
+        if let Some(Placement::Empty { cell }) = &placement
+            && args.fixes.is_none()
+        {
+            return Err(bad(
+                "--lat",
+                format!(
+                    "no live space in cell {}; --host-if-empty opens one",
+                    cell_label(cell)
+                ),
+            ));
+        }
+        announce(placement.as_ref(), &relays, false);
+        let mut fixes = match &args.fixes {
+            Some(path) => read_fixes(path, started).map_err(|e| bad("--fixes", e))?,
+            None => tokio::sync::mpsc::unbounded_channel().1,
+        };
+        let wait = async {
+            match common.seconds {
+                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        tokio::pin!(wait);
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                Some(fix) = fixes.recv() => match roamer.fix(fix).await {
+                    Ok(placement) => announce(placement.as_ref(), &relays, true),
+                    Err(e) => eprintln!("warning: fix not followed: {e}"),
+                },
+                _ = ticker.tick() => {
+                    if let Some(session) = roamer.session() {
+                        print_stats(session);
+                    }
+                }
+            }
+        }
+        roamer.stop().await;
+        Ok(())
+    })
+}
+
+/// Tells the user (stdout, machine-readable) where a fix put them.
+fn announce(placement: Option<&Placement>, relays: &[String], moved: bool) {
+    let Some(placement) = placement else {
+        return;
+    };
+    let label = cell_label(placement.cell());
+    if moved {
+        eprintln!("moved to cell {label}");
+    }
+    match placement {
+        Placement::Joined { space, .. } => println!("joining {}", space.room_address()),
+        Placement::Hosting { space, .. } => {
+            println!("space {}", space.room_address());
+            println!("relay {}", relays.join(" "));
+        }
+        Placement::Empty { .. } => eprintln!("cell {label}: no live space"),
+    }
+}
+
+/// Reads fix lines (`LAT LON [ACCURACY_M]`) on a thread; a malformed line is reported and
+/// skipped.
+fn read_fixes(
+    path: &str,
+    started: std::time::Instant,
+) -> std::io::Result<tokio::sync::mpsc::UnboundedReceiver<Fix>> {
+    use std::io::BufRead;
+
+    let reader: Box<dyn BufRead + Send> = if path == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(path)?))
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for (n, line) in reader.lines().enumerate() {
+            let Ok(line) = line else { break };
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_fix(line, started.elapsed().as_millis() as u64) {
+                Ok(fix) => {
+                    if tx.send(fix).is_err() {
+                        break;
+                    }
+                }
+                Err(reason) => eprintln!("warning: --fixes line {}: {reason}", n + 1),
+            }
+        }
+    });
+    Ok(rx)
+}
+
+fn parse_fix(line: &str, time_ms: u64) -> Result<Fix, String> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize, name: &str| -> Result<f64, String> {
+        fields
+            .get(i)
+            .ok_or_else(|| format!("missing {name}"))?
+            .parse::<f64>()
+            .map_err(|_| format!("{name} {:?} is not a number", fields[i]))
+    };
+    if fields.len() > 3 {
+        return Err(format!("expected `LAT LON [ACCURACY_M]`, got {line:?}"));
+    }
+    Ok(Fix {
+        lat: number(0, "latitude")?,
+        lon: number(1, "longitude")?,
+        accuracy_m: if fields.len() == 3 {
+            number(2, "accuracy")?
+        } else {
+            DEFAULT_ACCURACY_M
+        },
+        time_ms,
     })
 }

@@ -1,0 +1,181 @@
+//! Auto-join by cell: GPS fixes in, the user in the live space of their current UMAP cell out.
+//!
+//! The cell tracker's hysteresis decides when the user has really moved; a move leaves the
+//! old space politely (LEAVE, DROPs) and joins the newest live space of the new cell, or opens
+//! one tagged with the cell when the user allows it. Spaces are always signed with the
+//! device's own key: a GeoKey's secret is public and gives no authority.
+
+use std::time::Duration;
+
+use nostr::prelude::{Keys, Timestamp};
+
+use super::discover::spaces_in_cell;
+use super::{EngineError, Session, SessionConfig};
+use crate::geo::{Cell, CellTracker, Fix, FixError, GeoError, GeoKeyring, TrackerConfig};
+use crate::protocol::SpaceRef;
+
+/// How roaming behaves.
+#[derive(Debug, Clone)]
+pub struct RoamConfig {
+    /// Relays to discover and run spaces on.
+    pub relays: Vec<String>,
+    /// Open a space for a cell that has none.
+    pub host_if_empty: bool,
+    /// Hysteresis of cell changes.
+    pub tracker: TrackerConfig,
+    /// How old a space's CREATE may be and still count as possibly live.
+    pub lookback: Duration,
+    /// How long discovery waits for the relays' stored events.
+    pub discovery_timeout: Duration,
+}
+
+impl Default for RoamConfig {
+    fn default() -> Self {
+        Self {
+            relays: Vec::new(),
+            host_if_empty: false,
+            tracker: TrackerConfig::default(),
+            lookback: Duration::from_secs(24 * 3600),
+            discovery_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Where a cell change put the user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// Listening in the cell's newest live space.
+    Joined {
+        /// The cell.
+        cell: Cell,
+        /// The space.
+        space: SpaceRef,
+    },
+    /// Hosting a new space tagged with the cell.
+    Hosting {
+        /// The cell.
+        cell: Cell,
+        /// The space.
+        space: SpaceRef,
+    },
+    /// No live space in the cell, and hosting was not allowed.
+    Empty {
+        /// The cell.
+        cell: Cell,
+    },
+}
+
+impl Placement {
+    /// The cell the user is now in.
+    pub fn cell(&self) -> &Cell {
+        match self {
+            Placement::Joined { cell, .. }
+            | Placement::Hosting { cell, .. }
+            | Placement::Empty { cell } => cell,
+        }
+    }
+}
+
+/// Why a fix could not be followed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RoamError {
+    /// The fix was refused; nothing changed.
+    #[error(transparent)]
+    Fix(#[from] FixError),
+    /// The cell has no GeoKey (it cannot be looked up).
+    #[error(transparent)]
+    Geo(#[from] GeoError),
+    /// Discovery or the session failed; the user is in no space now.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// The `g` label of a cell as spaces are tagged with it: "LAT,LON".
+pub fn cell_label(cell: &Cell) -> String {
+    format!("{},{}", cell.lat_label(), cell.lon_label())
+}
+
+/// Follows the user from cell to cell. `make` builds a session's configuration for the
+/// device's keys, a space and the cell labels to tag it with (when hosting); it opens the
+/// audio devices, so it runs once per space.
+pub struct Roamer<F> {
+    config: RoamConfig,
+    keys: Keys,
+    tracker: CellTracker,
+    keyring: GeoKeyring,
+    make: F,
+    session: Option<Session>,
+}
+
+impl<F> Roamer<F>
+where
+    F: FnMut(Keys, SpaceRef, Vec<String>) -> Result<SessionConfig, EngineError>,
+{
+    /// A roamer in no cell yet.
+    pub fn new(config: RoamConfig, keys: Keys, make: F) -> Self {
+        Self {
+            tracker: CellTracker::new(config.tracker),
+            config,
+            keys,
+            keyring: GeoKeyring::origin(),
+            make,
+            session: None,
+        }
+    }
+
+    /// Feeds one fix. Returns where the user is now when the fix moved them to another cell
+    /// (or placed them for the first time); `None` when they stay.
+    pub async fn fix(&mut self, fix: Fix) -> Result<Option<Placement>, RoamError> {
+        let Some(change) = self.tracker.update(fix)? else {
+            return Ok(None);
+        };
+        if let Some(session) = self.session.take() {
+            session.stop().await;
+        }
+        let cell = change.to;
+        let label = cell_label(&cell);
+        let geokey = self.keyring.key(&cell)?.keys().public_key();
+        let live = spaces_in_cell(
+            &self.config.relays,
+            &label,
+            &geokey,
+            self.config.lookback,
+            self.config.discovery_timeout,
+        )
+        .await?;
+        tracing::info!(cell = %label, live = live.len(), "entered a cell");
+        let (space, cells, hosting) = match live.first() {
+            Some(found) => (found.space.clone(), Vec::new(), false),
+            None if self.config.host_if_empty => {
+                let id = format!("space-{}", Timestamp::now().as_secs());
+                let space = SpaceRef::new(id, self.keys.public_key()).map_err(EngineError::from)?;
+                (space, vec![label], true)
+            }
+            None => return Ok(Some(Placement::Empty { cell })),
+        };
+        let config = (self.make)(self.keys.clone(), space.clone(), cells)?;
+        self.session = Some(Session::start(config).await?);
+        Ok(Some(if hosting {
+            Placement::Hosting { cell, space }
+        } else {
+            Placement::Joined { cell, space }
+        }))
+    }
+
+    /// The session of the current cell, if any.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// The current cell.
+    pub fn cell(&self) -> Option<Cell> {
+        self.tracker.current()
+    }
+
+    /// Leaves the current space politely.
+    pub async fn stop(mut self) {
+        if let Some(session) = self.session.take() {
+            session.stop().await;
+        }
+    }
+}
