@@ -290,6 +290,81 @@ mod forged {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_relay_whose_network_changes_restarts_ice_and_hands_its_children_on() {
+        let relay = EmbeddedRelay::start(None).await.expect("relay");
+        let url = relay.url().to_string();
+        let space = SpaceRef::new(
+            format!("roaming-{}", Timestamp::now().as_secs()),
+            keys(21).public_key(),
+        )
+        .expect("id");
+        let clock = CaptureClock::default();
+        let mut host_config = config(keys(21), &space, &url, true, &clock);
+        // 240 kbit/s feeds two children: the two first listeners; the others hang below.
+        host_config.metrics.upload_kbps = 240;
+        let host = Session::start(host_config).await.expect("host");
+        let mut listeners = Vec::new();
+        for n in 22..26 {
+            listeners.push(
+                Session::start(config(keys(n), &space, &url, false, &clock))
+                    .await
+                    .expect("listener"),
+            );
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let relaying = listeners
+            .iter()
+            .position(|l| l.stats().children > 0)
+            .expect("a listener relays");
+        let relay_key = *listeners[relaying].key();
+        let children: Vec<usize> = (0..listeners.len())
+            .filter(|&i| listeners[i].stats().parent == Some(relay_key))
+            .collect();
+        assert!(!children.is_empty());
+        let before: Vec<u64> = listeners
+            .iter()
+            .map(|l| l.stats().audio.packets_received)
+            .collect();
+
+        // The relaying phone leaves Wi-Fi for a weak cellular link: it can feed nobody now.
+        listeners[relaying]
+            .network_changed(NetworkMetrics {
+                download_kbps: 5_000,
+                upload_kbps: 100,
+                max_audio_outputs: 0,
+                connection: ConnectionType::Cellular,
+            })
+            .expect("running");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+
+        let stats = listeners[relaying].stats();
+        assert!(stats.ice_restarts >= 1, "{stats:?}");
+        assert_eq!(stats.children, 0, "children handed on");
+        assert_eq!(
+            stats.parent,
+            Some(*host.key()),
+            "same parent, restarted link"
+        );
+        for (i, listener) in listeners.iter().enumerate() {
+            let now = listener.stats();
+            assert!(
+                now.audio.packets_received > before[i] + 100,
+                "listener {i} got {} packets in 3 s after the change",
+                now.audio.packets_received - before[i]
+            );
+            if children.contains(&i) {
+                assert_ne!(now.parent, Some(relay_key), "listener {i} still below");
+                assert!(now.parent.is_some());
+            }
+        }
+        for listener in listeners {
+            listener.stop().await;
+        }
+        host.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_nip53_client_sees_the_room_its_listeners_and_its_end() {
         use spaces_core::protocol::filter::{room_filter, room_record_filter};
         use spaces_core::protocol::{Limits, Parser, Role, RoomStatus, Transport};

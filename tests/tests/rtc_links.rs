@@ -157,3 +157,40 @@ async fn relay_only_links_go_through_a_real_turn_server() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_renegotiates_the_same_link_and_audio_continues() {
+    let config = LinkConfig::loopback();
+    let (parent, child) = (Node::new("parent"), Node::new("child"));
+    let (up, down) = connect(&parent, &child, &config).await;
+    stream_tone(&parent, TONE, 1).await;
+    let before = child.count();
+    // A network change on the offering side: new ICE credentials, same link, same SRTP.
+    let ufrag = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+    let first_offer = up
+        .link
+        .local_description()
+        .await
+        .expect("an offer was made");
+    let offer = up.link.restart_ice().await.expect("restart offer");
+    assert_ne!(
+        ufrag(&offer),
+        ufrag(&first_offer),
+        "ICE restarts with new credentials"
+    );
+    let answer = down
+        .link
+        .accept_offer(offer)
+        .await
+        .expect("the peer accepts the restart on its link");
+    up.link.accept_answer(answer).await.expect("answer applied");
+    stream_tone_from(&parent, TONE, 50, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = child.count() - before;
+    assert!(after >= 95, "{after} of 100 packets after the restart");
+    assert!(child.tone_share(TONE) >= 0.95);
+}

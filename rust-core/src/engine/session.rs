@@ -68,6 +68,8 @@ pub struct SessionStats {
     pub children: usize,
     /// Children we feed as their warm backup.
     pub standby_children: usize,
+    /// ICE restarts we started (network changes).
+    pub ice_restarts: u64,
     /// Audio measurements.
     pub audio: AudioStats,
     /// Events the state machine refused, by reason.
@@ -89,6 +91,8 @@ pub struct Session {
 enum Control {
     /// Publish a message (role changes, hand, speech requests).
     Publish(Message),
+    /// The device's network changed.
+    NetworkChanged(NetworkMetrics),
 }
 
 /// How a session ends.
@@ -142,6 +146,9 @@ impl Session {
         let mut actor = Actor {
             writer_keys: config.keys.clone(),
             me,
+            name: config.name.clone(),
+            metrics: config.metrics,
+            cells: config.cells.clone(),
             parser: Parser::new(
                 Limits::default(),
                 Some(config.space.clone()),
@@ -239,6 +246,15 @@ impl Session {
         }))
     }
 
+    /// The phone's network changed (Wi-Fi to cellular, a new address, another uplink): we
+    /// re-announce our metrics, restart ICE on every link (same links, no audio re-plan when
+    /// the path survives) and hand children beyond our new capacity back to the tree.
+    pub fn network_changed(&self, metrics: NetworkMetrics) -> Result<(), EngineError> {
+        self.control
+            .send(Control::NetworkChanged(metrics))
+            .map_err(|_| EngineError::Stopped)
+    }
+
     /// Raises or lowers our hand (NIP-53 presence).
     pub fn raise_hand(&self, raised: bool) -> Result<(), EngineError> {
         self.send(Message::Presence(Presence {
@@ -290,6 +306,10 @@ struct Pending {
 struct Actor {
     writer_keys: Keys,
     me: PublicKey,
+    /// What we announce (re-announced when the network changes).
+    name: String,
+    metrics: NetworkMetrics,
+    cells: Vec<String>,
     parser: Parser,
     space: Space,
     space_ref: SpaceRef,
@@ -361,8 +381,11 @@ impl Actor {
                     None => break,
                 },
                 Some((peer, event)) = link_events.recv() => self.on_link_event(peer, event).await,
-                Some(Control::Publish(message)) = control.recv() => {
-                    self.publish(message).await;
+                Some(command) = control.recv() => {
+                    match command {
+                        Control::Publish(message) => self.publish(message).await,
+                        Control::NetworkChanged(metrics) => self.network_changed(metrics).await,
+                    }
                     self.route();
                 }
                 _ = ticker.tick() => self.tick().await,
@@ -474,7 +497,7 @@ impl Actor {
             Message::Reserve(r) => Some(("reserve", Some(r.confirmer))),
             Message::Confirm(r) => Some(("confirm", Some(r.requester))),
             Message::Drop { target } => Some(("drop", Some(*target))),
-            Message::Join(_) | Message::Leave => Some(("membership", None)),
+            Message::Create(_) | Message::Join(_) | Message::Leave => Some(("membership", None)),
             _ => None,
         };
         let created_at = match slot {
@@ -564,7 +587,7 @@ impl Actor {
                     self.connect(by, pending.standby).await;
                 }
             }
-            Command::RemoteOffer { from, sdp } => self.accept_child(from, sdp).await,
+            Command::RemoteOffer { from, sdp } => self.on_offer(from, sdp).await,
             Command::RemoteAnswer { from, sdp } => {
                 if let Some(link) = self.links.get(&from)
                     && let Err(e) = link.accept_answer(sdp).await
@@ -807,6 +830,83 @@ impl Actor {
                 self.publish(Message::Offer { target: peer, sdp }).await;
             }
             Err(e) => tracing::warn!(error = %e, "offer failed"),
+        }
+    }
+
+    /// An offer renegotiates a link we have (an ICE restart after the peer's network changed)
+    /// or opens a new one from a child.
+    async fn on_offer(&mut self, from: PublicKey, sdp: String) {
+        if let Some(link) = self.links.get(&from).cloned()
+            && link.renegotiates(&sdp).await
+        {
+            match link.accept_offer(sdp).await {
+                Ok(answer) => {
+                    tracing::info!(peer = %from, "link renegotiated (ICE restart)");
+                    self.publish(Message::Answer {
+                        target: from,
+                        sdp: answer,
+                    })
+                    .await;
+                }
+                Err(e) => tracing::warn!(peer = %from, error = %e, "restart offer refused"),
+            }
+            return;
+        }
+        self.accept_child(from, sdp).await;
+    }
+
+    /// Our network changed: re-announce, shed what we can no longer feed, restart ICE.
+    async fn network_changed(&mut self, metrics: NetworkMetrics) {
+        self.metrics = metrics;
+        let peer_metrics = PeerMetrics::from(&metrics);
+        self.capacity = if self.is_host() {
+            self.policy.host_children(&peer_metrics)
+        } else {
+            self.policy.children(&peer_metrics, 1)
+        };
+        tracing::info!(capacity = self.capacity, "network changed");
+        let announce = if self.is_host() {
+            Message::Create(SpaceInfo {
+                name: self.name.clone(),
+                host_metrics: metrics,
+                cells: self.cells.clone(),
+            })
+        } else {
+            Message::Join(MemberInfo {
+                name: self.name.clone(),
+                metrics,
+            })
+        };
+        self.publish(announce).await;
+        // Backups go first, then children in key order, until we are within capacity.
+        let mut children: Vec<PublicKey> = self
+            .links
+            .keys()
+            .filter(|k| self.forwarder.children().contains(&k.to_hex()))
+            .copied()
+            .collect();
+        children.sort_by_key(|k| (!self.standby_children.contains(k), *k));
+        let excess = children.len().saturating_sub(self.capacity as usize);
+        for child in children.into_iter().take(excess) {
+            self.publish(Message::Drop { target: child }).await;
+            self.lose(child).await;
+        }
+        let links: Vec<(PublicKey, Arc<PeerLink>)> = self
+            .links
+            .iter()
+            .map(|(k, l)| (*k, Arc::clone(l)))
+            .collect();
+        for (peer, link) in links {
+            match link.restart_ice().await {
+                Ok(sdp) => {
+                    self.state
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .ice_restarts += 1;
+                    self.publish(Message::Offer { target: peer, sdp }).await;
+                }
+                Err(e) => tracing::warn!(%peer, error = %e, "ICE restart failed"),
+            }
         }
     }
 

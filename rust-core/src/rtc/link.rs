@@ -344,6 +344,28 @@ impl PeerLink {
         Ok(())
     }
 
+    /// The SDP of the local description in force, if any.
+    pub async fn local_description(&self) -> Option<String> {
+        self.pc.local_description().await.map(|d| d.sdp)
+    }
+
+    /// Whether a remote offer renegotiates this link (same DTLS identity, e.g. an ICE
+    /// restart) rather than starting a new one (a peer that restarted or re-connected).
+    pub async fn renegotiates(&self, offer_sdp: &str) -> bool {
+        let fingerprint = |sdp: &str| -> Option<String> {
+            sdp.lines()
+                .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+                .map(str::to_owned)
+        };
+        match self.pc.remote_description().await {
+            Some(current) => {
+                fingerprint(&current.sdp).is_some()
+                    && fingerprint(&current.sdp) == fingerprint(offer_sdp)
+            }
+            None => false,
+        }
+    }
+
     /// Restarts ICE after a network change and returns the new offer to signal.
     pub async fn restart_ice(&self) -> Result<String, RtcError> {
         self.pc.restart_ice().await?;
