@@ -99,6 +99,10 @@ pub struct AudioStats {
     pub gap_ms_max: f64,
     /// Host packets lost (jitter buffer, from timestamp gaps).
     pub lost: u64,
+    /// The host voice's jitter-buffer target, ms (what the buffer adds to latency).
+    pub jitter_target_ms: u32,
+    /// The host voice's smoothed arrival jitter (RFC 3550), ms.
+    pub jitter_ms: f32,
     /// Copies dropped because a frame already came over another link (warm backups).
     pub duplicates: u64,
     /// Packets refused: from a link that may not send us that voice.
@@ -339,9 +343,12 @@ impl Audio {
     pub fn stats(&self) -> AudioStats {
         let mut stats = lock(&self.shared.stats).clone();
         let host = lock(&self.shared.routing).host;
-        stats.lost = lock(&self.shared.voices)
-            .get(&host)
-            .map_or(0, |v| v.receiver.stats().lost);
+        if let Some(voice) = lock(&self.shared.voices).get(&host) {
+            let jitter = voice.receiver.stats();
+            stats.lost = jitter.lost;
+            stats.jitter_target_ms = jitter.target_ms;
+            stats.jitter_ms = jitter.jitter_ms;
+        }
         stats
     }
 

@@ -79,6 +79,10 @@ pub struct ListenerReport {
     pub latency_ms_p95: Option<f64>,
     /// Longest stretch without the tone after the first audio, ms.
     pub gap_ms_max: f64,
+    /// Its jitter buffer's target delay at the end, ms.
+    pub jitter_target_ms: u32,
+    /// Its smoothed arrival jitter at the end, ms.
+    pub jitter_ms: f32,
     /// Its parent was the listener the demo killed; it had to re-attach.
     pub orphaned: bool,
     /// Packets received after the kill (re-attached audio).
@@ -356,6 +360,8 @@ pub async fn run_demo(
             latency_ms_p50: percentile(&mut latencies, 0.5),
             latency_ms_p95: percentile(&mut latencies, 0.95),
             gap_ms_max: s.audio.gap_ms_max,
+            jitter_target_ms: s.audio.jitter_target_ms,
+            jitter_ms: s.audio.jitter_ms,
             orphaned: false,
             packets_after_kill: None,
             role: s.role.to_nip53().to_owned(),
