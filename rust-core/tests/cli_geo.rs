@@ -8,22 +8,35 @@ use std::process::{Command, Stdio};
 
 use common::{frames_with_tone, spawn_host};
 
-#[test]
-fn the_second_device_in_a_cell_joins_the_first_ones_space() {
-    let (first, space, relay) = spawn_host(&[
+/// A device at (lat, lon) that opens its cell's space, sending `input`, for `seconds`.
+fn geo_host(
+    lat: &str,
+    lon: &str,
+    input: &str,
+    seconds: &str,
+    extra: &[&str],
+) -> (common::Reaped, String, String) {
+    let mut args = vec![
         "geo",
         "--lat",
-        "48.853",
+        lat,
         "--lon",
-        "-2.341",
+        lon,
         "--host-if-empty",
         "--input",
-        "tone",
+        input,
         "--output",
         "null",
         "--seconds",
-        "20",
-    ]);
+        seconds,
+    ];
+    args.extend_from_slice(extra);
+    spawn_host(&args)
+}
+
+#[test]
+fn the_second_device_in_a_cell_joins_the_first_ones_space() {
+    let (first, space, relay) = geo_host("48.853", "-2.341", "tone", "20", &[]);
 
     let dir = std::env::temp_dir().join(format!("spaces-cli-geo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -82,36 +95,9 @@ fn the_second_device_in_a_cell_joins_the_first_ones_space() {
 fn a_device_that_walks_into_another_cell_moves_to_that_cells_space() {
     // Two cells with a space each: Lyon 45.76,4.83 (440 Hz) and Marseille 43.30,5.37 (660 Hz)
     // (cells no other test of this suite uses: they may share the default relay port).
-    let (lyon, lyon_space, relay) = spawn_host(&[
-        "geo",
-        "--lat",
-        "45.7612",
-        "--lon",
-        "4.8321",
-        "--host-if-empty",
-        "--input",
-        "tone",
-        "--output",
-        "null",
-        "--seconds",
-        "40",
-    ]);
-    let (marseille, marseille_space, _) = spawn_host(&[
-        "geo",
-        "--lat",
-        "43.2961",
-        "--lon",
-        "5.3722",
-        "--host-if-empty",
-        "--relay",
-        &relay,
-        "--input",
-        "tone:660",
-        "--output",
-        "null",
-        "--seconds",
-        "40",
-    ]);
+    let (lyon, lyon_space, relay) = geo_host("45.7612", "4.8321", "tone", "40", &[]);
+    let (marseille, marseille_space, _) =
+        geo_host("43.2961", "5.3722", "tone:660", "40", &["--relay", &relay]);
     assert_ne!(lyon_space, marseille_space);
 
     let dir = std::env::temp_dir().join(format!("spaces-cli-walk-{}", std::process::id()));

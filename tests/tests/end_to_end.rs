@@ -216,15 +216,21 @@ mod forged {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_forged_close_and_promote_from_a_non_host_disturb_nothing() {
+    /// A fresh embedded relay and a space hosted by `keys(host)` with a unique id.
+    async fn space_on_embedded_relay(name: &str, host: u8) -> (EmbeddedRelay, String, SpaceRef) {
         let relay = EmbeddedRelay::start(None).await.expect("relay");
         let url = relay.url().to_string();
         let space = SpaceRef::new(
-            format!("forged-{}", Timestamp::now().as_secs()),
-            keys(1).public_key(),
+            format!("{name}-{}", Timestamp::now().as_secs()),
+            keys(host).public_key(),
         )
         .expect("id");
+        (relay, url, space)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forged_close_and_promote_from_a_non_host_disturb_nothing() {
+        let (_relay, url, space) = space_on_embedded_relay("forged", 1).await;
         let clock = CaptureClock::default();
         let host = Session::start(config(keys(1), &space, &url, true, &clock))
             .await
@@ -291,13 +297,7 @@ mod forged {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_relay_whose_network_changes_restarts_ice_and_hands_its_children_on() {
-        let relay = EmbeddedRelay::start(None).await.expect("relay");
-        let url = relay.url().to_string();
-        let space = SpaceRef::new(
-            format!("roaming-{}", Timestamp::now().as_secs()),
-            keys(21).public_key(),
-        )
-        .expect("id");
+        let (_relay, url, space) = space_on_embedded_relay("roaming", 21).await;
         let clock = CaptureClock::default();
         let mut host_config = config(keys(21), &space, &url, true, &clock);
         // 240 kbit/s feeds two children: the two first listeners; the others hang below.
@@ -364,19 +364,92 @@ mod forged {
         host.stop().await;
     }
 
+    /// Waits (10 s at most) for an event the predicate accepts.
+    async fn wait_for(
+        events: &mut tokio::sync::broadcast::Receiver<spaces_core::space::Command>,
+        wanted: impl Fn(&spaces_core::space::Command) -> bool,
+    ) -> bool {
+        use tokio::sync::broadcast::error::RecvError;
+        let found = async {
+            loop {
+                match events.recv().await {
+                    Ok(event) if wanted(&event) => return true,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return false,
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), found)
+            .await
+            .unwrap_or(false)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_raised_hand_reaches_the_host_and_the_promoted_voice_reaches_the_host() {
+        use spaces_core::engine::source_id;
+        use spaces_core::protocol::Role;
+        use spaces_core::space::Command;
+
+        let (_relay, url, space) = space_on_embedded_relay("stage", 31).await;
+        let clock = CaptureClock::default();
+        let host = Session::start(config(keys(31), &space, &url, true, &clock))
+            .await
+            .expect("host");
+        let mut at_host = host.events();
+        let mut listener_config = config(keys(32), &space, &url, false, &clock);
+        listener_config.input = Some(Box::new(ToneSource::new(700.0, 0.5)));
+        let listener = Session::start(listener_config).await.expect("listener");
+        let mut at_listener = listener.events();
+        let me = *listener.key();
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(
+            host.stats().audio.sources.is_empty(),
+            "a listener's microphone stays closed until it is promoted"
+        );
+
+        listener.request_speech().expect("running");
+        assert!(
+            wait_for(&mut at_host, |e| *e
+                == Command::HandRaised {
+                    peer: me,
+                    raised: true
+                })
+            .await,
+            "the host's interface sees the raised hand"
+        );
+        host.promote_speaker(me).expect("running");
+        assert!(
+            wait_for(&mut at_listener, |e| *e
+                == Command::RoleChanged {
+                    peer: me,
+                    role: Role::Speaker
+                })
+            .await,
+            "the listener's interface sees its promotion"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(listener.stats().role, Role::Speaker);
+        let voice = host
+            .stats()
+            .audio
+            .sources
+            .get(&source_id(&me))
+            .cloned()
+            .expect("the host plays the new speaker");
+        assert!(voice.frames >= 50, "{} frames", voice.frames);
+        let hz = voice.frequency_hz().expect("audio");
+        assert!((hz - 700.0).abs() < 21.0, "{hz} Hz");
+        listener.stop().await;
+        host.stop().await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_nip53_client_sees_the_room_its_listeners_and_its_end() {
         use spaces_core::protocol::filter::{room_filter, room_record_filter};
         use spaces_core::protocol::{Limits, Parser, Role, RoomStatus, Transport};
         use spaces_core::signaling::Incoming;
 
-        let relay = EmbeddedRelay::start(None).await.expect("relay");
-        let url = relay.url().to_string();
-        let space = SpaceRef::new(
-            format!("nip53-{}", Timestamp::now().as_secs()),
-            keys(11).public_key(),
-        )
-        .expect("id");
+        let (_relay, url, space) = space_on_embedded_relay("nip53", 11).await;
         let clock = CaptureClock::default();
         // A NIP-53 client (Nests-like) watching the room's address only.
         let (watcher, mut rx) =

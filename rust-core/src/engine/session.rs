@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nostr::prelude::{Keys, PublicKey, Timestamp};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::EngineError;
 use super::audio::{Audio, AudioConfig, AudioStats, CaptureClock, Routing, source_id};
@@ -83,7 +83,30 @@ pub struct Session {
     state: Arc<Mutex<SessionStats>>,
     stop: watch::Sender<Stop>,
     control: mpsc::UnboundedSender<Control>,
+    events: broadcast::Sender<Command>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Events a session keeps for a slow UI before the oldest are dropped.
+const UI_EVENTS: usize = 256;
+
+/// Whether the user's interface needs to hear of a command (the engine has already acted on
+/// it): roles, hands, speech invitations, mute requests, chat, reactions, the end.
+fn for_ui(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::SpaceOpened
+            | Command::SpaceClosed
+            | Command::MemberJoined(_)
+            | Command::MemberLeft(_)
+            | Command::PeerRemoved(_)
+            | Command::RoleChanged { .. }
+            | Command::HandRaised { .. }
+            | Command::SpeechProposed { .. }
+            | Command::MuteRequested { .. }
+            | Command::Chat { .. }
+            | Command::Reaction { .. }
+    )
 }
 
 /// What the user asks a running session to do.
@@ -93,6 +116,8 @@ enum Control {
     Publish(Message),
     /// The device's network changed.
     NetworkChanged(NetworkMetrics),
+    /// Mute or unmute our voice.
+    Mute(bool),
 }
 
 /// How a session ends.
@@ -136,6 +161,7 @@ impl Session {
         let (stop, stopped) = watch::channel(Stop::Running);
         let (link_tx, link_rx) = mpsc::unbounded_channel();
         let (control, control_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(UI_EVENTS);
         let policy = CapacityPolicy::default();
         let metrics = PeerMetrics::from(&config.metrics);
         let capacity = if is_host {
@@ -149,6 +175,8 @@ impl Session {
             name: config.name.clone(),
             metrics: config.metrics,
             cells: config.cells.clone(),
+            ui: events.clone(),
+            muted: false,
             parser: Parser::new(
                 Limits::default(),
                 Some(config.space.clone()),
@@ -207,8 +235,16 @@ impl Session {
             state,
             stop,
             control,
+            events,
             task,
         })
+    }
+
+    /// What happens in the space that the user's interface shows: role changes (ours too),
+    /// raised hands, invitations to speak, mute requests, chat, reactions, members coming and
+    /// going, the end. A receiver that falls more than 256 events behind loses the oldest.
+    pub fn events(&self) -> broadcast::Receiver<Command> {
+        self.events.subscribe()
     }
 
     fn send(&self, message: Message) -> Result<(), EngineError> {
@@ -235,6 +271,18 @@ impl Session {
     /// Host or co-host: removes a member from the space.
     pub fn remove(&self, target: PublicKey) -> Result<(), EngineError> {
         self.send(Message::Remove { target })
+    }
+
+    /// Host or co-host: invites a listener to ask to speak.
+    pub fn propose_speech(&self, target: PublicKey, note: String) -> Result<(), EngineError> {
+        self.send(Message::ProposeSpeech { target, note })
+    }
+
+    /// Stops or resumes sending our voice (a speaker keeps its role); NIP-53 presence says so.
+    pub fn set_muted(&self, muted: bool) -> Result<(), EngineError> {
+        self.control
+            .send(Control::Mute(muted))
+            .map_err(|_| EngineError::Stopped)
     }
 
     /// Listener: asks to speak (hand raised for NIP-53 clients too).
@@ -310,6 +358,10 @@ struct Actor {
     name: String,
     metrics: NetworkMetrics,
     cells: Vec<String>,
+    /// Events for the user's interface.
+    ui: broadcast::Sender<Command>,
+    /// The user muted us (or a moderator asked to).
+    muted: bool,
     parser: Parser,
     space: Space,
     space_ref: SpaceRef,
@@ -385,6 +437,7 @@ impl Actor {
                     match command {
                         Control::Publish(message) => self.publish(message).await,
                         Control::NetworkChanged(metrics) => self.network_changed(metrics).await,
+                        Control::Mute(muted) => self.mute(muted).await,
                     }
                     self.route();
                 }
@@ -566,7 +619,15 @@ impl Actor {
     }
 
     async fn execute(&mut self, command: Command) {
+        if for_ui(&command) {
+            // Nobody listening is fine: the CLI and tests often do not.
+            let _ = self.ui.send(command.clone());
+        }
         match command {
+            Command::MuteRequested { by } => {
+                tracing::info!(%by, "a moderator asked us to mute");
+                self.mute(true).await;
+            }
             Command::ConnectionRequested { from, standby, .. } => {
                 self.on_request(from, standby).await
             }
@@ -613,7 +674,8 @@ impl Actor {
             Command::RoleChanged { peer, role } => {
                 if peer == self.me {
                     tracing::info!(?role, "our role changed");
-                    if !self.audio.set_speaking(role.speaks() || self.is_host()) {
+                    let speaking = (role.speaks() || self.is_host()) && !self.muted;
+                    if !self.audio.set_speaking(speaking) {
                         tracing::warn!("promoted to speak, but there is no microphone");
                     }
                 }
@@ -853,6 +915,20 @@ impl Actor {
             return;
         }
         self.accept_child(from, sdp).await;
+    }
+
+    /// Stops or resumes our voice and tells NIP-53 clients.
+    async fn mute(&mut self, muted: bool) {
+        self.muted = muted;
+        let speaks = self.is_host() || self.space.role_of(&self.me).speaks();
+        self.audio.set_speaking(speaks && !muted);
+        self.publish(Message::Presence(Presence {
+            muted,
+            publishing: speaks && !muted,
+            on_stage: speaks,
+            ..Presence::default()
+        }))
+        .await;
     }
 
     /// Our network changed: re-announce, shed what we can no longer feed, restart ICE.
