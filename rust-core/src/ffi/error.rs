@@ -41,6 +41,43 @@ pub enum SpacesError {
         /// What is wrong.
         reason: String,
     },
+    /// A space address is malformed.
+    #[error("invalid space: {reason}")]
+    InvalidSpace {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The microphone or speaker could not be opened.
+    #[error("audio: {reason}")]
+    Audio {
+        /// What the platform said.
+        reason: String,
+    },
+    /// Relays or WebRTC failed.
+    #[error("network: {reason}")]
+    Network {
+        /// What failed.
+        reason: String,
+    },
+    /// The session has ended.
+    #[error("stopped: {reason}")]
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<crate::engine::EngineError> for SpacesError {
+    fn from(err: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError;
+        let reason = err.to_string();
+        match err {
+            EngineError::Signaling(_) | EngineError::Rtc(_) => Self::Network { reason },
+            EngineError::Protocol(_) => Self::InvalidSpace { reason },
+            EngineError::Media(_) => Self::Audio { reason },
+            EngineError::Stopped => Self::Stopped { reason },
+        }
+    }
 }
 
 impl From<GeoError> for SpacesError {

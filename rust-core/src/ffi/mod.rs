@@ -5,9 +5,14 @@
 
 mod error;
 mod geo;
+mod session;
 
 pub use error::SpacesError;
 pub use geo::{
     CellMove, CellTracker, GeoCell, GeoKeyInfo, GeoKeyring, GeoLevel, GpsFix, KeyScheme,
     TrackerSettings,
+};
+pub use session::{
+    AudioInput, AudioOutput, LocalRelay, NetworkInfo, NetworkKind, SessionEvent, SessionInfo,
+    SessionListener, SessionSettings, SpaceRole, SpaceSession, VoiceInfo, voice_id,
 };

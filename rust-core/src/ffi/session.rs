@@ -1,0 +1,586 @@
+//! Spaces from an app: host or join a space, follow what happens in it, change roles, report
+//! network changes. Thin wrappers over `engine::Session` running on the core's own runtime.
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use nostr::prelude::{Keys, PublicKey, Timestamp};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::SpacesError;
+use crate::engine::{self, EngineError, Session, SessionConfig};
+use crate::media::CodecSettings;
+use crate::media::device::{InputSpec, OutputSpec, open_input, open_output};
+use crate::protocol::{ConnectionType, NetworkMetrics, Role, SpaceRef};
+use crate::rtc::LinkConfig;
+use crate::signaling::EmbeddedRelay;
+use crate::space::Command;
+
+/// One multi-threaded runtime for every session of the process: foreign code awaits our
+/// futures on its own executor, the work runs here.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, SpacesError> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("spaces-core")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|reason| SpacesError::Network {
+            reason: format!("no async runtime: {reason}"),
+        })
+}
+
+/// Runs a future on the core's runtime and awaits it from any executor.
+async fn on_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, SpacesError> {
+    runtime()?
+        .spawn(work)
+        .await
+        .map_err(|e| SpacesError::Network {
+            reason: format!("task failed: {e}"),
+        })
+}
+
+/// The kind of network the phone is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum NetworkKind {
+    /// Wi-Fi.
+    Wifi,
+    /// Mobile data.
+    Cellular,
+    /// Wired.
+    Ethernet,
+    /// Not known.
+    Unknown,
+}
+
+/// What the phone knows about its network (measured or from the platform).
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct NetworkInfo {
+    /// Network kind.
+    pub kind: NetworkKind,
+    /// Uplink, kbit/s: decides how many listeners this phone feeds.
+    pub uplink_kbps: u32,
+    /// Downlink, kbit/s.
+    pub downlink_kbps: u32,
+    /// Most audio streams the app allows itself to send (0: no limit; low battery: 2).
+    pub max_audio_outputs: u32,
+}
+
+impl From<NetworkInfo> for NetworkMetrics {
+    fn from(info: NetworkInfo) -> Self {
+        NetworkMetrics {
+            download_kbps: info.downlink_kbps,
+            upload_kbps: info.uplink_kbps,
+            max_audio_outputs: info.max_audio_outputs,
+            connection: match info.kind {
+                NetworkKind::Wifi => ConnectionType::Wifi,
+                NetworkKind::Cellular => ConnectionType::Cellular,
+                NetworkKind::Ethernet => ConnectionType::Ethernet,
+                NetworkKind::Unknown => ConnectionType::Unknown,
+            },
+        }
+    }
+}
+
+/// Where our voice comes from.
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
+pub enum AudioInput {
+    /// The microphone (opened now; sends only while we speak).
+    Microphone,
+    /// A sine tone (tests, demos).
+    Tone {
+        /// Frequency, Hz.
+        hz: f32,
+    },
+    /// Nothing: this device can never speak.
+    None,
+}
+
+/// Where the space's audio goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AudioOutput {
+    /// The speaker or headphones.
+    Speaker,
+    /// Nowhere (tests).
+    Silent,
+}
+
+/// How a session starts.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SessionSettings {
+    /// Relay URLs (`wss://…`).
+    pub relays: Vec<String>,
+    /// Display name.
+    pub name: String,
+    /// The user's own key (nsec or hex); `null` makes a fresh one. Never a GeoKey: those are
+    /// public and give no authority.
+    pub secret_key: Option<String>,
+    /// The network.
+    pub network: NetworkInfo,
+    /// Voice in.
+    pub input: AudioInput,
+    /// Audio out.
+    pub output: AudioOutput,
+    /// TURN/STUN server URLs for links across NATs (`turn:host:port` …); empty for direct.
+    pub ice_servers: Vec<String>,
+}
+
+/// A participant's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SpaceRole {
+    /// Listens.
+    Listener,
+    /// Speaks.
+    Speaker,
+    /// Moderates and speaks.
+    Cohost,
+    /// Opened the space.
+    Host,
+}
+
+impl From<Role> for SpaceRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Listener => SpaceRole::Listener,
+            Role::Speaker => SpaceRole::Speaker,
+            Role::Cohost => SpaceRole::Cohost,
+            Role::Host => SpaceRole::Host,
+        }
+    }
+}
+
+/// One voice as this device hears it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct VoiceInfo {
+    /// The voice's id (see [`voice_id`]).
+    pub voice: u32,
+    /// Frames played.
+    pub frames: u64,
+    /// Dominant frequency (meaningful for tones), Hz.
+    pub frequency_hz: Option<f64>,
+}
+
+/// A session's state, for the UI and diagnostics.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SessionInfo {
+    /// Our role.
+    pub role: SpaceRole,
+    /// Our parent in the relay tree (hex key).
+    pub parent: Option<String>,
+    /// Our warm backup parent (hex key).
+    pub backup: Option<String>,
+    /// Listeners we relay to.
+    pub children: u32,
+    /// Audio packets received.
+    pub packets_received: u64,
+    /// Packets lost.
+    pub packets_lost: u64,
+    /// From start to the first host audio played, ms.
+    pub first_audio_ms: Option<f64>,
+    /// Every voice heard.
+    pub voices: Vec<VoiceInfo>,
+}
+
+/// What happens in a space, for the UI.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum SessionEvent {
+    /// The host's space is open.
+    Opened,
+    /// The space ended.
+    Closed,
+    /// Someone joined (hex key).
+    MemberJoined {
+        /// Who.
+        peer: String,
+    },
+    /// Someone left.
+    MemberLeft {
+        /// Who.
+        peer: String,
+    },
+    /// A moderator removed someone (it may be us).
+    Removed {
+        /// Who.
+        peer: String,
+    },
+    /// A role changed (it may be ours).
+    RoleChanged {
+        /// Whose.
+        peer: String,
+        /// The new role.
+        role: SpaceRole,
+    },
+    /// A hand went up or down.
+    HandRaised {
+        /// Whose.
+        peer: String,
+        /// Up?
+        raised: bool,
+    },
+    /// A moderator invites us to ask to speak.
+    SpeechProposed {
+        /// The moderator.
+        by: String,
+    },
+    /// A moderator asked us to mute (we did).
+    MuteRequested {
+        /// The moderator.
+        by: String,
+    },
+    /// A chat line.
+    Chat {
+        /// Author.
+        from: String,
+        /// Text.
+        text: String,
+    },
+    /// A reaction.
+    Reaction {
+        /// Author.
+        from: String,
+        /// Emoji.
+        content: String,
+    },
+}
+
+impl SessionEvent {
+    fn from_command(command: Command) -> Option<Self> {
+        Some(match command {
+            Command::SpaceOpened => Self::Opened,
+            Command::SpaceClosed => Self::Closed,
+            Command::MemberJoined(peer) => Self::MemberJoined {
+                peer: peer.to_hex(),
+            },
+            Command::MemberLeft(peer) => Self::MemberLeft {
+                peer: peer.to_hex(),
+            },
+            Command::PeerRemoved(peer) => Self::Removed {
+                peer: peer.to_hex(),
+            },
+            Command::RoleChanged { peer, role } => Self::RoleChanged {
+                peer: peer.to_hex(),
+                role: role.into(),
+            },
+            Command::HandRaised { peer, raised } => Self::HandRaised {
+                peer: peer.to_hex(),
+                raised,
+            },
+            Command::SpeechProposed { by } => Self::SpeechProposed { by: by.to_hex() },
+            Command::MuteRequested { by } => Self::MuteRequested { by: by.to_hex() },
+            Command::Chat { from, text } => Self::Chat {
+                from: from.to_hex(),
+                text,
+            },
+            Command::Reaction { from, content } => Self::Reaction {
+                from: from.to_hex(),
+                content,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Receives a session's events, on a core thread: hand them to the UI thread.
+#[uniffi::export(with_foreign)]
+pub trait SessionListener: Send + Sync {
+    /// One event.
+    fn on_event(&self, event: SessionEvent);
+}
+
+/// The voice id of a participant (how [`VoiceInfo`] names voices).
+#[uniffi::export]
+pub fn voice_id(public_key: String) -> Result<u32, SpacesError> {
+    Ok(engine::source_id(&parse_key(&public_key)?))
+}
+
+fn parse_key(hex_or_npub: &str) -> Result<PublicKey, SpacesError> {
+    PublicKey::parse(hex_or_npub).map_err(|e| SpacesError::InvalidKey {
+        reason: format!("{hex_or_npub:?}: {e}"),
+    })
+}
+
+fn config(
+    settings: &SessionSettings,
+    keys: Keys,
+    space: SpaceRef,
+    cells: Vec<String>,
+) -> Result<SessionConfig, SpacesError> {
+    let audio = |e: crate::media::MediaError| SpacesError::Audio {
+        reason: e.to_string(),
+    };
+    let input = match settings.input {
+        AudioInput::Microphone => Some(open_input(&InputSpec::SoundCard).map_err(audio)?),
+        AudioInput::Tone { hz } => Some(
+            open_input(&InputSpec::Tone {
+                freq_hz: hz,
+                amplitude: 0.3,
+            })
+            .map_err(audio)?,
+        ),
+        AudioInput::None => None,
+    };
+    let output = match settings.output {
+        AudioOutput::Speaker => open_output(&OutputSpec::SoundCard).map_err(audio)?,
+        AudioOutput::Silent => open_output(&OutputSpec::Null).map_err(audio)?,
+    };
+    let link = LinkConfig {
+        ice_servers: settings
+            .ice_servers
+            .iter()
+            .map(|url| crate::rtc::IceServer {
+                urls: vec![url.clone()],
+                username: String::new(),
+                credential: String::new(),
+            })
+            .collect(),
+        ..LinkConfig::default()
+    };
+    Ok(SessionConfig {
+        keys,
+        space,
+        name: settings.name.clone(),
+        metrics: settings.network.into(),
+        relays: settings.relays.clone(),
+        link,
+        codec: CodecSettings::default(),
+        input,
+        output,
+        tone_hz: None,
+        capture_clock: None,
+        reserve_timeout: Duration::from_secs(2),
+        cells,
+    })
+}
+
+fn keys(settings: &SessionSettings) -> Result<Keys, SpacesError> {
+    match &settings.secret_key {
+        Some(secret) => Keys::parse(secret).map_err(|e| SpacesError::InvalidKey {
+            reason: e.to_string(),
+        }),
+        None => Ok(Keys::generate()),
+    }
+}
+
+/// A live space session: hosting or listening. [`SpaceSession::leave`] leaves politely and
+/// waits; dropping the object leaves too, in the background.
+#[derive(uniffi::Object)]
+pub struct SpaceSession {
+    space: SpaceRef,
+    session: Mutex<Option<Session>>,
+}
+
+impl SpaceSession {
+    async fn start(
+        settings: SessionSettings,
+        space: SpaceRef,
+        keys: Keys,
+        cells: Vec<String>,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let config = config(&settings, keys, space.clone(), cells)?;
+        let session = on_runtime(Session::start(config)).await??;
+        Ok(Arc::new(Self {
+            space,
+            session: Mutex::new(Some(session)),
+        }))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Session) -> Result<T, EngineError>) -> Result<T, SpacesError> {
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let session = session.as_ref().ok_or(SpacesError::Stopped {
+            reason: "the session has ended".into(),
+        })?;
+        Ok(f(session)?)
+    }
+}
+
+#[uniffi::export]
+impl SpaceSession {
+    /// Opens a space signed with the user's key, tagged with `cells` (UMAP labels
+    /// "LAT,LON", so people nearby find it), and starts streaming when the input allows.
+    #[uniffi::constructor]
+    pub async fn host(
+        settings: SessionSettings,
+        name: String,
+        cells: Vec<String>,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let keys = keys(&settings)?;
+        let id = format!("space-{}", Timestamp::now().as_secs());
+        let space = SpaceRef::new(id, keys.public_key()).map_err(|e| SpacesError::InvalidSpace {
+            reason: e.to_string(),
+        })?;
+        let mut settings = settings;
+        settings.name = name;
+        Self::start(settings, space, keys, cells).await
+    }
+
+    /// Joins a space by its address `30312:<host hex>:<id>`.
+    #[uniffi::constructor]
+    pub async fn join(
+        settings: SessionSettings,
+        address: String,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let space =
+            SpaceRef::from_room_address(&address).map_err(|e| SpacesError::InvalidSpace {
+                reason: e.to_string(),
+            })?;
+        let keys = keys(&settings)?;
+        Self::start(settings, space, keys, Vec::new()).await
+    }
+
+    /// The space's address (`30312:<host hex>:<id>`), to share.
+    pub fn address(&self) -> String {
+        self.space.room_address()
+    }
+
+    /// Our public key (hex).
+    pub fn public_key(&self) -> Result<String, SpacesError> {
+        self.with(|s| Ok(s.key().to_hex()))
+    }
+
+    /// The current state.
+    pub fn info(&self) -> Result<SessionInfo, SpacesError> {
+        self.with(|s| {
+            let stats = s.stats();
+            Ok(SessionInfo {
+                role: stats.role.into(),
+                parent: stats.parent.map(|p| p.to_hex()),
+                backup: stats.standby.map(|p| p.to_hex()),
+                children: u32::try_from(stats.children).unwrap_or(u32::MAX),
+                packets_received: stats.audio.packets_received,
+                packets_lost: stats.audio.lost,
+                first_audio_ms: stats.audio.first_audio.map(|d| d.as_secs_f64() * 1e3),
+                voices: stats
+                    .audio
+                    .sources
+                    .iter()
+                    .map(|(voice, v)| VoiceInfo {
+                        voice: *voice,
+                        frames: v.frames,
+                        frequency_hz: v.frequency_hz(),
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    /// Delivers every further event to `listener` (replacing none: call once).
+    pub fn set_listener(&self, listener: Arc<dyn SessionListener>) -> Result<(), SpacesError> {
+        let mut events = self.with(|s| Ok(s.events()))?;
+        runtime()?.spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(command) => {
+                        if let Some(event) = SessionEvent::from_command(command) {
+                            listener.on_event(event);
+                        }
+                    }
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "the UI fell behind; events dropped");
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Host or co-host: lets a member speak.
+    pub fn promote_speaker(&self, peer: String) -> Result<(), SpacesError> {
+        let peer = parse_key(&peer)?;
+        self.with(|s| s.promote_speaker(peer))
+    }
+
+    /// Host: makes a member co-host.
+    pub fn promote_cohost(&self, peer: String) -> Result<(), SpacesError> {
+        let peer = parse_key(&peer)?;
+        self.with(|s| s.promote_cohost(peer))
+    }
+
+    /// Host or co-host: back to listening.
+    pub fn demote(&self, peer: String) -> Result<(), SpacesError> {
+        let peer = parse_key(&peer)?;
+        self.with(|s| s.demote(peer))
+    }
+
+    /// Host or co-host: removes a member.
+    pub fn remove(&self, peer: String) -> Result<(), SpacesError> {
+        let peer = parse_key(&peer)?;
+        self.with(|s| s.remove(peer))
+    }
+
+    /// Host or co-host: invites a listener to ask to speak.
+    pub fn propose_speech(&self, peer: String, note: String) -> Result<(), SpacesError> {
+        let peer = parse_key(&peer)?;
+        self.with(|s| s.propose_speech(peer, note))
+    }
+
+    /// Asks to speak (raises the hand).
+    pub fn request_speech(&self) -> Result<(), SpacesError> {
+        self.with(Session::request_speech)
+    }
+
+    /// Raises or lowers the hand.
+    pub fn raise_hand(&self, raised: bool) -> Result<(), SpacesError> {
+        self.with(|s| s.raise_hand(raised))
+    }
+
+    /// Mutes or unmutes our voice.
+    pub fn set_muted(&self, muted: bool) -> Result<(), SpacesError> {
+        self.with(|s| s.set_muted(muted))
+    }
+
+    /// The phone's network changed: ICE restarts, the tree adapts to the new uplink.
+    pub fn network_changed(&self, network: NetworkInfo) -> Result<(), SpacesError> {
+        self.with(|s| s.network_changed(network.into()))
+    }
+
+    /// Leaves politely (the host closes the space). Further calls fail with `Stopped`.
+    pub async fn leave(&self) -> Result<(), SpacesError> {
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(session) = session {
+            on_runtime(session.stop()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A Nostr relay inside the app, on 127.0.0.1 (tests, a space on one device).
+#[derive(uniffi::Object)]
+pub struct LocalRelay {
+    relay: EmbeddedRelay,
+}
+
+#[uniffi::export]
+impl LocalRelay {
+    /// Starts it on `port` (`null`: any free port).
+    #[uniffi::constructor]
+    pub async fn start(port: Option<u16>) -> Result<Arc<Self>, SpacesError> {
+        let relay = on_runtime(EmbeddedRelay::start(port)).await?.map_err(|e| {
+            SpacesError::Network {
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Arc::new(Self { relay }))
+    }
+
+    /// Its `ws://127.0.0.1:PORT` URL.
+    pub fn url(&self) -> String {
+        self.relay.url().to_string()
+    }
+
+    /// Stops it.
+    pub fn stop(&self) {
+        self.relay.shutdown();
+    }
+}
