@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use nostr::prelude::{Keys, Timestamp};
+use nostr::prelude::{Keys, PublicKey, Timestamp};
 
 use super::discover::spaces_in_cell;
 use super::{EngineError, Session, SessionConfig};
@@ -95,6 +95,39 @@ pub fn cell_label(cell: &Cell) -> String {
     format!("{},{}", cell.lat_label(), cell.lon_label())
 }
 
+/// Decides where to be in `cell`: its newest live space, else (when allowed) a new space of
+/// `host`'s tagged with the cell. Starts nothing.
+pub async fn place(
+    config: &RoamConfig,
+    keyring: &GeoKeyring,
+    host: &PublicKey,
+    cell: Cell,
+) -> Result<Placement, RoamError> {
+    let label = cell_label(&cell);
+    let geokey = keyring.key(&cell)?.keys().public_key();
+    let live = spaces_in_cell(
+        &config.relays,
+        &label,
+        &geokey,
+        config.lookback,
+        config.discovery_timeout,
+    )
+    .await?;
+    tracing::info!(cell = %label, live = live.len(), "entered a cell");
+    Ok(match live.first() {
+        Some(found) => Placement::Joined {
+            cell,
+            space: found.space.clone(),
+        },
+        None if config.host_if_empty => {
+            let id = format!("space-{}", Timestamp::now().as_secs());
+            let space = SpaceRef::new(id, *host).map_err(EngineError::from)?;
+            Placement::Hosting { cell, space }
+        }
+        None => Placement::Empty { cell },
+    })
+}
+
 /// Follows the user from cell to cell. `make` builds a session's configuration for the
 /// device's keys, a space and the cell labels to tag it with (when hosting); it opens the
 /// audio devices, so it runs once per space.
@@ -132,34 +165,21 @@ where
         if let Some(session) = self.session.take() {
             session.stop().await;
         }
-        let cell = change.to;
-        let label = cell_label(&cell);
-        let geokey = self.keyring.key(&cell)?.keys().public_key();
-        let live = spaces_in_cell(
-            &self.config.relays,
-            &label,
-            &geokey,
-            self.config.lookback,
-            self.config.discovery_timeout,
+        let placement = place(
+            &self.config,
+            &self.keyring,
+            &self.keys.public_key(),
+            change.to,
         )
         .await?;
-        tracing::info!(cell = %label, live = live.len(), "entered a cell");
-        let (space, cells, hosting) = match live.first() {
-            Some(found) => (found.space.clone(), Vec::new(), false),
-            None if self.config.host_if_empty => {
-                let id = format!("space-{}", Timestamp::now().as_secs());
-                let space = SpaceRef::new(id, self.keys.public_key()).map_err(EngineError::from)?;
-                (space, vec![label], true)
-            }
-            None => return Ok(Some(Placement::Empty { cell })),
+        let (space, cells) = match &placement {
+            Placement::Joined { space, .. } => (space.clone(), Vec::new()),
+            Placement::Hosting { space, cell } => (space.clone(), vec![cell_label(cell)]),
+            Placement::Empty { .. } => return Ok(Some(placement)),
         };
-        let config = (self.make)(self.keys.clone(), space.clone(), cells)?;
+        let config = (self.make)(self.keys.clone(), space, cells)?;
         self.session = Some(Session::start(config).await?);
-        Ok(Some(if hosting {
-            Placement::Hosting { cell, space }
-        } else {
-            Placement::Joined { cell, space }
-        }))
+        Ok(Some(placement))
     }
 
     /// The session of the current cell, if any.

@@ -104,3 +104,14 @@ impl From<FixError> for SpacesError {
         }
     }
 }
+
+impl From<crate::engine::roam::RoamError> for SpacesError {
+    fn from(err: crate::engine::roam::RoamError) -> Self {
+        use crate::engine::roam::RoamError;
+        match err {
+            RoamError::Fix(e) => e.into(),
+            RoamError::Geo(e) => e.into(),
+            RoamError::Engine(e) => e.into(),
+        }
+    }
+}

@@ -239,6 +239,39 @@ pub fn default_tracker_settings() -> TrackerSettings {
     }
 }
 
+impl TryFrom<TrackerSettings> for geo::TrackerConfig {
+    type Error = SpacesError;
+
+    fn try_from(settings: TrackerSettings) -> Result<Self, SpacesError> {
+        let finite = |v: f64| v.is_finite() && v >= 0.0;
+        if !finite(settings.margin_m) || !finite(settings.max_accuracy_m) {
+            return Err(SpacesError::InvalidSettings {
+                reason: format!(
+                    "margin {} m and max accuracy {} m must be finite and non-negative",
+                    settings.margin_m, settings.max_accuracy_m
+                ),
+            });
+        }
+        Ok(geo::TrackerConfig {
+            level: settings.level.into(),
+            margin_m: settings.margin_m,
+            dwell_ms: settings.dwell_ms,
+            max_accuracy_m: settings.max_accuracy_m,
+        })
+    }
+}
+
+impl From<GpsFix> for geo::Fix {
+    fn from(fix: GpsFix) -> Self {
+        geo::Fix {
+            lat: fix.lat,
+            lon: fix.lon,
+            accuracy_m: fix.accuracy_m,
+            time_ms: fix.time_ms,
+        }
+    }
+}
+
 /// A position report from the platform.
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
 pub struct GpsFix {
@@ -273,21 +306,7 @@ impl CellTracker {
     /// non-negative.
     #[uniffi::constructor]
     pub fn new(settings: TrackerSettings) -> Result<Arc<Self>, SpacesError> {
-        let finite = |v: f64| v.is_finite() && v >= 0.0;
-        if !finite(settings.margin_m) || !finite(settings.max_accuracy_m) {
-            return Err(SpacesError::InvalidSettings {
-                reason: format!(
-                    "margin {} m and max accuracy {} m must be finite and non-negative",
-                    settings.margin_m, settings.max_accuracy_m
-                ),
-            });
-        }
-        let config = geo::TrackerConfig {
-            level: settings.level.into(),
-            margin_m: settings.margin_m,
-            dwell_ms: settings.dwell_ms,
-            max_accuracy_m: settings.max_accuracy_m,
-        };
+        let config = geo::TrackerConfig::try_from(settings)?;
         Ok(Arc::new(Self {
             inner: Mutex::new(geo::CellTracker::new(config)),
         }))
@@ -295,12 +314,7 @@ impl CellTracker {
 
     /// Feeds a fix; returns the move it causes, if any. A refused fix changes nothing.
     pub fn update(&self, fix: GpsFix) -> Result<Option<CellMove>, SpacesError> {
-        let change = self.lock().update(geo::Fix {
-            lat: fix.lat,
-            lon: fix.lon,
-            accuracy_m: fix.accuracy_m,
-            time_ms: fix.time_ms,
-        })?;
+        let change = self.lock().update(fix.into())?;
         Ok(change.map(|c| CellMove {
             from: c.from.map(GeoCell::from),
             to: c.to.into(),

@@ -7,8 +7,10 @@ use std::time::Duration;
 use nostr::prelude::{Keys, PublicKey, Timestamp};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::SpacesError;
+use super::{GeoCell, GpsFix, SpacesError, TrackerSettings};
+use crate::engine::roam::{self, Placement, RoamConfig};
 use crate::engine::{self, EngineError, Session, SessionConfig};
+use crate::geo;
 use crate::media::CodecSettings;
 use crate::media::device::{InputSpec, OutputSpec, open_input, open_output};
 use crate::protocol::{ConnectionType, NetworkMetrics, Role, SpaceRef};
@@ -391,7 +393,10 @@ impl SpaceSession {
         }))
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Session) -> Result<T, EngineError>) -> Result<T, SpacesError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Session) -> Result<T, EngineError>,
+    ) -> Result<T, SpacesError> {
         let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         let session = session.as_ref().ok_or(SpacesError::Stopped {
             reason: "the session has ended".into(),
@@ -412,9 +417,10 @@ impl SpaceSession {
     ) -> Result<Arc<Self>, SpacesError> {
         let keys = keys(&settings)?;
         let id = format!("space-{}", Timestamp::now().as_secs());
-        let space = SpaceRef::new(id, keys.public_key()).map_err(|e| SpacesError::InvalidSpace {
-            reason: e.to_string(),
-        })?;
+        let space =
+            SpaceRef::new(id, keys.public_key()).map_err(|e| SpacesError::InvalidSpace {
+                reason: e.to_string(),
+            })?;
         let mut settings = settings;
         settings.name = name;
         Self::start(settings, space, keys, cells).await
@@ -555,6 +561,137 @@ impl SpaceSession {
     }
 }
 
+/// Where a cell change put the user.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CellPlacement {
+    /// The cell the user is now in.
+    pub cell: GeoCell,
+    /// The space joined or opened (`30312:…`); `null` when the cell has none and hosting was
+    /// not allowed.
+    pub address: Option<String>,
+    /// We opened the space (we are its host).
+    pub hosting: bool,
+}
+
+/// Auto-join by cell: feed it GPS fixes; when the user has really moved (hysteresis), it
+/// leaves the old cell's space and joins the newest live space of the new cell, or opens one
+/// tagged with the cell when allowed. Its session is [`CellRoamer::session`].
+#[derive(uniffi::Object)]
+pub struct CellRoamer {
+    settings: SessionSettings,
+    keys: Keys,
+    config: RoamConfig,
+    keyring: Arc<geo::GeoKeyring>,
+    tracker: Mutex<geo::CellTracker>,
+    session: Mutex<Option<Arc<SpaceSession>>>,
+    /// One fix at a time: a move must finish before the next starts.
+    moving: tokio::sync::Mutex<()>,
+}
+
+#[uniffi::export]
+impl CellRoamer {
+    /// A roamer in no cell yet; `host_if_empty` lets it open a space in an empty cell.
+    #[uniffi::constructor]
+    pub fn new(
+        settings: SessionSettings,
+        host_if_empty: bool,
+        tracker: TrackerSettings,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let tracker = geo::TrackerConfig::try_from(tracker)?;
+        Ok(Arc::new(Self {
+            keys: keys(&settings)?,
+            config: RoamConfig {
+                relays: settings.relays.clone(),
+                host_if_empty,
+                tracker,
+                ..RoamConfig::default()
+            },
+            settings,
+            keyring: Arc::new(geo::GeoKeyring::origin()),
+            tracker: Mutex::new(geo::CellTracker::new(tracker)),
+            session: Mutex::new(None),
+            moving: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Feeds a fix. Returns the new placement when the user changed cells (or on the first
+    /// fix), `null` when they stay. A refused fix changes nothing.
+    pub async fn fix(&self, fix: GpsFix) -> Result<Option<CellPlacement>, SpacesError> {
+        let _one_at_a_time = self.moving.lock().await;
+        let change = self
+            .tracker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(fix.into())?;
+        let Some(change) = change else {
+            return Ok(None);
+        };
+        let old = self
+            .session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(old) = old {
+            old.leave().await?;
+        }
+        let (config, keyring, host) = (
+            self.config.clone(),
+            Arc::clone(&self.keyring),
+            self.keys.public_key(),
+        );
+        let placement =
+            on_runtime(async move { roam::place(&config, &keyring, &host, change.to).await })
+                .await??;
+        let (space, cells, hosting) = match &placement {
+            Placement::Joined { space, .. } => (space.clone(), Vec::new(), false),
+            Placement::Hosting { space, cell } => {
+                (space.clone(), vec![roam::cell_label(cell)], true)
+            }
+            Placement::Empty { cell } => {
+                return Ok(Some(CellPlacement {
+                    cell: (*cell).into(),
+                    address: None,
+                    hosting: false,
+                }));
+            }
+        };
+        let session = SpaceSession::start(
+            self.settings.clone(),
+            space.clone(),
+            self.keys.clone(),
+            cells,
+        )
+        .await?;
+        *self.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
+        Ok(Some(CellPlacement {
+            cell: (*placement.cell()).into(),
+            address: Some(space.room_address()),
+            hosting,
+        }))
+    }
+
+    /// The session of the current cell, if any.
+    pub fn session(&self) -> Option<Arc<SpaceSession>> {
+        self.session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Leaves the current space.
+    pub async fn leave(&self) -> Result<(), SpacesError> {
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match session {
+            Some(session) => session.leave().await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// A Nostr relay inside the app, on 127.0.0.1 (tests, a space on one device).
 #[derive(uniffi::Object)]
 pub struct LocalRelay {
@@ -566,11 +703,12 @@ impl LocalRelay {
     /// Starts it on `port` (`null`: any free port).
     #[uniffi::constructor]
     pub async fn start(port: Option<u16>) -> Result<Arc<Self>, SpacesError> {
-        let relay = on_runtime(EmbeddedRelay::start(port)).await?.map_err(|e| {
-            SpacesError::Network {
-                reason: e.to_string(),
-            }
-        })?;
+        let relay =
+            on_runtime(EmbeddedRelay::start(port))
+                .await?
+                .map_err(|e| SpacesError::Network {
+                    reason: e.to_string(),
+                })?;
         Ok(Arc::new(Self { relay }))
     }
 

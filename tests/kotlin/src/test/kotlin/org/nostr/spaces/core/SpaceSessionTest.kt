@@ -80,3 +80,56 @@ class SpaceSessionTest {
         Unit
     }
 }
+
+/** Auto-join by cell as the apps drive it: GPS fixes in, the cell's space out. */
+class CellRoamerTest {
+    private fun settings(relay: String, input: AudioInput) = SessionSettings(
+        relays = listOf(relay),
+        name = "roamer",
+        secretKey = null,
+        network = NetworkInfo(NetworkKind.CELLULAR, 2_000u, 20_000u, 0u),
+        input = input,
+        output = AudioOutput.SILENT,
+        iceServers = emptyList(),
+    )
+
+    @Test
+    fun theFirstPhoneOpensTheCellsSpaceTheSecondJoinsItThenWalksAway() = runBlocking {
+        val relay = LocalRelay.start(null)
+        val tracker = defaultTrackerSettings()
+        val first = CellRoamer(settings(relay.url(), AudioInput.Tone(440f)), true, tracker)
+        val second = CellRoamer(settings(relay.url(), AudioInput.None), false, tracker)
+        try {
+            val opened = first.fix(GpsFix(48.853, -2.341, 8.0, 0uL))!!
+            assertTrue(opened.hosting)
+            assertEquals("48.85", opened.cell.latLabel)
+            // 300 m away, same UMAP cell: the second phone finds and joins the first one's space.
+            val joined = second.fix(GpsFix(48.8549, -2.3449, 8.0, 0uL))!!
+            assertEquals(opened.address, joined.address)
+            assertTrue(!joined.hosting)
+            val session = second.session()!!
+            var heard = 0uL
+            for (i in 0 until 150) {
+                heard = session.info().packetsReceived
+                if (heard > 50uL) break
+                Thread.sleep(100)
+            }
+            assertTrue(heard > 50uL, "received $heard packets")
+            // A fix a few metres on changes nothing; a bad one is refused with a typed error.
+            assertEquals(null, second.fix(GpsFix(48.8550, -2.3448, 8.0, 1_000uL)))
+            assertThrows<SpacesException.InvalidCoordinate> {
+                runBlocking { second.fix(GpsFix(95.0, 0.0, 8.0, 2_000uL)) }
+            }
+            // Far away: an empty cell, and this phone may not host: it leaves and waits.
+            val empty = second.fix(GpsFix(43.6047, 1.4442, 8.0, 3_000uL))!!
+            assertEquals(null, empty.address)
+            assertEquals("43.60", empty.cell.latLabel)
+            assertEquals(null, second.session())
+        } finally {
+            second.leave()
+            first.leave()
+            relay.stop()
+        }
+        Unit
+    }
+}
