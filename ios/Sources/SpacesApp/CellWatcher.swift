@@ -11,10 +11,13 @@ public final class CellWatcher: NSObject, CLLocationManagerDelegate {
     // scrypt takes tens of milliseconds per key: never on the main thread.
     private let derivation = DispatchQueue(label: "org.nostr.spaces.geokeys", qos: .userInitiated)
     private let onCell: (CellMove, GeoKeyInfo) -> Void
+    private let onFix: (GpsFix) -> Void
 
-    public init(onCell: @escaping (CellMove, GeoKeyInfo) -> Void) throws {
+    /// `onFix` receives every usable fix (for the space roaming that follows the user).
+    public init(onCell: @escaping (CellMove, GeoKeyInfo) -> Void, onFix: @escaping (GpsFix) -> Void = { _ in }) throws {
         self.tracker = try CellTracker(settings: defaultTrackerSettings())
         self.onCell = onCell
+        self.onFix = onFix
         super.init()
         manager.delegate = self
         manager.desiredAccuracy = kCLLocationAccuracyNearestTenMeters
@@ -38,6 +41,7 @@ public final class CellWatcher: NSObject, CLLocationManagerDelegate {
                 accuracyM: location.horizontalAccuracy,
                 timeMs: UInt64(max(0, location.timestamp.timeIntervalSince1970 * 1000))
             )
+            onFix(fix)
             guard let move = try? tracker.update(fix: fix) else { continue }
             derivation.async { [keyring, onCell] in
                 if let key = try? keyring.keyOf(cell: move.to) {

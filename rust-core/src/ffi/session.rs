@@ -678,8 +678,11 @@ impl CellRoamer {
             .clone()
     }
 
-    /// Leaves the current space.
+    /// Leaves the current space and forgets the cell: the next fix places the user afresh
+    /// (an app coming back to the foreground rejoins its cell's space).
     pub async fn leave(&self) -> Result<(), SpacesError> {
+        *self.tracker.lock().unwrap_or_else(PoisonError::into_inner) =
+            geo::CellTracker::new(self.config.tracker);
         let session = self
             .session
             .lock()

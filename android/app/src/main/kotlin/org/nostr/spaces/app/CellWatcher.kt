@@ -23,6 +23,8 @@ import org.nostr.spaces.core.defaultTrackerSettings
 class CellWatcher(
     private val locationManager: LocationManager,
     private val onCell: (CellMove, GeoKeyInfo) -> Unit,
+    /** Every usable fix, for the space roaming that follows the user. */
+    private val onFix: (GpsFix) -> Unit = {},
 ) : LocationListener {
     private val tracker = CellTracker(defaultTrackerSettings())
     private val keyring = GeoKeyring(KeyScheme.UPLANET, null, 54u)
@@ -49,6 +51,7 @@ class CellWatcher(
             // Monotonic: wall-clock time can jump back when the network corrects it.
             (location.elapsedRealtimeNanos / 1_000_000).toULong(),
         )
+        onFix(fix)
         val move = try {
             tracker.update(fix) ?: return
         } catch (e: SpacesException) {
