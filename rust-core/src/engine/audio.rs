@@ -95,6 +95,9 @@ pub struct AudioStats {
     pub frames_with_tone: u64,
     /// Capture-to-playout latency of the host's played frames, ms.
     pub latencies_ms: Vec<f64>,
+    /// Capture-to-arrival of the host's packets here, ms: the network path alone, before the
+    /// jitter buffer and the playout tick.
+    pub arrivals_ms: Vec<f64>,
     /// Longest stretch without the host's tone after the first audio, ms.
     pub gap_ms_max: f64,
     /// Host packets lost (jitter buffer, from timestamp gaps).
@@ -163,6 +166,7 @@ struct Voice {
 }
 
 struct Shared {
+    clock: Option<CaptureClock>,
     voices: Mutex<BTreeMap<u32, Voice>>,
     seen: Mutex<Seen>,
     stats: Mutex<AudioStats>,
@@ -184,11 +188,12 @@ impl RtpSink for Inbound {
     fn on_rtp(&self, link: &str, packet: &RtpPacket) {
         let shared = &self.shared;
         let source = packet.header.csrc.first().copied();
-        let (admitted, is_host) = {
+        let (admitted, is_host, host) = {
             let routing = lock(&shared.routing);
             (
                 source.is_some_and(|s| routing.admits(link, s)),
                 routing.is_host,
+                routing.host,
             )
         };
         let Some(source) = source.filter(|_| admitted) else {
@@ -203,6 +208,15 @@ impl RtpSink for Inbound {
         // echo a speaker's voice back to the speaker.
         self.forwarder
             .forward_except(packet, is_host.then_some(link));
+        if source == host
+            && let Some(clock) = &shared.clock
+            && let Some(captured) = lock(clock)
+                .get(&(source, packet.header.timestamp))
+                .copied()
+        {
+            let ms = captured.elapsed().as_secs_f64() * 1e3;
+            lock(&shared.stats).arrivals_ms.push(ms);
+        }
         let arrival = shared.epoch.elapsed().as_millis() as u64;
         let frame = Packet {
             // Links renumber sequence numbers; a voice's frames are 20 ms apart in timestamp.
@@ -279,6 +293,7 @@ impl Audio {
         let me = config.routing.me;
         let host = config.routing.host;
         let shared = Arc::new(Shared {
+            clock: config.clock.clone(),
             voices: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Seen::default()),
             stats: Mutex::new(AudioStats::default()),

@@ -77,6 +77,9 @@ pub struct ListenerReport {
     pub latency_ms_p50: Option<f64>,
     /// Same, p95.
     pub latency_ms_p95: Option<f64>,
+    /// Capture at the host to the packet's arrival here, p50, ms: the network path through
+    /// every hop, without jitter buffer and playout tick.
+    pub arrival_ms_p50: Option<f64>,
     /// Longest stretch without the tone after the first audio, ms.
     pub gap_ms_max: f64,
     /// Its jitter buffer's target delay at the end, ms.
@@ -359,6 +362,7 @@ pub async fn run_demo(
             },
             latency_ms_p50: percentile(&mut latencies, 0.5),
             latency_ms_p95: percentile(&mut latencies, 0.95),
+            arrival_ms_p50: percentile(&mut s.audio.arrivals_ms.clone(), 0.5),
             gap_ms_max: s.audio.gap_ms_max,
             jitter_target_ms: s.audio.jitter_target_ms,
             jitter_ms: s.audio.jitter_ms,
