@@ -210,9 +210,7 @@ impl RtpSink for Inbound {
             .forward_except(packet, is_host.then_some(link));
         if source == host
             && let Some(clock) = &shared.clock
-            && let Some(captured) = lock(clock)
-                .get(&(source, packet.header.timestamp))
-                .copied()
+            && let Some(captured) = lock(clock).get(&(source, packet.header.timestamp)).copied()
         {
             let ms = captured.elapsed().as_secs_f64() * 1e3;
             lock(&shared.stats).arrivals_ms.push(ms);
