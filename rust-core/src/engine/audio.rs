@@ -210,10 +210,14 @@ impl RtpSink for Inbound {
             .forward_except(packet, is_host.then_some(link));
         if source == host
             && let Some(clock) = &shared.clock
-            && let Some(captured) = lock(clock).get(&(source, packet.header.timestamp)).copied()
         {
-            let ms = captured.elapsed().as_secs_f64() * 1e3;
-            lock(&shared.stats).arrivals_ms.push(ms);
+            // One lock at a time (an `if let` would hold the clock's guard through its body,
+            // and playout locks stats then reads the clock).
+            let captured = lock(clock).get(&(source, packet.header.timestamp)).copied();
+            if let Some(captured) = captured {
+                let ms = captured.elapsed().as_secs_f64() * 1e3;
+                lock(&shared.stats).arrivals_ms.push(ms);
+            }
         }
         let arrival = shared.epoch.elapsed().as_millis() as u64;
         let frame = Packet {
@@ -463,14 +467,21 @@ async fn playout(
                 })
                 .collect()
         };
-        let captured_at = |source: u32, ts: Option<u32>| -> Option<f64> {
-            let clock = clock.as_ref()?;
-            let at = lock(clock).get(&(source, ts?)).copied()?;
-            Some(at.elapsed().as_secs_f64() * 1e3)
-        };
+        // Latencies first: the clock and the stats are never locked together.
+        let latencies: Vec<Option<f64>> = pulled
+            .iter()
+            .map(|(source, _, ts)| {
+                let at = lock(clock.as_ref()?).get(&(*source, (*ts)?)).copied()?;
+                Some(at.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect();
         {
             let mut stats = lock(&shared.stats);
-            match pulled.iter().find(|(source, ..)| *source == host) {
+            let host_frame = pulled
+                .iter()
+                .zip(&latencies)
+                .find(|((source, ..), _)| *source == host);
+            match host_frame {
                 None if stats.first_audio.is_some() => {
                     gap_frames += 1;
                     stats.gap_ms_max = stats
@@ -478,7 +489,7 @@ async fn playout(
                         .max((gap_frames * u64::from(FRAME_MS)) as f64);
                 }
                 None => {}
-                Some((_, frame, ts)) => {
+                Some(((_, frame, _), latency)) => {
                     if stats.first_audio.is_none() {
                         stats.first_audio = Some(shared.epoch.elapsed());
                     }
@@ -492,16 +503,13 @@ async fn playout(
                             .gap_ms_max
                             .max((gap_frames * u64::from(FRAME_MS)) as f64);
                     }
-                    if let Some(ms) = captured_at(host, *ts) {
-                        stats.latencies_ms.push(ms);
-                    }
+                    stats.latencies_ms.extend(*latency);
                 }
             }
-            for (source, frame, ts) in &pulled {
-                let latency = captured_at(*source, *ts);
+            for ((source, frame, _), latency) in pulled.iter().zip(&latencies) {
                 let voice = stats.sources.entry(*source).or_default();
                 voice.add_frame(frame);
-                voice.latencies_ms.extend(latency);
+                voice.latencies_ms.extend(*latency);
             }
         }
         if pulled.is_empty() {
