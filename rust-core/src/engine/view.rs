@@ -173,25 +173,14 @@ mod tests {
     const E: u8 = 8;
 
     /// host (one slot per 56.8 kbit/s at half its 240 kbit/s: 2) → A, B; A → SIBLING, ME;
-    /// SIBLING → NIECE. Seen by ME. With `b_full`, B has B's two slots taken by D and E,
+    /// SIBLING → NIECE. Seen by ME. With `b_full`, B's two slots are taken by D and E,
     /// phones too weak to relay.
     fn world(b_full: bool) -> (Space, u32) {
         let mut space = Space::new(SpaceRef::new("view", key(HOST)).expect("id"), key(ME));
         let mut n = 0u32;
         let mut apply = |space: &mut Space, author: u8, message: Message| {
             n += 1;
-            let mut id = [0u8; 32];
-            id[..4].copy_from_slice(&n.to_be_bytes());
-            let event = SpaceEvent {
-                id: EventId::from_byte_array(id),
-                author: key(author),
-                created_at: Timestamp::from_secs(T0 + u64::from(n)),
-                space: space.space_ref().clone(),
-                message,
-            };
-            space
-                .apply(&event, Timestamp::from_secs(T0 + u64::from(n)))
-                .expect("accepted");
+            accept(space, n, author, message);
         };
         apply(
             &mut space,
@@ -249,6 +238,21 @@ mod tests {
         (space, n)
     }
 
+    /// Applies the `n`-th event of the world, which must be accepted.
+    fn accept(space: &mut Space, n: u32, author: u8, message: Message) {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        let at = Timestamp::from_secs(T0 + u64::from(n));
+        let event = SpaceEvent {
+            id: EventId::from_byte_array(id),
+            author: key(author),
+            created_at: at,
+            space: space.space_ref().clone(),
+            message,
+        };
+        space.apply(&event, at).expect("accepted");
+    }
+
     fn choose(space: &Space, want: Want) -> Option<PublicKey> {
         choose_parent(
             space,
@@ -300,16 +304,7 @@ mod tests {
             ),
         ] {
             n += 1;
-            let event = SpaceEvent {
-                id: EventId::from_byte_array([n as u8; 32]),
-                author: key(author),
-                created_at: Timestamp::from_secs(T0 + u64::from(n)),
-                space: space.space_ref().clone(),
-                message,
-            };
-            space
-                .apply(&event, Timestamp::from_secs(T0 + u64::from(n)))
-                .expect("accepted");
+            accept(&mut space, n, author, message);
         }
         let tree = Tree::of(&space);
         assert_eq!(tree.depth(&key(NIECE)), Some(3), "still below SIBLING");

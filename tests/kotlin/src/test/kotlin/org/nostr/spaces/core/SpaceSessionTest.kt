@@ -9,20 +9,22 @@ import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
 
+/** Settings of a test phone on one relay, playing nothing. */
+private fun settings(relay: String, input: AudioInput, kind: NetworkKind = NetworkKind.WIFI) = SessionSettings(
+    relays = listOf(relay),
+    name = "jvm",
+    secretKey = null,
+    network = NetworkInfo(kind, 5_000u, 20_000u, 0u),
+    input = input,
+    output = AudioOutput.SILENT,
+    iceServers = emptyList(),
+)
+
 /**
  * A space as the apps run it, through the generated Kotlin: a host and a listener on an
  * in-process relay, real WebRTC and Opus underneath, events back through a Kotlin listener.
  */
 class SpaceSessionTest {
-    private fun settings(relay: String, input: AudioInput) = SessionSettings(
-        relays = listOf(relay),
-        name = "jvm",
-        secretKey = null,
-        network = NetworkInfo(NetworkKind.WIFI, 5_000u, 20_000u, 0u),
-        input = input,
-        output = AudioOutput.SILENT,
-        iceServers = emptyList(),
-    )
 
     private fun <T> waitFor(seconds: Long, what: String, probe: () -> T?): T {
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds)
@@ -83,22 +85,13 @@ class SpaceSessionTest {
 
 /** Auto-join by cell as the apps drive it: GPS fixes in, the cell's space out. */
 class CellRoamerTest {
-    private fun settings(relay: String, input: AudioInput) = SessionSettings(
-        relays = listOf(relay),
-        name = "roamer",
-        secretKey = null,
-        network = NetworkInfo(NetworkKind.CELLULAR, 2_000u, 20_000u, 0u),
-        input = input,
-        output = AudioOutput.SILENT,
-        iceServers = emptyList(),
-    )
 
     @Test
     fun theFirstPhoneOpensTheCellsSpaceTheSecondJoinsItThenWalksAway() = runBlocking {
         val relay = LocalRelay.start(null)
         val tracker = defaultTrackerSettings()
-        val first = CellRoamer(settings(relay.url(), AudioInput.Tone(440f)), true, tracker)
-        val second = CellRoamer(settings(relay.url(), AudioInput.None), false, tracker)
+        val first = CellRoamer(settings(relay.url(), AudioInput.Tone(440f), NetworkKind.CELLULAR), true, tracker)
+        val second = CellRoamer(settings(relay.url(), AudioInput.None, NetworkKind.CELLULAR), false, tracker)
         try {
             val opened = first.fix(GpsFix(48.853, -2.341, 8.0, 0uL))!!
             assertTrue(opened.hosting)
