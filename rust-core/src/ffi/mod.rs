@@ -13,7 +13,7 @@ pub use geo::{
     TrackerSettings,
 };
 pub use session::{
-    AudioInput, AudioOutput, CellPlacement, CellRoamer, LocalRelay, NetworkInfo, NetworkKind,
-    SessionEvent, SessionInfo, SessionListener, SessionSettings, SpaceRole, SpaceSession,
-    VoiceInfo, voice_id,
+    AudioInput, AudioOutput, CellPlacement, CellRoamer, IceServerInfo, LocalRelay, NetworkInfo,
+    NetworkKind, SessionEvent, SessionInfo, SessionListener, SessionSettings, SpaceRole,
+    SpaceSession, VoiceInfo, voice_id,
 };

@@ -130,8 +130,19 @@ pub struct SessionSettings {
     pub input: AudioInput,
     /// Audio out.
     pub output: AudioOutput,
-    /// TURN/STUN server URLs for links across NATs (`turn:host:port` …); empty for direct.
-    pub ice_servers: Vec<String>,
+    /// STUN/TURN servers for links across NATs; empty for direct links only.
+    pub ice_servers: Vec<IceServerInfo>,
+}
+
+/// A STUN or TURN server.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct IceServerInfo {
+    /// `stun:host:port` or `turn:host:port?transport=udp`.
+    pub url: String,
+    /// TURN user name (empty for STUN).
+    pub username: String,
+    /// TURN password (empty for STUN).
+    pub credential: String,
 }
 
 /// A participant's role.
@@ -336,10 +347,10 @@ fn config(
         ice_servers: settings
             .ice_servers
             .iter()
-            .map(|url| crate::rtc::IceServer {
-                urls: vec![url.clone()],
-                username: String::new(),
-                credential: String::new(),
+            .map(|server| crate::rtc::IceServer {
+                urls: vec![server.url.clone()],
+                username: server.username.clone(),
+                credential: server.credential.clone(),
             })
             .collect(),
         ..LinkConfig::default()
