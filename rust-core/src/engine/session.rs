@@ -207,6 +207,7 @@ impl Session {
             addressable_at: HashMap::new(),
             parked: Vec::new(),
             last_presence: Instant::now(),
+            started: Instant::now(),
         };
         if is_host {
             let info = SpaceInfo {
@@ -399,6 +400,8 @@ struct Actor {
     parked: Vec<SpaceEvent>,
     /// When our NIP-53 presence was last published.
     last_presence: Instant,
+    /// When the session started (the join timeline in debug logs).
+    started: Instant,
 }
 
 /// How often a member renews its NIP-53 presence.
@@ -480,6 +483,12 @@ impl Actor {
         for event in events {
             self.apply(event).await;
         }
+        tracing::debug!(
+            ms = self.started.elapsed().as_millis(),
+            "stored events applied"
+        );
+        // The tree is known now: ask for a parent at once rather than at the next tick.
+        self.tick().await;
     }
 
     async fn apply(&mut self, event: &SpaceEvent) {
@@ -573,9 +582,15 @@ impl Actor {
                 return;
             }
         };
+        let sent = Instant::now();
         if let Err(e) = self.pool.publish(&event).await {
             tracing::warn!(error = %e, kind = message.name(), "publish failed");
         }
+        tracing::debug!(
+            us = sent.elapsed().as_micros(),
+            kind = message.name(),
+            "published"
+        );
         // Our own state needs our own membership, reservations and role changes; offers,
         // answers and candidates are addressed to someone else.
         let private = matches!(
@@ -604,6 +619,7 @@ impl Actor {
     }
 
     async fn reserve(&mut self, peer: PublicKey, standby: bool) {
+        tracing::debug!(ms = self.started.elapsed().as_millis(), %peer, standby, "reserve");
         self.pending = Some(Pending {
             peer,
             since: Instant::now(),
@@ -635,6 +651,7 @@ impl Actor {
                 let Some(pending) = self.pending.filter(|p| p.peer == by) else {
                     return;
                 };
+                tracing::debug!(ms = self.started.elapsed().as_millis(), %by, "confirmed");
                 self.pending = None;
                 if self.links.contains_key(&by) {
                     // Our warm backup (or former link) confirmed as parent: nothing to set up.
@@ -650,6 +667,7 @@ impl Actor {
             }
             Command::RemoteOffer { from, sdp } => self.on_offer(from, sdp).await,
             Command::RemoteAnswer { from, sdp } => {
+                tracing::debug!(ms = self.started.elapsed().as_millis(), %from, "answer");
                 if let Some(link) = self.links.get(&from)
                     && let Err(e) = link.accept_answer(sdp).await
                 {
@@ -749,6 +767,7 @@ impl Actor {
                 .await
             }
             LinkEvent::State(LinkState::Connected) => {
+                tracing::debug!(ms = self.started.elapsed().as_millis(), %peer, "link connected");
                 self.connected.insert(peer);
                 if self.parent == Some(peer) {
                     self.last_standby_try = Instant::now();

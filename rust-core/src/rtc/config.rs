@@ -26,6 +26,10 @@ pub struct LinkConfig {
     pub stall_window: Duration,
     /// Packets waiting per child before the oldest is dropped for that child alone.
     pub child_queue: usize,
+    /// Pause between ICE connectivity checks. webrtc-rs waits 200 ms; a check that runs
+    /// before the peer's candidates arrive then costs 200 ms of first audio. RFC 8445 paces
+    /// checks at 50 ms.
+    pub ice_check_interval: Duration,
 }
 
 impl Default for LinkConfig {
@@ -36,6 +40,7 @@ impl Default for LinkConfig {
             bind: vec!["0.0.0.0:0".to_owned()],
             stall_window: Duration::from_millis(300),
             child_queue: 64,
+            ice_check_interval: Duration::from_millis(50),
         }
     }
 }

@@ -7,7 +7,9 @@
 mod embedded;
 mod error;
 mod pool;
+mod transport;
 
 pub use embedded::EmbeddedRelay;
 pub use error::SignalingError;
 pub use pool::{Incoming, PoolOptions, PublishReport, RelayPool};
+pub use transport::LowLatencyTransport;

@@ -120,7 +120,10 @@ impl RelayPool {
         }
         let monitor = Monitor::new(1_024);
         let mut status = monitor.subscribe();
-        let client = Client::builder().monitor(monitor).build();
+        let client = Client::builder()
+            .monitor(monitor)
+            .websocket_transport(super::LowLatencyTransport)
+            .build();
         for url in urls {
             let parsed = RelayUrl::parse(url).map_err(|e| SignalingError::InvalidUrl {
                 url: url.clone(),
