@@ -227,8 +227,12 @@ impl PeerLink {
         // The same ~1.4 s budget of attempts per candidate pair as webrtc-rs's default
         // (7 × 200 ms), at a faster pace.
         let attempts = (1_400 / config.ice_check_interval.as_millis().max(1)).clamp(7, 100) as u16;
+        // The answerer waits as DTLS server: its transport is up since it answered, so the
+        // offerer's first ClientHello is never lost to a peer whose DTLS has not started yet
+        // (a lost flight costs webrtc-rs's 1 s retransmission timer).
         let settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(config.ice_check_interval), Some(attempts))
+            .with_answering_dtls_role(::rtc::peer_connection::transport::RTCDtlsRole::Server)
             .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(configuration)
