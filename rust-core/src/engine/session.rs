@@ -458,6 +458,8 @@ impl Actor {
         } else {
             self.leave().await;
         }
+        // Close the relay connections cleanly (a dropped client leaves them to time out).
+        self.pool.shutdown().await;
     }
 
     async fn on_event(&mut self, event: &nostr::prelude::Event) {

@@ -82,7 +82,13 @@ fn main() -> ExitCode {
 /// Logs go to stderr so that stdout stays machine-readable; `RUST_LOG` tunes them.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // The WebRTC stack warns about normal trickle-ICE states (checks before the peer's
+        // candidates arrive, DTLS without a server name): only its errors matter to a user.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,webrtc=error",
+            )
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
