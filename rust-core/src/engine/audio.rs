@@ -481,30 +481,32 @@ async fn playout(
                 .iter()
                 .zip(&latencies)
                 .find(|((source, ..), _)| *source == host);
-            match host_frame {
-                None if stats.first_audio.is_some() => {
+            // Whether this tick heard the host (its tone, when one is expected); nothing
+            // counts before the first audio.
+            let heard = match host_frame {
+                None => stats.first_audio.map(|_| false),
+                Some(((_, frame, _), latency)) => {
+                    if stats.first_audio.is_none() {
+                        stats.first_audio = Some(shared.epoch.elapsed());
+                    }
+                    stats.frames_played += 1;
+                    stats.latencies_ms.extend(*latency);
+                    let tone = tone_hz.is_none_or(|f| has_tone(frame, f));
+                    if tone {
+                        stats.frames_with_tone += 1;
+                    }
+                    Some(tone)
+                }
+            };
+            match heard {
+                Some(true) => gap_frames = 0,
+                Some(false) => {
                     gap_frames += 1;
                     stats.gap_ms_max = stats
                         .gap_ms_max
                         .max((gap_frames * u64::from(FRAME_MS)) as f64);
                 }
                 None => {}
-                Some(((_, frame, _), latency)) => {
-                    if stats.first_audio.is_none() {
-                        stats.first_audio = Some(shared.epoch.elapsed());
-                    }
-                    stats.frames_played += 1;
-                    if tone_hz.is_none_or(|f| has_tone(frame, f)) {
-                        stats.frames_with_tone += 1;
-                        gap_frames = 0;
-                    } else {
-                        gap_frames += 1;
-                        stats.gap_ms_max = stats
-                            .gap_ms_max
-                            .max((gap_frames * u64::from(FRAME_MS)) as f64);
-                    }
-                    stats.latencies_ms.extend(*latency);
-                }
             }
             for ((source, frame, _), latency) in pulled.iter().zip(&latencies) {
                 let voice = stats.sources.entry(*source).or_default();

@@ -9,8 +9,8 @@ use nostr::prelude::{Keys, PublicKey, SecretKey};
 use serde::Serialize;
 
 use super::{
-    AudioStats, CaptureClock, EngineError, Session, SessionConfig, SessionStats, SourceStats,
-    source_id,
+    AudioStats, CaptureClock, EngineError, RESERVE_TIMEOUT, Session, SessionConfig, SessionStats,
+    SourceStats, source_id,
 };
 use crate::media::CodecSettings;
 use crate::media::device::{AudioSource, NullSink, ToneSource};
@@ -237,7 +237,7 @@ pub async fn run_demo(
         output: Box::new(NullSink),
         tone_hz: None,
         capture_clock: Some(Arc::clone(&clock)),
-        reserve_timeout: Duration::from_secs(2),
+        reserve_timeout: RESERVE_TIMEOUT,
         cells: Vec::new(),
     })
     .await?;
@@ -271,7 +271,7 @@ pub async fn run_demo(
             output: Box::new(NullSink),
             tone_hz: Some(config.tone_hz),
             capture_clock: Some(Arc::clone(&clock)),
-            reserve_timeout: Duration::from_secs(2),
+            reserve_timeout: RESERVE_TIMEOUT,
             cells: Vec::new(),
         })
         .await?;

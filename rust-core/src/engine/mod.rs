@@ -11,5 +11,5 @@ mod view;
 
 pub use audio::{AudioStats, CaptureClock, SourceStats, source_id};
 pub use error::EngineError;
-pub use session::{Session, SessionConfig, SessionStats};
+pub use session::{RESERVE_TIMEOUT, Session, SessionConfig, SessionStats};
 pub use view::{Want, choose_parent};

@@ -74,6 +74,21 @@ impl Placement {
             | Placement::Empty { cell } => cell,
         }
     }
+
+    /// The space to run there and the cell labels to tag it with (only when we open it);
+    /// `None` in an empty cell.
+    pub fn space_to_run(&self) -> Option<(SpaceRef, Vec<String>)> {
+        match self {
+            Placement::Joined { space, .. } => Some((space.clone(), Vec::new())),
+            Placement::Hosting { space, cell } => Some((space.clone(), vec![cell_label(cell)])),
+            Placement::Empty { .. } => None,
+        }
+    }
+
+    /// We opened the space.
+    pub fn hosting(&self) -> bool {
+        matches!(self, Placement::Hosting { .. })
+    }
 }
 
 /// Why a fix could not be followed.
@@ -172,10 +187,8 @@ where
             change.to,
         )
         .await?;
-        let (space, cells) = match &placement {
-            Placement::Joined { space, .. } => (space.clone(), Vec::new()),
-            Placement::Hosting { space, cell } => (space.clone(), vec![cell_label(cell)]),
-            Placement::Empty { .. } => return Ok(Some(placement)),
+        let Some((space, cells)) = placement.space_to_run() else {
+            return Ok(Some(placement));
         };
         let config = (self.make)(self.keys.clone(), space, cells)?;
         self.session = Some(Session::start(config).await?);

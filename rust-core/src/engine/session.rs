@@ -23,6 +23,10 @@ use crate::signaling::{Incoming, PoolOptions, RelayPool};
 use crate::space::{Command, Space};
 use crate::topology::{CapacityPolicy, PeerMetrics, ScoreWeights};
 
+/// How long a listener waits for CONFIRM before asking the next candidate, by default: several
+/// relay round trips on a slow mobile link, short enough that a silent candidate costs little.
+pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Everything a session needs.
 pub struct SessionConfig {
     /// The participant's own key (never a GeoKey: those give no authority).
@@ -47,7 +51,7 @@ pub struct SessionConfig {
     pub tone_hz: Option<f32>,
     /// Shared capture clock (in-process latency measurement).
     pub capture_clock: Option<CaptureClock>,
-    /// How long to wait for CONFIRM before asking the next candidate.
+    /// How long to wait for CONFIRM before asking the next candidate ([`RESERVE_TIMEOUT`]).
     pub reserve_timeout: Duration,
     /// Cell labels to tag a new space with (hosts).
     pub cells: Vec<String>,
@@ -164,11 +168,7 @@ impl Session {
         let (events, _) = broadcast::channel(UI_EVENTS);
         let policy = CapacityPolicy::default();
         let metrics = PeerMetrics::from(&config.metrics);
-        let capacity = if is_host {
-            policy.host_children(&metrics)
-        } else {
-            policy.children(&metrics, 1)
-        };
+        let capacity = policy.outputs(&metrics, is_host);
         let mut actor = Actor {
             writer_keys: config.keys.clone(),
             me,
@@ -515,13 +515,7 @@ impl Actor {
                 {
                     self.parked.push(event.clone());
                 }
-                *self
-                    .state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .rejected
-                    .entry(rejection.reason())
-                    .or_default() += 1;
+                *self.stats().rejected.entry(rejection.reason()).or_default() += 1;
             }
         }
     }
@@ -641,6 +635,15 @@ impl Actor {
             // Nobody listening is fine: the CLI and tests often do not.
             let _ = self.ui.send(command.clone());
         }
+        if matches!(
+            command,
+            Command::RoleChanged { .. }
+                | Command::MemberJoined(_)
+                | Command::MemberLeft(_)
+                | Command::PeerRemoved(_)
+        ) {
+            self.route_speakers();
+        }
         match command {
             Command::MuteRequested { by } => {
                 tracing::info!(%by, "a moderator asked us to mute");
@@ -703,18 +706,12 @@ impl Actor {
                     self.publish(Message::Room(self.space.room_record())).await;
                     // A demoted speaker held a seat beside the tree; if the tree is full it
                     // goes back down, to a relay with room.
-                    let children = self
-                        .forwarder
-                        .children()
-                        .len()
-                        .saturating_sub(self.standby_children.len());
                     if !role.speaks()
                         && peer != self.me
-                        && children as u32 > self.capacity
-                        && self.forwarder.children().contains(&peer.to_hex())
+                        && self.tree_children() as u32 > self.capacity
+                        && self.forwarder.has(&peer.to_hex())
                     {
-                        self.publish(Message::Drop { target: peer }).await;
-                        self.lose(peer).await;
+                        self.drop_link(peer).await;
                     }
                 }
             }
@@ -726,7 +723,7 @@ impl Actor {
     /// A peer asks us for a link (as its parent or its warm backup).
     async fn on_request(&mut self, from: PublicKey, standby: bool) {
         let children = self.forwarder.children().len() as u32;
-        let already_child = self.forwarder.children().contains(&from.to_hex());
+        let already_child = self.forwarder.has(&from.to_hex());
         // Speakers mesh with the host whatever its tree capacity: a conversation needs them.
         let speaker = self.is_host() && !standby && self.space.role_of(&from).speaks();
         let mut accept = already_child
@@ -736,8 +733,7 @@ impl Actor {
             // A real child outranks someone's backup.
             if let Some(victim) = self.standby_children.iter().next().copied() {
                 tracing::debug!(%victim, "backup link given up for a child");
-                self.publish(Message::Drop { target: victim }).await;
-                self.lose(victim).await;
+                self.drop_link(victim).await;
                 accept = true;
             }
         }
@@ -775,8 +771,7 @@ impl Actor {
                     self.last_standby_try = Instant::now();
                     // The new parent delivers: the old one can go.
                     if let Some(old) = self.retiring.take() {
-                        self.publish(Message::Drop { target: old }).await;
-                        self.lose(old).await;
+                        self.drop_link(old).await;
                     }
                 }
                 self.route();
@@ -785,9 +780,8 @@ impl Actor {
                 if self.parent == Some(peer) || self.standby == Some(peer) =>
             {
                 tracing::info!(%peer, ?event, "upstream link lost");
-                self.publish(Message::Drop { target: peer }).await;
                 self.avoid.insert(peer);
-                self.lose(peer).await;
+                self.drop_link(peer).await;
             }
             LinkEvent::State(LinkState::Failed | LinkState::Closed) => self.lose(peer).await,
             _ => {}
@@ -847,8 +841,7 @@ impl Actor {
         if parent == host {
             // Nothing above the host to fall back on: a backup would only cost an output.
             if let Some(backup) = self.standby.take() {
-                self.publish(Message::Drop { target: backup }).await;
-                self.lose(backup).await;
+                self.drop_link(backup).await;
             }
             return;
         }
@@ -955,12 +948,9 @@ impl Actor {
     /// Our network changed: re-announce, shed what we can no longer feed, restart ICE.
     async fn network_changed(&mut self, metrics: NetworkMetrics) {
         self.metrics = metrics;
-        let peer_metrics = PeerMetrics::from(&metrics);
-        self.capacity = if self.is_host() {
-            self.policy.host_children(&peer_metrics)
-        } else {
-            self.policy.children(&peer_metrics, 1)
-        };
+        self.capacity = self
+            .policy
+            .outputs(&PeerMetrics::from(&metrics), self.is_host());
         tracing::info!(capacity = self.capacity, "network changed");
         let announce = if self.is_host() {
             Message::Create(SpaceInfo {
@@ -979,14 +969,13 @@ impl Actor {
         let mut children: Vec<PublicKey> = self
             .links
             .keys()
-            .filter(|k| self.forwarder.children().contains(&k.to_hex()))
+            .filter(|k| self.forwarder.has(&k.to_hex()))
             .copied()
             .collect();
         children.sort_by_key(|k| (!self.standby_children.contains(k), *k));
         let excess = children.len().saturating_sub(self.capacity as usize);
         for child in children.into_iter().take(excess) {
-            self.publish(Message::Drop { target: child }).await;
-            self.lose(child).await;
+            self.drop_link(child).await;
         }
         let links: Vec<(PublicKey, Arc<PeerLink>)> = self
             .links
@@ -996,10 +985,7 @@ impl Actor {
         for (peer, link) in links {
             match link.restart_ice().await {
                 Ok(sdp) => {
-                    self.state
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .ice_restarts += 1;
+                    self.stats().ice_restarts += 1;
                     self.publish(Message::Offer { target: peer, sdp }).await;
                 }
                 Err(e) => tracing::warn!(%peer, error = %e, "ICE restart failed"),
@@ -1028,6 +1014,12 @@ impl Actor {
         self.route();
     }
 
+    /// Ends our link with `peer`: DROP for everyone's view, then forget it locally.
+    async fn drop_link(&mut self, peer: PublicKey) {
+        self.publish(Message::Drop { target: peer }).await;
+        self.lose(peer).await;
+    }
+
     async fn lose(&mut self, peer: PublicKey) {
         if self.pending.is_some_and(|p| p.peer == peer) {
             self.pending = None;
@@ -1046,10 +1038,7 @@ impl Actor {
                 // once, and the CONFIRM only tells everyone else.
                 tracing::info!(%backup, "warm backup takes over");
                 self.parent = Some(backup);
-                self.state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .standby_takeovers += 1;
+                self.stats().standby_takeovers += 1;
                 self.reserve(backup, false).await;
             } else if let Some(old) = self.retiring.take() {
                 self.parent = Some(old);
@@ -1094,20 +1083,7 @@ impl Actor {
             .flatten()
             .map(|p| p.to_hex())
             .collect();
-        let speakers = if self.is_host() {
-            self.space
-                .members()
-                .keys()
-                .filter(|k| **k != self.me && self.space.role_of(k).speaks())
-                .map(|k| (k.to_hex(), source_id(k)))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        self.audio.route(|routing| {
-            routing.upstream = upstream;
-            routing.speakers = speakers;
-        });
+        self.audio.route(|routing| routing.upstream = upstream);
         let host = self.space_ref.host();
         let speaking = !self.is_host() && self.space.role_of(&self.me).speaks();
         self.audio.set_uplink(
@@ -1115,12 +1091,39 @@ impl Actor {
                 .filter(|p| speaking && p == host)
                 .and_then(|p| self.links.get(&p).cloned()),
         );
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.stats();
         state.role = self.space.role_of(&self.me);
         state.parent = self.parent;
         state.standby = self.standby;
-        let children = self.forwarder.children().len();
         state.standby_children = self.standby_children.len();
-        state.children = children.saturating_sub(self.standby_children.len());
+        state.children = self.tree_children();
+    }
+
+    /// At the host: which links may send which voice. Only roles and membership change it,
+    /// so it is rebuilt on those events, not on every command (it walks every member).
+    fn route_speakers(&self) {
+        if !self.is_host() {
+            return;
+        }
+        let speakers: HashMap<String, u32> = self
+            .space
+            .members()
+            .keys()
+            .filter(|k| **k != self.me && self.space.role_of(k).speaks())
+            .map(|k| (k.to_hex(), source_id(k)))
+            .collect();
+        self.audio.route(|routing| routing.speakers = speakers);
+    }
+
+    /// Children in the tree (not those we only back up).
+    fn tree_children(&self) -> usize {
+        self.forwarder
+            .children()
+            .len()
+            .saturating_sub(self.standby_children.len())
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, SessionStats> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -108,11 +108,7 @@ pub fn choose_parent(
                 return None;
             }
             let metrics = PeerMetrics::from(&member.metrics);
-            let capacity = if *key == tree.host {
-                policy.host_children(&metrics)
-            } else {
-                policy.children(&metrics, 1)
-            };
+            let capacity = policy.outputs(&metrics, *key == tree.host);
             // A parent may evict backups to make room; a backup needs a really free output.
             let mut taken = tree.children.get(key).copied().unwrap_or(0);
             if matches!(want, Want::Standby { .. }) {

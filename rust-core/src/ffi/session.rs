@@ -2,14 +2,13 @@
 //! network changes. Thin wrappers over `engine::Session` running on the core's own runtime.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
 
 use nostr::prelude::{Keys, PublicKey, Timestamp};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{GeoCell, GpsFix, SpacesError, TrackerSettings};
-use crate::engine::roam::{self, Placement, RoamConfig};
-use crate::engine::{self, EngineError, Session, SessionConfig};
+use crate::engine::roam::{self, RoamConfig};
+use crate::engine::{self, EngineError, RESERVE_TIMEOUT, Session, SessionConfig};
 use crate::geo;
 use crate::media::CodecSettings;
 use crate::media::device::{InputSpec, OutputSpec, open_input, open_output};
@@ -367,7 +366,7 @@ fn config(
         output,
         tone_hz: None,
         capture_clock: None,
-        reserve_timeout: Duration::from_secs(2),
+        reserve_timeout: RESERVE_TIMEOUT,
         cells,
     })
 }
@@ -653,31 +652,22 @@ impl CellRoamer {
         let placement =
             on_runtime(async move { roam::place(&config, &keyring, &host, change.to).await })
                 .await??;
-        let (space, cells, hosting) = match &placement {
-            Placement::Joined { space, .. } => (space.clone(), Vec::new(), false),
-            Placement::Hosting { space, cell } => {
-                (space.clone(), vec![roam::cell_label(cell)], true)
-            }
-            Placement::Empty { cell } => {
-                return Ok(Some(CellPlacement {
-                    cell: (*cell).into(),
-                    address: None,
-                    hosting: false,
-                }));
-            }
+        let cell = (*placement.cell()).into();
+        let Some((space, cells)) = placement.space_to_run() else {
+            return Ok(Some(CellPlacement {
+                cell,
+                address: None,
+                hosting: false,
+            }));
         };
-        let session = SpaceSession::start(
-            self.settings.clone(),
-            space.clone(),
-            self.keys.clone(),
-            cells,
-        )
-        .await?;
+        let address = space.room_address();
+        let session =
+            SpaceSession::start(self.settings.clone(), space, self.keys.clone(), cells).await?;
         *self.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
         Ok(Some(CellPlacement {
-            cell: (*placement.cell()).into(),
-            address: Some(space.room_address()),
-            hosting,
+            cell,
+            address: Some(address),
+            hosting: placement.hosting(),
         }))
     }
 

@@ -83,6 +83,11 @@ impl Forwarder {
         self.lock().keys().cloned().collect()
     }
 
+    /// Whether `label` is one of our children.
+    pub fn has(&self, label: &str) -> bool {
+        self.lock().contains_key(label)
+    }
+
     /// Packets dropped for a child because its queue was full.
     pub fn dropped(&self, label: &str) -> u64 {
         self.lock()

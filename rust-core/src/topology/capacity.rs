@@ -61,6 +61,16 @@ impl CapacityPolicy {
         }
     }
 
+    /// Children a member can feed with one stream each: the host by [`Self::host_children`],
+    /// anyone else by [`Self::children`].
+    pub fn outputs(&self, m: &PeerMetrics, is_host: bool) -> u32 {
+        if is_host {
+            self.host_children(m)
+        } else {
+            self.children(m, 1)
+        }
+    }
+
     /// Children a peer can feed with `streams` concurrent streams per child.
     pub fn children(&self, m: &PeerMetrics, streams: u32) -> u32 {
         let per_child = self.stream_kbps() * f64::from(streams.max(1));

@@ -280,11 +280,7 @@ impl<K: Clone + Eq + Hash> Planner<K> {
         metrics.validate()?;
         let node = *self.index.get(key).ok_or(PlanError::UnknownPeer)?;
         let old_capacity = self.graph[node].capacity;
-        let capacity = if node == self.host {
-            self.config.capacity.host_children(&metrics)
-        } else {
-            self.config.capacity.children(&metrics, 1)
-        };
+        let capacity = self.config.capacity.outputs(&metrics, node == self.host);
         {
             let peer = &mut self.graph[node];
             peer.metrics = metrics;

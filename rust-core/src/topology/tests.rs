@@ -60,37 +60,20 @@ fn scoring_follows_the_draft() {
     assert!((score(&w, Role::Listener, &relay) - expected).abs() < 1e-12);
     // Each term moves the score the right way.
     let base = score(&w, Role::Listener, &relay);
-    assert!(score(&w, Role::Listener, &Candidate { depth: 3, ..relay }) < base);
-    assert!(
-        score(
-            &w,
-            Role::Listener,
-            &Candidate {
-                path_kbps_per_output: 100.0,
-                ..relay
-            }
-        ) < base
-    );
-    assert!(
-        score(
-            &w,
-            Role::Listener,
-            &Candidate {
-                children: 9,
-                ..relay
-            }
-        ) < base
-    );
-    assert!(
-        score(
-            &w,
-            Role::Listener,
-            &Candidate {
-                capacity: 0,
-                ..relay
-            }
-        ) < base
-    );
+    let scores_lower = |c: Candidate| score(&w, Role::Listener, &c) < base;
+    assert!(scores_lower(Candidate { depth: 3, ..relay }));
+    assert!(scores_lower(Candidate {
+        path_kbps_per_output: 100.0,
+        ..relay
+    }));
+    assert!(scores_lower(Candidate {
+        children: 9,
+        ..relay
+    }));
+    assert!(scores_lower(Candidate {
+        capacity: 0,
+        ..relay
+    }));
     // Weights are configurable.
     let only_load = ScoreWeights {
         distance: 0.0,

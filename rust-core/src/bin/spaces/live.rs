@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nostr::prelude::{Keys, Timestamp};
 use spaces_core::engine::roam::{Placement, RoamConfig, Roamer, cell_label};
-use spaces_core::engine::{EngineError, Session, SessionConfig};
+use spaces_core::engine::{EngineError, RESERVE_TIMEOUT, Session, SessionConfig};
 use spaces_core::geo::Fix;
 use spaces_core::media::device::{
     AudioSink, AudioSource, InputSpec, OutputSpec, open_input, open_output,
@@ -163,7 +163,7 @@ fn session_config(
         output: output(&common.output)?,
         tone_hz: None,
         capture_clock: None,
-        reserve_timeout: Duration::from_secs(2),
+        reserve_timeout: RESERVE_TIMEOUT,
         cells,
     })
 }
