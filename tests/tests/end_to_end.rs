@@ -170,7 +170,7 @@ mod forged {
     use std::time::Duration;
 
     use nostr::prelude::{Keys, SecretKey, Timestamp};
-    use spaces_core::engine::{CaptureClock, Session, SessionConfig};
+    use spaces_core::engine::{CaptureClock, RESERVE_TIMEOUT, Session, SessionConfig};
     use spaces_core::media::CodecSettings;
     use spaces_core::media::device::{NullSink, ToneSource};
     use spaces_core::protocol::{ConnectionType, EventWriter, Message, NetworkMetrics, SpaceRef};
@@ -211,7 +211,7 @@ mod forged {
             output: Box::new(NullSink),
             tone_hz: (!host).then_some(440.0),
             capture_clock: Some(Arc::clone(clock)),
-            reserve_timeout: Duration::from_secs(2),
+            reserve_timeout: RESERVE_TIMEOUT,
             cells: vec![],
         }
     }
@@ -228,6 +228,24 @@ mod forged {
         (relay, url, space)
     }
 
+    /// Listeners `keys(n)` for each `n` of `range`, joined one after the other.
+    async fn start_listeners(
+        range: std::ops::Range<u8>,
+        space: &SpaceRef,
+        url: &str,
+        clock: &CaptureClock,
+    ) -> Vec<Session> {
+        let mut listeners = Vec::new();
+        for n in range {
+            listeners.push(
+                Session::start(config(keys(n), space, url, false, clock))
+                    .await
+                    .expect("listener"),
+            );
+        }
+        listeners
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_forged_close_and_promote_from_a_non_host_disturb_nothing() {
         let (_relay, url, space) = space_on_embedded_relay("forged", 1).await;
@@ -235,14 +253,7 @@ mod forged {
         let host = Session::start(config(keys(1), &space, &url, true, &clock))
             .await
             .expect("host");
-        let mut listeners = Vec::new();
-        for n in 2..5 {
-            listeners.push(
-                Session::start(config(keys(n), &space, &url, false, &clock))
-                    .await
-                    .expect("listener"),
-            );
-        }
+        let listeners = start_listeners(2..5, &space, &url, &clock).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before: Vec<u64> = listeners
             .iter()
@@ -463,14 +474,7 @@ mod forged {
         let host = Session::start(config(keys(11), &space, &url, true, &clock))
             .await
             .expect("host");
-        let mut listeners = Vec::new();
-        for n in 12..14 {
-            listeners.push(
-                Session::start(config(keys(n), &space, &url, false, &clock))
-                    .await
-                    .expect("listener"),
-            );
-        }
+        let listeners = start_listeners(12..14, &space, &url, &clock).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         for listener in listeners {
             listener.stop().await;
