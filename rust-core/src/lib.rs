@@ -13,6 +13,7 @@ pub mod engine;
 pub mod ffi;
 pub mod geo;
 pub mod media;
+pub mod participant;
 pub mod protocol;
 pub mod rtc;
 pub mod signaling;

@@ -43,6 +43,20 @@ const SOURCE_IDLE: Duration = Duration::from_secs(10);
 /// Frames per voice remembered for duplicate detection (10 s).
 const SEEN_FRAMES: usize = 512;
 
+/// A keep-alive: a one-byte Opus packet (a TOC byte with no frame data, which RFC 6716 makes a
+/// DTX frame). The host sends one every [`KEEPALIVE_EVERY`] frames while it does not speak, so
+/// every link of the tree keeps carrying packets and stall detection measures the links, not
+/// the speaker. Receivers forward it and never play it.
+const KEEPALIVE: [u8; 1] = [0xF8];
+
+/// Frames between keep-alives (100 ms, a third of the stall window).
+const KEEPALIVE_EVERY: u32 = 5;
+
+/// Whether a payload is a keep-alive rather than audio.
+fn is_keepalive(payload: &[u8]) -> bool {
+    payload.len() <= KEEPALIVE.len()
+}
+
 /// One voice's measurements.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceStats {
@@ -208,6 +222,9 @@ impl RtpSink for Inbound {
         // echo a speaker's voice back to the speaker.
         self.forwarder
             .forward_except(packet, is_host.then_some(link));
+        if is_keepalive(&packet.payload) {
+            return;
+        }
         if source == host
             && let Some(clock) = &shared.clock
         {
@@ -273,8 +290,10 @@ pub struct AudioConfig {
     pub clock: Option<CaptureClock>,
     /// Who we are and who hosts, as voices.
     pub routing: Routing,
-    /// Capture from the start (the host).
+    /// Capture from the start.
     pub speaking: bool,
+    /// Send keep-alives while not speaking (the host: the root of every link's traffic).
+    pub keepalive: bool,
 }
 
 /// A session's audio engine.
@@ -312,15 +331,18 @@ impl Audio {
             host,
         ))];
         let can_speak = config.input.is_some();
-        if let Some(input) = config.input {
+        if can_speak || config.keepalive {
             let encoder = Encoder::new(config.codec)?;
             tasks.push(tokio::spawn(capture(
                 Arc::clone(&forwarder),
                 Arc::clone(&outbound),
-                input,
-                encoder,
-                config.clock,
-                me,
+                Capture {
+                    input: config.input,
+                    encoder,
+                    clock: config.clock,
+                    source: me,
+                    keepalive: config.keepalive,
+                },
             )));
         }
         Ok(Self {
@@ -383,34 +405,44 @@ impl Drop for Audio {
     }
 }
 
-/// Every 20 ms: read, and while speaking encode, stamp with our voice, send to our children
-/// and up to the host.
-async fn capture(
-    forwarder: Arc<Forwarder>,
-    outbound: Arc<Outbound>,
-    mut input: Box<dyn AudioSource>,
-    mut encoder: Encoder,
+/// The sending side: the microphone (if any), the encoder, our voice's id.
+struct Capture {
+    input: Option<Box<dyn AudioSource>>,
+    encoder: Encoder,
     clock: Option<CaptureClock>,
     source: u32,
-) {
+    keepalive: bool,
+}
+
+/// Every 20 ms: read, and while speaking encode, stamp with our voice, send to our children
+/// and up to the host; while not speaking, a keep-alive every 100 ms when asked to.
+async fn capture(forwarder: Arc<Forwarder>, outbound: Arc<Outbound>, mut capture: Capture) {
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut frame = vec![0i16; FRAME_SAMPLES];
+    let source = capture.source;
     for n in 0u32.. {
         ticker.tick().await;
         // Keep reading while muted: a sound card's ring must not fill with stale audio.
-        if let Err(e) = input.read(&mut frame) {
+        if let Some(input) = capture.input.as_mut()
+            && let Err(e) = input.read(&mut frame)
+        {
             tracing::warn!(error = %e, "capture failed; sending silence");
             frame.fill(0);
         }
-        if !outbound.speaking.load(Ordering::Relaxed) {
-            continue;
-        }
-        let Ok(payload) = encoder.encode(&frame) else {
+        let timestamp = n.wrapping_mul(RTP_TICKS_PER_FRAME);
+        let speaking = capture.input.is_some() && outbound.speaking.load(Ordering::Relaxed);
+        let payload = if speaking {
+            match capture.encoder.encode(&frame) {
+                Ok(payload) => payload,
+                Err(_) => continue,
+            }
+        } else if capture.keepalive && n % KEEPALIVE_EVERY == 0 {
+            KEEPALIVE.to_vec()
+        } else {
             continue;
         };
-        let timestamp = n.wrapping_mul(RTP_TICKS_PER_FRAME);
-        if let Some(clock) = &clock {
+        if speaking && let Some(clock) = &capture.clock {
             let mut clock = lock(clock);
             clock.insert((source, timestamp), Instant::now());
             // Keep a minute of history per voice.
@@ -427,6 +459,9 @@ async fn capture(
             payload: Bytes::from(payload),
         };
         forwarder.forward(&packet);
+        if !speaking {
+            continue;
+        }
         let uplink = lock(&outbound.uplink).clone();
         if let Some(uplink) = uplink
             && let Err(e) = uplink.send(packet).await

@@ -7,9 +7,7 @@ pub mod discover;
 mod error;
 pub mod roam;
 mod session;
-mod view;
 
 pub use audio::{AudioStats, CaptureClock, SourceStats, source_id};
 pub use error::EngineError;
 pub use session::{RESERVE_TIMEOUT, Session, SessionConfig, SessionStats};
-pub use view::{Want, choose_parent};

@@ -1,0 +1,124 @@
+//! What goes into a participant and what comes out of it.
+
+use nostr::prelude::{PublicKey, Timestamp};
+
+use crate::protocol::{IceCandidate, Message, NetworkMetrics, SpaceEvent};
+use crate::space::Command;
+
+/// Time as a participant sees it: milliseconds since the Unix epoch. Events carry Unix
+/// seconds, deadlines are in milliseconds; the driver reads the clock, the simulator counts.
+pub type Millis = u64;
+
+/// Something that happened to the participant.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A verified event of the space from a relay (never one of our own).
+    Event(SpaceEvent),
+    /// The relays sent every stored event: the space is known, decisions may start.
+    StoredEnd,
+    /// Something happened on our WebRTC link with `peer`.
+    Link {
+        /// The other end.
+        peer: PublicKey,
+        /// What.
+        event: LinkInput,
+    },
+    /// The user asks for something.
+    User(UserCommand),
+}
+
+/// What a link reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkInput {
+    /// ICE and DTLS completed: media can flow.
+    Connected,
+    /// ICE lost the path (consent checks fail): it may recover, but not soon enough.
+    Disconnected,
+    /// Nothing arrived for the stall window (keep-alives included).
+    Stalled,
+    /// Packets arrive again after a stall.
+    Resumed,
+    /// The link failed or was closed from the other side.
+    Failed,
+}
+
+/// What the user asks a participant to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    /// Publish a message (role changes, hand, speech requests, chat).
+    Publish(Message),
+    /// The device's network changed: new metrics.
+    NetworkChanged(NetworkMetrics),
+    /// Mute or unmute our voice.
+    Mute(bool),
+    /// Leave politely: DROP every link, then LEAVE (or CLOSE for the host).
+    Leave,
+}
+
+/// What a participant asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Sign and publish this message with this `created_at`.
+    Publish {
+        /// The message.
+        message: Message,
+        /// Its time (addressable events need a strictly newer one to replace the last).
+        created_at: Timestamp,
+    },
+    /// Do something with a WebRTC link.
+    Link(LinkOp),
+    /// Who may send us audio, whom we forward to, where our voice goes.
+    Routing(Routing),
+    /// Capture and send our voice, or not (keep-alives otherwise).
+    Speaking(bool),
+    /// Something the user's interface shows.
+    Ui(Command),
+}
+
+/// A link operation. SDP and ICE candidates travel over the relays between the driver and the
+/// peer; the participant only decides which links exist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkOp {
+    /// Open a link to a peer that confirmed us, and send it an offer.
+    Open(PublicKey),
+    /// Answer an offer from a peer we agreed to link with: on the same link when it
+    /// renegotiates (an ICE restart), otherwise on a new one.
+    Answer {
+        /// The offerer.
+        peer: PublicKey,
+        /// Its offer.
+        sdp: String,
+    },
+    /// Apply the answer to our offer.
+    ApplyAnswer {
+        /// The answerer.
+        peer: PublicKey,
+        /// Its answer.
+        sdp: String,
+    },
+    /// Add a remote ICE candidate.
+    AddCandidate {
+        /// The sender.
+        peer: PublicKey,
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// Restart ICE on the link and send the new offer (our network changed).
+    Restart(PublicKey),
+    /// Close the link.
+    Close(PublicKey),
+}
+
+/// Audio routing: the participant's links as the audio path needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// Links whose audio we take: parent, warm backup, a former parent until the new one
+    /// delivers.
+    pub upstream: Vec<PublicKey>,
+    /// Links we forward every voice to: tree children and the peers we back up.
+    pub children: Vec<PublicKey>,
+    /// At the host: speakers, each allowed to send its own voice up its link.
+    pub speakers: Vec<PublicKey>,
+    /// A speaker's link to the host, where its own voice goes up.
+    pub uplink: Option<PublicKey>,
+}

@@ -1,0 +1,135 @@
+//! Our side of the tree: every link we have or are setting up, keyed by the other end.
+
+use std::collections::BTreeMap;
+
+use nostr::prelude::PublicKey;
+
+use super::Millis;
+
+/// What a link is to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// Our parent: the audio comes from it.
+    Parent,
+    /// Our warm backup: it already sends us every frame, so it takes over at once.
+    Standby,
+    /// A former parent kept until the new one delivers (a speaker moving under the host).
+    Retiring,
+    /// A tree child we feed.
+    Child,
+    /// A peer we feed as its warm backup (first to go when a real child needs room).
+    StandbyChild,
+}
+
+impl LinkKind {
+    /// Audio comes to us over it.
+    pub fn upstream(self) -> bool {
+        matches!(
+            self,
+            LinkKind::Parent | LinkKind::Standby | LinkKind::Retiring
+        )
+    }
+
+    /// We forward audio over it.
+    pub fn downstream(self) -> bool {
+        matches!(self, LinkKind::Child | LinkKind::StandbyChild)
+    }
+}
+
+/// One link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// What it is to us.
+    pub kind: LinkKind,
+    /// When it was confirmed (by them or by us): the connection deadline runs from here.
+    pub confirmed_at: Millis,
+    /// When ICE and DTLS completed.
+    pub connected_at: Option<Millis>,
+    /// Since when nothing arrives on it (keep-alives included).
+    pub stalled_since: Option<Millis>,
+    /// A child whose seat a stronger newcomer (named) takes once that one delivers.
+    pub displaced_by: Option<PublicKey>,
+}
+
+impl Link {
+    /// A link confirmed at `now`.
+    pub fn new(kind: LinkKind, now: Millis) -> Self {
+        Self {
+            kind,
+            confirmed_at: now,
+            connected_at: None,
+            stalled_since: None,
+            displaced_by: None,
+        }
+    }
+
+    /// Connected and not stalled: audio (or keep-alives) flows.
+    pub fn delivers(&self) -> bool {
+        self.connected_at.is_some() && self.stalled_since.is_none()
+    }
+}
+
+/// Every link of ours. The one owner of our side of the tree.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    by_peer: BTreeMap<PublicKey, Link>,
+}
+
+impl Links {
+    /// The link with `peer`.
+    pub fn get(&self, peer: &PublicKey) -> Option<&Link> {
+        self.by_peer.get(peer)
+    }
+
+    /// The link with `peer`, to change it.
+    pub fn get_mut(&mut self, peer: &PublicKey) -> Option<&mut Link> {
+        self.by_peer.get_mut(peer)
+    }
+
+    /// Adds or replaces the link with `peer`.
+    pub fn insert(&mut self, peer: PublicKey, link: Link) {
+        self.by_peer.insert(peer, link);
+    }
+
+    /// Forgets the link with `peer`.
+    pub fn remove(&mut self, peer: &PublicKey) -> Option<Link> {
+        self.by_peer.remove(peer)
+    }
+
+    /// Every link.
+    pub fn iter(&self) -> impl Iterator<Item = (&PublicKey, &Link)> {
+        self.by_peer.iter()
+    }
+
+    /// The peers of every link of this kind.
+    pub fn of_kind(&self, kind: LinkKind) -> impl Iterator<Item = PublicKey> + '_ {
+        self.by_peer
+            .iter()
+            .filter(move |(_, l)| l.kind == kind)
+            .map(|(k, _)| *k)
+    }
+
+    /// The one peer of this kind (parent, backup, retiring parent).
+    pub fn one(&self, kind: LinkKind) -> Option<PublicKey> {
+        self.of_kind(kind).next()
+    }
+
+    /// Every peer we have a link with.
+    pub fn peers(&self) -> Vec<PublicKey> {
+        self.by_peer.keys().copied().collect()
+    }
+
+    /// `newcomer` will not take anyone's seat after all (it left or never connected).
+    pub fn forget_displacer(&mut self, newcomer: &PublicKey) {
+        for link in self.by_peer.values_mut() {
+            if link.displaced_by.as_ref() == Some(newcomer) {
+                link.displaced_by = None;
+            }
+        }
+    }
+
+    /// How many links of this kind.
+    pub fn count(&self, kind: LinkKind) -> usize {
+        self.of_kind(kind).count()
+    }
+}

@@ -1,0 +1,1028 @@
+//! The participant: every decision one member of a space makes, as a pure state machine in the
+//! shape of str0m's `Rtc`. Inputs (parsed relay events, link events, user commands) go in with
+//! the current time; outputs (events to publish, links to open or close, audio routing, UI
+//! events) come out of [`Participant::poll_output`]; [`Participant::poll_timeout`] says when
+//! to call [`Participant::handle_timeout`] next. No sockets, no clock, no tasks: the engine's
+//! driver and the simulator run the same code.
+
+mod io;
+mod link;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use nostr::prelude::{EventId, PublicKey, Timestamp};
+
+pub use io::{Input, LinkInput, LinkOp, Millis, Output, Routing, UserCommand};
+pub use link::{Link, LinkKind, Links};
+
+use crate::protocol::{
+    LinkRole, MemberInfo, Message, NetworkMetrics, Presence, Reservation, Role, SpaceEvent,
+    SpaceInfo, SpaceRef,
+};
+use crate::space::{Command, Space};
+use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want};
+
+/// How long a participant waits for CONFIRM before asking the next candidate: several relay
+/// round trips on a slow mobile link, short enough that a silent candidate costs little.
+pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a confirmed link may take to connect before either side gives up on it: ICE over
+/// TURN on a cellular link takes a few seconds; a peer that never answers frees the seat.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long a peer that refused us, timed out or failed is left out of parent choice.
+pub const AVOID_FOR: Duration = Duration::from_secs(30);
+
+/// How long a parent must have delivered before we look for a warm backup, and how often we
+/// try again after a refusal: backups matter once the tree has settled.
+pub const STANDBY_AFTER: Duration = Duration::from_secs(1);
+
+/// How often a member renews its NIP-53 presence (Nests drops presences older than 5 min).
+pub const PRESENCE_EVERY: Duration = Duration::from_secs(120);
+
+/// How long to wait before looking again for a parent when nobody had room.
+const SEARCH_AGAIN: Duration = Duration::from_millis(250);
+
+/// Most events kept waiting for an unknown member.
+const MAX_PARKED: usize = 1_024;
+
+/// A participant's settings.
+#[derive(Debug, Clone)]
+pub struct ParticipantConfig {
+    /// Our key.
+    pub me: PublicKey,
+    /// The space.
+    pub space: SpaceRef,
+    /// Display name.
+    pub name: String,
+    /// What we announce about our network.
+    pub metrics: NetworkMetrics,
+    /// Cell labels to tag a new space with (hosts).
+    pub cells: Vec<String>,
+    /// CONFIRM wait ([`RESERVE_TIMEOUT`]).
+    pub reserve_timeout: Duration,
+    /// Confirmed to connected ([`CONNECT_DEADLINE`]).
+    pub connect_deadline: Duration,
+    /// The tree rules.
+    pub rules: TreeRules,
+}
+
+impl ParticipantConfig {
+    /// Defaults for everything but who and where.
+    pub fn new(me: PublicKey, space: SpaceRef, metrics: NetworkMetrics) -> Self {
+        Self {
+            me,
+            space,
+            name: String::new(),
+            metrics,
+            cells: Vec::new(),
+            reserve_timeout: RESERVE_TIMEOUT,
+            connect_deadline: CONNECT_DEADLINE,
+            rules: TreeRules::default(),
+        }
+    }
+}
+
+/// What a participant knows about itself, for progress, reports and the UI.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ParticipantStats {
+    /// Our role in the space.
+    pub role: Role,
+    /// Our parent in the tree.
+    pub parent: Option<PublicKey>,
+    /// Our warm backup parent.
+    pub standby: Option<PublicKey>,
+    /// Times a warm backup took over from a lost parent.
+    pub standby_takeovers: u64,
+    /// Our children in the tree.
+    pub children: usize,
+    /// Children we feed as their warm backup.
+    pub standby_children: usize,
+    /// ICE restarts we started (network changes).
+    pub ice_restarts: u64,
+    /// Upstream links we gave up on (failed, disconnected, never connected).
+    pub upstream_lost: u64,
+    /// Reservations we made.
+    pub reservations: u64,
+    /// Events the state machine refused, by reason.
+    pub rejected: HashMap<&'static str, u64>,
+}
+
+/// A reservation we are waiting on.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    peer: PublicKey,
+    since: Millis,
+    standby: bool,
+}
+
+/// One member of a space, deciding.
+pub struct Participant {
+    config: ParticipantConfig,
+    me: PublicKey,
+    space: Space,
+    capacity: u32,
+    muted: bool,
+    links: Links,
+    pending: Option<Pending>,
+    avoid: HashMap<PublicKey, Millis>,
+    /// Events received before the relays' stored events ended, applied in causal order.
+    backlog: Option<Vec<SpaceEvent>>,
+    /// Events refused only because a member was not known yet (relays reorder authors).
+    parked: Vec<SpaceEvent>,
+    /// Last `created_at` per addressable event (kind, other peer): a relay keeps one event per
+    /// (kind, author, d) and refuses a replacement that is not newer.
+    addressable_at: HashMap<(&'static str, Option<PublicKey>), u64>,
+    /// Our own events get ids of their own (relays' copies of them are never fed back).
+    published: u64,
+    last_presence: Millis,
+    next_search: Millis,
+    last_standby_try: Millis,
+    left: bool,
+    now: Millis,
+    routing: Routing,
+    speaking: Option<bool>,
+    stats: ParticipantStats,
+    outputs: VecDeque<Output>,
+}
+
+impl Participant {
+    /// A participant at `now`, announcing itself: CREATE (and the NIP-53 room) for the host,
+    /// JOIN and presence for anyone else.
+    pub fn new(config: ParticipantConfig, now: Millis) -> Self {
+        let me = config.me;
+        let space = Space::new(config.space.clone(), me);
+        let is_host = me == *config.space.host();
+        let capacity = config
+            .rules
+            .policy
+            .outputs(&PeerMetrics::from(&config.metrics), is_host);
+        let mut participant = Self {
+            me,
+            space,
+            capacity,
+            muted: false,
+            links: Links::default(),
+            pending: None,
+            avoid: HashMap::new(),
+            backlog: Some(Vec::new()),
+            parked: Vec::new(),
+            addressable_at: HashMap::new(),
+            published: 0,
+            last_presence: now,
+            next_search: now,
+            last_standby_try: now,
+            left: false,
+            now,
+            routing: Routing::default(),
+            speaking: None,
+            stats: ParticipantStats::default(),
+            outputs: VecDeque::new(),
+            config,
+        };
+        participant.announce();
+        if is_host {
+            let record = participant.space.room_record();
+            // The NIP-53 mirror: Nests, Amethyst and other clients list the space.
+            participant.publish(Message::Room(record));
+        } else {
+            participant.publish(Message::Presence(Presence::default()));
+        }
+        participant.route();
+        participant
+    }
+
+    /// Our key.
+    pub fn me(&self) -> &PublicKey {
+        &self.me
+    }
+
+    /// The space as we see it.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// Our links.
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// What we know about ourselves.
+    pub fn stats(&self) -> &ParticipantStats {
+        &self.stats
+    }
+
+    /// Children we can feed now.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// True once we left (or the space closed): nothing more to do.
+    pub fn is_done(&self) -> bool {
+        self.left || self.space.is_closed()
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Millis {
+        let mut next = self.last_presence + ms(PRESENCE_EVERY);
+        let mut at = |t: Millis| next = next.min(t);
+        if self.is_done() || self.backlog.is_some() {
+            return next;
+        }
+        if let Some(p) = self.pending {
+            at(p.since + ms(self.config.reserve_timeout));
+        }
+        for (_, link) in self.links.iter() {
+            if link.connected_at.is_none() {
+                at(link.confirmed_at + ms(self.config.connect_deadline));
+            }
+        }
+        if let Some(until) = self.avoid.values().min() {
+            at(*until);
+        }
+        if !self.is_host() {
+            match self.links.one(LinkKind::Parent) {
+                None if self.pending.is_none() => at(self.next_search),
+                Some(_) if self.pending.is_none() => at(self.last_standby_try + ms(STANDBY_AFTER)),
+                _ => {}
+            }
+        }
+        next
+    }
+
+    /// Time passes: deadlines, renewals, parent and backup searches.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        self.now = self.now.max(now);
+        if self.is_done() {
+            return;
+        }
+        let now = self.now;
+        self.avoid.retain(|_, until| *until > now);
+        if !self.is_host() && now >= self.last_presence + ms(PRESENCE_EVERY) {
+            self.last_presence = now;
+            self.publish(Message::Presence(self.presence()));
+        }
+        if self.backlog.is_some() {
+            return;
+        }
+        self.check_deadlines();
+        self.seek();
+        self.route();
+    }
+
+    /// Something happened at `now`.
+    pub fn handle_input(&mut self, input: Input, now: Millis) {
+        self.now = self.now.max(now);
+        if self.left {
+            return;
+        }
+        match input {
+            Input::Event(event) => match self.backlog.as_mut() {
+                Some(backlog) => backlog.push(event),
+                None => self.apply(&event),
+            },
+            Input::StoredEnd => {
+                if let Some(mut backlog) = self.backlog.take() {
+                    backlog.sort_by_key(|e| (e.created_at, e.id));
+                    for event in &backlog {
+                        self.apply(event);
+                    }
+                    // The tree is known now: ask for a parent at once.
+                    self.seek();
+                }
+            }
+            Input::Link { peer, event } => self.on_link(peer, event),
+            Input::User(command) => self.on_user(command),
+        }
+        self.route();
+    }
+
+    // ---- the space ----
+
+    fn is_host(&self) -> bool {
+        self.me == *self.config.space.host()
+    }
+
+    fn speaks(&self) -> bool {
+        self.is_host() || self.space.role_of(&self.me).speaks()
+    }
+
+    fn presence(&self) -> Presence {
+        let speaks = self.speaks();
+        Presence {
+            muted: self.muted,
+            publishing: speaks && !self.muted,
+            on_stage: speaks,
+            ..Presence::default()
+        }
+    }
+
+    fn announce(&mut self) {
+        let message = if self.is_host() {
+            Message::Create(SpaceInfo {
+                name: self.config.name.clone(),
+                host_metrics: self.config.metrics,
+                cells: self.config.cells.clone(),
+            })
+        } else {
+            Message::Join(MemberInfo {
+                name: self.config.name.clone(),
+                metrics: self.config.metrics,
+            })
+        };
+        self.publish(message);
+    }
+
+    fn apply(&mut self, event: &SpaceEvent) {
+        let joins = matches!(
+            event.message,
+            Message::Create(_) | Message::Join(_) | Message::Presence(_)
+        );
+        match self.space.apply(event, self.timestamp()) {
+            Ok(commands) => {
+                for command in commands {
+                    self.execute(command);
+                }
+                if joins && !self.parked.is_empty() {
+                    self.retry_parked();
+                }
+            }
+            Err(rejection) => {
+                if matches!(rejection.reason(), "not_a_member" | "target_not_member")
+                    && self.parked.len() < MAX_PARKED
+                {
+                    self.parked.push(event.clone());
+                }
+                *self.stats.rejected.entry(rejection.reason()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Re-applies parked events until none more succeeds.
+    fn retry_parked(&mut self) {
+        loop {
+            let parked = std::mem::take(&mut self.parked);
+            let before = parked.len();
+            let mut progressed = false;
+            for event in parked {
+                match self.space.apply(&event, self.timestamp()) {
+                    Ok(commands) => {
+                        progressed = true;
+                        for command in commands {
+                            self.execute(command);
+                        }
+                    }
+                    Err(rejection)
+                        if matches!(rejection.reason(), "not_a_member" | "target_not_member") =>
+                    {
+                        self.parked.push(event)
+                    }
+                    Err(_) => {}
+                }
+            }
+            if !progressed || self.parked.len() == before {
+                break;
+            }
+        }
+    }
+
+    fn timestamp(&self) -> Timestamp {
+        Timestamp::from_secs(self.now / 1_000)
+    }
+
+    /// Publishes, and applies to our own state what concerns it (membership, reservations,
+    /// roles): relays' copies of our own events are never fed back.
+    fn publish(&mut self, message: Message) {
+        let now = self.now / 1_000;
+        let slot = match &message {
+            Message::Reserve(r) => Some(("reserve", Some(r.confirmer))),
+            Message::Confirm(r) => Some(("confirm", Some(r.requester))),
+            Message::Drop { target } => Some(("drop", Some(*target))),
+            Message::Create(_) | Message::Join(_) | Message::Leave => Some(("membership", None)),
+            _ => None,
+        };
+        let created_at = match slot {
+            Some(slot) => {
+                let at = self
+                    .addressable_at
+                    .get(&slot)
+                    .map_or(now, |last| now.max(last + 1));
+                self.addressable_at.insert(slot, at);
+                at
+            }
+            None => now,
+        };
+        let created_at = Timestamp::from_secs(created_at);
+        let private = matches!(
+            message,
+            Message::Offer { .. } | Message::Answer { .. } | Message::Ice { .. }
+        );
+        if !private {
+            self.published += 1;
+            let mut id = self.me.to_bytes();
+            id[..8].copy_from_slice(&self.published.to_be_bytes());
+            let own = SpaceEvent {
+                id: EventId::from_byte_array(id),
+                author: self.me,
+                created_at,
+                space: self.config.space.clone(),
+                message: message.clone(),
+            };
+            match self.space.apply(&own, self.timestamp()) {
+                Ok(commands) => {
+                    for command in commands {
+                        // Only what concerns roles: our own reservations need no answer.
+                        if matches!(command, Command::RoleChanged { .. }) {
+                            self.on_role(command);
+                        }
+                    }
+                }
+                Err(rejection) => {
+                    tracing::info!(
+                        reason = rejection.reason(),
+                        kind = message.name(),
+                        "not allowed"
+                    );
+                }
+            }
+        }
+        self.outputs.push_back(Output::Publish {
+            message,
+            created_at,
+        });
+    }
+
+    fn execute(&mut self, command: Command) {
+        if for_ui(&command) {
+            self.outputs.push_back(Output::Ui(command.clone()));
+        }
+        match command {
+            Command::MuteRequested { by } => {
+                tracing::info!(%by, "a moderator asked us to mute");
+                self.mute(true);
+            }
+            Command::ConnectionRequested { from, standby, .. } => self.on_request(from, standby),
+            Command::ConnectionConfirmed { by } => self.on_confirmed(by),
+            Command::RemoteOffer { from, sdp } => {
+                // Only a peer we agreed to link with gets an answer (and our ICE candidates).
+                if self.links.get(&from).is_some() {
+                    self.outputs
+                        .push_back(Output::Link(LinkOp::Answer { peer: from, sdp }));
+                } else {
+                    tracing::debug!(peer = %from, "offer from a peer we did not agree to link with");
+                }
+            }
+            Command::RemoteAnswer { from, sdp } if self.links.get(&from).is_some() => {
+                self.outputs
+                    .push_back(Output::Link(LinkOp::ApplyAnswer { peer: from, sdp }));
+            }
+            Command::RemoteCandidate { from, candidate } if self.links.get(&from).is_some() => {
+                self.outputs.push_back(Output::Link(LinkOp::AddCandidate {
+                    peer: from,
+                    candidate,
+                }));
+            }
+            Command::ConnectionDropped(peer)
+            | Command::MemberLeft(peer)
+            | Command::PeerRemoved(peer) => {
+                if peer == self.me {
+                    self.close_all();
+                    self.left = true;
+                } else {
+                    if self.pending.is_some_and(|p| p.peer == peer) {
+                        // Refused: try someone else.
+                        self.avoid_peer(peer);
+                    }
+                    self.lose(peer);
+                }
+            }
+            Command::SpaceClosed => self.close_all(),
+            command @ Command::RoleChanged { .. } => self.on_role(command),
+            _ => {}
+        }
+    }
+
+    fn on_role(&mut self, command: Command) {
+        let Command::RoleChanged { peer, role } = command else {
+            return;
+        };
+        if peer == self.me {
+            tracing::info!(?role, "our role changed");
+        }
+        if self.is_host() {
+            let record = self.space.room_record();
+            self.publish(Message::Room(record));
+            // A demoted speaker held a seat beside the tree; if the tree is full it goes back
+            // down, to a relay with room.
+            let children = self.links.count(LinkKind::Child) as u32;
+            if !role.speaks()
+                && peer != self.me
+                && children > self.capacity
+                && self
+                    .links
+                    .get(&peer)
+                    .is_some_and(|l| l.kind == LinkKind::Child)
+            {
+                self.drop_link(peer);
+            }
+        }
+    }
+
+    // ---- the user ----
+
+    fn on_user(&mut self, command: UserCommand) {
+        match command {
+            UserCommand::Publish(message) => self.publish(message),
+            UserCommand::NetworkChanged(metrics) => self.network_changed(metrics),
+            UserCommand::Mute(muted) => self.mute(muted),
+            UserCommand::Leave => self.leave(),
+        }
+    }
+
+    fn mute(&mut self, muted: bool) {
+        self.muted = muted;
+        self.publish(Message::Presence(self.presence()));
+    }
+
+    /// Our network changed: re-announce, shed what we can no longer feed (backups first,
+    /// then the weakest), restart ICE on every link.
+    fn network_changed(&mut self, metrics: NetworkMetrics) {
+        self.config.metrics = metrics;
+        self.capacity = self
+            .config
+            .rules
+            .policy
+            .outputs(&PeerMetrics::from(&metrics), self.is_host());
+        tracing::info!(capacity = self.capacity, "network changed");
+        self.announce();
+        let children: Vec<PublicKey> = self.links.of_kind(LinkKind::Child).collect();
+        let standbys: Vec<PublicKey> = self.links.of_kind(LinkKind::StandbyChild).collect();
+        let excess = (children.len() + standbys.len()).saturating_sub(self.capacity as usize);
+        let order = self
+            .config
+            .rules
+            .shed_order(&self.space, &self.me, &children, &standbys);
+        for peer in order.into_iter().take(excess) {
+            self.drop_link(peer);
+        }
+        for peer in self.links.peers() {
+            self.stats.ice_restarts += 1;
+            self.outputs.push_back(Output::Link(LinkOp::Restart(peer)));
+        }
+    }
+
+    fn leave(&mut self) {
+        for peer in self.links.peers() {
+            self.publish(Message::Drop { target: peer });
+        }
+        if self.is_host() {
+            self.publish(Message::Close);
+            let record = self.space.room_record();
+            self.publish(Message::Room(record));
+        } else {
+            // The draft's LEAVE first: a NIP-53 leaving presence in the same second must not
+            // make it look stale.
+            self.publish(Message::Leave);
+            self.publish(Message::Presence(Presence {
+                leaving: true,
+                ..Presence::default()
+            }));
+        }
+        self.close_all();
+        self.left = true;
+    }
+
+    // ---- links ----
+
+    fn on_link(&mut self, peer: PublicKey, event: LinkInput) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        let kind = link.kind;
+        let now = self.now;
+        match event {
+            LinkInput::Connected => {
+                link.connected_at.get_or_insert(now);
+                link.stalled_since = None;
+                if kind == LinkKind::Parent {
+                    self.last_standby_try = now;
+                    // The new parent delivers: the old one can go.
+                    if let Some(old) = self.links.one(LinkKind::Retiring) {
+                        self.drop_link(old);
+                    }
+                }
+                if kind == LinkKind::Child {
+                    // A newcomer that took a weaker leaf's seat delivers: the leaf moves on.
+                    let displaced: Vec<PublicKey> = self
+                        .links
+                        .iter()
+                        .filter(|(_, l)| l.displaced_by == Some(peer))
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for leaf in displaced {
+                        tracing::info!(%leaf, by = %peer, "seat handed to a stronger relay");
+                        self.drop_link(leaf);
+                    }
+                }
+            }
+            LinkInput::Resumed => link.stalled_since = None,
+            LinkInput::Stalled => {
+                link.stalled_since.get_or_insert(now);
+                match kind {
+                    // Silence alone never costs a parent (a silent speaker's keep-alives keep
+                    // links alive; a foreign client may send none): switch only when the
+                    // backup delivers, otherwise wait for ICE to say the path is gone.
+                    LinkKind::Parent
+                        if self
+                            .links
+                            .one(LinkKind::Standby)
+                            .and_then(|b| self.links.get(&b))
+                            .is_some_and(Link::delivers) =>
+                    {
+                        tracing::info!(%peer, "parent stalled, backup delivers");
+                        self.upstream_lost(peer);
+                    }
+                    LinkKind::Standby => self.upstream_lost(peer),
+                    _ => {}
+                }
+            }
+            LinkInput::Disconnected => {
+                if kind.upstream() {
+                    self.upstream_lost(peer);
+                }
+            }
+            LinkInput::Failed => {
+                if kind.upstream() {
+                    self.upstream_lost(peer);
+                } else {
+                    self.lose(peer);
+                }
+            }
+        }
+    }
+
+    /// An upstream link stopped working: say so, keep away from it for a while.
+    fn upstream_lost(&mut self, peer: PublicKey) {
+        tracing::info!(%peer, "upstream link lost");
+        self.stats.upstream_lost += 1;
+        self.avoid_peer(peer);
+        self.drop_link(peer);
+    }
+
+    fn avoid_peer(&mut self, peer: PublicKey) {
+        self.avoid.insert(peer, self.now + ms(AVOID_FOR));
+    }
+
+    /// Deadlines: reservations without CONFIRM, confirmed links that never connect.
+    fn check_deadlines(&mut self) {
+        let now = self.now;
+        if let Some(pending) = self.pending
+            && now >= pending.since + ms(self.config.reserve_timeout)
+        {
+            tracing::info!(candidate = %pending.peer, "reservation timed out");
+            self.pending = None;
+            self.avoid_peer(pending.peer);
+            self.publish(Message::Drop {
+                target: pending.peer,
+            });
+        }
+        let deadline = ms(self.config.connect_deadline);
+        let late: Vec<(PublicKey, LinkKind)> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.connected_at.is_none() && now >= l.confirmed_at + deadline)
+            .map(|(k, l)| (*k, l.kind))
+            .collect();
+        for (peer, kind) in late {
+            tracing::info!(%peer, ?kind, "confirmed link never connected");
+            if kind.upstream() {
+                self.upstream_lost(peer);
+            } else {
+                self.drop_link(peer);
+            }
+        }
+    }
+
+    /// A parent when we have none, a link to the host when we speak, a warm backup once
+    /// settled.
+    fn seek(&mut self) {
+        if self.is_host() || self.is_done() || self.backlog.is_some() || self.pending.is_some() {
+            return;
+        }
+        let now = self.now;
+        let host = *self.config.space.host();
+        let avoid = &self.avoid;
+        let Some(parent) = self.links.one(LinkKind::Parent) else {
+            if now < self.next_search {
+                return;
+            }
+            let tree = TreeView::of(&self.space);
+            let choice =
+                self.config
+                    .rules
+                    .choose_parent(&self.space, &tree, &self.me, Want::Parent, |k| {
+                        avoid.contains_key(k)
+                    });
+            match choice {
+                Some(parent) => self.reserve(parent, false),
+                None => self.next_search = now + ms(SEARCH_AGAIN),
+            }
+            return;
+        };
+        let settled = self
+            .links
+            .get(&parent)
+            .and_then(|l| l.connected_at)
+            .is_some()
+            && now >= self.last_standby_try + ms(STANDBY_AFTER);
+        if self.space.role_of(&self.me).speaks() && parent != host {
+            // Speakers mesh with the host: their voice goes up one hop, everyone's comes down
+            // from the host directly.
+            if settled && self.links.one(LinkKind::Retiring).is_none() {
+                self.last_standby_try = now;
+                self.reserve(host, false);
+            }
+            return;
+        }
+        if parent == host {
+            // Nothing above the host to fall back on: a backup would only cost an output.
+            if let Some(backup) = self.links.one(LinkKind::Standby) {
+                self.drop_link(backup);
+            }
+            return;
+        }
+        if self.links.one(LinkKind::Standby).is_some() || !settled {
+            return;
+        }
+        self.last_standby_try = now;
+        let tree = TreeView::of(&self.space);
+        let avoid = &self.avoid;
+        if let Some(backup) = self.config.rules.choose_parent(
+            &self.space,
+            &tree,
+            &self.me,
+            Want::Standby { parent },
+            |k| avoid.contains_key(k),
+        ) {
+            self.reserve(backup, true);
+        }
+    }
+
+    fn reserve(&mut self, peer: PublicKey, standby: bool) {
+        tracing::debug!(%peer, standby, "reserve");
+        self.stats.reservations += 1;
+        self.pending = Some(Pending {
+            peer,
+            since: self.now,
+            standby,
+        });
+        self.publish(Message::Reserve(Reservation {
+            requester: self.me,
+            confirmer: peer,
+            role: Some(LinkRole::Consumer),
+            standby,
+        }));
+    }
+
+    fn on_confirmed(&mut self, by: PublicKey) {
+        let Some(pending) = self.pending.filter(|p| p.peer == by) else {
+            return;
+        };
+        self.pending = None;
+        let now = self.now;
+        if let Some(link) = self.links.get_mut(&by) {
+            // Our warm backup confirmed as parent: it already delivers, nothing to set up.
+            if !pending.standby && link.kind == LinkKind::Standby {
+                link.kind = LinkKind::Parent;
+            }
+            return;
+        }
+        let kind = if pending.standby {
+            LinkKind::Standby
+        } else {
+            // A parent we replace while it still delivers (a speaker moving under the host)
+            // stays until the new one is connected.
+            if let Some(old) = self.links.one(LinkKind::Parent)
+                && let Some(link) = self.links.get_mut(&old)
+            {
+                link.kind = LinkKind::Retiring;
+            }
+            LinkKind::Parent
+        };
+        self.links.insert(by, Link::new(kind, now));
+        self.outputs.push_back(Output::Link(LinkOp::Open(by)));
+    }
+
+    /// A peer asks us for a link (as its parent or its warm backup).
+    fn on_request(&mut self, from: PublicKey, standby: bool) {
+        let now = self.now;
+        if let Some(link) = self.links.get_mut(&from)
+            && link.kind.downstream()
+        {
+            // A child re-asking, or our backup child's parent died and we take over.
+            link.kind = if standby {
+                LinkKind::StandbyChild
+            } else {
+                LinkKind::Child
+            };
+            self.confirm(from, standby);
+            return;
+        }
+        // Only a member that receives audio can pass it on: a relay whose own parent does not
+        // deliver (yet) would hand a newcomer silence.
+        let delivering = self.is_host()
+            || self
+                .links
+                .one(LinkKind::Parent)
+                .and_then(|p| self.links.get(&p))
+                .is_some_and(Link::delivers);
+        let admission = if !delivering || self.links.get(&from).is_some() {
+            Admission::Refuse
+        } else if self.links.iter().any(|(_, l)| l.displaced_by.is_some()) {
+            // One seat handed on at a time: the tree never holds more than one extra child.
+            Admission::Refuse
+        } else {
+            let children: Vec<(PublicKey, bool)> = self
+                .links
+                .iter()
+                .filter(|(_, l)| l.kind == LinkKind::Child)
+                .map(|(k, l)| (*k, l.displaced_by.is_some()))
+                .collect();
+            let standbys: Vec<PublicKey> = self.links.of_kind(LinkKind::StandbyChild).collect();
+            let tree = TreeView::of(&self.space);
+            self.config.rules.admit(
+                &self.space,
+                &tree,
+                &self.me,
+                &from,
+                standby,
+                Seats {
+                    capacity: self.capacity,
+                    children: &children,
+                    standbys: &standbys,
+                },
+            )
+        };
+        match admission {
+            Admission::Accept => {}
+            Admission::EvictStandby(backup) => {
+                tracing::debug!(%backup, "backup link given up for a child");
+                self.drop_link(backup);
+            }
+            Admission::Displace(leaf) => {
+                if let Some(link) = self.links.get_mut(&leaf) {
+                    link.displaced_by = Some(from);
+                }
+            }
+            Admission::Refuse => {
+                self.publish(Message::Drop { target: from });
+                return;
+            }
+        }
+        let kind = if standby {
+            LinkKind::StandbyChild
+        } else {
+            LinkKind::Child
+        };
+        self.links.insert(from, Link::new(kind, now));
+        self.confirm(from, standby);
+    }
+
+    fn confirm(&mut self, requester: PublicKey, standby: bool) {
+        self.publish(Message::Confirm(Reservation {
+            requester,
+            confirmer: self.me,
+            role: Some(LinkRole::Consumer),
+            standby,
+        }));
+    }
+
+    /// Ends our link with `peer`: DROP for everyone's view, then forget it locally.
+    fn drop_link(&mut self, peer: PublicKey) {
+        self.publish(Message::Drop { target: peer });
+        self.lose(peer);
+    }
+
+    /// Forgets a link (and a pending reservation) with `peer`; a lost parent is replaced by
+    /// the warm backup at once.
+    fn lose(&mut self, peer: PublicKey) {
+        if self.pending.is_some_and(|p| p.peer == peer) {
+            self.pending = None;
+        }
+        self.links.forget_displacer(&peer);
+        let Some(link) = self.links.remove(&peer) else {
+            return;
+        };
+        self.outputs.push_back(Output::Link(LinkOp::Close(peer)));
+        if link.kind == LinkKind::Parent {
+            if let Some(backup) = self.links.one(LinkKind::Standby) {
+                // The warm backup already sends us every frame: it becomes our parent at once,
+                // and the RESERVE in clear only tells everyone else.
+                tracing::info!(%backup, "warm backup takes over");
+                if let Some(link) = self.links.get_mut(&backup) {
+                    link.kind = LinkKind::Parent;
+                }
+                self.stats.standby_takeovers += 1;
+                self.last_standby_try = self.now;
+                self.reserve(backup, false);
+            } else if let Some(old) = self.links.one(LinkKind::Retiring)
+                && let Some(link) = self.links.get_mut(&old)
+            {
+                link.kind = LinkKind::Parent;
+            } else {
+                self.seek();
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        for peer in self.links.peers() {
+            self.links.remove(&peer);
+            self.outputs.push_back(Output::Link(LinkOp::Close(peer)));
+        }
+        self.pending = None;
+    }
+
+    /// Emits routing and speaking changes, and refreshes the statistics.
+    fn route(&mut self) {
+        let upstream: Vec<PublicKey> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind.upstream())
+            .map(|(k, _)| *k)
+            .collect();
+        let children: Vec<PublicKey> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind.downstream())
+            .map(|(k, _)| *k)
+            .collect();
+        let host = *self.config.space.host();
+        let speaker = !self.is_host() && self.space.role_of(&self.me).speaks();
+        let uplink = self
+            .links
+            .one(LinkKind::Parent)
+            .filter(|p| speaker && *p == host);
+        let speakers = if self.is_host() {
+            self.space
+                .members()
+                .keys()
+                .filter(|k| **k != self.me && self.space.role_of(k).speaks())
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let routing = Routing {
+            upstream,
+            children,
+            speakers,
+            uplink,
+        };
+        if routing != self.routing {
+            self.routing = routing.clone();
+            self.outputs.push_back(Output::Routing(routing));
+        }
+        let speaking = self.speaks() && !self.muted && !self.is_done();
+        if self.speaking != Some(speaking) {
+            self.speaking = Some(speaking);
+            self.outputs.push_back(Output::Speaking(speaking));
+        }
+        self.stats.role = self.space.role_of(&self.me);
+        self.stats.parent = self.links.one(LinkKind::Parent);
+        self.stats.standby = self.links.one(LinkKind::Standby);
+        self.stats.children = self.links.count(LinkKind::Child);
+        self.stats.standby_children = self.links.count(LinkKind::StandbyChild);
+    }
+}
+
+/// Whether the user's interface needs to hear of a command (the participant has already acted
+/// on it): roles, hands, speech invitations, mute requests, chat, reactions, the end.
+fn for_ui(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::SpaceOpened
+            | Command::SpaceClosed
+            | Command::MemberJoined(_)
+            | Command::MemberLeft(_)
+            | Command::PeerRemoved(_)
+            | Command::RoleChanged { .. }
+            | Command::HandRaised { .. }
+            | Command::SpeechProposed { .. }
+            | Command::MuteRequested { .. }
+            | Command::Chat { .. }
+            | Command::Reaction { .. }
+    )
+}
+
+fn ms(duration: Duration) -> Millis {
+    duration.as_millis() as Millis
+}

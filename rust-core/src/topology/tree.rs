@@ -1,0 +1,304 @@
+//! The tree rules every participant runs on its own view of the space: where to attach, whom
+//! to admit, whom to shed. Pure: the view comes from confirmed links (public, so every member
+//! rebuilds the same tree), time never enters.
+
+use std::collections::HashMap;
+
+use nostr::prelude::PublicKey;
+
+use super::{Candidate, CapacityPolicy, PeerMetrics, ScoreWeights, score};
+use crate::space::{LinkState, Space};
+
+/// What a participant is looking for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A parent in the tree.
+    Parent,
+    /// A warm backup for when `parent` goes: never in `parent`'s subtree (it would go silent
+    /// with it), and it must have a really free output (backups displace nobody).
+    Standby {
+        /// Our current parent.
+        parent: PublicKey,
+    },
+}
+
+/// The tree from confirmed links: each child's parent, each node's children and backups.
+#[derive(Debug, Clone, Default)]
+pub struct TreeView {
+    host: Option<PublicKey>,
+    parent_of: HashMap<PublicKey, PublicKey>,
+    children: HashMap<PublicKey, Vec<PublicKey>>,
+    standbys: HashMap<PublicKey, u32>,
+}
+
+impl TreeView {
+    /// The tree a space's confirmed links describe.
+    pub fn of(space: &Space) -> Self {
+        let mut tree = TreeView {
+            host: Some(*space.space_ref().host()),
+            ..TreeView::default()
+        };
+        for ((child, parent), state) in space.links() {
+            match state {
+                LinkState::Confirmed { standby: false, .. } => {
+                    tree.parent_of.insert(*child, *parent);
+                    tree.children.entry(*parent).or_default().push(*child);
+                }
+                LinkState::Confirmed { standby: true, .. } => {
+                    *tree.standbys.entry(*parent).or_default() += 1;
+                }
+                LinkState::Reserved { .. } => {}
+            }
+        }
+        tree
+    }
+
+    /// Hops from the host; `None` when `peer` is not attached (or hangs in a loop).
+    pub fn depth(&self, peer: &PublicKey) -> Option<u32> {
+        let mut current = *peer;
+        for hops in 0..64 {
+            if Some(current) == self.host {
+                return Some(hops);
+            }
+            current = *self.parent_of.get(&current)?;
+        }
+        None
+    }
+
+    /// Whether `peer` is `ancestor` or below it.
+    pub fn under(&self, peer: &PublicKey, ancestor: &PublicKey) -> bool {
+        let mut current = *peer;
+        for _ in 0..64 {
+            if current == *ancestor {
+                return true;
+            }
+            match self.parent_of.get(&current) {
+                Some(p) => current = *p,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// `peer`'s tree children (backups excluded).
+    pub fn children(&self, peer: &PublicKey) -> &[PublicKey] {
+        self.children.get(peer).map_or(&[], Vec::as_slice)
+    }
+
+    /// `peer`'s parent.
+    pub fn parent(&self, peer: &PublicKey) -> Option<&PublicKey> {
+        self.parent_of.get(peer)
+    }
+
+    /// Peers `peer` feeds as a warm backup.
+    pub fn standbys(&self, peer: &PublicKey) -> u32 {
+        self.standbys.get(peer).copied().unwrap_or(0)
+    }
+}
+
+/// The tree rules with their settings: one instance per participant, the same for all.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TreeRules {
+    /// Capacity from metrics.
+    pub policy: CapacityPolicy,
+    /// The draft's score.
+    pub weights: ScoreWeights,
+}
+
+/// What a member may answer to a RESERVE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A free output: CONFIRM.
+    Accept,
+    /// Full, but the requester is clearly stronger than this leaf child: CONFIRM, and hand
+    /// the leaf on to the tree once the newcomer delivers.
+    Displace(PublicKey),
+    /// Give up this peer's warm backup link to make room for a real child.
+    EvictStandby(PublicKey),
+    /// No room: DROP.
+    Refuse,
+}
+
+/// A member's own side of admission: the children and backups it has already confirmed
+/// (counted from the CONFIRM on, not from a connected link, so a burst never overfills it).
+#[derive(Debug, Clone, Copy)]
+pub struct Seats<'a> {
+    /// Outputs the member can feed now (its own measurement, which may be newer than what
+    /// it announced).
+    pub capacity: u32,
+    /// Tree children confirmed and not yet gone, with the ones already being displaced.
+    pub children: &'a [(PublicKey, bool)],
+    /// Peers we feed as their warm backup.
+    pub standbys: &'a [PublicKey],
+}
+
+impl TreeRules {
+    /// Children a member can feed, from what it announced.
+    pub fn capacity(&self, space: &Space, peer: &PublicKey) -> u32 {
+        let is_host = peer == space.space_ref().host();
+        space.members().get(peer).map_or(0, |m| {
+            self.policy.outputs(&PeerMetrics::from(&m.metrics), is_host)
+        })
+    }
+
+    /// The draft's "network" figure for `peer`: the smallest uplink per output along its path
+    /// from the host (a strong relay below a weak one is only as good as the weak one).
+    pub fn path_kbps(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> f64 {
+        let mut worst = f64::INFINITY;
+        let mut current = *peer;
+        for _ in 0..64 {
+            let per_output = space.members().get(&current).map_or(0.0, |m| {
+                let outputs = self.capacity(space, &current).max(1);
+                f64::from(m.metrics.upload_kbps) / f64::from(outputs)
+            });
+            worst = worst.min(per_output);
+            match tree.parent(&current) {
+                Some(parent) => current = *parent,
+                None => break,
+            }
+        }
+        worst
+    }
+
+    /// Whether `newcomer` may take `leaf`'s seat: it can relay, and the leaf is clearly weaker
+    /// (cannot relay, or has at most half its outputs). Speakers are never displaced.
+    pub fn outranks(&self, space: &Space, newcomer: &PublicKey, leaf: &PublicKey) -> bool {
+        let strong = self.capacity(space, newcomer);
+        let weak = self.capacity(space, leaf);
+        strong >= 2 && (weak == 0 || strong >= weak * 2) && !space.role_of(leaf).speaks()
+    }
+
+    /// The weakest leaf child of `parent` that `newcomer` outranks (no children of its own,
+    /// not a speaker): its seat is the one to take.
+    pub fn displaceable<'a>(
+        &self,
+        space: &Space,
+        tree: &TreeView,
+        newcomer: &PublicKey,
+        children: impl Iterator<Item = &'a PublicKey>,
+    ) -> Option<PublicKey> {
+        children
+            .filter(|c| *c != newcomer && tree.children(c).is_empty())
+            .filter(|c| self.outranks(space, newcomer, c))
+            .min_by_key(|c| (self.capacity(space, c), **c))
+            .copied()
+    }
+
+    /// Picks the best parent (or warm backup) for `me`: the shallowest member with room (or,
+    /// for a parent, a seat `me` may take from a weaker leaf), then the best draft score.
+    /// `avoid` says which peers refused or failed us lately.
+    pub fn choose_parent(
+        &self,
+        space: &Space,
+        tree: &TreeView,
+        me: &PublicKey,
+        want: Want,
+        avoid: impl Fn(&PublicKey) -> bool,
+    ) -> Option<PublicKey> {
+        let my_role = space.role_of(me);
+        space
+            .members()
+            .keys()
+            .filter(|key| *key != me && !avoid(key))
+            .filter_map(|key| {
+                let depth = tree.depth(key)?;
+                // Never below ourselves (a loop), nor a backup that falls with our parent.
+                if tree.under(key, me) {
+                    return None;
+                }
+                if let Want::Standby { parent } = want
+                    && (tree.under(key, &parent) || *key == parent)
+                {
+                    return None;
+                }
+                let capacity = self.capacity(space, key);
+                let children = tree.children(key).len() as u32;
+                let taken = match want {
+                    // A parent may evict backups to make room; a backup needs a free output.
+                    Want::Parent => children,
+                    Want::Standby { .. } => children + tree.standbys(key),
+                };
+                let room = taken < capacity
+                    || (want == Want::Parent
+                        && self
+                            .displaceable(space, tree, me, tree.children(key).iter())
+                            .is_some());
+                if !room {
+                    return None;
+                }
+                let candidate = Candidate {
+                    role: space.role_of(key),
+                    depth,
+                    path_kbps_per_output: self.path_kbps(space, tree, key),
+                    capacity,
+                    children: taken.min(capacity),
+                };
+                Some((*key, depth, score(&self.weights, my_role, &candidate)))
+            })
+            // Shallowest first (bounded depth), then best score, then key for determinism.
+            .min_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(&b.0)))
+            .map(|(key, _, _)| key)
+    }
+
+    /// How `me` answers `from`'s RESERVE, given the seats it has already confirmed.
+    /// Speakers asking the host are always admitted (a conversation needs them); a tree child
+    /// takes a free output, else a backup's output, else a clearly weaker leaf's seat.
+    pub fn admit(
+        &self,
+        space: &Space,
+        tree: &TreeView,
+        me: &PublicKey,
+        from: &PublicKey,
+        standby: bool,
+        seats: Seats<'_>,
+    ) -> Admission {
+        let is_host = me == space.space_ref().host();
+        if is_host && !standby && space.role_of(from).speaks() {
+            return Admission::Accept;
+        }
+        let capacity = seats.capacity as usize;
+        let children = seats.children.len();
+        let used = children + seats.standbys.len();
+        if standby {
+            return if used < capacity {
+                Admission::Accept
+            } else {
+                Admission::Refuse
+            };
+        }
+        if children < capacity {
+            return match seats.standbys.first() {
+                Some(backup) if used >= capacity => Admission::EvictStandby(*backup),
+                _ => Admission::Accept,
+            };
+        }
+        let settled = seats
+            .children
+            .iter()
+            .filter(|(_, leaving)| !leaving)
+            .map(|(child, _)| child);
+        match self.displaceable(space, tree, from, settled) {
+            Some(leaf) => Admission::Displace(leaf),
+            None => Admission::Refuse,
+        }
+    }
+
+    /// The order in which to hand children back when capacity shrinks: backups first, then
+    /// the weakest listeners (smallest capacity, then key); the host never sheds speakers.
+    pub fn shed_order(
+        &self,
+        space: &Space,
+        me: &PublicKey,
+        children: &[PublicKey],
+        standbys: &[PublicKey],
+    ) -> Vec<PublicKey> {
+        let is_host = me == space.space_ref().host();
+        let mut listeners: Vec<PublicKey> = children
+            .iter()
+            .filter(|c| !(is_host && space.role_of(c).speaks()))
+            .copied()
+            .collect();
+        listeners.sort_by_key(|c| (self.capacity(space, c), *c));
+        standbys.iter().copied().chain(listeners).collect()
+    }
+}
