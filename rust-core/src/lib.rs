@@ -17,6 +17,7 @@ pub mod participant;
 pub mod protocol;
 pub mod rtc;
 pub mod signaling;
+pub mod sim;
 pub mod space;
 pub mod topology;
 

@@ -49,6 +49,9 @@ pub struct Link {
     pub stalled_since: Option<Millis>,
     /// A child whose seat a stronger newcomer (named) takes once that one delivers.
     pub displaced_by: Option<PublicKey>,
+    /// A child we hand back to the tree at this time unless it moved on by itself (a demoted
+    /// speaker beyond our capacity gets the time to find a parent first).
+    pub shed_at: Option<Millis>,
 }
 
 impl Link {
@@ -60,6 +63,7 @@ impl Link {
             connected_at: None,
             stalled_since: None,
             displaced_by: None,
+            shed_at: None,
         }
     }
 

@@ -33,21 +33,39 @@ pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// TURN on a cellular link takes a few seconds; a peer that never answers frees the seat.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// How long a peer that refused us, timed out or failed is left out of parent choice.
+/// How long a peer that timed out or failed is left out of parent choice.
 pub const AVOID_FOR: Duration = Duration::from_secs(30);
+
+/// How long a peer that refused us is left out of parent choice: it was full or not yet
+/// receiving, both of which change within seconds.
+pub const REFUSED_AVOID: Duration = Duration::from_secs(5);
 
 /// How long a parent must have delivered before we look for a warm backup, and how often we
 /// try again after a refusal: backups matter once the tree has settled.
 pub const STANDBY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long to wait after finding no warm backup before looking again.
+pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
+
 /// How often a member renews its NIP-53 presence (Nests drops presences older than 5 min).
 pub const PRESENCE_EVERY: Duration = Duration::from_secs(120);
+
+/// How long a demoted speaker beyond the host's capacity has to move down by itself before
+/// the host drops its link.
+pub const SHED_GRACE: Duration = Duration::from_secs(10);
 
 /// How long to wait before looking again for a parent when nobody had room.
 const SEARCH_AGAIN: Duration = Duration::from_millis(250);
 
 /// Most events kept waiting for an unknown member.
 const MAX_PARKED: usize = 1_024;
+
+/// How long an event waits for its unknown member: relays reorder authors by seconds at most.
+const PARK_FOR: Duration = Duration::from_secs(10);
+
+/// A RESERVE or CONFIRM older than this (relays store them) still shapes the tree we see, but
+/// is not acted on: its sender has long since moved on or timed out.
+const ACT_WITHIN_SECS: u64 = 30;
 
 /// A participant's settings.
 #[derive(Debug, Clone)]
@@ -132,7 +150,7 @@ pub struct Participant {
     /// Events received before the relays' stored events ended, applied in causal order.
     backlog: Option<Vec<SpaceEvent>>,
     /// Events refused only because a member was not known yet (relays reorder authors).
-    parked: Vec<SpaceEvent>,
+    parked: Vec<(SpaceEvent, Millis)>,
     /// Last `created_at` per addressable event (kind, other peer): a relay keeps one event per
     /// (kind, author, d) and refuses a replacement that is not newer.
     addressable_at: HashMap<(&'static str, Option<PublicKey>), u64>,
@@ -215,6 +233,16 @@ impl Participant {
         &self.stats
     }
 
+    /// The reservation we are waiting on: (peer, as a warm backup).
+    pub fn pending(&self) -> Option<(PublicKey, bool)> {
+        self.pending.map(|p| (p.peer, p.standby))
+    }
+
+    /// Peers we keep away from for now.
+    pub fn avoided(&self) -> usize {
+        self.avoid.len()
+    }
+
     /// Children we can feed now.
     pub fn capacity(&self) -> u32 {
         self.capacity
@@ -248,11 +276,18 @@ impl Participant {
         if let Some(until) = self.avoid.values().min() {
             at(*until);
         }
-        if !self.is_host() {
+        for (_, link) in self.links.iter() {
+            if let Some(shed_at) = link.shed_at {
+                at(shed_at);
+            }
+        }
+        if !self.is_host() && self.pending.is_none() {
             match self.links.one(LinkKind::Parent) {
-                None if self.pending.is_none() => at(self.next_search),
-                Some(_) if self.pending.is_none() => at(self.last_standby_try + ms(STANDBY_AFTER)),
-                _ => {}
+                None => at(self.next_search),
+                Some(parent) if self.wants_second_link(parent) => {
+                    at(self.last_standby_try + ms(STANDBY_AFTER))
+                }
+                Some(_) => {}
             }
         }
         next
@@ -342,16 +377,22 @@ impl Participant {
     }
 
     fn apply(&mut self, event: &SpaceEvent) {
-        let joins = matches!(
-            event.message,
-            Message::Create(_) | Message::Join(_) | Message::Presence(_)
-        );
+        let stale = event.created_at.as_secs() + ACT_WITHIN_SECS < self.now / 1_000;
         match self.space.apply(event, self.timestamp()) {
             Ok(commands) => {
+                let joined = commands
+                    .iter()
+                    .any(|c| matches!(c, Command::MemberJoined(_) | Command::SpaceOpened));
                 for command in commands {
-                    self.execute(command);
+                    let request = matches!(
+                        command,
+                        Command::ConnectionRequested { .. } | Command::ConnectionConfirmed { .. }
+                    );
+                    if !(stale && request) {
+                        self.execute(command);
+                    }
                 }
-                if joins && !self.parked.is_empty() {
+                if joined && !self.parked.is_empty() {
                     self.retry_parked();
                 }
             }
@@ -359,20 +400,23 @@ impl Participant {
                 if matches!(rejection.reason(), "not_a_member" | "target_not_member")
                     && self.parked.len() < MAX_PARKED
                 {
-                    self.parked.push(event.clone());
+                    self.parked.push((event.clone(), self.now));
                 }
                 *self.stats.rejected.entry(rejection.reason()).or_default() += 1;
             }
         }
     }
 
-    /// Re-applies parked events until none more succeeds.
+    /// Re-applies parked events until none more succeeds; forgets those parked for longer than
+    /// relays reorder ([`PARK_FOR`]): their member is not coming.
     fn retry_parked(&mut self) {
+        let oldest = self.now.saturating_sub(ms(PARK_FOR));
+        self.parked.retain(|(_, at)| *at >= oldest);
         loop {
             let parked = std::mem::take(&mut self.parked);
             let before = parked.len();
             let mut progressed = false;
-            for event in parked {
+            for (event, at) in parked {
                 match self.space.apply(&event, self.timestamp()) {
                     Ok(commands) => {
                         progressed = true;
@@ -383,7 +427,7 @@ impl Participant {
                     Err(rejection)
                         if matches!(rejection.reason(), "not_a_member" | "target_not_member") =>
                     {
-                        self.parked.push(event)
+                        self.parked.push((event, at))
                     }
                     Err(_) => {}
                 }
@@ -498,8 +542,8 @@ impl Participant {
                     self.left = true;
                 } else {
                     if self.pending.is_some_and(|p| p.peer == peer) {
-                        // Refused: try someone else.
-                        self.avoid_peer(peer);
+                        // Refused (full, or not receiving yet): try someone else for a while.
+                        self.avoid.insert(peer, self.now + ms(REFUSED_AVOID));
                     }
                     self.lose(peer);
                 }
@@ -514,24 +558,47 @@ impl Participant {
         let Command::RoleChanged { peer, role } = command else {
             return;
         };
+        let host = *self.config.space.host();
         if peer == self.me {
             tracing::info!(?role, "our role changed");
+            // A demoted speaker held a seat beside the host's tree; when the host is over
+            // capacity it moves down to a relay with room, keeping the host until then.
+            let tree = TreeView::of(&self.space);
+            let over =
+                tree.children(&host).len() as u32 > self.config.rules.capacity(&self.space, &host);
+            if !role.speaks()
+                && over
+                && self.links.one(LinkKind::Parent) == Some(host)
+                && self.pending.is_none()
+            {
+                let avoid = &self.avoid;
+                let choice = self.config.rules.choose_parent(
+                    &self.space,
+                    &tree,
+                    &self.me,
+                    Want::Parent,
+                    self.timestamp(),
+                    |k| *k == host || avoid.contains_key(k),
+                );
+                if let Some(parent) = choice {
+                    self.reserve(parent, false);
+                }
+            }
         }
         if self.is_host() {
             let record = self.space.room_record();
             self.publish(Message::Room(record));
-            // A demoted speaker held a seat beside the tree; if the tree is full it goes back
-            // down, to a relay with room.
+            // The demoted speaker moves down by itself; if it has not within the grace, we
+            // hand it back to the tree.
             let children = self.links.count(LinkKind::Child) as u32;
+            let shed_at = self.now + ms(SHED_GRACE);
             if !role.speaks()
                 && peer != self.me
                 && children > self.capacity
-                && self
-                    .links
-                    .get(&peer)
-                    .is_some_and(|l| l.kind == LinkKind::Child)
+                && let Some(link) = self.links.get_mut(&peer)
+                && link.kind == LinkKind::Child
             {
-                self.drop_link(peer);
+                link.shed_at = Some(shed_at);
             }
         }
     }
@@ -650,6 +717,7 @@ impl Participant {
                         tracing::info!(%peer, "parent stalled, backup delivers");
                         self.upstream_lost(peer);
                     }
+                    LinkKind::Parent => self.seek(),
                     LinkKind::Standby => self.upstream_lost(peer),
                     _ => {}
                 }
@@ -657,13 +725,20 @@ impl Participant {
             LinkInput::Disconnected => {
                 if kind.upstream() {
                     self.upstream_lost(peer);
+                } else {
+                    // A child whose consent checks fail is gone or moving: DROP now, so that
+                    // newcomers stop counting it as a member with a seat (it re-reserves if it
+                    // was only changing networks).
+                    self.drop_link(peer);
                 }
             }
             LinkInput::Failed => {
                 if kind.upstream() {
                     self.upstream_lost(peer);
                 } else {
-                    self.lose(peer);
+                    // DROP for everyone's view: a child that died must not look like a taken
+                    // seat (nor a member with a parent) to newcomers.
+                    self.drop_link(peer);
                 }
             }
         }
@@ -709,6 +784,17 @@ impl Participant {
                 self.drop_link(peer);
             }
         }
+        let shed: Vec<PublicKey> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.shed_at.is_some_and(|at| now >= at))
+            .map(|(k, _)| *k)
+            .collect();
+        let over = (self.links.count(LinkKind::Child) as u32).saturating_sub(self.capacity);
+        for peer in shed.into_iter().take(over as usize) {
+            tracing::info!(%peer, "handed back to the tree");
+            self.drop_link(peer);
+        }
     }
 
     /// A parent when we have none, a link to the host when we speak, a warm backup once
@@ -725,18 +811,44 @@ impl Participant {
                 return;
             }
             let tree = TreeView::of(&self.space);
-            let choice =
-                self.config
-                    .rules
-                    .choose_parent(&self.space, &tree, &self.me, Want::Parent, |k| {
-                        avoid.contains_key(k)
-                    });
+            let choice = self.config.rules.choose_parent(
+                &self.space,
+                &tree,
+                &self.me,
+                Want::Parent,
+                self.timestamp(),
+                |k| avoid.contains_key(k),
+            );
             match choice {
                 Some(parent) => self.reserve(parent, false),
                 None => self.next_search = now + ms(SEARCH_AGAIN),
             }
             return;
         };
+        let stalled = self
+            .links
+            .get(&parent)
+            .is_some_and(|l| l.stalled_since.is_some());
+        if stalled && parent != host {
+            // Our parent went quiet and no backup delivers: find a parent outside its subtree
+            // and keep the quiet one until the new one delivers (it may only be frozen).
+            if self.links.one(LinkKind::Retiring).is_none() {
+                let tree = TreeView::of(&self.space);
+                let avoid = &self.avoid;
+                let choice = self.config.rules.choose_parent(
+                    &self.space,
+                    &tree,
+                    &self.me,
+                    Want::Instead { parent },
+                    self.timestamp(),
+                    |k| avoid.contains_key(k),
+                );
+                if let Some(instead) = choice {
+                    self.reserve(instead, false);
+                }
+            }
+            return;
+        }
         let settled = self
             .links
             .get(&parent)
@@ -765,15 +877,31 @@ impl Participant {
         self.last_standby_try = now;
         let tree = TreeView::of(&self.space);
         let avoid = &self.avoid;
-        if let Some(backup) = self.config.rules.choose_parent(
+        match self.config.rules.choose_parent(
             &self.space,
             &tree,
             &self.me,
             Want::Standby { parent },
+            self.timestamp(),
             |k| avoid.contains_key(k),
         ) {
-            self.reserve(backup, true);
+            Some(backup) => self.reserve(backup, true),
+            // Nobody has a free output: rooms open slowly, look again later (each look
+            // walks the whole space).
+            None => self.last_standby_try = now + ms(STANDBY_RETRY),
         }
+    }
+
+    /// Whether, with this parent, we will look for another upstream link once settled: a
+    /// speaker's link to the host, or a warm backup below depth 1.
+    fn wants_second_link(&self, parent: PublicKey) -> bool {
+        let host = *self.config.space.host();
+        let connected = self
+            .links
+            .get(&parent)
+            .is_some_and(|l| l.connected_at.is_some());
+        let speaker = self.space.role_of(&self.me).speaks();
+        connected && parent != host && (speaker || self.links.one(LinkKind::Standby).is_none())
     }
 
     fn reserve(&mut self, peer: PublicKey, standby: bool) {
@@ -836,14 +964,18 @@ impl Participant {
             self.confirm(from, standby);
             return;
         }
-        // Only a member that receives audio can pass it on: a relay whose own parent does not
-        // deliver (yet) would hand a newcomer silence.
+        // Only a member that receives audio (or is about to: its own parent link is still
+        // within its connection deadline) can pass it on; a relay whose parent went quiet,
+        // or that has none, would hand a newcomer silence.
+        let deadline = ms(self.config.connect_deadline);
         let delivering = self.is_host()
             || self
                 .links
                 .one(LinkKind::Parent)
                 .and_then(|p| self.links.get(&p))
-                .is_some_and(Link::delivers);
+                .is_some_and(|l| {
+                    l.delivers() || (l.connected_at.is_none() && now < l.confirmed_at + deadline)
+                });
         let admission = if !delivering || self.links.get(&from).is_some() {
             Admission::Refuse
         } else if self.links.iter().any(|(_, l)| l.displaced_by.is_some()) {
@@ -921,6 +1053,7 @@ impl Participant {
         let Some(link) = self.links.remove(&peer) else {
             return;
         };
+        tracing::debug!(%peer, kind = ?link.kind, "link closed");
         self.outputs.push_back(Output::Link(LinkOp::Close(peer)));
         if link.kind == LinkKind::Parent {
             if let Some(backup) = self.links.one(LinkKind::Standby) {

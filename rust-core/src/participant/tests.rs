@@ -1,1 +1,539 @@
+//! Deterministic tests of the participant: alone, with events written by hand, and many of
+//! them in a simulated world. Simulated time only; each runs in milliseconds of wall time.
 
+use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
+
+use super::*;
+use crate::protocol::{ConnectionType, MemberInfo, NetworkMetrics, SpaceInfo};
+use crate::sim::{NetworkModel, NodeId, T0, World};
+
+fn keys(n: u8) -> Keys {
+    let mut bytes = [0u8; 32];
+    bytes[0] = 3;
+    bytes[31] = n;
+    Keys::new(SecretKey::from_slice(&bytes).expect("a valid secret"))
+}
+
+fn wifi(upload_kbps: u32) -> NetworkMetrics {
+    NetworkMetrics {
+        download_kbps: 20_000,
+        upload_kbps,
+        max_audio_outputs: 0,
+        connection: ConnectionType::Wifi,
+    }
+}
+
+/// One participant fed by hand.
+struct Alone {
+    me: Participant,
+    space: SpaceRef,
+    now: Millis,
+    serial: u32,
+}
+
+impl Alone {
+    fn new(me: u8, host: u8, metrics: NetworkMetrics) -> Self {
+        let space = SpaceRef::new("tests", keys(host).public_key()).expect("id");
+        let config = ParticipantConfig::new(keys(me).public_key(), space.clone(), metrics);
+        let mut alone = Self {
+            me: Participant::new(config, T0),
+            space,
+            now: T0,
+            serial: 0,
+        };
+        alone.drain();
+        alone
+    }
+
+    fn event(&mut self, author: u8, message: Message) {
+        self.serial += 1;
+        let mut id = [0xEE; 32];
+        id[..4].copy_from_slice(&self.serial.to_be_bytes());
+        let event = SpaceEvent {
+            id: EventId::from_byte_array(id),
+            author: keys(author).public_key(),
+            created_at: Timestamp::from_secs(self.now / 1_000),
+            space: self.space.clone(),
+            message,
+        };
+        self.me.handle_input(Input::Event(event), self.now);
+    }
+
+    fn stored_end(&mut self) {
+        self.me.handle_input(Input::StoredEnd, self.now);
+    }
+
+    fn advance(&mut self, ms: Millis) {
+        self.now += ms;
+        self.me.handle_timeout(self.now);
+    }
+
+    fn drain(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.me.poll_output()).collect()
+    }
+
+    /// The messages published since the last drain.
+    fn published(&mut self) -> Vec<Message> {
+        self.drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Publish { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn reserve(requester: u8, confirmer: u8) -> Message {
+    Message::Reserve(Reservation {
+        requester: keys(requester).public_key(),
+        confirmer: keys(confirmer).public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+    })
+}
+
+fn join(upload_kbps: u32) -> Message {
+    Message::Join(MemberInfo {
+        name: String::new(),
+        metrics: wifi(upload_kbps),
+    })
+}
+
+fn confirms_to(messages: &[Message]) -> Vec<PublicKey> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Confirm(r) => Some(r.requester),
+            _ => None,
+        })
+        .collect()
+}
+
+fn drops_to(messages: &[Message]) -> Vec<PublicKey> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Drop { target } => Some(*target),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_burst_of_reservations_is_confirmed_only_up_to_capacity() {
+    // A host announcing 400 kbit/s feeds 3 children (half of it, 56.8 kbit/s a stream).
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    assert_eq!(host.me.capacity(), 3);
+    for n in 10..20 {
+        host.event(n, join(100));
+    }
+    host.drain();
+    // Ten requests within one instant, before any link exists.
+    for n in 10..20 {
+        host.event(n, reserve(n, 1));
+    }
+    let published = host.published();
+    assert_eq!(confirms_to(&published).len(), 3, "{published:?}");
+    assert_eq!(drops_to(&published).len(), 7);
+    // One child leaves: exactly one seat opens.
+    host.event(10, Message::Leave);
+    for n in 20..25 {
+        host.event(n, join(100));
+        host.event(n, reserve(n, 1));
+    }
+    let published = host.published();
+    assert_eq!(confirms_to(&published).len(), 1, "{published:?}");
+}
+
+#[test]
+fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    for weak in 10..13 {
+        host.event(weak, join(40));
+        host.event(weak, reserve(weak, 1));
+    }
+    assert_eq!(confirms_to(&host.published()).len(), 3);
+    host.event(20, join(5_000));
+    host.event(20, reserve(20, 1));
+    let published = host.published();
+    assert_eq!(
+        confirms_to(&published),
+        vec![keys(20).public_key()],
+        "the strong newcomer gets a seat"
+    );
+    assert!(
+        drops_to(&published).is_empty(),
+        "nobody is dropped before it delivers"
+    );
+    // Another strong newcomer waits: one seat changes hands at a time.
+    host.event(21, join(5_000));
+    host.event(21, reserve(21, 1));
+    assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
+    host.me.handle_input(
+        Input::Link {
+            peer: keys(20).public_key(),
+            event: LinkInput::Connected,
+        },
+        host.now,
+    );
+    let dropped = drops_to(&host.published());
+    assert_eq!(dropped.len(), 1, "one weak leaf moves on");
+    assert!((10..13).any(|w| dropped[0] == keys(w).public_key()));
+    assert_eq!(host.me.stats().children, 3);
+}
+
+#[test]
+fn a_confirmed_parent_that_never_connects_is_dropped_and_avoided() {
+    let mut me = Alone::new(5, 1, wifi(2_000));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(5_000),
+            ..SpaceInfo::default()
+        }),
+    );
+    me.event(2, join(5_000));
+    // Member 2 already hangs below the host, with room of its own.
+    me.event(2, reserve(2, 1));
+    me.event(
+        1,
+        Message::Confirm(Reservation {
+            requester: keys(2).public_key(),
+            confirmer: keys(1).public_key(),
+            role: None,
+            standby: false,
+        }),
+    );
+    me.stored_end();
+    let asked = me.me.pending().map(|(peer, _)| peer);
+    assert_eq!(asked, Some(keys(1).public_key()), "the host has room");
+    me.drain();
+    me.event(
+        1,
+        Message::Confirm(Reservation {
+            requester: keys(5).public_key(),
+            confirmer: keys(1).public_key(),
+            role: None,
+            standby: false,
+        }),
+    );
+    assert!(
+        me.drain()
+            .contains(&Output::Link(LinkOp::Open(keys(1).public_key())))
+    );
+    // The link never connects.
+    me.advance(CONNECT_DEADLINE.as_millis() as Millis - 1);
+    assert!(drops_to(&me.published()).is_empty(), "not yet");
+    me.advance(1);
+    let published = me.published();
+    assert_eq!(drops_to(&published), vec![keys(1).public_key()]);
+    assert_eq!(me.me.stats().parent, None);
+    // The next search passes the host over and asks the other member.
+    me.advance(SEARCH_AGAIN.as_millis() as Millis);
+    assert_eq!(
+        me.me.pending().map(|(peer, _)| peer),
+        Some(keys(2).public_key())
+    );
+}
+
+#[test]
+fn a_reservation_from_a_member_not_seen_yet_is_answered_once_its_join_arrives() {
+    let mut host = Alone::new(1, 1, wifi(2_000));
+    host.stored_end();
+    // The relay hands us the RESERVE before the JOIN (different authors, no order).
+    host.event(7, reserve(7, 1));
+    assert!(confirms_to(&host.published()).is_empty());
+    host.event(7, join(1_000));
+    assert_eq!(confirms_to(&host.published()), vec![keys(7).public_key()]);
+}
+
+#[test]
+fn an_offer_from_a_peer_we_did_not_agree_to_link_with_gets_no_answer() {
+    let mut host = Alone::new(1, 1, wifi(2_000));
+    host.stored_end();
+    host.event(7, join(1_000));
+    host.drain();
+    host.event(
+        7,
+        Message::Offer {
+            target: keys(1).public_key(),
+            sdp: "v=0".into(),
+        },
+    );
+    assert!(
+        !host
+            .drain()
+            .iter()
+            .any(|o| matches!(o, Output::Link(LinkOp::Answer { .. }))),
+        "no link, no answer, no candidates"
+    );
+}
+
+#[test]
+fn a_silent_parent_is_kept_and_its_return_is_noticed() {
+    let mut world = world_of(2_000);
+    let listener = world.join(wifi(2_000), 2_000.0);
+    world.run_until(T0 + 5_000);
+    let host = *world.host();
+    assert_eq!(world.node(listener).participant.stats().parent, Some(host));
+    let reservations = world.node(listener).participant.stats().reservations;
+    // The host goes quiet (a client that sends nothing while muted): silence alone costs
+    // no parent, and there is nobody above the host to move to.
+    world.link_input(listener, 0, LinkInput::Stalled);
+    world.run_until(T0 + 30_000);
+    let stats = world.node(listener).participant.stats().clone();
+    assert_eq!(stats.parent, Some(host));
+    assert_eq!(stats.upstream_lost, 0);
+    assert_eq!(stats.reservations, reservations, "no new reservation");
+    world.link_input(listener, 0, LinkInput::Resumed);
+    let link = world
+        .node(listener)
+        .participant
+        .links()
+        .get(&host)
+        .cloned()
+        .expect("still linked");
+    assert!(link.delivers());
+    // ICE saying the path is gone is another matter.
+    world.link_input(listener, 0, LinkInput::Disconnected);
+    assert_eq!(world.node(listener).participant.stats().upstream_lost, 1);
+}
+
+/// A world whose host announces (and has) `host_kbps`.
+fn world_of(host_kbps: u32) -> World {
+    World::new(
+        7,
+        NetworkModel::default(),
+        wifi(host_kbps),
+        f64::from(host_kbps),
+    )
+}
+
+/// Runs `world` for `duration` ms, sampling every 100 ms; returns, per node, the longest
+/// stretch (ms) it did not hear the host after first hearing it.
+fn run_sampled(world: &mut World, duration: Millis) -> Vec<Millis> {
+    let until = world.now() + duration;
+    let mut gaps = vec![0; world.nodes().len()];
+    let mut since: Vec<Option<Millis>> = vec![None; world.nodes().len()];
+    while world.now() < until {
+        let now = world.now() + 100;
+        world.run_until(now);
+        let hearing = world.hearing();
+        world.note_first_audio(&hearing);
+        gaps.resize(world.nodes().len(), 0);
+        since.resize(world.nodes().len(), None);
+        for (id, node) in world.nodes().iter().enumerate().skip(1) {
+            if !node.alive || node.first_audio.is_none() {
+                continue;
+            }
+            if hearing[id] >= 0.9 {
+                since[id] = None;
+            } else {
+                let start = *since[id].get_or_insert(now - 100);
+                gaps[id] = gaps[id].max(now - start);
+            }
+        }
+    }
+    gaps
+}
+
+fn everyone_hears(world: &World, nodes: &[NodeId]) -> bool {
+    let hearing = world.hearing();
+    nodes.iter().all(|id| hearing[*id] >= 0.9)
+}
+
+#[test]
+fn weak_listeners_first_then_strong_ones_all_hear() {
+    for host_kbps in [200, 400] {
+        let mut world = world_of(host_kbps);
+        let mut listeners = Vec::new();
+        for _ in 0..3 {
+            listeners.push(world.join(wifi(40), 40.0));
+            world.run_until(world.now() + 300);
+        }
+        for _ in 0..8 {
+            listeners.push(world.join(wifi(5_000), 5_000.0));
+            world.run_until(world.now() + 300);
+        }
+        run_sampled(&mut world, 20_000);
+        let hearing = world.hearing();
+        assert!(
+            everyone_hears(&world, &listeners),
+            "host at {host_kbps} kbit/s: {:?}",
+            listeners.iter().map(|id| hearing[*id]).collect::<Vec<_>>()
+        );
+        // Strong relays took seats at the host that weak listeners held.
+        let host_children: Vec<NodeId> = listeners
+            .iter()
+            .copied()
+            .filter(|id| world.depth(*id) == Some(1))
+            .collect();
+        assert!(
+            host_children.iter().any(|id| !listeners[..3].contains(id)),
+            "host at {host_kbps}: a strong relay sits at the host"
+        );
+    }
+}
+
+#[test]
+fn a_relaying_listener_crashes_and_its_children_keep_hearing_through_their_backups() {
+    // The host feeds two strong relays; six more listeners hang below them with backups.
+    let mut world = world_of(240);
+    let mut listeners = Vec::new();
+    for _ in 0..2 {
+        listeners.push(world.join(wifi(5_000), 5_000.0));
+        world.run_until(world.now() + 500);
+    }
+    for _ in 0..6 {
+        listeners.push(world.join(wifi(1_000), 1_000.0));
+        world.run_until(world.now() + 500);
+    }
+    run_sampled(&mut world, 10_000);
+    assert!(everyone_hears(&world, &listeners));
+    let relay = listeners[0];
+    let children: Vec<NodeId> = listeners
+        .iter()
+        .copied()
+        .filter(|id| {
+            world.node(*id).participant.stats().parent == Some(*world.node(relay).participant.me())
+        })
+        .collect();
+    assert!(!children.is_empty(), "the first relay feeds someone");
+    for child in &children {
+        assert!(
+            world.node(*child).participant.stats().standby.is_some(),
+            "settled children have a warm backup"
+        );
+    }
+    world.crash(relay);
+    let gaps = run_sampled(&mut world, 10_000);
+    let survivors: Vec<NodeId> = listeners
+        .iter()
+        .copied()
+        .filter(|id| *id != relay)
+        .collect();
+    assert!(everyone_hears(&world, &survivors));
+    for child in &children {
+        assert!(
+            gaps[*child] <= 500,
+            "child {child} went {} ms without audio",
+            gaps[*child]
+        );
+        assert!(world.node(*child).participant.stats().standby_takeovers >= 1);
+    }
+}
+
+#[test]
+fn a_promoted_listener_moves_under_the_host_and_back_down_when_demoted() {
+    let mut world = world_of(240);
+    let mut listeners = Vec::new();
+    for _ in 0..5 {
+        listeners.push(world.join(wifi(3_000), 3_000.0));
+        world.run_until(world.now() + 500);
+    }
+    run_sampled(&mut world, 5_000);
+    let host = *world.host();
+    let deep = *listeners
+        .iter()
+        .find(|id| world.depth(**id) == Some(2))
+        .expect("someone at depth 2");
+    let target = *world.node(deep).participant.me();
+    world.command(0, UserCommand::Publish(Message::PromoteSpeaker { target }));
+    let gaps = run_sampled(&mut world, 5_000);
+    assert_eq!(world.node(deep).participant.stats().parent, Some(host));
+    assert_eq!(world.node(deep).participant.stats().role, Role::Speaker);
+    assert!(everyone_hears(&world, &listeners));
+    assert!(gaps[deep] <= 200, "moving up cost {} ms", gaps[deep]);
+    world.command(0, UserCommand::Publish(Message::Demote { target }));
+    let gaps = run_sampled(&mut world, 15_000);
+    assert_eq!(world.node(deep).participant.stats().role, Role::Listener);
+    assert_ne!(
+        world.node(deep).participant.stats().parent,
+        Some(host),
+        "the host is over capacity: the demoted listener moved down"
+    );
+    assert!(world.node(0).participant.stats().children <= 2);
+    assert!(everyone_hears(&world, &listeners));
+    assert!(gaps[deep] <= 200, "moving down cost {} ms", gaps[deep]);
+}
+
+#[test]
+fn a_relay_switching_to_cellular_hands_its_weakest_children_on_and_everyone_hears() {
+    let mut world = world_of(120);
+    let relay = world.join(wifi(10_000), 10_000.0);
+    world.run_until(world.now() + 2_000);
+    let mut children = Vec::new();
+    for kbps in [40, 60, 3_000, 4_000, 2_000] {
+        children.push(world.join(wifi(kbps), f64::from(kbps)));
+        world.run_until(world.now() + 500);
+    }
+    run_sampled(&mut world, 5_000);
+    assert_eq!(world.node(relay).participant.stats().children, 5);
+    // Cellular at 600 kbit/s: a quarter of it carries 2 streams.
+    let cellular = NetworkMetrics {
+        connection: ConnectionType::Cellular,
+        ..wifi(600)
+    };
+    world.set_uplink(relay, 600.0);
+    world.command(relay, UserCommand::NetworkChanged(cellular));
+    assert_eq!(world.node(relay).participant.capacity(), 2);
+    let kept: Vec<NodeId> = children
+        .iter()
+        .copied()
+        .filter(|c| {
+            let key = world.node(*c).participant.me();
+            world.node(relay).participant.links().get(key).is_some()
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        vec![children[2], children[3]],
+        "the two strongest stay"
+    );
+    run_sampled(&mut world, 10_000);
+    let mut everyone = children.clone();
+    everyone.push(relay);
+    assert!(everyone_hears(&world, &everyone));
+}
+
+#[test]
+fn relays_that_reorder_authors_by_half_a_second_still_give_everyone_a_parent() {
+    let network = NetworkModel {
+        relay_ms: (5, 100),
+        reorder_ms: 500,
+        ..NetworkModel::default()
+    };
+    let mut world = World::new(11, network, wifi(1_000), 1_000.0);
+    let listeners: Vec<NodeId> = (0..20)
+        .map(|n| {
+            world.run_until(world.now() + 50);
+            world.join(wifi(if n % 3 == 0 { 60 } else { 3_000 }), 3_000.0)
+        })
+        .collect();
+    run_sampled(&mut world, 30_000);
+    assert!(everyone_hears(&world, &listeners));
+    let rejected: u64 = listeners
+        .iter()
+        .map(|id| {
+            world
+                .node(*id)
+                .participant
+                .stats()
+                .rejected
+                .get("not_a_member")
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum();
+    let all: Vec<_> = listeners
+        .iter()
+        .map(|id| world.node(*id).participant.stats().rejected.clone())
+        .collect();
+    assert!(
+        rejected > 0,
+        "the reordering was real: events arrived before their author {all:?}"
+    );
+}

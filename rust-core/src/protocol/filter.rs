@@ -15,11 +15,13 @@ fn kinds(pred: impl Fn(SpaceKind) -> bool) -> Vec<nostr::prelude::Kind> {
 }
 
 /// The public events of a space (draft kinds other than private payloads), `#s`-filtered.
-pub fn space_filter(space: &SpaceRef, since: Option<Timestamp>) -> Filter {
-    let filter = Filter::new()
+/// No `since`: membership, roles and links are state (relays keep the latest per member or
+/// pair), and a late joiner who missed an old JOIN or CONFIRM would see a member without
+/// metrics or a tree with holes.
+pub fn space_filter(space: &SpaceRef) -> Filter {
+    Filter::new()
         .kinds(kinds(|k| k.is_draft() && !k.is_private()))
-        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id());
-    with_since(filter, since)
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id())
 }
 
 /// Private payloads addressed to `me` in a space (`#p` and `#s`).
@@ -52,21 +54,21 @@ pub fn room_record_filter(space: &SpaceRef) -> Filter {
 }
 
 /// Everyone's CONFIRMs in a space: their `d` tag names the pair in clear (the payload stays
-/// encrypted), so every member knows the tree and can pick a parent with room.
-pub fn links_filter(space: &SpaceRef, since: Option<Timestamp>) -> Filter {
-    let filter = Filter::new()
+/// encrypted), so every member knows the tree and can pick a parent with room. State, like
+/// [`space_filter`]: no `since`.
+pub fn links_filter(space: &SpaceRef) -> Filter {
+    Filter::new()
         .kind(SpaceKind::ConfirmConnection.kind())
-        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id());
-    with_since(filter, since)
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id())
 }
 
-/// Everything a participant of `space` follows: public events, its inbox, the links of the
-/// tree, the NIP-53 side and the host's room record.
+/// Everything a participant of `space` follows: public events (all of the space's state), its
+/// inbox and the NIP-53 side since `since`, the links of the tree and the host's room record.
 pub fn session_filters(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp>) -> Vec<Filter> {
     vec![
-        space_filter(space, since),
+        space_filter(space),
         inbox_filter(space, me, since),
-        links_filter(space, since),
+        links_filter(space),
         room_filter(space, since),
         room_record_filter(space),
     ]

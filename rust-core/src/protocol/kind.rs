@@ -121,13 +121,13 @@ impl SpaceKind {
     }
 
     /// Kinds that only matter for a moment (connection set-up): they get the short age window.
+    /// RESERVE, CONFIRM and DROP are not among them: relays keep the latest per pair, and
+    /// together they are the tree a late joiner must see (acting on an old request is the
+    /// participant's call, not the parser's).
     pub const fn is_signaling(self) -> bool {
         matches!(
             self,
-            SpaceKind::ReserveConnection
-                | SpaceKind::ConfirmConnection
-                | SpaceKind::DropConnection
-                | SpaceKind::SdpOffer
+            SpaceKind::SdpOffer
                 | SpaceKind::SdpAnswer
                 | SpaceKind::IceCandidate
                 | SpaceKind::Speech

@@ -123,6 +123,12 @@ impl Space {
         }
     }
 
+    /// When a member last said it is here (JOIN, presence), by its own clock.
+    pub fn last_seen(&self, peer: &PublicKey) -> Option<Timestamp> {
+        self.members.get(peer)?;
+        self.membership.get(peer).map(|clock| clock.created_at)
+    }
+
     /// Was this peer removed?
     pub fn is_removed(&self, peer: &PublicKey) -> bool {
         self.removed.contains(peer)

@@ -4,16 +4,48 @@
 
 use std::collections::HashMap;
 
-use nostr::prelude::PublicKey;
+use nostr::prelude::{PublicKey, Timestamp};
 
 use super::{Candidate, CapacityPolicy, PeerMetrics, ScoreWeights, score};
 use crate::space::{LinkState, Space};
+
+/// A member silent for this long is presumed gone (a phone that died says nothing): members
+/// renew their presence every 2 minutes, so this is two missed renewals and some slack.
+pub const MEMBER_FRESH_SECS: u64 = 330;
+
+/// Unanswered reservations after which a member is left alone for now: its answers are queued
+/// (relays rate-limit every author), and one more request would only time out.
+pub const BUSY_AFTER: u32 = 3;
+
+/// How much two equally good parents may differ in the eyes of different newcomers: a share
+/// of the score drawn from both keys. Without it every newcomer picks the same best parent at
+/// once, and a relay rate-limiting that parent's CONFIRMs turns a crowd into a storm of
+/// timeouts.
+const SPREAD: f64 = 0.15;
+
+/// A fixed per-(newcomer, candidate) nudge in [0, SPREAD).
+fn spread(me: &PublicKey, candidate: &PublicKey) -> f64 {
+    let (a, b) = (me.to_bytes(), candidate.to_bytes());
+    let mut x = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]])
+        ^ u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    // SplitMix64's finaliser: neighbouring keys give unrelated nudges.
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    SPREAD * (x >> 11) as f64 / (1u64 << 53) as f64
+}
 
 /// What a participant is looking for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
     /// A parent in the tree.
     Parent,
+    /// A new parent instead of `parent`, which went quiet: a parent's rules, but never in
+    /// `parent`'s subtree (those are quiet too).
+    Instead {
+        /// Our quiet parent.
+        parent: PublicKey,
+    },
     /// A warm backup for when `parent` goes: never in `parent`'s subtree (it would go silent
     /// with it), and it must have a really free output (backups displace nobody).
     Standby {
@@ -29,6 +61,8 @@ pub struct TreeView {
     parent_of: HashMap<PublicKey, PublicKey>,
     children: HashMap<PublicKey, Vec<PublicKey>>,
     standbys: HashMap<PublicKey, u32>,
+    /// Tree reservations each member has not answered yet.
+    asked: HashMap<PublicKey, u32>,
 }
 
 impl TreeView {
@@ -47,7 +81,10 @@ impl TreeView {
                 LinkState::Confirmed { standby: true, .. } => {
                     *tree.standbys.entry(*parent).or_default() += 1;
                 }
-                LinkState::Reserved { .. } => {}
+                LinkState::Reserved { standby: false, .. } => {
+                    *tree.asked.entry(*parent).or_default() += 1;
+                }
+                LinkState::Reserved { standby: true, .. } => {}
             }
         }
         tree
@@ -93,6 +130,11 @@ impl TreeView {
     /// Peers `peer` feeds as a warm backup.
     pub fn standbys(&self, peer: &PublicKey) -> u32 {
         self.standbys.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Tree reservations `peer` has not answered yet.
+    pub fn asked(&self, peer: &PublicKey) -> u32 {
+        self.asked.get(peer).copied().unwrap_or(0)
     }
 }
 
@@ -161,11 +203,13 @@ impl TreeRules {
     }
 
     /// Whether `newcomer` may take `leaf`'s seat: it can relay, and the leaf is clearly weaker
-    /// (cannot relay, or has at most half its outputs). Speakers are never displaced.
+    /// (cannot relay, or has at most a quarter of its outputs: a seat changes hands only when
+    /// the tree gains a lot, since every move costs the leaf a re-attachment and the parent
+    /// signaling). Speakers are never displaced.
     pub fn outranks(&self, space: &Space, newcomer: &PublicKey, leaf: &PublicKey) -> bool {
         let strong = self.capacity(space, newcomer);
         let weak = self.capacity(space, leaf);
-        strong >= 2 && (weak == 0 || strong >= weak * 2) && !space.role_of(leaf).speaks()
+        strong >= 2 && (weak == 0 || strong >= weak * 4) && !space.role_of(leaf).speaks()
     }
 
     /// The weakest leaf child of `parent` that `newcomer` outranks (no children of its own,
@@ -186,40 +230,56 @@ impl TreeRules {
 
     /// Picks the best parent (or warm backup) for `me`: the shallowest member with room (or,
     /// for a parent, a seat `me` may take from a weaker leaf), then the best draft score.
-    /// `avoid` says which peers refused or failed us lately.
+    /// `avoid` says which peers refused or failed us lately; members not heard of for
+    /// [`MEMBER_FRESH_SECS`] before `now` are passed over (the host never is).
     pub fn choose_parent(
         &self,
         space: &Space,
         tree: &TreeView,
         me: &PublicKey,
         want: Want,
+        now: Timestamp,
         avoid: impl Fn(&PublicKey) -> bool,
     ) -> Option<PublicKey> {
         let my_role = space.role_of(me);
+        let host = space.space_ref().host();
+        let fresh = |key: &PublicKey| {
+            key == host
+                || space
+                    .last_seen(key)
+                    .is_some_and(|at| at.as_secs() + MEMBER_FRESH_SECS >= now.as_secs())
+        };
         space
             .members()
             .keys()
-            .filter(|key| *key != me && !avoid(key))
+            .filter(|key| *key != me && !avoid(key) && fresh(key))
             .filter_map(|key| {
                 let depth = tree.depth(key)?;
                 // Never below ourselves (a loop), nor a backup that falls with our parent.
                 if tree.under(key, me) {
                     return None;
                 }
-                if let Want::Standby { parent } = want
-                    && (tree.under(key, &parent) || *key == parent)
+                if let Want::Standby { parent } | Want::Instead { parent } = want
+                    && tree.under(key, &parent)
                 {
                     return None;
                 }
                 let capacity = self.capacity(space, key);
                 let children = tree.children(key).len() as u32;
-                let taken = match want {
-                    // A parent may evict backups to make room; a backup needs a free output.
-                    Want::Parent => children,
-                    Want::Standby { .. } => children + tree.standbys(key),
+                let parent = !matches!(want, Want::Standby { .. });
+                let asked = tree.asked(key);
+                if asked >= BUSY_AFTER {
+                    return None;
+                }
+                // Seats others asked for are as good as taken. A parent may evict backups to
+                // make room; a backup needs a free output.
+                let taken = if parent {
+                    children + asked
+                } else {
+                    children + asked + tree.standbys(key)
                 };
                 let room = taken < capacity
-                    || (want == Want::Parent
+                    || (parent
                         && self
                             .displaceable(space, tree, me, tree.children(key).iter())
                             .is_some());
@@ -233,7 +293,8 @@ impl TreeRules {
                     capacity,
                     children: taken.min(capacity),
                 };
-                Some((*key, depth, score(&self.weights, my_role, &candidate)))
+                let value = score(&self.weights, my_role, &candidate) + spread(me, key);
+                Some((*key, depth, value))
             })
             // Shallowest first (bounded depth), then best score, then key for determinism.
             .min_by(|a, b| a.1.cmp(&b.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(&b.0)))

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Geokey(args) => geokey::run(&args),
-        Command::Simulate(args) => simulate::run(&args),
+        Command::Simulate(args) => simulate::run_simulation(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Host(args) => live::host(&args),
         Command::Join(args) => live::join(&args),

@@ -1,0 +1,117 @@
+//! The simulated relay: what it stores (as NIP-01 relays do by kind class) and how fast each
+//! author may publish (a token bucket, as relays rate-limit per key).
+
+use std::collections::HashMap;
+
+use nostr::prelude::PublicKey;
+
+use crate::participant::Millis;
+use crate::protocol::{Message, SpaceEvent};
+
+/// How a relay would keep an event: one per slot, the newest wins; `None` for ephemeral kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Slot {
+    /// Regular kinds: every event is kept.
+    Every(u64),
+    /// Replaceable and addressable kinds: one per (kind, author, other party).
+    Latest(&'static str, PublicKey, Option<PublicKey>),
+}
+
+fn slot(event: &SpaceEvent, serial: u64) -> Option<Slot> {
+    let author = event.author;
+    let latest = |other| Some(Slot::Latest(event.message.name(), author, other));
+    match &event.message {
+        Message::Create(_)
+        | Message::Close
+        | Message::Chat { .. }
+        | Message::Reaction { .. }
+        | Message::Admin { .. } => Some(Slot::Every(serial)),
+        Message::Join(_) | Message::Leave | Message::Presence(_) | Message::Room(_) => latest(None),
+        Message::Reserve(r) | Message::Confirm(r) => latest(Some(if r.requester == author {
+            r.confirmer
+        } else {
+            r.requester
+        })),
+        Message::Drop { target }
+        | Message::Remove { target }
+        | Message::PromoteSpeaker { target }
+        | Message::PromoteCohost { target }
+        | Message::Demote { target } => latest(Some(*target)),
+        Message::Offer { .. }
+        | Message::Answer { .. }
+        | Message::Ice { .. }
+        | Message::RequestSpeech
+        | Message::ProposeSpeech { .. } => None,
+    }
+}
+
+/// Whether the product's subscription (`protocol::filter::session_filters`, NIP-53 side since
+/// 10 minutes ago) would fetch this stored event for a newcomer at `now`.
+fn fetched(event: &SpaceEvent, now: Millis) -> bool {
+    let nip53_side = matches!(
+        event.message,
+        Message::Presence(_)
+            | Message::Chat { .. }
+            | Message::Reaction { .. }
+            | Message::Admin { .. }
+    );
+    !nip53_side || event.created_at.as_secs() * 1_000 + 600_000 >= now
+}
+
+/// Rate limit per author: `rate` events per second with bursts of `burst` (GCRA).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained events per second.
+    pub rate: f64,
+    /// Events allowed at once.
+    pub burst: f64,
+}
+
+/// The relay's state.
+#[derive(Debug, Default)]
+pub struct Relay {
+    stored: HashMap<Slot, SpaceEvent>,
+    serial: u64,
+    /// Theoretical arrival time per author (GCRA).
+    tat: HashMap<PublicKey, f64>,
+}
+
+impl Relay {
+    /// When an event an author hands over at `now` is let through.
+    pub fn admit_at(&mut self, author: PublicKey, now: Millis, limit: RateLimit) -> Millis {
+        let interval = 1_000.0 / limit.rate.max(0.001);
+        let tolerance = interval * (limit.burst - 1.0).max(0.0);
+        let tat = self.tat.entry(author).or_insert(0.0);
+        let at = (now as f64).max(*tat - tolerance);
+        *tat = tat.max(at) + interval;
+        at.ceil() as Millis
+    }
+
+    /// Keeps an event as a relay would (the newest per slot).
+    pub fn store(&mut self, event: &SpaceEvent) {
+        self.serial += 1;
+        let Some(slot) = slot(event, self.serial) else {
+            return;
+        };
+        let newer = self
+            .stored
+            .get(&slot)
+            .is_none_or(|old| event.created_at > old.created_at);
+        if newer {
+            self.stored.insert(slot, event.clone());
+        }
+    }
+
+    /// What a newcomer's subscription fetches at `now`, oldest first (relays send newest
+    /// first; the participant sorts its backlog anyway).
+    pub fn stored_for(&self, me: &PublicKey, now: Millis) -> Vec<SpaceEvent> {
+        let mut events: Vec<SpaceEvent> = self
+            .stored
+            .values()
+            .filter(|e| e.author != *me && fetched(e, now))
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| (e.created_at, e.id));
+        events
+    }
+}

@@ -1,0 +1,750 @@
+//! A simulated world: real [`Participant`]s over a simulated relay and simulated WebRTC links,
+//! on a simulated clock. Deterministic: the same calls give the same run.
+//!
+//! The world plays each participant's driver: it publishes what the participant asks (and the
+//! SDP and ICE a driver sends), delivers relay events after each end's relay latency, opens
+//! links that connect one ICE + DTLS exchange after the answer arrives, and reports stalls and
+//! ICE failures when a peer dies. Audio is not carried packet by packet: a listener hears the
+//! host when a chain of connected links reaches it, and each relay's uplink loses the share of
+//! its streams it cannot carry.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::rc::Rc;
+
+use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
+use sha2::{Digest, Sha256};
+
+use super::relay::{RateLimit, Relay};
+use crate::participant::{
+    Input, LinkInput, LinkKind, LinkOp, Millis, Output, Participant, ParticipantConfig, UserCommand,
+};
+use crate::protocol::{IceCandidate, Message, NetworkMetrics, SpaceEvent, SpaceRef};
+use crate::topology::CapacityPolicy;
+
+/// A participant's index in the world.
+pub type NodeId = usize;
+
+/// The simulated clock starts here (Unix ms): events carry plausible timestamps.
+pub const T0: Millis = 1_790_000_000_000;
+
+/// How the simulated network behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NetworkModel {
+    /// One-way latency between a participant and the relay, ms: each participant draws one
+    /// in this range (so relays reorder events of different authors, never of one).
+    pub relay_ms: (u64, u64),
+    /// One-way latency of a peer-to-peer link, ms, drawn per participant (a link's latency is
+    /// the sum of both ends').
+    pub link_ms: (u64, u64),
+    /// Packet loss on every link, as a share (concealed by FEC up to a few percent).
+    pub link_loss: f64,
+    /// Extra delay on the way to subscribers, drawn per event and latency group in [0, this]
+    /// ms: events reach subscribers out of order, as they do from the several relays a client
+    /// uses (a host's CONFIRM overtaking its CREATE has been seen on real relays).
+    pub reorder_ms: u64,
+    /// Per-author publish limit at the relay.
+    pub rate_limit: RateLimit,
+    /// Silence after which a link reports itself stalled.
+    pub stall_ms: u64,
+    /// Silence after which ICE says the path is gone (consent checks).
+    pub ice_disconnect_ms: u64,
+    /// Silence after which ICE gives up (the link fails).
+    pub ice_fail_ms: u64,
+}
+
+impl Default for NetworkModel {
+    fn default() -> Self {
+        Self {
+            relay_ms: (10, 80),
+            link_ms: (5, 60),
+            link_loss: 0.01,
+            reorder_ms: 50,
+            rate_limit: RateLimit {
+                rate: 10.0,
+                burst: 30.0,
+            },
+            stall_ms: 300,
+            ice_disconnect_ms: 5_000,
+            ice_fail_ms: 25_000,
+        }
+    }
+}
+
+/// One participant and what the world knows about it.
+pub struct Node {
+    /// The participant itself.
+    pub participant: Participant,
+    /// Its real uplink, kbit/s (what it announced may differ).
+    pub uplink_kbps: f64,
+    /// Joined at.
+    pub joined_at: Millis,
+    /// Still running (not crashed, not left).
+    pub alive: bool,
+    /// First heard the host at (sampled).
+    pub first_audio: Option<Millis>,
+    relay_ms: u64,
+    link_ms: u64,
+    subscribed: bool,
+    wake: Option<Millis>,
+}
+
+/// Something due at a time.
+#[derive(Debug)]
+enum Action {
+    Wake(NodeId),
+    /// An event reaches the relay.
+    AtRelay(Box<SpaceEvent>),
+    /// The relay hands an event to a subscriber.
+    Deliver(NodeId, Rc<SpaceEvent>),
+    /// The relay hands an event to every subscriber this many ms away from it.
+    Fanout(u64, Rc<SpaceEvent>),
+    /// A newcomer's subscription reaches the relay: stored events, then end-of-stored.
+    Subscribe(NodeId),
+    StoredEnd(NodeId),
+    /// ICE and DTLS complete between two ends.
+    Connect(NodeId, NodeId),
+    /// A link input, if the link it was meant for still exists (same confirmation time).
+    Link {
+        node: NodeId,
+        peer: NodeId,
+        confirmed_at: Millis,
+        input: LinkInput,
+    },
+}
+
+struct Due {
+    at: Millis,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Counters of what crossed the relay.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Traffic {
+    /// Events published, by kind.
+    pub published: HashMap<&'static str, u64>,
+    /// Events handed to subscribers.
+    pub delivered: u64,
+    /// Links opened (offers for new links).
+    pub links_opened: u64,
+}
+
+impl Traffic {
+    /// Every event published.
+    pub fn total(&self) -> u64 {
+        self.published.values().sum()
+    }
+}
+
+/// The world.
+pub struct World {
+    space: SpaceRef,
+    host_keys: PublicKey,
+    seed: u64,
+    network: NetworkModel,
+    policy: CapacityPolicy,
+    now: Millis,
+    seq: u64,
+    events: u64,
+    queue: BinaryHeap<Reverse<Due>>,
+    nodes: Vec<Node>,
+    by_key: HashMap<PublicKey, NodeId>,
+    relay: Relay,
+    /// Subscribers by their latency to the relay: one fan-out per latency, not per node.
+    subscribers: BTreeMap<u64, Vec<NodeId>>,
+    rng: super::Rng,
+    /// What crossed the relay.
+    pub traffic: Traffic,
+}
+
+/// A participant's deterministic key.
+fn keys(seed: u64, n: u64) -> Keys {
+    let mut hasher = Sha256::new();
+    hasher.update(seed.to_be_bytes());
+    hasher.update(n.to_be_bytes());
+    let digest: [u8; 32] = hasher.finalize().into();
+    // A digest is a valid secret key but for a chance of 2^-128; step past it if not.
+    let secret = SecretKey::from_slice(&digest).unwrap_or_else(|_| SecretKey::generate());
+    Keys::new(secret)
+}
+
+impl World {
+    /// A world whose host (node 0) opens a space at [`T0`] with these metrics.
+    pub fn new(
+        seed: u64,
+        network: NetworkModel,
+        host: NetworkMetrics,
+        host_uplink_kbps: f64,
+    ) -> Self {
+        let host_key = keys(seed, 0).public_key();
+        let space = SpaceRef::new("sim", host_key).expect("a constant, valid space id");
+        let mut world = Self {
+            space,
+            host_keys: host_key,
+            seed,
+            network,
+            policy: CapacityPolicy::default(),
+            now: T0,
+            seq: 0,
+            events: 0,
+            queue: BinaryHeap::new(),
+            nodes: Vec::new(),
+            by_key: HashMap::new(),
+            relay: Relay::default(),
+            subscribers: BTreeMap::new(),
+            rng: super::Rng::new(seed ^ 0x5EED),
+            traffic: Traffic::default(),
+        };
+        world.spawn(host, host_uplink_kbps);
+        world
+    }
+
+    /// The space.
+    pub fn space(&self) -> &SpaceRef {
+        &self.space
+    }
+
+    /// Simulated now.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Every participant so far (crashed and departed ones included).
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// One participant.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// A participant's node, by key.
+    pub fn id_of(&self, key: &PublicKey) -> Option<NodeId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// A listener joins now, announcing `metrics`, with `uplink_kbps` of real uplink.
+    pub fn join(&mut self, metrics: NetworkMetrics, uplink_kbps: f64) -> NodeId {
+        self.spawn(metrics, uplink_kbps)
+    }
+
+    fn spawn(&mut self, metrics: NetworkMetrics, uplink_kbps: f64) -> NodeId {
+        let id = self.nodes.len();
+        let key = keys(self.seed, id as u64).public_key();
+        let participant = Participant::new(
+            ParticipantConfig::new(key, self.space.clone(), metrics),
+            self.now,
+        );
+        let (relay_lo, relay_hi) = self.network.relay_ms;
+        let (link_lo, link_hi) = self.network.link_ms;
+        let relay_ms = self.rng.between(relay_lo, relay_hi);
+        let link_ms = self.rng.between(link_lo, link_hi);
+        self.nodes.push(Node {
+            participant,
+            uplink_kbps,
+            joined_at: self.now,
+            alive: true,
+            first_audio: None,
+            relay_ms,
+            link_ms,
+            subscribed: false,
+            wake: None,
+        });
+        self.by_key.insert(key, id);
+        self.at(self.now + relay_ms, Action::Subscribe(id));
+        self.flush(id);
+        id
+    }
+
+    /// The node's real uplink changes (its announcement is the participant's business).
+    pub fn set_uplink(&mut self, node: NodeId, uplink_kbps: f64) {
+        self.nodes[node].uplink_kbps = uplink_kbps;
+    }
+
+    /// A user command at `node` now.
+    pub fn command(&mut self, node: NodeId, command: UserCommand) {
+        if !self.nodes[node].alive {
+            return;
+        }
+        self.input(node, Input::User(command));
+    }
+
+    /// Feeds one input to a participant (logs carry the node and the simulated time).
+    fn input(&mut self, node: NodeId, input: Input) {
+        let now = self.now;
+        let _span = tracing::debug_span!("sim", node, t = now - T0).entered();
+        self.nodes[node].participant.handle_input(input, now);
+        self.flush(node);
+    }
+
+    /// Something a link reports to `node` about its link with `peer`, now (a silent peer that
+    /// is not one of ours, a path that breaks).
+    pub fn link_input(&mut self, node: NodeId, peer: NodeId, input: LinkInput) {
+        let key = *self.nodes[peer].participant.me();
+        if self.nodes[node].alive {
+            self.input(
+                node,
+                Input::Link {
+                    peer: key,
+                    event: input,
+                },
+            );
+        }
+    }
+
+    /// A polite leave: DROPs and LEAVE go out, then the node is gone.
+    pub fn leave(&mut self, node: NodeId) {
+        self.command(node, UserCommand::Leave);
+        self.vanish(node);
+    }
+
+    /// The node dies without a word: its peers find out from the silence.
+    pub fn crash(&mut self, node: NodeId) {
+        self.vanish(node);
+    }
+
+    fn vanish(&mut self, node: NodeId) {
+        if !self.nodes[node].alive {
+            return;
+        }
+        self.nodes[node].alive = false;
+        let latency = self.nodes[node].relay_ms;
+        if let Some(group) = self.subscribers.get_mut(&latency) {
+            group.retain(|n| *n != node);
+        }
+        let key = *self.nodes[node].participant.me();
+        let peers: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.alive && n.participant.links().get(&key).is_some())
+            .map(|(id, _)| id)
+            .collect();
+        for peer in peers {
+            self.silence(peer, node);
+        }
+    }
+
+    /// `node` stops hearing from `gone`: a stall, then ICE disconnection, then failure.
+    fn silence(&mut self, node: NodeId, gone: NodeId) {
+        let key = *self.nodes[gone].participant.me();
+        let Some(link) = self.nodes[node].participant.links().get(&key) else {
+            return;
+        };
+        let confirmed_at = link.confirmed_at;
+        let net = self.network;
+        for (after, input) in [
+            (net.stall_ms, LinkInput::Stalled),
+            (net.ice_disconnect_ms, LinkInput::Disconnected),
+            (net.ice_fail_ms, LinkInput::Failed),
+        ] {
+            self.at(
+                self.now + after,
+                Action::Link {
+                    node,
+                    peer: gone,
+                    confirmed_at,
+                    input,
+                },
+            );
+        }
+    }
+
+    /// Runs everything due until `until` (inclusive).
+    pub fn run_until(&mut self, until: Millis) {
+        while let Some(Reverse(due)) = self.queue.peek() {
+            if due.at > until {
+                break;
+            }
+            let Some(Reverse(due)) = self.queue.pop() else {
+                break;
+            };
+            self.now = self.now.max(due.at);
+            self.events += 1;
+            self.step(due.action);
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Actions processed so far.
+    pub fn steps(&self) -> u64 {
+        self.events
+    }
+
+    fn at(&mut self, at: Millis, action: Action) {
+        self.seq += 1;
+        self.queue.push(Reverse(Due {
+            at,
+            seq: self.seq,
+            action,
+        }));
+    }
+
+    fn step(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Wake(node) => {
+                let n = &mut self.nodes[node];
+                if !n.alive || n.wake != Some(now) {
+                    return;
+                }
+                n.wake = None;
+                let _span = tracing::debug_span!("sim", node, t = now - T0).entered();
+                n.participant.handle_timeout(now);
+                self.flush(node);
+            }
+            Action::AtRelay(event) => {
+                self.relay.store(&event);
+                let event = Rc::new(*event);
+                match private_target(&event.message) {
+                    Some(target) => {
+                        if let Some(id) = self.id_of(&target)
+                            && self.nodes[id].alive
+                            && self.nodes[id].subscribed
+                        {
+                            let at = now + self.nodes[id].relay_ms;
+                            self.at(at, Action::Deliver(id, event));
+                        }
+                    }
+                    None => {
+                        let latencies: Vec<u64> = self.subscribers.keys().copied().collect();
+                        for latency in latencies {
+                            let jitter = self.rng.between(0, self.network.reorder_ms);
+                            let at = now + latency + jitter;
+                            self.at(at, Action::Fanout(latency, Rc::clone(&event)));
+                        }
+                    }
+                }
+            }
+            Action::Deliver(node, event) => {
+                if !self.nodes[node].alive {
+                    return;
+                }
+                self.traffic.delivered += 1;
+                self.input(node, Input::Event((*event).clone()));
+            }
+            Action::Fanout(latency, event) => {
+                let targets = self.subscribers.get(&latency).cloned().unwrap_or_default();
+                for node in targets {
+                    let n = &self.nodes[node];
+                    if n.alive && *n.participant.me() != event.author {
+                        self.traffic.delivered += 1;
+                        self.input(node, Input::Event((*event).clone()));
+                    }
+                }
+            }
+            Action::Subscribe(node) => {
+                if !self.nodes[node].alive {
+                    return;
+                }
+                self.nodes[node].subscribed = true;
+                let latency = self.nodes[node].relay_ms;
+                self.subscribers.entry(latency).or_default().push(node);
+                let me = *self.nodes[node].participant.me();
+                let back = now + latency;
+                for event in self.relay.stored_for(&me, now) {
+                    self.at(back, Action::Deliver(node, Rc::new(event)));
+                }
+                self.at(back, Action::StoredEnd(node));
+            }
+            Action::StoredEnd(node) => {
+                if !self.nodes[node].alive {
+                    return;
+                }
+                self.input(node, Input::StoredEnd);
+            }
+            Action::Connect(a, b) => {
+                let (ka, kb) = (
+                    *self.nodes[a].participant.me(),
+                    *self.nodes[b].participant.me(),
+                );
+                let both = self.nodes[a].alive
+                    && self.nodes[b].alive
+                    && self.nodes[a].participant.links().get(&kb).is_some()
+                    && self.nodes[b].participant.links().get(&ka).is_some();
+                if !both {
+                    return;
+                }
+                for (node, peer) in [(a, kb), (b, ka)] {
+                    self.input(
+                        node,
+                        Input::Link {
+                            peer,
+                            event: LinkInput::Connected,
+                        },
+                    );
+                }
+            }
+            Action::Link {
+                node,
+                peer,
+                confirmed_at,
+                input,
+            } => {
+                let key = *self.nodes[peer].participant.me();
+                let n = &mut self.nodes[node];
+                let same = n
+                    .participant
+                    .links()
+                    .get(&key)
+                    .is_some_and(|l| l.confirmed_at == confirmed_at);
+                if !n.alive || !same {
+                    return;
+                }
+                self.input(
+                    node,
+                    Input::Link {
+                        peer: key,
+                        event: input,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Carries a participant's outputs out, as its driver would, and schedules its next wake.
+    fn flush(&mut self, node: NodeId) {
+        while let Some(output) = self.nodes[node].participant.poll_output() {
+            match output {
+                Output::Publish {
+                    message,
+                    created_at,
+                } => self.publish(node, message, created_at),
+                Output::Link(op) => self.link(node, op),
+                Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
+            }
+        }
+        let n = &mut self.nodes[node];
+        if !n.alive || n.participant.is_done() {
+            return;
+        }
+        let wake = n.participant.poll_timeout().max(self.now + 1);
+        if n.wake.is_none_or(|w| wake < w) {
+            n.wake = Some(wake);
+            self.at(wake, Action::Wake(node));
+        }
+    }
+
+    fn publish(&mut self, node: NodeId, message: Message, created_at: Timestamp) {
+        *self.traffic.published.entry(message.name()).or_default() += 1;
+        let author = *self.nodes[node].participant.me();
+        let serial = self.traffic.total();
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&serial.to_be_bytes());
+        id[8..16].copy_from_slice(&(node as u64).to_be_bytes());
+        id[16] = 0x51;
+        let event = SpaceEvent {
+            id: EventId::from_byte_array(id),
+            author,
+            created_at,
+            space: self.space.clone(),
+            message,
+        };
+        let let_through = self
+            .relay
+            .admit_at(author, self.now, self.network.rate_limit);
+        let at = let_through + self.nodes[node].relay_ms;
+        self.at(at, Action::AtRelay(Box::new(event)));
+    }
+
+    /// The driver's side of a link operation: SDP and ICE over the relay, and the connection
+    /// itself one ICE + DTLS exchange after the offerer applies the answer.
+    fn link(&mut self, node: NodeId, op: LinkOp) {
+        let now = self.now;
+        let created_at = Timestamp::from_secs(now / 1_000);
+        match op {
+            LinkOp::Open(peer) => {
+                self.traffic.links_opened += 1;
+                self.publish(
+                    node,
+                    Message::Offer {
+                        target: peer,
+                        sdp: String::new(),
+                    },
+                    created_at,
+                );
+                self.candidates(node, peer, created_at);
+            }
+            LinkOp::Restart(peer) => {
+                self.publish(
+                    node,
+                    Message::Offer {
+                        target: peer,
+                        sdp: String::new(),
+                    },
+                    created_at,
+                );
+            }
+            LinkOp::Answer { peer, .. } => {
+                self.publish(
+                    node,
+                    Message::Answer {
+                        target: peer,
+                        sdp: String::new(),
+                    },
+                    created_at,
+                );
+                self.candidates(node, peer, created_at);
+            }
+            LinkOp::ApplyAnswer { peer, .. } => {
+                if let Some(other) = self.id_of(&peer) {
+                    // Connectivity checks one round trip, DTLS one more.
+                    let rtt = 2 * (self.nodes[node].link_ms + self.nodes[other].link_ms);
+                    self.at(now + 2 * rtt, Action::Connect(node, other));
+                }
+            }
+            LinkOp::AddCandidate { .. } => {}
+            LinkOp::Close(peer) => {
+                // The other end hears nothing more on this link; its DROP usually arrives
+                // first, and then this is moot.
+                if let Some(other) = self.id_of(&peer)
+                    && self.nodes[other].alive
+                {
+                    self.silence(other, node);
+                }
+            }
+        }
+    }
+
+    /// Trickled candidates: a host candidate and a server-reflexive one per side.
+    fn candidates(&mut self, node: NodeId, peer: PublicKey, created_at: Timestamp) {
+        for candidate in ["host", "srflx"] {
+            self.publish(
+                node,
+                Message::Ice {
+                    target: peer,
+                    candidate: IceCandidate {
+                        candidate: format!("candidate:sim {candidate}"),
+                        sdp_mid: Some("0".into()),
+                        sdp_m_line_index: Some(0),
+                    },
+                },
+                created_at,
+            );
+        }
+    }
+
+    /// Share of the host's frames each node hears now (0 for nodes that are gone): a frame
+    /// reaches a node over any of its connected upstream links, each relay loses what its
+    /// uplink cannot carry, every link loses `link_loss`.
+    pub fn hearing(&self) -> Vec<f64> {
+        let mut memo: Vec<Option<f64>> = vec![None; self.nodes.len()];
+        (0..self.nodes.len())
+            .map(|id| self.hears(id, &mut memo, 0))
+            .collect()
+    }
+
+    fn hears(&self, id: NodeId, memo: &mut Vec<Option<f64>>, depth: u32) -> f64 {
+        if let Some(known) = memo[id] {
+            return known;
+        }
+        let node = &self.nodes[id];
+        if !node.alive {
+            return 0.0;
+        }
+        if id == 0 {
+            return 1.0;
+        }
+        if depth > 64 {
+            return 0.0;
+        }
+        let me = *node.participant.me();
+        let mut missed = 1.0;
+        for (peer, link) in node.participant.links().iter() {
+            if !link.kind.upstream() || link.connected_at.is_none() {
+                continue;
+            }
+            let Some(up) = self.id_of(peer) else { continue };
+            let feeds = self.nodes[up]
+                .participant
+                .links()
+                .get(&me)
+                .is_some_and(|l| l.kind.downstream() && l.connected_at.is_some());
+            if !feeds || !self.nodes[up].alive {
+                continue;
+            }
+            let upstream = self.hears(up, memo, depth + 1);
+            let delivered = upstream * (1.0 - self.overfeed(up)) * (1.0 - self.network.link_loss);
+            missed *= 1.0 - delivered;
+        }
+        let share = 1.0 - missed;
+        memo[id] = Some(share);
+        share
+    }
+
+    /// The share of a relay's streams its real uplink cannot carry.
+    fn overfeed(&self, id: NodeId) -> f64 {
+        let node = &self.nodes[id];
+        let streams = node
+            .participant
+            .links()
+            .iter()
+            .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
+            .count() as f64;
+        let need = streams * self.policy.stream_kbps();
+        if need <= node.uplink_kbps || need == 0.0 {
+            0.0
+        } else {
+            1.0 - node.uplink_kbps / need
+        }
+    }
+
+    /// Hops from the host along parent links; `None` without a parent chain.
+    pub fn depth(&self, id: NodeId) -> Option<u32> {
+        let mut current = id;
+        for hops in 0..64 {
+            if current == 0 {
+                return Some(hops);
+            }
+            let parent = self.nodes[current]
+                .participant
+                .links()
+                .one(LinkKind::Parent)?;
+            current = self.id_of(&parent)?;
+        }
+        None
+    }
+
+    /// Notes the first time each node hears the host well (≥ 90 % of frames).
+    pub fn note_first_audio(&mut self, hearing: &[f64]) {
+        let now = self.now;
+        for (node, share) in self.nodes.iter_mut().zip(hearing) {
+            if node.first_audio.is_none() && *share >= 0.9 {
+                node.first_audio = Some(now);
+            }
+        }
+    }
+
+    /// The host's key.
+    pub fn host(&self) -> &PublicKey {
+        &self.host_keys
+    }
+}
+
+fn private_target(message: &Message) -> Option<PublicKey> {
+    match message {
+        Message::Offer { target, .. }
+        | Message::Answer { target, .. }
+        | Message::Ice { target, .. } => Some(*target),
+        _ => None,
+    }
+}
