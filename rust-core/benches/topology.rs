@@ -1,104 +1,140 @@
-//! The planner against a naive greedy baseline, in the same run: full plans of 1k and 10k
-//! peers, and one incremental join and leave in a 10k tree.
+//! The tree rules the participant runs, on a space of 1k and 10k members seen by one of them:
+//! rebuilding the tree view, choosing a parent, answering a RESERVE. And the simulator of the
+//! product: a small crowd for a simulated minute.
 //!
 //! `cargo bench -p spaces-core --bench topology`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use spaces_core::protocol::{ConnectionType, Role};
-use spaces_core::topology::sim::{Rng, random_metrics};
-use spaces_core::topology::{
-    CapacityPolicy, PeerMetrics, Planner, PlannerConfig, ScoreWeights, naive_plan,
+use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
+use spaces_core::protocol::{
+    ConnectionType, LinkRole, MemberInfo, Message, NetworkMetrics, Reservation, SpaceEvent,
+    SpaceInfo, SpaceRef,
 };
+use spaces_core::sim::{SimConfig, run};
+use spaces_core::space::Space;
+use spaces_core::topology::{Seats, TreeRules, TreeView, Want};
 
-fn host() -> PeerMetrics {
-    PeerMetrics {
-        upload_kbps: 4_000.0,
-        download_kbps: 16_000.0,
+const T0: u64 = 1_790_000_000;
+
+fn key(n: u32) -> PublicKey {
+    let mut bytes = [7u8; 32];
+    bytes[28..].copy_from_slice(&n.to_be_bytes());
+    Keys::new(SecretKey::from_slice(&bytes).expect("valid")).public_key()
+}
+
+fn wifi(upload_kbps: u32) -> NetworkMetrics {
+    NetworkMetrics {
+        download_kbps: 20_000,
+        upload_kbps,
+        max_audio_outputs: 0,
         connection: ConnectionType::Wifi,
-        ..PeerMetrics::default()
     }
 }
 
-fn crowd(n: u32) -> Vec<(u32, Role, PeerMetrics)> {
-    let mut rng = Rng::new(u64::from(n));
-    (1..=n)
-        .map(|i| (i, Role::Listener, random_metrics(&mut rng, 0.55)))
-        .collect()
-}
-
-fn full_plans(c: &mut Criterion) {
-    let mut group = c.benchmark_group("plan");
-    group.sample_size(10);
-    for n in [1_000u32, 10_000] {
-        let peers = crowd(n);
-        group.bench_function(format!("planner_full_{n}"), |b| {
-            b.iter(|| {
-                Planner::plan_all(
-                    0,
-                    host(),
-                    black_box(peers.clone()),
-                    PlannerConfig::default(),
-                )
-            })
-        });
-        let metrics: Vec<PeerMetrics> = peers.iter().map(|(_, _, m)| *m).collect();
-        group.bench_function(format!("naive_full_{n}"), |b| {
-            b.iter(|| {
-                naive_plan(
-                    &host(),
-                    black_box(&metrics),
-                    &CapacityPolicy::default(),
-                    &ScoreWeights::default(),
-                )
-            })
-        });
-    }
-    group.finish();
-}
-
-fn incremental(c: &mut Criterion) {
-    let mut group = c.benchmark_group("incremental_10k");
-    let newcomer = random_metrics(&mut Rng::new(7), 0.55);
-    // A newcomer joins a 10k tree and leaves again (so the tree stays at 10k).
-    let mut planner =
-        Planner::plan_all(0, host(), crowd(10_000), PlannerConfig::default()).expect("plans");
-    group.bench_function("join_and_leave_leaf", |b| {
-        b.iter(|| {
-            let joined = planner
-                .join(20_000, Role::Listener, newcomer)
-                .map(|d| d.links_moved());
-            let left = planner.leave(&20_000).map(|d| d.links_moved());
-            (joined, left)
-        })
-    });
-    // A relay with children fails (each child re-attached) and comes back as a newcomer.
-    let mut planner =
-        Planner::plan_all(0, host(), crowd(10_000), PlannerConfig::default()).expect("plans");
-    let strong = PeerMetrics {
-        upload_kbps: 20_000.0,
-        connection: ConnectionType::Wifi,
-        ..PeerMetrics::default()
+/// A space of `n` listeners in a tree of fan-out 8 under a 4 Mbit/s host, seen by a newcomer.
+fn space(n: u32) -> (Space, PublicKey) {
+    let host = key(0);
+    let me = key(n + 1);
+    let mut space = Space::new(SpaceRef::new("bench", host).expect("id"), me);
+    let mut serial = 0u32;
+    let mut apply = |space: &mut Space, author: PublicKey, message: Message| {
+        serial += 1;
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&serial.to_be_bytes());
+        let event = SpaceEvent {
+            id: EventId::from_byte_array(id),
+            author,
+            created_at: Timestamp::from_secs(T0),
+            space: space.space_ref().clone(),
+            message,
+        };
+        space
+            .apply(&event, Timestamp::from_secs(T0))
+            .expect("accepted");
     };
-    group.bench_function("relay_failure_and_rejoin", |b| {
-        b.iter_custom(|iters| {
-            let mut total = std::time::Duration::ZERO;
-            for _ in 0..iters {
-                let relay = (1..=10_000u32)
-                    .find(|i| planner.children_of(i).len() >= 8)
-                    .unwrap_or(1);
-                let start = std::time::Instant::now();
-                let left = planner.leave(&relay).map(|d| d.links_moved());
-                let _ = planner.join(relay, Role::Listener, strong);
-                total += start.elapsed();
-                let _ = black_box(left);
-            }
-            total
-        })
-    });
+    apply(
+        &mut space,
+        host,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(4_000),
+            ..SpaceInfo::default()
+        }),
+    );
+    for i in 1..=n + 1 {
+        let uplink = if i % 4 == 0 { 100 } else { 1_500 };
+        let info = MemberInfo {
+            name: String::new(),
+            metrics: wifi(uplink),
+        };
+        apply(&mut space, key(i), Message::Join(info));
+    }
+    for i in 1..=n {
+        let parent = if i <= 8 { host } else { key(i / 8) };
+        let r = Reservation {
+            requester: key(i),
+            confirmer: parent,
+            role: Some(LinkRole::Consumer),
+            standby: false,
+        };
+        apply(&mut space, key(i), Message::Reserve(r.clone()));
+        apply(&mut space, parent, Message::Confirm(r));
+    }
+    (space, me)
+}
+
+fn tree_rules(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tree");
+    group.sample_size(20);
+    let rules = TreeRules::default();
+    let now = Timestamp::from_secs(T0 + 10);
+    for n in [1_000u32, 10_000] {
+        let (space, me) = space(n);
+        group.bench_function(format!("view_{n}"), |b| {
+            b.iter(|| black_box(TreeView::of(&space)))
+        });
+        let tree = TreeView::of(&space);
+        group.bench_function(format!("choose_parent_{n}"), |b| {
+            b.iter(|| {
+                black_box(rules.choose_parent(&space, &tree, &me, Want::Parent, now, |_| false))
+            })
+        });
+        let relay = key(1);
+        let children: Vec<(PublicKey, bool)> =
+            tree.children(&relay).iter().map(|c| (*c, false)).collect();
+        group.bench_function(format!("admit_{n}"), |b| {
+            b.iter(|| {
+                black_box(rules.admit(
+                    &space,
+                    &tree,
+                    &relay,
+                    &me,
+                    false,
+                    Seats {
+                        capacity: 13,
+                        children: &children,
+                        standbys: &[],
+                    },
+                ))
+            })
+        });
+    }
     group.finish();
 }
 
-criterion_group!(benches, full_plans, incremental);
+fn simulator(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sim");
+    group.sample_size(10);
+    let config = SimConfig {
+        peers: 100,
+        join_secs: 10.0,
+        minutes: 1.0,
+        ..SimConfig::default()
+    };
+    group.bench_function("peers_100_minute_1", |b| b.iter(|| black_box(run(&config))));
+    group.finish();
+}
+
+criterion_group!(benches, tree_rules, simulator);
 criterion_main!(benches);

@@ -165,7 +165,7 @@ async fn a_promoted_listener_is_heard_by_every_other_listener_and_the_host() {
     assert_eq!(promoted.depth, Some(1), "speakers mesh with the host");
 }
 
-mod forged {
+mod sessions {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -513,5 +513,112 @@ mod forged {
         assert!(ended, "the room was marked ended on close");
         assert_eq!(present, 2, "both listeners announced presence");
         assert_eq!(leaving, 2, "both listeners announced leaving");
+    }
+
+    /// A listener announcing `upload_kbps` of Wi-Fi uplink.
+    fn listener(
+        n: u8,
+        upload_kbps: u32,
+        space: &SpaceRef,
+        url: &str,
+        clock: &CaptureClock,
+    ) -> SessionConfig {
+        let mut config = config(keys(n), space, url, false, clock);
+        config.metrics.upload_kbps = upload_kbps;
+        config
+    }
+
+    /// Host frames with the tone each listener played since `before`, as a share of the
+    /// frames that much wall time holds.
+    fn tone_share_since(listeners: &[Session], before: &[u64], elapsed: Duration) -> Vec<f64> {
+        let frames = elapsed.as_millis() as f64 / 20.0;
+        listeners
+            .iter()
+            .zip(before)
+            .map(|(l, b)| (l.stats().audio.frames_with_tone - b) as f64 / frames)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn weak_listeners_first_then_strong_ones_all_hear_the_tone() {
+        let (_relay, url, space) = space_on_embedded_relay("weak-first", 1).await;
+        let clock: CaptureClock = Arc::default();
+        let mut host_config = config(keys(1), &space, &url, true, &clock);
+        // Three child slots (0.5 × 400 / 56.8).
+        host_config.metrics.upload_kbps = 400;
+        let host = Session::start(host_config).await.expect("host");
+        let mut listeners = Vec::new();
+        for n in 10..13 {
+            // Too weak to relay: they take the host's three seats first.
+            listeners.push(
+                Session::start(listener(n, 40, &space, &url, &clock))
+                    .await
+                    .expect("weak"),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        for n in 20..28 {
+            listeners.push(
+                Session::start(listener(n, 5_000, &space, &url, &clock))
+                    .await
+                    .expect("strong"),
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let before: Vec<u64> = listeners
+            .iter()
+            .map(|l| l.stats().audio.frames_with_tone)
+            .collect();
+        let window = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let shares = tone_share_since(&listeners, &before, window.elapsed());
+        let host_stats = host.stats();
+        for (n, share) in shares.iter().enumerate() {
+            assert!(
+                *share >= 0.9,
+                "listener {n} heard the tone in {:.0} % of frames: {shares:?}",
+                share * 100.0
+            );
+        }
+        assert!(
+            host_stats.children <= 3,
+            "the host stays within its capacity: {}",
+            host_stats.children
+        );
+        let weak_at_host = listeners[..3]
+            .iter()
+            .filter(|l| l.stats().parent == Some(*host.key()))
+            .count();
+        assert!(
+            weak_at_host < 3,
+            "a strong relay took a weak listener's seat at the host"
+        );
+        for session in listeners {
+            session.stop().await;
+        }
+        host.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_host_that_sends_no_audio_keeps_its_listeners() {
+        let (_relay, url, space) = space_on_embedded_relay("silent", 1).await;
+        let clock: CaptureClock = Arc::default();
+        let mut host_config = config(keys(1), &space, &url, true, &clock);
+        host_config.input = None;
+        let host = Session::start(host_config).await.expect("host");
+        let listeners = start_listeners(10..13, &space, &url, &clock).await;
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        for session in &listeners {
+            let stats = session.stats();
+            assert_eq!(stats.parent, Some(*host.key()), "{stats:?}");
+            assert_eq!(stats.upstream_lost, 0, "the silent host was never dropped");
+            assert_eq!(stats.reservations, 1, "nobody re-reserved");
+            assert_eq!(stats.audio.frames_played, 0, "keep-alives are not played");
+        }
+        for session in listeners {
+            session.stop().await;
+        }
+        host.stop().await;
     }
 }

@@ -38,7 +38,7 @@ impl ConnectionType {
 }
 
 /// What a peer says about its link. Announced by the peer itself, so only a hint: the
-/// planner also measures.
+/// tree rules also measure.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct NetworkMetrics {
     /// Download capacity, kbit/s.

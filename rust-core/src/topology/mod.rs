@@ -4,16 +4,11 @@
 
 mod capacity;
 mod metrics;
-mod naive;
-mod planner;
 mod score;
-pub mod sim;
 mod tree;
 
 pub use capacity::CapacityPolicy;
 pub use metrics::{MetricsError, PeerMetrics};
-pub use naive::naive_plan;
-pub use planner::{Move, PlanDelta, PlanError, Planner, PlannerConfig};
 pub use score::{Candidate, ScoreWeights, score};
 pub use tree::{Admission, Seats, TreeRules, TreeView, Want};
 

@@ -1,0 +1,184 @@
+//! The tree rules over a small space seen by one member.
+
+use nostr::prelude::{EventId, Keys, SecretKey, Timestamp};
+
+use std::collections::HashSet;
+
+use nostr::prelude::PublicKey;
+
+use crate::protocol::{
+    ConnectionType, LinkRole, MemberInfo, Message, NetworkMetrics, Reservation, SpaceEvent,
+    SpaceInfo, SpaceRef,
+};
+use crate::space::Space;
+use crate::topology::{TreeRules, TreeView, Want};
+
+const T0: u64 = 1_790_000_000;
+
+fn key(n: u8) -> PublicKey {
+    let mut bytes = [0u8; 32];
+    bytes[0] = 2;
+    bytes[31] = n;
+    Keys::new(SecretKey::from_slice(&bytes).expect("valid")).public_key()
+}
+
+fn metrics(upload_kbps: u32) -> NetworkMetrics {
+    NetworkMetrics {
+        download_kbps: 20_000,
+        upload_kbps,
+        max_audio_outputs: 0,
+        connection: ConnectionType::Wifi,
+    }
+}
+
+const HOST: u8 = 1;
+const A: u8 = 2;
+const B: u8 = 3;
+const SIBLING: u8 = 4;
+const ME: u8 = 5;
+const NIECE: u8 = 6;
+const D: u8 = 7;
+const E: u8 = 8;
+
+/// host (one slot per 56.8 kbit/s at half its 240 kbit/s: 2) → A, B; A → SIBLING, ME;
+/// SIBLING → NIECE. Seen by ME. With `b_full`, B's two slots are taken by D and E,
+/// phones too weak to relay.
+fn world(b_full: bool) -> (Space, u32) {
+    let mut space = Space::new(SpaceRef::new("view", key(HOST)).expect("id"), key(ME));
+    let mut n = 0u32;
+    let mut apply = |space: &mut Space, author: u8, message: Message| {
+        n += 1;
+        accept(space, n, author, message);
+    };
+    apply(
+        &mut space,
+        HOST,
+        Message::Create(SpaceInfo {
+            host_metrics: metrics(240),
+            ..SpaceInfo::default()
+        }),
+    );
+    for (peer, upload) in [
+        (A, 2_000),
+        (B, if b_full { 240 } else { 2_000 }),
+        (SIBLING, 2_000),
+        (ME, 2_000),
+        (NIECE, 2_000),
+        (D, 100),
+        (E, 100),
+    ] {
+        apply(
+            &mut space,
+            peer,
+            Message::Join(MemberInfo {
+                name: String::new(),
+                metrics: metrics(upload),
+            }),
+        );
+    }
+    let link = |space: &mut Space,
+                apply: &mut dyn FnMut(&mut Space, u8, Message),
+                child,
+                parent,
+                standby| {
+        let r = Reservation {
+            requester: key(child),
+            confirmer: key(parent),
+            role: Some(LinkRole::Consumer),
+            standby,
+        };
+        apply(space, child, Message::Reserve(r.clone()));
+        apply(space, parent, Message::Confirm(r));
+    };
+    let mut links = vec![
+        (A, HOST),
+        (B, HOST),
+        (SIBLING, A),
+        (ME, A),
+        (NIECE, SIBLING),
+    ];
+    if b_full {
+        links.extend([(D, B), (E, B)]);
+    }
+    for (child, parent) in links {
+        link(&mut space, &mut apply, child, parent, false);
+    }
+    (space, n)
+}
+
+/// Applies the `n`-th event of the world, which must be accepted.
+fn accept(space: &mut Space, n: u32, author: u8, message: Message) {
+    let mut id = [0u8; 32];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    let at = Timestamp::from_secs(T0 + u64::from(n));
+    let event = SpaceEvent {
+        id: EventId::from_byte_array(id),
+        author: key(author),
+        created_at: at,
+        space: space.space_ref().clone(),
+        message,
+    };
+    space.apply(&event, at).expect("accepted");
+}
+
+fn choose(space: &Space, want: Want) -> Option<PublicKey> {
+    pick(space, want, &HashSet::new())
+}
+
+fn pick(space: &Space, want: Want, avoid: &HashSet<PublicKey>) -> Option<PublicKey> {
+    let tree = TreeView::of(space);
+    let now = Timestamp::from_secs(T0 + 100);
+    TreeRules::default().choose_parent(space, &tree, &key(ME), want, now, |k| avoid.contains(k))
+}
+
+#[test]
+fn a_backup_never_falls_with_the_parent() {
+    let (space, _) = world(false);
+    // The host is full (two children); A's subtree (A, SIBLING, NIECE) goes silent with A.
+    assert_eq!(
+        choose(&space, Want::Standby { parent: key(A) }),
+        Some(key(B))
+    );
+    // With B full too, only SIBLING has room, and it is below our parent: no backup
+    // rather than a useless one. A parent is still found (A has room).
+    let (space, _) = world(true);
+    assert_eq!(choose(&space, Want::Standby { parent: key(A) }), None);
+    assert_eq!(choose(&space, Want::Parent), Some(key(A)));
+}
+
+#[test]
+fn backups_do_not_count_as_tree_links() {
+    let (mut space, mut n) = world(false);
+    // NIECE backs up on B: B has a backup, not a child; the tree is unchanged.
+    for (author, message) in [
+        (
+            NIECE,
+            Message::Reserve(Reservation {
+                requester: key(NIECE),
+                confirmer: key(B),
+                role: Some(LinkRole::Consumer),
+                standby: true,
+            }),
+        ),
+        (
+            B,
+            Message::Confirm(Reservation {
+                requester: key(NIECE),
+                confirmer: key(B),
+                role: Some(LinkRole::Consumer),
+                standby: true,
+            }),
+        ),
+    ] {
+        n += 1;
+        accept(&mut space, n, author, message);
+    }
+    let tree = TreeView::of(&space);
+    assert_eq!(tree.depth(&key(NIECE)), Some(3), "still below SIBLING");
+    assert_eq!(tree.standbys(&key(B)), 1);
+    assert!(tree.children(&key(B)).is_empty());
+    // Avoiding B, no backup is left for us; a parent still is (A has room).
+    let avoid = HashSet::from([key(B)]);
+    assert_eq!(pick(&space, Want::Standby { parent: key(A) }, &avoid), None);
+    assert_eq!(pick(&space, Want::Parent, &avoid), Some(key(A)));
+}
