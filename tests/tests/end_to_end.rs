@@ -294,11 +294,17 @@ mod sessions {
                 stats.audio.packets_received
             );
             assert!(
-                stats.rejected.get("unauthorized").copied().unwrap_or(0) >= 2,
+                stats
+                    .tree
+                    .rejected
+                    .get("unauthorized")
+                    .copied()
+                    .unwrap_or(0)
+                    >= 2,
                 "{:?}",
-                stats.rejected
+                stats.tree.rejected
             );
-            assert!(stats.parent.is_some());
+            assert!(stats.tree.parent.is_some());
         }
         for listener in listeners {
             listener.stop().await;
@@ -326,11 +332,11 @@ mod sessions {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let relaying = listeners
             .iter()
-            .position(|l| l.stats().children > 0)
+            .position(|l| l.stats().tree.children > 0)
             .expect("a listener relays");
         let relay_key = *listeners[relaying].key();
         let children: Vec<usize> = (0..listeners.len())
-            .filter(|&i| listeners[i].stats().parent == Some(relay_key))
+            .filter(|&i| listeners[i].stats().tree.parent == Some(relay_key))
             .collect();
         assert!(!children.is_empty());
         let before: Vec<u64> = listeners
@@ -350,10 +356,10 @@ mod sessions {
         tokio::time::sleep(Duration::from_secs(3)).await;
 
         let stats = listeners[relaying].stats();
-        assert!(stats.ice_restarts >= 1, "{stats:?}");
-        assert_eq!(stats.children, 0, "children handed on");
+        assert!(stats.tree.ice_restarts >= 1, "{stats:?}");
+        assert_eq!(stats.tree.children, 0, "children handed on");
         assert_eq!(
-            stats.parent,
+            stats.tree.parent,
             Some(*host.key()),
             "same parent, restarted link"
         );
@@ -365,8 +371,8 @@ mod sessions {
                 now.audio.packets_received - before[i]
             );
             if children.contains(&i) {
-                assert_ne!(now.parent, Some(relay_key), "listener {i} still below");
-                assert!(now.parent.is_some());
+                assert_ne!(now.tree.parent, Some(relay_key), "listener {i} still below");
+                assert!(now.tree.parent.is_some());
             }
         }
         for listener in listeners {
@@ -439,7 +445,7 @@ mod sessions {
             "the listener's interface sees its promotion"
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_eq!(listener.stats().role, Role::Speaker);
+        assert_eq!(listener.stats().tree.role, Role::Speaker);
         let voice = host
             .stats()
             .audio
@@ -582,13 +588,13 @@ mod sessions {
             );
         }
         assert!(
-            host_stats.children <= 3,
+            host_stats.tree.children <= 3,
             "the host stays within its capacity: {}",
-            host_stats.children
+            host_stats.tree.children
         );
         let weak_at_host = listeners[..3]
             .iter()
-            .filter(|l| l.stats().parent == Some(*host.key()))
+            .filter(|l| l.stats().tree.parent == Some(*host.key()))
             .count();
         assert!(
             weak_at_host < 3,
@@ -611,9 +617,12 @@ mod sessions {
         tokio::time::sleep(Duration::from_secs(12)).await;
         for session in &listeners {
             let stats = session.stats();
-            assert_eq!(stats.parent, Some(*host.key()), "{stats:?}");
-            assert_eq!(stats.upstream_lost, 0, "the silent host was never dropped");
-            assert_eq!(stats.reservations, 1, "nobody re-reserved");
+            assert_eq!(stats.tree.parent, Some(*host.key()), "{stats:?}");
+            assert_eq!(
+                stats.tree.upstream_lost, 0,
+                "the silent host was never dropped"
+            );
+            assert_eq!(stats.tree.reservations, 1, "nobody re-reserved");
             assert_eq!(stats.audio.frames_played, 0, "keep-alives are not played");
         }
         for session in listeners {

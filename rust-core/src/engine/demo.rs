@@ -302,15 +302,14 @@ pub async fn run_demo(
                 .is_some_and(|at| begin.elapsed() >= Duration::from_secs(at))
         {
             let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
-            if let Some(index) = stats
-                .iter()
-                .position(|s| s.children > 0 && s.parent.is_some() && !s.role.speaks())
-            {
+            if let Some(index) = stats.iter().position(|s| {
+                s.tree.children > 0 && s.tree.parent.is_some() && !s.tree.role.speaks()
+            }) {
                 let victim = *listeners[index].key();
                 let orphans: Vec<(PublicKey, u64)> = listeners
                     .iter()
                     .zip(&stats)
-                    .filter(|(_, s)| s.parent == Some(victim))
+                    .filter(|(_, s)| s.tree.parent == Some(victim))
                     .map(|(l, s)| (*l.key(), s.audio.packets_received))
                     .collect();
                 let session = listeners.remove(index);
@@ -335,7 +334,7 @@ pub async fn run_demo(
             "t={:>3}s  hearing {hearing}/{}  max depth {max_depth}  host children {}  packets lost {lost}",
             begin.elapsed().as_secs(),
             listeners.len(),
-            host.stats().children
+            host.stats().tree.children
         ));
     }
     let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
@@ -347,7 +346,7 @@ pub async fn run_demo(
         reports.push(ListenerReport {
             name: short(session.key()),
             first_audio_ms: s.audio.first_audio.map(|d| d.as_secs_f64() * 1e3),
-            parent: s.parent.as_ref().map(short),
+            parent: s.tree.parent.as_ref().map(short),
             depth: *depth,
             packets_received: s.audio.packets_received,
             loss_pct: if expected == 0 {
@@ -368,9 +367,9 @@ pub async fn run_demo(
             jitter_ms: s.audio.jitter_ms,
             orphaned: false,
             packets_after_kill: None,
-            role: s.role.to_nip53().to_owned(),
-            standby: s.standby.as_ref().map(short),
-            standby_takeovers: s.standby_takeovers,
+            role: s.tree.role.to_nip53().to_owned(),
+            standby: s.tree.standby.as_ref().map(short),
+            standby_takeovers: s.tree.standby_takeovers,
             voices: speakers
                 .iter()
                 .filter(|(speaker, _)| speaker != session.key())
@@ -391,7 +390,7 @@ pub async fn run_demo(
     let summary = DemoSummary {
         listeners: reports.len(),
         max_depth: depths.iter().flatten().max().copied().unwrap_or(0),
-        host_children: host.stats().children,
+        host_children: host.stats().tree.children,
         first_audio_ms_p50: percentile(&mut firsts, 0.5),
         latency_ms_p50: percentile(&mut medians, 0.5),
         silent: reports
@@ -400,7 +399,7 @@ pub async fn run_demo(
             .map(|r| r.name.clone())
             .collect(),
         killed: killed.as_ref().map(|(victim, _)| short(victim)),
-        standby_takeovers: stats.iter().map(|s| s.standby_takeovers).sum(),
+        standby_takeovers: stats.iter().map(|s| s.tree.standby_takeovers).sum(),
         speakers: speakers
             .iter()
             .map(|(speaker, hz)| speaker_report(speaker, *hz, &reports, &host.stats().audio))
@@ -468,12 +467,12 @@ fn depths(host: &Session, listeners: &[Session], stats: &[SessionStats]) -> Vec<
             .iter()
             .zip(stats)
             .find(|(s, _)| s.key() == key)
-            .and_then(|(_, st)| st.parent)
+            .and_then(|(_, st)| st.tree.parent)
     };
     stats
         .iter()
         .map(|s| {
-            let mut current = s.parent?;
+            let mut current = s.tree.parent?;
             for depth in 1..64 {
                 if current == *host.key() {
                     return Some(depth);

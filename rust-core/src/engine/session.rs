@@ -15,12 +15,10 @@ use crate::media::CodecSettings;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::participant::{
     CONNECT_DEADLINE, Input, LinkInput, LinkOp, Millis, Output, Participant, ParticipantConfig,
-    Routing, UserCommand,
+    ParticipantStats, Routing, UserCommand,
 };
 use crate::protocol::filter::session_filters;
-use crate::protocol::{
-    EventWriter, Limits, Message, NetworkMetrics, Parser, Presence, Role, SpaceRef,
-};
+use crate::protocol::{EventWriter, Limits, Message, NetworkMetrics, Parser, Presence, SpaceRef};
 use crate::rtc::{Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
 use crate::space::Command;
@@ -61,28 +59,10 @@ pub struct SessionConfig {
 /// What a session knows about itself, for progress and reports.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionStats {
-    /// Our role in the space.
-    pub role: Role,
-    /// Our parent in the tree.
-    pub parent: Option<PublicKey>,
-    /// Our warm backup parent.
-    pub standby: Option<PublicKey>,
-    /// Times a warm backup took over from a lost parent.
-    pub standby_takeovers: u64,
-    /// Our children in the tree.
-    pub children: usize,
-    /// Children we feed as their warm backup.
-    pub standby_children: usize,
-    /// ICE restarts we started (network changes).
-    pub ice_restarts: u64,
-    /// Upstream links we gave up on (failed, disconnected, never connected).
-    pub upstream_lost: u64,
-    /// Reservations we made.
-    pub reservations: u64,
+    /// Our place in the tree, as the participant decided it.
+    pub tree: ParticipantStats,
     /// Audio measurements.
     pub audio: AudioStats,
-    /// Events the state machine refused, by reason.
-    pub rejected: HashMap<&'static str, u64>,
 }
 
 /// A running session.
@@ -473,18 +453,8 @@ impl Driver {
                 }
             }
         }
-        let participant = self.participant.stats();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.role = participant.role;
-        state.parent = participant.parent;
-        state.standby = participant.standby;
-        state.standby_takeovers = participant.standby_takeovers;
-        state.children = participant.children;
-        state.standby_children = participant.standby_children;
-        state.ice_restarts = participant.ice_restarts;
-        state.upstream_lost = participant.upstream_lost;
-        state.reservations = participant.reservations;
-        state.rejected.clone_from(&participant.rejected);
+        state.tree.clone_from(self.participant.stats());
     }
 
     /// Signs and queues an event (the queue publishes in order without blocking us).

@@ -465,10 +465,10 @@ impl SpaceSession {
         self.with(|s| {
             let stats = s.stats();
             Ok(SessionInfo {
-                role: stats.role.into(),
-                parent: stats.parent.map(|p| p.to_hex()),
-                backup: stats.standby.map(|p| p.to_hex()),
-                children: u32::try_from(stats.children).unwrap_or(u32::MAX),
+                role: stats.tree.role.into(),
+                parent: stats.tree.parent.map(|p| p.to_hex()),
+                backup: stats.tree.standby.map(|p| p.to_hex()),
+                children: u32::try_from(stats.tree.children).unwrap_or(u32::MAX),
                 packets_received: stats.audio.packets_received,
                 packets_lost: stats.audio.lost,
                 first_audio_ms: stats.audio.first_audio.map(|d| d.as_secs_f64() * 1e3),

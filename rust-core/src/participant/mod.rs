@@ -570,19 +570,9 @@ impl Participant {
                 && over
                 && self.links.one(LinkKind::Parent) == Some(host)
                 && self.pending.is_none()
+                && let Some(parent) = self.choose(&tree, Want::Parent, Some(host))
             {
-                let avoid = &self.avoid;
-                let choice = self.config.rules.choose_parent(
-                    &self.space,
-                    &tree,
-                    &self.me,
-                    Want::Parent,
-                    self.timestamp(),
-                    |k| *k == host || avoid.contains_key(k),
-                );
-                if let Some(parent) = choice {
-                    self.reserve(parent, false);
-                }
+                self.reserve(parent, false);
             }
         }
         if self.is_host() {
@@ -805,21 +795,12 @@ impl Participant {
         }
         let now = self.now;
         let host = *self.config.space.host();
-        let avoid = &self.avoid;
         let Some(parent) = self.links.one(LinkKind::Parent) else {
             if now < self.next_search {
                 return;
             }
             let tree = TreeView::of(&self.space);
-            let choice = self.config.rules.choose_parent(
-                &self.space,
-                &tree,
-                &self.me,
-                Want::Parent,
-                self.timestamp(),
-                |k| avoid.contains_key(k),
-            );
-            match choice {
+            match self.choose(&tree, Want::Parent, None) {
                 Some(parent) => self.reserve(parent, false),
                 None => self.next_search = now + ms(SEARCH_AGAIN),
             }
@@ -834,16 +815,7 @@ impl Participant {
             // and keep the quiet one until the new one delivers (it may only be frozen).
             if self.links.one(LinkKind::Retiring).is_none() {
                 let tree = TreeView::of(&self.space);
-                let avoid = &self.avoid;
-                let choice = self.config.rules.choose_parent(
-                    &self.space,
-                    &tree,
-                    &self.me,
-                    Want::Instead { parent },
-                    self.timestamp(),
-                    |k| avoid.contains_key(k),
-                );
-                if let Some(instead) = choice {
+                if let Some(instead) = self.choose(&tree, Want::Instead { parent }, None) {
                     self.reserve(instead, false);
                 }
             }
@@ -876,20 +848,26 @@ impl Participant {
         }
         self.last_standby_try = now;
         let tree = TreeView::of(&self.space);
-        let avoid = &self.avoid;
-        match self.config.rules.choose_parent(
-            &self.space,
-            &tree,
-            &self.me,
-            Want::Standby { parent },
-            self.timestamp(),
-            |k| avoid.contains_key(k),
-        ) {
+        match self.choose(&tree, Want::Standby { parent }, None) {
             Some(backup) => self.reserve(backup, true),
             // Nobody has a free output: rooms open slowly, look again later (each look
             // walks the whole space).
             None => self.last_standby_try = now + ms(STANDBY_RETRY),
         }
+    }
+
+    /// The tree rules' choice for us, passing over avoided peers and `also_avoid`.
+    fn choose(
+        &self,
+        tree: &TreeView,
+        want: Want,
+        also_avoid: Option<PublicKey>,
+    ) -> Option<PublicKey> {
+        self.config
+            .rules
+            .choose_parent(&self.space, tree, &self.me, want, self.timestamp(), |k| {
+                Some(*k) == also_avoid || self.avoid.contains_key(k)
+            })
     }
 
     /// Whether, with this parent, we will look for another upstream link once settled: a

@@ -574,26 +574,10 @@ impl World {
         match op {
             LinkOp::Open(peer) => {
                 self.traffic.links_opened += 1;
-                self.publish(
-                    node,
-                    Message::Offer {
-                        target: peer,
-                        sdp: String::new(),
-                    },
-                    created_at,
-                );
+                self.offer(node, peer, created_at);
                 self.candidates(node, peer, created_at);
             }
-            LinkOp::Restart(peer) => {
-                self.publish(
-                    node,
-                    Message::Offer {
-                        target: peer,
-                        sdp: String::new(),
-                    },
-                    created_at,
-                );
-            }
+            LinkOp::Restart(peer) => self.offer(node, peer, created_at),
             LinkOp::Answer { peer, .. } => {
                 self.publish(
                     node,
@@ -623,6 +607,14 @@ impl World {
                 }
             }
         }
+    }
+
+    fn offer(&mut self, node: NodeId, peer: PublicKey, created_at: Timestamp) {
+        let offer = Message::Offer {
+            target: peer,
+            sdp: String::new(),
+        };
+        self.publish(node, offer, created_at);
     }
 
     /// Trickled candidates: a host candidate and a server-reflexive one per side.

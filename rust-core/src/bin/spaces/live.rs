@@ -193,12 +193,14 @@ fn print_stats(session: &Session) {
     eprintln!(
         "parent {}  backup {}  children {}  packets {}  lost {}",
         stats
+            .tree
             .parent
             .map_or("-".into(), |p| p.to_hex()[..8].to_owned()),
         stats
+            .tree
             .standby
             .map_or("-".into(), |p| p.to_hex()[..8].to_owned()),
-        stats.children,
+        stats.tree.children,
         stats.audio.packets_received,
         stats.audio.lost
     );
