@@ -47,6 +47,9 @@ pub const STANDBY_AFTER: Duration = Duration::from_secs(1);
 /// How long to wait after finding no warm backup before looking again.
 pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
 
+/// How often a relay looks for a seat at least two hops nearer the host.
+pub const CLIMB_EVERY: Duration = Duration::from_secs(10);
+
 /// How often a member renews its NIP-53 presence (Nests drops presences older than 5 min).
 pub const PRESENCE_EVERY: Duration = Duration::from_secs(120);
 
@@ -158,6 +161,7 @@ pub struct Participant {
     published: u64,
     last_presence: Millis,
     next_search: Millis,
+    next_climb: Millis,
     last_standby_try: Millis,
     left: bool,
     now: Millis,
@@ -192,6 +196,7 @@ impl Participant {
             published: 0,
             last_presence: now,
             next_search: now,
+            next_climb: now + ms(CLIMB_EVERY),
             last_standby_try: now,
             left: false,
             now,
@@ -284,10 +289,14 @@ impl Participant {
         if !self.is_host() && self.pending.is_none() {
             match self.links.one(LinkKind::Parent) {
                 None => at(self.next_search),
-                Some(parent) if self.wants_second_link(parent) => {
-                    at(self.last_standby_try + ms(STANDBY_AFTER))
+                Some(parent) => {
+                    if self.wants_second_link(parent) {
+                        at(self.last_standby_try + ms(STANDBY_AFTER));
+                    }
+                    if self.capacity >= 2 && parent != *self.config.space.host() {
+                        at(self.next_climb);
+                    }
                 }
-                Some(_) => {}
             }
         }
         next
@@ -843,6 +852,9 @@ impl Participant {
             }
             return;
         }
+        if self.climb(parent) {
+            return;
+        }
         if self.links.one(LinkKind::Standby).is_some() || !settled {
             return;
         }
@@ -854,6 +866,41 @@ impl Participant {
             // walks the whole space).
             None => self.last_standby_try = now + ms(STANDBY_RETRY),
         }
+    }
+
+    /// Pull-up: a relay that could sit at least two hops nearer the host (a shallow seat opened:
+    /// a relay left, the host's capacity rose) moves there with its whole subtree, keeping its
+    /// parent until the new one delivers. Looked at every [`CLIMB_EVERY`]; only relays climb,
+    /// since seats near the host are worth most to those who widen the tree.
+    fn climb(&mut self, parent: PublicKey) -> bool {
+        let now = self.now;
+        if now < self.next_climb
+            || self.capacity < 2
+            || self.links.one(LinkKind::Retiring).is_some()
+            || self
+                .links
+                .get(&parent)
+                .is_none_or(|l| l.connected_at.is_none())
+        {
+            return false;
+        }
+        self.next_climb = now + ms(CLIMB_EVERY);
+        let tree = TreeView::of(&self.space);
+        let Some(depth) = tree.depth(&self.me) else {
+            return false;
+        };
+        if depth < 3 {
+            return false;
+        }
+        let Some(seat) = self.choose(&tree, Want::Parent, Some(parent)) else {
+            return false;
+        };
+        if tree.depth(&seat).is_none_or(|d| d + 3 > depth) {
+            return false;
+        }
+        tracing::debug!(%seat, depth, "climbing nearer the host");
+        self.reserve(seat, false);
+        true
     }
 
     /// The tree rules' choice for us, passing over avoided peers and `also_avoid`.
@@ -905,9 +952,18 @@ impl Participant {
         self.pending = None;
         let now = self.now;
         if let Some(link) = self.links.get_mut(&by) {
-            // Our warm backup confirmed as parent: it already delivers, nothing to set up.
+            // Our warm backup confirmed as parent: it already delivers, nothing to set up, and
+            // a parent it replaces (a climb) can go at once.
             if !pending.standby && link.kind == LinkKind::Standby {
                 link.kind = LinkKind::Parent;
+                let replaced: Vec<PublicKey> = self
+                    .links
+                    .of_kind(LinkKind::Parent)
+                    .filter(|p| *p != by)
+                    .collect();
+                for old in replaced {
+                    self.drop_link(old);
+                }
             }
             return;
         }

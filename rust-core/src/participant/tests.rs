@@ -537,3 +537,27 @@ fn relays_that_reorder_authors_by_half_a_second_still_give_everyone_a_parent() {
         "the reordering was real: events arrived before their author {all:?}"
     );
 }
+
+#[test]
+fn a_deep_relay_climbs_when_the_host_gains_room() {
+    let mut world = world_of(240);
+    let mut listeners = Vec::new();
+    // Two relays of two seats at the host, four more below them: the seats of depth 2.
+    for _ in 0..6 {
+        listeners.push(world.join(wifi(240), 240.0));
+        world.run_until(world.now() + 500);
+    }
+    run_sampled(&mut world, 5_000);
+    // A stronger relay (7 outputs, too few to take a two-seat leaf's place) ends at depth 3.
+    let strong = world.join(wifi(800), 800.0);
+    listeners.push(strong);
+    run_sampled(&mut world, 5_000);
+    assert_eq!(world.depth(strong), Some(3));
+    // The host moves to a better network: seventeen seats.
+    world.set_uplink(0, 2_000.0);
+    world.command(0, UserCommand::NetworkChanged(wifi(2_000)));
+    let gaps = run_sampled(&mut world, 15_000);
+    assert_eq!(world.depth(strong), Some(1), "pulled up next to the host");
+    assert!(everyone_hears(&world, &listeners));
+    assert!(gaps[strong] <= 200, "climbing cost {} ms", gaps[strong]);
+}
