@@ -321,8 +321,7 @@ fn run_sampled(world: &mut World, duration: Millis) -> Vec<Millis> {
     while world.now() < until {
         let now = world.now() + 100;
         world.run_until(now);
-        let hearing = world.hearing();
-        world.note_first_audio(&hearing);
+        let hearing = world.sample();
         gaps.resize(world.nodes().len(), 0);
         since.resize(world.nodes().len(), None);
         for (id, node) in world.nodes().iter().enumerate().skip(1) {

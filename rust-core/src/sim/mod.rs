@@ -341,8 +341,7 @@ pub fn run(config: &SimConfig) -> SimReport {
         }
 
         // Sample.
-        let hearing = world.hearing();
-        world.note_first_audio(&hearing);
+        let hearing = world.sample();
         let mut present = 0usize;
         let mut receiving = 0usize;
         for (id, node) in world.nodes().iter().enumerate().skip(1) {

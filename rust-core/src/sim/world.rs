@@ -87,6 +87,8 @@ pub struct Node {
     link_ms: u64,
     subscribed: bool,
     wake: Option<Millis>,
+    /// Receives nothing, so forwards nothing.
+    silent: bool,
 }
 
 /// Something due at a time.
@@ -268,6 +270,7 @@ impl World {
             link_ms,
             subscribed: false,
             wake: None,
+            silent: false,
         });
         self.by_key.insert(key, id);
         self.at(self.now + relay_ms, Action::Subscribe(id));
@@ -716,14 +719,55 @@ impl World {
         None
     }
 
-    /// Notes the first time each node hears the host well (≥ 90 % of frames).
-    pub fn note_first_audio(&mut self, hearing: &[f64]) {
+    /// Looks at the audio now: who hears the host (returned, per node), the first time each
+    /// node hears it well (≥ 90 % of frames), and silence spreading down the tree: a relay
+    /// that receives nothing forwards nothing (no audio, no keep-alives), so its children's
+    /// links stall one stall window later, and resume when it hears again.
+    pub fn sample(&mut self) -> Vec<f64> {
+        let hearing = self.hearing();
         let now = self.now;
-        for (node, share) in self.nodes.iter_mut().zip(hearing) {
+        let mut changed = Vec::new();
+        for (id, (node, share)) in self.nodes.iter_mut().zip(&hearing).enumerate() {
             if node.first_audio.is_none() && *share >= 0.9 {
                 node.first_audio = Some(now);
             }
+            let silent = node.alive && id != 0 && *share == 0.0 && node.first_audio.is_some();
+            if silent != node.silent {
+                node.silent = silent;
+                changed.push((id, silent));
+            }
         }
+        for (relay, silent) in changed {
+            let key = *self.nodes[relay].participant.me();
+            let children: Vec<NodeId> = self.nodes[relay]
+                .participant
+                .links()
+                .iter()
+                .filter(|(_, l)| l.kind.downstream())
+                .filter_map(|(k, _)| self.id_of(k))
+                .collect();
+            for child in children {
+                let Some(link) = self.nodes[child].participant.links().get(&key) else {
+                    continue;
+                };
+                let (input, after) = if silent {
+                    (LinkInput::Stalled, self.network.stall_ms)
+                } else {
+                    (LinkInput::Resumed, 0)
+                };
+                let confirmed_at = link.confirmed_at;
+                self.at(
+                    now + after,
+                    Action::Link {
+                        node: child,
+                        peer: relay,
+                        confirmed_at,
+                        input,
+                    },
+                );
+            }
+        }
+        hearing
     }
 
     /// The host's key.
