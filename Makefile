@@ -9,7 +9,10 @@ BINDINGS    = $(TARGET_DIR)/bindings
 LAT        ?= 48.853
 LON        ?= -2.341
 
-.PHONY: help setup relay-venv build demo geokey test lint rust-test bindings kotlin-test bench android ios clean
+PEERS      ?= 1000
+ARRIVAL    ?= random
+
+.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test bench android ios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -22,6 +25,9 @@ build: ## build the library, the CLI and every test target (debug)
 
 demo: ## the main job: host + 12 listeners as real WebRTC peers on this machine; report in target/demo-report.json
 	$(CARGO) run --release -q -p spaces-core --bin spaces -- demo --json $(TARGET_DIR)/demo-report.json
+
+simulate: ## the product's own participants at scale on a simulated network (PEERS=.. ARRIVAL=random|weak-first|strong-first)
+	$(CARGO) run --release -q -p spaces-core --bin spaces -- simulate --peers $(PEERS) --arrival $(ARRIVAL)
 
 geokey: ## the GeoKeys of a point (LAT=.. LON=..)
 	$(CARGO) run --release -q -p spaces-core --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all

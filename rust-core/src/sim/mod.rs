@@ -283,21 +283,13 @@ pub fn run(config: &SimConfig) -> SimReport {
                     }
                 }
                 Happening::Crash => {
-                    let alive: Vec<NodeId> = (1..world.nodes().len())
-                        .filter(|id| world.node(*id).alive && !speakers.contains(id))
-                        .collect();
-                    if !alive.is_empty() {
-                        let victim = alive[(rng.next_u64() % alive.len() as u64) as usize];
+                    if let Some(victim) = any_listener(&world, &mut rng, &speakers) {
                         world.crash(victim);
                         replacements.push(at + 5_000);
                     }
                 }
                 Happening::Switch => {
-                    let alive: Vec<NodeId> = (1..world.nodes().len())
-                        .filter(|id| world.node(*id).alive)
-                        .collect();
-                    if !alive.is_empty() {
-                        let who = alive[(rng.next_u64() % alive.len() as u64) as usize];
+                    if let Some(who) = any_listener(&world, &mut rng, &[]) {
                         let announced = world
                             .node(who)
                             .participant
@@ -314,11 +306,7 @@ pub fn run(config: &SimConfig) -> SimReport {
                 }
                 Happening::Mute(muted) => world.command(0, UserCommand::Mute(muted)),
                 Happening::Promote => {
-                    let alive: Vec<NodeId> = (1..world.nodes().len())
-                        .filter(|id| world.node(*id).alive && !speakers.contains(id))
-                        .collect();
-                    if !alive.is_empty() {
-                        let who = alive[(rng.next_u64() % alive.len() as u64) as usize];
+                    if let Some(who) = any_listener(&world, &mut rng, &speakers) {
                         let target = *world.node(who).participant.me();
                         world.command(0, UserCommand::Publish(Message::PromoteSpeaker { target }));
                         speakers.push(who);
@@ -444,6 +432,14 @@ pub fn run(config: &SimConfig) -> SimReport {
     }
 }
 
+/// A listener still in the space, drawn at random, other than `except`.
+fn any_listener(world: &World, rng: &mut Rng, except: &[NodeId]) -> Option<NodeId> {
+    let alive: Vec<NodeId> = (1..world.nodes().len())
+        .filter(|id| world.node(*id).alive && !except.contains(id))
+        .collect();
+    (!alive.is_empty()).then(|| alive[(rng.next_u64() % alive.len() as u64) as usize])
+}
+
 /// ⌈log_k N⌉ + 2.
 fn depth_goal(peers: usize, k: f64) -> u32 {
     if peers <= 1 || k <= 1.0 {
@@ -471,4 +467,27 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
 
 fn round3(x: f64) -> f64 {
     (x * 1_000.0).round() / 1_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_names_a_run_and_a_small_crowd_with_churn_hears_the_host() {
+        let config = SimConfig {
+            peers: 40,
+            join_secs: 10.0,
+            minutes: 1.0,
+            crashes_per_min: 6.0,
+            ..SimConfig::default()
+        };
+        let report = run(&config);
+        assert_eq!(report, run(&config), "same seed, same report");
+        assert_eq!(report.never_heard, 0);
+        assert!(report.receiving_share_steady >= 0.99, "{report:?}");
+        assert!(report.max_depth <= report.depth_goal + 1, "{report:?}");
+        let other = run(&SimConfig { seed: 2, ..config });
+        assert_ne!(report.steps, other.steps, "another seed, another run");
+    }
 }
