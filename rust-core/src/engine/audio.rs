@@ -624,4 +624,60 @@ mod tests {
         assert_eq!(stats.frames, 50);
         assert_eq!(SourceStats::default().frequency_hz(), None);
     }
+
+    #[tokio::test]
+    async fn a_keep_alive_is_admitted_but_never_played_and_audio_still_is() {
+        let forwarder = Arc::new(Forwarder::new(16));
+        let audio = Audio::start(
+            Arc::clone(&forwarder),
+            AudioConfig {
+                input: None,
+                output: Box::new(crate::media::device::NullSink),
+                codec: CodecSettings::default(),
+                tone_hz: None,
+                clock: None,
+                routing: Routing {
+                    me: 7,
+                    host: 1,
+                    ..Routing::default()
+                },
+                speaking: false,
+                keepalive: false,
+            },
+        )
+        .expect("audio");
+        audio.route(|r| r.upstream = HashSet::from(["parent".to_owned()]));
+        let inbound = audio.inbound();
+        let packet = |timestamp: u32, payload: Vec<u8>| RtpPacket {
+            header: RtpHeader {
+                version: 2,
+                timestamp,
+                csrc: vec![1],
+                ..RtpHeader::default()
+            },
+            payload: Bytes::from(payload),
+        };
+        for n in 0..5 {
+            inbound.on_rtp(
+                "parent",
+                &packet(n * 5 * RTP_TICKS_PER_FRAME, KEEPALIVE.to_vec()),
+            );
+        }
+        let stats = audio.stats();
+        assert_eq!(stats.packets_received, 0, "keep-alives are not audio");
+        assert_eq!(stats.refused, 0, "but they come from an admitted link");
+        assert!(
+            lock(&audio.shared.voices).is_empty(),
+            "no decoder for silence"
+        );
+        let mut encoder = Encoder::new(CodecSettings::default()).expect("encoder");
+        let frame = encoder.encode(&vec![0i16; FRAME_SAMPLES]).expect("frame");
+        assert!(
+            !is_keepalive(&frame),
+            "an encoded frame is never taken for a keep-alive"
+        );
+        inbound.on_rtp("parent", &packet(100 * RTP_TICKS_PER_FRAME, frame));
+        assert_eq!(audio.stats().packets_received, 1);
+        audio.stop();
+    }
 }
