@@ -113,6 +113,15 @@ impl Links {
             .map(|(k, _)| *k)
     }
 
+    /// The peers of every link whose kind passes `test` (upstream, downstream).
+    pub fn peers_where(&self, test: impl Fn(LinkKind) -> bool) -> Vec<PublicKey> {
+        self.by_peer
+            .iter()
+            .filter(|(_, l)| test(l.kind))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// The one peer of this kind (parent, backup, retiring parent).
     pub fn one(&self, kind: LinkKind) -> Option<PublicKey> {
         self.of_kind(kind).next()

@@ -166,6 +166,9 @@ pub struct Participant {
     left: bool,
     now: Millis,
     routing: Routing,
+    /// The host's speakers changed (roles, membership): rebuild that part of the routing,
+    /// which walks every member, only then, not on every input.
+    speakers_stale: bool,
     speaking: Option<bool>,
     stats: ParticipantStats,
     outputs: VecDeque<Output>,
@@ -201,6 +204,7 @@ impl Participant {
             left: false,
             now,
             routing: Routing::default(),
+            speakers_stale: true,
             speaking: None,
             stats: ParticipantStats::default(),
             outputs: VecDeque::new(),
@@ -514,6 +518,12 @@ impl Participant {
     }
 
     fn execute(&mut self, command: Command) {
+        if matches!(
+            command,
+            Command::MemberJoined(_) | Command::MemberLeft(_) | Command::PeerRemoved(_)
+        ) {
+            self.speakers_stale = true;
+        }
         if for_ui(&command) {
             self.outputs.push_back(Output::Ui(command.clone()));
         }
@@ -567,6 +577,7 @@ impl Participant {
         let Command::RoleChanged { peer, role } = command else {
             return;
         };
+        self.speakers_stale = true;
         let host = *self.config.space.host();
         if peer == self.me {
             tracing::info!(?role, "our role changed");
@@ -1120,25 +1131,17 @@ impl Participant {
 
     /// Emits routing and speaking changes, and refreshes the statistics.
     fn route(&mut self) {
-        let upstream: Vec<PublicKey> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.kind.upstream())
-            .map(|(k, _)| *k)
-            .collect();
-        let children: Vec<PublicKey> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.kind.downstream())
-            .map(|(k, _)| *k)
-            .collect();
+        let upstream = self.links.peers_where(LinkKind::upstream);
+        let children = self.links.peers_where(LinkKind::downstream);
         let host = *self.config.space.host();
         let speaker = !self.is_host() && self.space.role_of(&self.me).speaks();
         let uplink = self
             .links
             .one(LinkKind::Parent)
             .filter(|p| speaker && *p == host);
-        let speakers = if self.is_host() {
+        let speakers = if !self.is_host() {
+            Vec::new()
+        } else if std::mem::take(&mut self.speakers_stale) {
             self.space
                 .members()
                 .keys()
@@ -1146,7 +1149,7 @@ impl Participant {
                 .copied()
                 .collect()
         } else {
-            Vec::new()
+            self.routing.speakers.clone()
         };
         let routing = Routing {
             upstream,

@@ -742,9 +742,9 @@ impl World {
             let children: Vec<NodeId> = self.nodes[relay]
                 .participant
                 .links()
+                .peers_where(LinkKind::downstream)
                 .iter()
-                .filter(|(_, l)| l.kind.downstream())
-                .filter_map(|(k, _)| self.id_of(k))
+                .filter_map(|k| self.id_of(k))
                 .collect();
             for child in children {
                 let Some(link) = self.nodes[child].participant.links().get(&key) else {
