@@ -24,13 +24,13 @@ build: ## build the library, the CLI and every test target (debug)
 	$(CARGO) build --workspace --all-targets
 
 demo: ## the main job: host + 12 listeners as real WebRTC peers on this machine; report in target/demo-report.json
-	$(CARGO) run --release -q -p spaces-core --bin spaces -- demo --json $(TARGET_DIR)/demo-report.json
+	$(CARGO) run --release -q -p spaces-cli --bin spaces -- demo --json $(TARGET_DIR)/demo-report.json
 
 simulate: ## the product's own participants at scale on a simulated network (PEERS=.. ARRIVAL=random|weak-first|strong-first)
-	$(CARGO) run --release -q -p spaces-core --bin spaces -- simulate --peers $(PEERS) --arrival $(ARRIVAL)
+	$(CARGO) run --release -q -p spaces-cli --bin spaces -- simulate --peers $(PEERS) --arrival $(ARRIVAL)
 
 geokey: ## the GeoKeys of a point (LAT=.. LON=..)
-	$(CARGO) run --release -q -p spaces-core --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
+	$(CARGO) run --release -q -p spaces-cli --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
 
 test: lint rust-test kotlin-test ## every test: format, lints, Rust suites, Kotlin on the JVM
 

@@ -1,7 +1,7 @@
 //! The whole product on one machine: embedded relay, a host streaming a tone with a small
 //! uplink, listeners joining through Nostr signaling and real WebRTC, a relay tree forming.
 
-use spaces_core::engine::demo::{DemoConfig, run_demo};
+use spaces_cli::demo::{DemoConfig, run_demo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_and_eight_listeners_form_a_two_level_tree_and_all_hear_the_tone() {
@@ -120,7 +120,7 @@ async fn a_promoted_listener_is_heard_by_every_other_listener_and_the_host() {
         .await
         .expect("the demo runs");
     let speaker = report.summary.speakers.first().expect("one speaker");
-    let tone = spaces_core::engine::demo::speaker_tone_hz(0);
+    let tone = spaces_cli::demo::speaker_tone_hz(0);
     assert_eq!(speaker.tone_hz, tone);
     assert!(
         speaker.heard_by_host,
@@ -170,7 +170,8 @@ mod sessions {
     use std::time::Duration;
 
     use nostr::prelude::{Keys, SecretKey, Timestamp};
-    use spaces_core::engine::{CaptureClock, RESERVE_TIMEOUT, Session, SessionConfig};
+    use spaces_cli::probe::{CaptureClock, Probe};
+    use spaces_core::engine::{RESERVE_TIMEOUT, Session, SessionConfig, source_id};
     use spaces_core::media::CodecSettings;
     use spaces_core::media::device::{NullSink, ToneSource};
     use spaces_core::protocol::{ConnectionType, EventWriter, Message, NetworkMetrics, SpaceRef};
@@ -183,13 +184,7 @@ mod sessions {
         Keys::new(SecretKey::from_slice(&bytes).expect("valid"))
     }
 
-    fn config(
-        keys: Keys,
-        space: &SpaceRef,
-        relay: &str,
-        host: bool,
-        clock: &CaptureClock,
-    ) -> SessionConfig {
+    fn config(keys: Keys, space: &SpaceRef, relay: &str, host: bool) -> SessionConfig {
         SessionConfig {
             keys,
             space: space.clone(),
@@ -209,8 +204,7 @@ mod sessions {
             codec: CodecSettings::default(),
             input: host.then(|| Box::new(ToneSource::new(440.0, 0.5)) as _),
             output: Box::new(NullSink),
-            tone_hz: (!host).then_some(440.0),
-            capture_clock: Some(Arc::clone(clock)),
+            tap: None,
             reserve_timeout: RESERVE_TIMEOUT,
             cells: vec![],
         }
@@ -233,12 +227,11 @@ mod sessions {
         range: std::ops::Range<u8>,
         space: &SpaceRef,
         url: &str,
-        clock: &CaptureClock,
     ) -> Vec<Session> {
         let mut listeners = Vec::new();
         for n in range {
             listeners.push(
-                Session::start(config(keys(n), space, url, false, clock))
+                Session::start(config(keys(n), space, url, false))
                     .await
                     .expect("listener"),
             );
@@ -249,11 +242,10 @@ mod sessions {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_forged_close_and_promote_from_a_non_host_disturb_nothing() {
         let (_relay, url, space) = space_on_embedded_relay("forged", 1).await;
-        let clock = CaptureClock::default();
-        let host = Session::start(config(keys(1), &space, &url, true, &clock))
+        let host = Session::start(config(keys(1), &space, &url, true))
             .await
             .expect("host");
-        let listeners = start_listeners(2..5, &space, &url, &clock).await;
+        let listeners = start_listeners(2..5, &space, &url).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before: Vec<u64> = listeners
             .iter()
@@ -315,15 +307,14 @@ mod sessions {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_relay_whose_network_changes_restarts_ice_and_hands_its_children_on() {
         let (_relay, url, space) = space_on_embedded_relay("roaming", 21).await;
-        let clock = CaptureClock::default();
-        let mut host_config = config(keys(21), &space, &url, true, &clock);
+        let mut host_config = config(keys(21), &space, &url, true);
         // 240 kbit/s feeds two children: the two first listeners; the others hang below.
         host_config.metrics.upload_kbps = 240;
         let host = Session::start(host_config).await.expect("host");
         let mut listeners = Vec::new();
         for n in 22..26 {
             listeners.push(
-                Session::start(config(keys(n), &space, &url, false, &clock))
+                Session::start(config(keys(n), &space, &url, false))
                     .await
                     .expect("listener"),
             );
@@ -408,12 +399,11 @@ mod sessions {
         use spaces_core::space::Command;
 
         let (_relay, url, space) = space_on_embedded_relay("stage", 31).await;
-        let clock = CaptureClock::default();
-        let host = Session::start(config(keys(31), &space, &url, true, &clock))
+        let host = Session::start(config(keys(31), &space, &url, true))
             .await
             .expect("host");
         let mut at_host = host.events();
-        let mut listener_config = config(keys(32), &space, &url, false, &clock);
+        let mut listener_config = config(keys(32), &space, &url, false);
         listener_config.input = Some(Box::new(ToneSource::new(700.0, 0.5)));
         let listener = Session::start(listener_config).await.expect("listener");
         let mut at_listener = listener.events();
@@ -467,7 +457,6 @@ mod sessions {
         use spaces_core::signaling::Incoming;
 
         let (_relay, url, space) = space_on_embedded_relay("nip53", 11).await;
-        let clock = CaptureClock::default();
         // A NIP-53 client (Nests-like) watching the room's address only.
         let (watcher, mut rx) =
             RelayPool::connect(std::slice::from_ref(&url), PoolOptions::default())
@@ -477,10 +466,10 @@ mod sessions {
             .subscribe(vec![room_record_filter(&space), room_filter(&space, None)])
             .await
             .expect("subscribes");
-        let host = Session::start(config(keys(11), &space, &url, true, &clock))
+        let host = Session::start(config(keys(11), &space, &url, true))
             .await
             .expect("host");
-        let listeners = start_listeners(12..14, &space, &url, &clock).await;
+        let listeners = start_listeners(12..14, &space, &url).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         for listener in listeners {
             listener.stop().await;
@@ -521,64 +510,57 @@ mod sessions {
         assert_eq!(leaving, 2, "both listeners announced leaving");
     }
 
-    /// A listener announcing `upload_kbps` of Wi-Fi uplink.
-    fn listener(
+    /// A listener announcing `upload_kbps` of Wi-Fi uplink, started with a probe listening for
+    /// the host's 440 Hz.
+    async fn listener(
         n: u8,
         upload_kbps: u32,
         space: &SpaceRef,
         url: &str,
-        clock: &CaptureClock,
-    ) -> SessionConfig {
-        let mut config = config(keys(n), space, url, false, clock);
+        clock: &Arc<CaptureClock>,
+    ) -> (Session, Arc<Probe>) {
+        let probe = Probe::new(clock, source_id(space.host()), Some(440.0));
+        let mut config = config(keys(n), space, url, false);
         config.metrics.upload_kbps = upload_kbps;
-        config
+        config.tap = Some(Arc::clone(&probe) as _);
+        (Session::start(config).await.expect("listener"), probe)
     }
 
-    /// Host frames with the tone each listener played since `before`, as a share of the
-    /// frames that much wall time holds.
-    fn tone_share_since(listeners: &[Session], before: &[u64], elapsed: Duration) -> Vec<f64> {
+    /// Host frames with the tone each probe heard since `before`, as a share of the frames
+    /// that much wall time holds.
+    fn tone_share_since(probes: &[Arc<Probe>], before: &[u64], elapsed: Duration) -> Vec<f64> {
         let frames = elapsed.as_millis() as f64 / 20.0;
-        listeners
+        probes
             .iter()
             .zip(before)
-            .map(|(l, b)| (l.stats().audio.frames_with_tone - b) as f64 / frames)
+            .map(|(p, b)| (p.stats().frames_with_tone - b) as f64 / frames)
             .collect()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn weak_listeners_first_then_strong_ones_all_hear_the_tone() {
         let (_relay, url, space) = space_on_embedded_relay("weak-first", 1).await;
-        let clock: CaptureClock = Arc::default();
-        let mut host_config = config(keys(1), &space, &url, true, &clock);
+        let clock = CaptureClock::shared();
+        let mut host_config = config(keys(1), &space, &url, true);
         // Three child slots (0.5 × 400 / 56.8).
         host_config.metrics.upload_kbps = 400;
         let host = Session::start(host_config).await.expect("host");
-        let mut listeners = Vec::new();
+        let mut joined = Vec::new();
         for n in 10..13 {
             // Too weak to relay: they take the host's three seats first.
-            listeners.push(
-                Session::start(listener(n, 40, &space, &url, &clock))
-                    .await
-                    .expect("weak"),
-            );
+            joined.push(listener(n, 40, &space, &url, &clock).await);
         }
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         for n in 20..28 {
-            listeners.push(
-                Session::start(listener(n, 5_000, &space, &url, &clock))
-                    .await
-                    .expect("strong"),
-            );
+            joined.push(listener(n, 5_000, &space, &url, &clock).await);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        let (listeners, probes): (Vec<Session>, Vec<Arc<Probe>>) = joined.into_iter().unzip();
         tokio::time::sleep(Duration::from_secs(8)).await;
-        let before: Vec<u64> = listeners
-            .iter()
-            .map(|l| l.stats().audio.frames_with_tone)
-            .collect();
+        let before: Vec<u64> = probes.iter().map(|p| p.stats().frames_with_tone).collect();
         let window = std::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(4)).await;
-        let shares = tone_share_since(&listeners, &before, window.elapsed());
+        let shares = tone_share_since(&probes, &before, window.elapsed());
         let host_stats = host.stats();
         for (n, share) in shares.iter().enumerate() {
             assert!(
@@ -609,11 +591,10 @@ mod sessions {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_host_that_sends_no_audio_keeps_its_listeners() {
         let (_relay, url, space) = space_on_embedded_relay("silent", 1).await;
-        let clock: CaptureClock = Arc::default();
-        let mut host_config = config(keys(1), &space, &url, true, &clock);
+        let mut host_config = config(keys(1), &space, &url, true);
         host_config.input = None;
         let host = Session::start(host_config).await.expect("host");
-        let listeners = start_listeners(10..13, &space, &url, &clock).await;
+        let listeners = start_listeners(10..13, &space, &url).await;
         tokio::time::sleep(Duration::from_secs(12)).await;
         for session in &listeners {
             let stats = session.stats();

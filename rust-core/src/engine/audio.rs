@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nostr::prelude::PublicKey;
 
-use crate::media::analysis::has_tone;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::media::{
     AudioReceiver, CodecSettings, Encoder, FRAME_MS, FRAME_SAMPLES, JitterConfig, Mixer, Packet,
@@ -30,9 +29,29 @@ pub fn source_id(key: &PublicKey) -> u32 {
     u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
-/// Capture instants by (source, RTP timestamp), shared in-process between the participants
-/// of a demo so capture-to-playout latency is measured on one clock.
-pub type CaptureClock = Arc<Mutex<HashMap<(u32, u32), Instant>>>;
+/// One voice's frame as the playout tick pulled it, before mixing.
+#[derive(Debug, Clone, Copy)]
+pub struct PlayedFrame<'a> {
+    /// The voice ([`source_id`]).
+    pub source: u32,
+    /// RTP timestamp of the frame played; `None` for concealment after a loss.
+    pub timestamp: Option<u32>,
+    /// The decoded samples.
+    pub pcm: &'a [i16],
+}
+
+/// Something that watches a session's audio go by: level meters, recorders, and the
+/// instruments of tests and the demo (capture-to-playout latency, tone detection). Called on
+/// the audio paths, so it must be quick and never block.
+pub trait AudioTap: Send + Sync {
+    /// A frame of our own voice left with RTP `timestamp` (keep-alives are not frames).
+    fn sent(&self, _source: u32, _timestamp: u32) {}
+    /// A new frame of `source` arrived from the network (duplicates and keep-alives are not
+    /// reported).
+    fn received(&self, _source: u32, _timestamp: u32) {}
+    /// One playout tick: the frames pulled, one per voice heard (empty when none was).
+    fn played(&self, _frames: &[PlayedFrame<'_>]) {}
+}
 
 /// Most voices mixed at once; further ones are ignored (a space has a few speakers).
 const MAX_SOURCES: usize = 16;
@@ -66,8 +85,6 @@ pub struct SourceStats {
     pub crossings: u64,
     /// Samples over those frames.
     pub samples: u64,
-    /// Capture-to-playout latency of its frames, ms (when a capture clock is shared).
-    pub latencies_ms: Vec<f64>,
     /// The last sample played (a crossing may straddle two frames).
     pub last_sample: Option<i16>,
 }
@@ -105,15 +122,6 @@ pub struct AudioStats {
     pub packets_received: u64,
     /// Host frames played since the first audio.
     pub frames_played: u64,
-    /// Of those, frames carrying the expected tone.
-    pub frames_with_tone: u64,
-    /// Capture-to-playout latency of the host's played frames, ms.
-    pub latencies_ms: Vec<f64>,
-    /// Capture-to-arrival of the host's packets here, ms: the network path alone, before the
-    /// jitter buffer and the playout tick.
-    pub arrivals_ms: Vec<f64>,
-    /// Longest stretch without the host's tone after the first audio, ms.
-    pub gap_ms_max: f64,
     /// Host packets lost (jitter buffer, from timestamp gaps).
     pub lost: u64,
     /// The host voice's jitter-buffer target, ms (what the buffer adds to latency).
@@ -180,7 +188,7 @@ struct Voice {
 }
 
 struct Shared {
-    clock: Option<CaptureClock>,
+    tap: Option<Arc<dyn AudioTap>>,
     voices: Mutex<BTreeMap<u32, Voice>>,
     seen: Mutex<Seen>,
     stats: Mutex<AudioStats>,
@@ -202,12 +210,11 @@ impl RtpSink for Inbound {
     fn on_rtp(&self, link: &str, packet: &RtpPacket) {
         let shared = &self.shared;
         let source = packet.header.csrc.first().copied();
-        let (admitted, is_host, host) = {
+        let (admitted, is_host) = {
             let routing = lock(&shared.routing);
             (
                 source.is_some_and(|s| routing.admits(link, s)),
                 routing.is_host,
-                routing.host,
             )
         };
         let Some(source) = source.filter(|_| admitted) else {
@@ -225,16 +232,8 @@ impl RtpSink for Inbound {
         if is_keepalive(&packet.payload) {
             return;
         }
-        if source == host
-            && let Some(clock) = &shared.clock
-        {
-            // One lock at a time (an `if let` would hold the clock's guard through its body,
-            // and playout locks stats then reads the clock).
-            let captured = lock(clock).get(&(source, packet.header.timestamp)).copied();
-            if let Some(captured) = captured {
-                let ms = captured.elapsed().as_secs_f64() * 1e3;
-                lock(&shared.stats).arrivals_ms.push(ms);
-            }
+        if let Some(tap) = &shared.tap {
+            tap.received(source, packet.header.timestamp);
         }
         let arrival = shared.epoch.elapsed().as_millis() as u64;
         let frame = Packet {
@@ -284,10 +283,8 @@ pub struct AudioConfig {
     pub output: Box<dyn AudioSink>,
     /// Encoder settings.
     pub codec: CodecSettings,
-    /// A tone to look for in the host's voice (tests and the demo).
-    pub tone_hz: Option<f32>,
-    /// Shared capture clock (in-process latency measurement).
-    pub clock: Option<CaptureClock>,
+    /// Watches the audio go by.
+    pub tap: Option<Arc<dyn AudioTap>>,
     /// Who we are and who hosts, as voices.
     pub routing: Routing,
     /// Capture from the start.
@@ -314,7 +311,7 @@ impl Audio {
         let me = config.routing.me;
         let host = config.routing.host;
         let shared = Arc::new(Shared {
-            clock: config.clock.clone(),
+            tap: config.tap.clone(),
             voices: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Seen::default()),
             stats: Mutex::new(AudioStats::default()),
@@ -326,8 +323,6 @@ impl Audio {
         let mut tasks = vec![tokio::spawn(playout(
             Arc::clone(&shared),
             config.output,
-            config.tone_hz,
-            config.clock.clone(),
             host,
         ))];
         let can_speak = config.input.is_some();
@@ -339,7 +334,7 @@ impl Audio {
                 Capture {
                     input: config.input,
                     encoder,
-                    clock: config.clock,
+                    tap: config.tap,
                     source: me,
                     keepalive: config.keepalive,
                 },
@@ -409,7 +404,7 @@ impl Drop for Audio {
 struct Capture {
     input: Option<Box<dyn AudioSource>>,
     encoder: Encoder,
-    clock: Option<CaptureClock>,
+    tap: Option<Arc<dyn AudioTap>>,
     source: u32,
     keepalive: bool,
 }
@@ -442,11 +437,8 @@ async fn capture(forwarder: Arc<Forwarder>, outbound: Arc<Outbound>, mut capture
         } else {
             continue;
         };
-        if speaking && let Some(clock) = &capture.clock {
-            let mut clock = lock(clock);
-            clock.insert((source, timestamp), Instant::now());
-            // Keep a minute of history per voice.
-            clock.remove(&(source, timestamp.wrapping_sub(3_000 * RTP_TICKS_PER_FRAME)));
+        if speaking && let Some(tap) = &capture.tap {
+            tap.sent(source, timestamp);
         }
         let packet = RtpPacket {
             header: RtpHeader {
@@ -471,18 +463,11 @@ async fn capture(forwarder: Arc<Forwarder>, outbound: Arc<Outbound>, mut capture
     }
 }
 
-/// Every 20 ms: pull a frame of every voice, measure, mix, play.
-async fn playout(
-    shared: Arc<Shared>,
-    mut output: Box<dyn AudioSink>,
-    tone_hz: Option<f32>,
-    clock: Option<CaptureClock>,
-    host: u32,
-) {
+/// Every 20 ms: pull a frame of every voice, count, show the tap, mix, play.
+async fn playout(shared: Arc<Shared>, mut output: Box<dyn AudioSink>, host: u32) {
     let mut ticker = tokio::time::interval(Duration::from_millis(u64::from(FRAME_MS)));
     let mut mixer = Mixer::<u32>::new();
     let mut mixed = vec![0i16; FRAME_SAMPLES];
-    let mut gap_frames = 0u64;
     loop {
         ticker.tick().await;
         let pulled: Vec<(u32, Vec<i16>, Option<u32>)> = {
@@ -502,52 +487,28 @@ async fn playout(
                 })
                 .collect()
         };
-        // Latencies first: the clock and the stats are never locked together.
-        let latencies: Vec<Option<f64>> = pulled
-            .iter()
-            .map(|(source, _, ts)| {
-                let at = lock(clock.as_ref()?).get(&(*source, (*ts)?)).copied()?;
-                Some(at.elapsed().as_secs_f64() * 1e3)
-            })
-            .collect();
         {
             let mut stats = lock(&shared.stats);
-            let host_frame = pulled
+            if pulled.iter().any(|(source, ..)| *source == host) {
+                if stats.first_audio.is_none() {
+                    stats.first_audio = Some(shared.epoch.elapsed());
+                }
+                stats.frames_played += 1;
+            }
+            for (source, frame, _) in &pulled {
+                stats.sources.entry(*source).or_default().add_frame(frame);
+            }
+        }
+        if let Some(tap) = &shared.tap {
+            let frames: Vec<PlayedFrame<'_>> = pulled
                 .iter()
-                .zip(&latencies)
-                .find(|((source, ..), _)| *source == host);
-            // Whether this tick heard the host (its tone, when one is expected); nothing
-            // counts before the first audio.
-            let heard = match host_frame {
-                None => stats.first_audio.map(|_| false),
-                Some(((_, frame, _), latency)) => {
-                    if stats.first_audio.is_none() {
-                        stats.first_audio = Some(shared.epoch.elapsed());
-                    }
-                    stats.frames_played += 1;
-                    stats.latencies_ms.extend(*latency);
-                    let tone = tone_hz.is_none_or(|f| has_tone(frame, f));
-                    if tone {
-                        stats.frames_with_tone += 1;
-                    }
-                    Some(tone)
-                }
-            };
-            match heard {
-                Some(true) => gap_frames = 0,
-                Some(false) => {
-                    gap_frames += 1;
-                    stats.gap_ms_max = stats
-                        .gap_ms_max
-                        .max((gap_frames * u64::from(FRAME_MS)) as f64);
-                }
-                None => {}
-            }
-            for ((source, frame, _), latency) in pulled.iter().zip(&latencies) {
-                let voice = stats.sources.entry(*source).or_default();
-                voice.add_frame(frame);
-                voice.latencies_ms.extend(*latency);
-            }
+                .map(|(source, pcm, timestamp)| PlayedFrame {
+                    source: *source,
+                    timestamp: *timestamp,
+                    pcm,
+                })
+                .collect();
+            tap.played(&frames);
         }
         if pulled.is_empty() {
             continue;
@@ -634,8 +595,7 @@ mod tests {
                 input: None,
                 output: Box::new(crate::media::device::NullSink),
                 codec: CodecSettings::default(),
-                tone_hz: None,
-                clock: None,
+                tap: None,
                 routing: Routing {
                     me: 7,
                     host: 1,

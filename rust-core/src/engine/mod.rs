@@ -1,13 +1,12 @@
 //! The engine: the one module that wires I/O (relays, WebRTC, audio devices) to the pure
-//! parts (protocol, space, topology). A participant's session and the end-to-end demo.
+//! parts (protocol, space, topology). A participant's session, its audio, discovery and roaming.
 
 mod audio;
-pub mod demo;
 pub mod discover;
 mod error;
 pub mod roam;
 mod session;
 
-pub use audio::{AudioStats, CaptureClock, SourceStats, source_id};
+pub use audio::{AudioStats, AudioTap, PlayedFrame, SourceStats, source_id};
 pub use error::EngineError;
 pub use session::{RESERVE_TIMEOUT, Session, SessionConfig, SessionStats};

@@ -10,7 +10,7 @@ use nostr::prelude::{Event, Keys, PublicKey, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::EngineError;
-use super::audio::{Audio, AudioConfig, AudioStats, CaptureClock, source_id};
+use super::audio::{Audio, AudioConfig, AudioStats, AudioTap, source_id};
 use crate::media::CodecSettings;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::participant::{
@@ -46,10 +46,8 @@ pub struct SessionConfig {
     pub input: Option<Box<dyn AudioSource>>,
     /// Speaker.
     pub output: Box<dyn AudioSink>,
-    /// A tone to look for in the host's voice (tests and the demo).
-    pub tone_hz: Option<f32>,
-    /// Shared capture clock (in-process latency measurement).
-    pub capture_clock: Option<CaptureClock>,
+    /// Watches the audio go by (meters, recorders, test instruments).
+    pub tap: Option<Arc<dyn AudioTap>>,
     /// How long to wait for CONFIRM before asking the next candidate ([`RESERVE_TIMEOUT`]).
     pub reserve_timeout: Duration,
     /// Cell labels to tag a new space with (hosts).
@@ -134,8 +132,7 @@ impl Session {
                 input: config.input,
                 output: config.output,
                 codec: config.codec,
-                tone_hz: config.tone_hz,
-                clock: config.capture_clock,
+                tap: config.tap,
                 routing: super::audio::Routing {
                     me: source_id(&me),
                     host: source_id(config.space.host()),

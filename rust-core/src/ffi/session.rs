@@ -364,8 +364,7 @@ fn config(
         codec: CodecSettings::default(),
         input,
         output,
-        tone_hz: None,
-        capture_clock: None,
+        tap: None,
         reserve_timeout: RESERVE_TIMEOUT,
         cells,
     })

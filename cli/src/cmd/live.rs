@@ -161,8 +161,7 @@ fn session_config(
         codec: CodecSettings::default(),
         input: input(common.input.as_deref().unwrap_or(default_input), host)?,
         output: output(&common.output)?,
-        tone_hz: None,
-        capture_clock: None,
+        tap: None,
         reserve_timeout: RESERVE_TIMEOUT,
         cells,
     })

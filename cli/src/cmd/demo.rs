@@ -1,6 +1,6 @@
 //! `spaces demo`: a host, a tone and N listeners as real WebRTC peers on this machine.
 
-use spaces_core::engine::demo::{DemoConfig, run_demo};
+use spaces_cli::demo::{DemoConfig, run_demo};
 
 use crate::BadArgument;
 

@@ -1,14 +1,13 @@
 //! `spaces`: the desktop command line of Nostr Spaces core.
 
-mod demo;
-mod geokey;
-mod live;
-mod simulate;
+mod cmd;
 
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
+
+use cmd::{demo, geokey, live, simulate};
 
 /// Live audio spaces over Nostr and WebRTC.
 #[derive(Parser, Debug)]

@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 use nostr::prelude::{Keys, PublicKey, SecretKey};
 use serde::Serialize;
 
-use super::{
-    AudioStats, CaptureClock, EngineError, RESERVE_TIMEOUT, Session, SessionConfig, SessionStats,
-    SourceStats, source_id,
+use spaces_core::engine::{
+    EngineError, RESERVE_TIMEOUT, Session, SessionConfig, SessionStats, SourceStats, source_id,
 };
-use crate::media::CodecSettings;
-use crate::media::device::{AudioSource, NullSink, ToneSource};
-use crate::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
-use crate::rtc::LinkConfig;
-use crate::signaling::EmbeddedRelay;
+use spaces_core::media::CodecSettings;
+use spaces_core::media::device::{AudioSource, NullSink, ToneSource};
+use spaces_core::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
+use spaces_core::rtc::LinkConfig;
+use spaces_core::signaling::EmbeddedRelay;
+
+use crate::probe::{CaptureClock, Probe, ProbeStats};
 
 /// What the demo runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,7 +219,9 @@ pub async fn run_demo(
         format!("demo-{}", nostr::prelude::Timestamp::now().as_secs()),
         host_keys.public_key(),
     )?;
-    let clock: CaptureClock = Arc::default();
+    let clock = CaptureClock::shared();
+    let host_voice = source_id(&host_keys.public_key());
+    let host_probe = Probe::new(&clock, host_voice, None);
     let link = LinkConfig::loopback();
     let host = Session::start(SessionConfig {
         keys: host_keys,
@@ -235,8 +238,7 @@ pub async fn run_demo(
         codec: CodecSettings::default(),
         input: Some(Box::new(ToneSource::new(config.tone_hz, 0.5))),
         output: Box::new(NullSink),
-        tone_hz: None,
-        capture_clock: Some(Arc::clone(&clock)),
+        tap: Some(Arc::clone(&host_probe) as _),
         reserve_timeout: RESERVE_TIMEOUT,
         cells: Vec::new(),
     })
@@ -248,6 +250,7 @@ pub async fn run_demo(
         relays.join(", ")
     ));
     let mut listeners = Vec::new();
+    let mut probes = Vec::new();
     let mut started = Vec::new();
     // The last listeners to join are the ones promoted: they have a microphone (a tone).
     let speaker_index = |i: usize| {
@@ -259,6 +262,7 @@ pub async fn run_demo(
     for i in 0..config.listeners {
         let input = speaker_index(i)
             .map(|k| Box::new(ToneSource::new(speaker_tone_hz(k), 0.5)) as Box<dyn AudioSource>);
+        let probe = Probe::new(&clock, host_voice, Some(config.tone_hz));
         let session = Session::start(SessionConfig {
             keys: keys((u64::from(std::process::id()) << 16) + 1 + i as u64),
             space: space.clone(),
@@ -269,8 +273,7 @@ pub async fn run_demo(
             codec: CodecSettings::default(),
             input,
             output: Box::new(NullSink),
-            tone_hz: Some(config.tone_hz),
-            capture_clock: Some(Arc::clone(&clock)),
+            tap: Some(Arc::clone(&probe) as _),
             reserve_timeout: RESERVE_TIMEOUT,
             cells: Vec::new(),
         })
@@ -280,6 +283,7 @@ pub async fn run_demo(
             speakers.push((*session.key(), speaker_tone_hz(k)));
         }
         listeners.push(session);
+        probes.push(probe);
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let total = Duration::from_secs(config.seconds);
@@ -313,6 +317,7 @@ pub async fn run_demo(
                     .map(|(l, s)| (*l.key(), s.audio.packets_received))
                     .collect();
                 let session = listeners.remove(index);
+                probes.remove(index);
                 session.kill().await;
                 progress(format!(
                     "killed relaying listener {} ({} children orphaned)",
@@ -340,9 +345,10 @@ pub async fn run_demo(
     let stats: Vec<SessionStats> = listeners.iter().map(Session::stats).collect();
     let depths = depths(&host, &listeners, &stats);
     let mut reports = Vec::new();
-    for ((session, s), depth) in listeners.iter().zip(&stats).zip(&depths) {
+    for (((session, s), depth), probe) in listeners.iter().zip(&stats).zip(&depths).zip(&probes) {
+        let measured = probe.stats();
         let expected = s.audio.packets_received + s.audio.lost;
-        let mut latencies = s.audio.latencies_ms.clone();
+        let mut latencies = measured.latencies_ms.clone();
         reports.push(ListenerReport {
             name: short(session.key()),
             first_audio_ms: s.audio.first_audio.map(|d| d.as_secs_f64() * 1e3),
@@ -354,15 +360,11 @@ pub async fn run_demo(
             } else {
                 s.audio.lost as f64 * 100.0 / expected as f64
             },
-            tone_detected_pct: if s.audio.frames_played == 0 {
-                0.0
-            } else {
-                s.audio.frames_with_tone as f64 * 100.0 / s.audio.frames_played as f64
-            },
+            tone_detected_pct: measured.tone_pct(),
             latency_ms_p50: percentile(&mut latencies, 0.5),
             latency_ms_p95: percentile(&mut latencies, 0.95),
-            arrival_ms_p50: percentile(&mut s.audio.arrivals_ms.clone(), 0.5),
-            gap_ms_max: s.audio.gap_ms_max,
+            arrival_ms_p50: percentile(&mut measured.arrivals_ms.clone(), 0.5),
+            gap_ms_max: measured.gap_ms_max,
             jitter_target_ms: s.audio.jitter_target_ms,
             jitter_ms: s.audio.jitter_ms,
             orphaned: false,
@@ -373,7 +375,7 @@ pub async fn run_demo(
             voices: speakers
                 .iter()
                 .filter(|(speaker, _)| speaker != session.key())
-                .map(|(speaker, _)| voice_report(speaker, &s.audio))
+                .map(|(speaker, _)| voice_report(speaker, s, &measured))
                 .collect(),
         });
     }
@@ -402,7 +404,9 @@ pub async fn run_demo(
         standby_takeovers: stats.iter().map(|s| s.tree.standby_takeovers).sum(),
         speakers: speakers
             .iter()
-            .map(|(speaker, hz)| speaker_report(speaker, *hz, &reports, &host.stats().audio))
+            .map(|(speaker, hz)| {
+                speaker_report(speaker, *hz, &reports, &host.stats(), &host_probe.stats())
+            })
             .collect(),
     };
     for session in listeners {
@@ -418,9 +422,14 @@ pub async fn run_demo(
     })
 }
 
-fn voice_report(speaker: &PublicKey, audio: &AudioStats) -> VoiceReport {
-    let voice = audio.sources.get(&source_id(speaker));
-    let mut latencies = voice.map(|v| v.latencies_ms.clone()).unwrap_or_default();
+fn voice_report(speaker: &PublicKey, stats: &SessionStats, probe: &ProbeStats) -> VoiceReport {
+    let source = source_id(speaker);
+    let voice = stats.audio.sources.get(&source);
+    let mut latencies = probe
+        .voices
+        .get(&source)
+        .map(|v| v.latencies_ms.clone())
+        .unwrap_or_default();
     VoiceReport {
         speaker: short(speaker),
         frames: voice.map_or(0, |v| v.frames),
@@ -441,7 +450,8 @@ fn speaker_report(
     speaker: &PublicKey,
     tone_hz: f32,
     listeners: &[ListenerReport],
-    host: &AudioStats,
+    host: &SessionStats,
+    host_probe: &ProbeStats,
 ) -> SpeakerReport {
     let name = short(speaker);
     let voices: Vec<&VoiceReport> = listeners
@@ -453,7 +463,7 @@ fn speaker_report(
     SpeakerReport {
         heard_by: voices.iter().filter(|v| heard(v, tone_hz)).count(),
         of: listeners.iter().filter(|l| l.name != name).count(),
-        heard_by_host: heard(&voice_report(speaker, host), tone_hz),
+        heard_by_host: heard(&voice_report(speaker, host, host_probe), tone_hz),
         latency_ms_p50: percentile(&mut latencies, 0.5),
         name,
         tone_hz,

@@ -1,0 +1,6 @@
+//! The subcommands.
+
+pub mod demo;
+pub mod geokey;
+pub mod live;
+pub mod simulate;
