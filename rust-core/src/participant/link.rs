@@ -43,6 +43,9 @@ pub struct Link {
     pub kind: LinkKind,
     /// When it was confirmed (by them or by us): the connection deadline runs from here.
     pub confirmed_at: Millis,
+    /// The SDP exchange is done: the offer came (we confirmed) or the answer came (we
+    /// offered). A peer that leaves it undone is not setting up a link at all.
+    pub negotiated: bool,
     /// When ICE and DTLS completed.
     pub connected_at: Option<Millis>,
     /// Since when nothing arrives on it (keep-alives included).
@@ -60,6 +63,7 @@ impl Link {
         Self {
             kind,
             confirmed_at: now,
+            negotiated: false,
             connected_at: None,
             stalled_since: None,
             displaced_by: None,

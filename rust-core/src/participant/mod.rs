@@ -33,8 +33,19 @@ pub const RESERVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// TURN on a cellular link takes a few seconds; a peer that never answers frees the seat.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// How long a peer that timed out or failed is left out of parent choice.
+/// How long after a CONFIRM the SDP exchange must be done: the offer at the confirmer, the
+/// answer at the requester. Both are one signed event over the relays (well under a second),
+/// so a peer that lets this pass is not setting up a link, and the seat (or our wait) goes
+/// back long before the connection deadline. Rate-limited relays queue a busy member's events
+/// by a second or so, which this leaves room for.
+pub const NEGOTIATE_DEADLINE: Duration = Duration::from_millis(2_500);
+
+/// How long a peer that timed out or failed is left out of parent choice, and refused as a
+/// child, the first time; each further failure doubles it, up to [`AVOID_MAX`].
 pub const AVOID_FOR: Duration = Duration::from_secs(30);
+
+/// The longest a peer is avoided for repeated failures.
+pub const AVOID_MAX: Duration = Duration::from_secs(600);
 
 /// How long a peer that refused us is left out of parent choice: it was full or not yet
 /// receiving, both of which change within seconds.
@@ -150,6 +161,8 @@ pub struct Participant {
     links: Links,
     pending: Option<Pending>,
     avoid: HashMap<PublicKey, Millis>,
+    /// Failures per peer (timeouts, links never set up): each doubles the next avoidance.
+    strikes: HashMap<PublicKey, u32>,
     /// Events received before the relays' stored events ended, applied in causal order.
     backlog: Option<Vec<SpaceEvent>>,
     /// Events refused only because a member was not known yet (relays reorder authors).
@@ -193,6 +206,7 @@ impl Participant {
             links: Links::default(),
             pending: None,
             avoid: HashMap::new(),
+            strikes: HashMap::new(),
             backlog: Some(Vec::new()),
             parked: Vec::new(),
             addressable_at: HashMap::new(),
@@ -278,6 +292,9 @@ impl Participant {
             at(p.since + ms(self.config.reserve_timeout));
         }
         for (_, link) in self.links.iter() {
+            if !link.negotiated {
+                at(link.confirmed_at + ms(NEGOTIATE_DEADLINE));
+            }
             if link.connected_at.is_none() {
                 at(link.confirmed_at + ms(self.config.connect_deadline));
             }
@@ -535,17 +552,25 @@ impl Participant {
             Command::ConnectionRequested { from, standby, .. } => self.on_request(from, standby),
             Command::ConnectionConfirmed { by } => self.on_confirmed(by),
             Command::RemoteOffer { from, sdp } => {
-                // Only a peer we agreed to link with gets an answer (and our ICE candidates).
-                if self.links.get(&from).is_some() {
+                // Only a peer we agreed to link with gets an answer (and our ICE candidates):
+                // a child we confirmed, or either end of a link renegotiating (ICE restart).
+                if let Some(link) = self.links.get_mut(&from) {
+                    link.negotiated = true;
                     self.outputs
                         .push_back(Output::Link(LinkOp::Answer { peer: from, sdp }));
                 } else {
                     tracing::debug!(peer = %from, "offer from a peer we did not agree to link with");
+                    *self.stats.rejected.entry("unsolicited offer").or_default() += 1;
                 }
             }
-            Command::RemoteAnswer { from, sdp } if self.links.get(&from).is_some() => {
-                self.outputs
-                    .push_back(Output::Link(LinkOp::ApplyAnswer { peer: from, sdp }));
+            Command::RemoteAnswer { from, sdp } => {
+                if let Some(link) = self.links.get_mut(&from) {
+                    link.negotiated = true;
+                    self.outputs
+                        .push_back(Output::Link(LinkOp::ApplyAnswer { peer: from, sdp }));
+                } else {
+                    *self.stats.rejected.entry("unsolicited answer").or_default() += 1;
+                }
             }
             Command::RemoteCandidate { from, candidate } if self.links.get(&from).is_some() => {
                 self.outputs.push_back(Output::Link(LinkOp::AddCandidate {
@@ -762,8 +787,21 @@ impl Participant {
         self.drop_link(peer);
     }
 
+    /// Keeps away from `peer` for a while.
     fn avoid_peer(&mut self, peer: PublicKey) {
-        self.avoid.insert(peer, self.now + ms(AVOID_FOR));
+        let until = self.now + ms(AVOID_FOR);
+        let entry = self.avoid.entry(peer).or_default();
+        *entry = (*entry).max(until);
+    }
+
+    /// Keeps away from a peer that agreed to a link and never set it up, twice as long as the
+    /// last time it did (a timeout alone may be a busy relay; this is not).
+    fn strike(&mut self, peer: PublicKey) {
+        let strikes = self.strikes.entry(peer).or_default();
+        *strikes += 1;
+        let factor = 1u64 << (*strikes - 1).min(16);
+        let until = self.now + (ms(AVOID_FOR) * factor).min(ms(AVOID_MAX));
+        self.avoid.insert(peer, until);
     }
 
     /// Deadlines: reservations without CONFIRM, confirmed links that never connect.
@@ -780,19 +818,27 @@ impl Participant {
             });
         }
         let deadline = ms(self.config.connect_deadline);
+        let negotiate = ms(NEGOTIATE_DEADLINE);
         let late: Vec<(PublicKey, LinkKind)> = self
             .links
             .iter()
-            .filter(|(_, l)| l.connected_at.is_none() && now >= l.confirmed_at + deadline)
+            .filter(|(_, l)| {
+                let unset = !l.negotiated && now >= l.confirmed_at + negotiate;
+                unset || (l.connected_at.is_none() && now >= l.confirmed_at + deadline)
+            })
             .map(|(k, l)| (*k, l.kind))
             .collect();
         for (peer, kind) in late {
-            tracing::info!(%peer, ?kind, "confirmed link never connected");
+            tracing::info!(%peer, ?kind, "confirmed link never set up");
+            // A peer that agrees to a link and never sets it up holds a seat it does not use,
+            // or keeps us waiting (the ways Sybils starve a space): the seat goes back, and
+            // the peer is kept away, longer each time.
             if kind.upstream() {
                 self.upstream_lost(peer);
             } else {
                 self.drop_link(peer);
             }
+            self.strike(peer);
         }
         let shed: Vec<PublicKey> = self
             .links
@@ -1022,6 +1068,10 @@ impl Participant {
                     l.delivers() || (l.connected_at.is_none() && now < l.confirmed_at + deadline)
                 });
         let admission = if !delivering || self.links.get(&from).is_some() {
+            Admission::Refuse
+        } else if self.avoid.contains_key(&from) {
+            // It failed us lately (a link it never set up, or one that broke).
+            *self.stats.rejected.entry("avoided requester").or_default() += 1;
             Admission::Refuse
         } else if self.links.iter().any(|(_, l)| l.displaced_by.is_some()) {
             // One seat handed on at a time: the tree never holds more than one extra child.

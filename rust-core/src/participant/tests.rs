@@ -100,6 +100,22 @@ fn join(upload_kbps: u32) -> Message {
     })
 }
 
+fn answer(to: u8) -> Message {
+    Message::Answer {
+        target: keys(to).public_key(),
+        sdp: "v=0".into(),
+    }
+}
+
+fn confirm(requester: u8, confirmer: u8) -> Message {
+    Message::Confirm(Reservation {
+        requester: keys(requester).public_key(),
+        confirmer: keys(confirmer).public_key(),
+        role: None,
+        standby: false,
+    })
+}
+
 fn confirms_to(messages: &[Message]) -> Vec<PublicKey> {
     messages
         .iter()
@@ -224,7 +240,8 @@ fn a_confirmed_parent_that_never_connects_is_dropped_and_avoided() {
         me.drain()
             .contains(&Output::Link(LinkOp::Open(keys(1).public_key())))
     );
-    // The link never connects.
+    // The host answers, but the link never connects.
+    me.event(1, answer(5));
     me.advance(CONNECT_DEADLINE.as_millis() as Millis - 1);
     assert!(drops_to(&me.published()).is_empty(), "not yet");
     me.advance(1);
@@ -248,28 +265,6 @@ fn a_reservation_from_a_member_not_seen_yet_is_answered_once_its_join_arrives() 
     assert!(confirms_to(&host.published()).is_empty());
     host.event(7, join(1_000));
     assert_eq!(confirms_to(&host.published()), vec![keys(7).public_key()]);
-}
-
-#[test]
-fn an_offer_from_a_peer_we_did_not_agree_to_link_with_gets_no_answer() {
-    let mut host = Alone::new(1, 1, wifi(2_000));
-    host.stored_end();
-    host.event(7, join(1_000));
-    host.drain();
-    host.event(
-        7,
-        Message::Offer {
-            target: keys(1).public_key(),
-            sdp: "v=0".into(),
-        },
-    );
-    assert!(
-        !host
-            .drain()
-            .iter()
-            .any(|o| matches!(o, Output::Link(LinkOp::Answer { .. }))),
-        "no link, no answer, no candidates"
-    );
 }
 
 #[test]
@@ -559,4 +554,110 @@ fn a_deep_relay_climbs_when_the_host_gains_room() {
     assert_eq!(world.depth(strong), Some(1), "pulled up next to the host");
     assert!(everyone_hears(&world, &listeners));
     assert!(gaps[strong] <= 200, "climbing cost {} ms", gaps[strong]);
+}
+
+#[test]
+fn requesters_that_never_offer_lose_their_seats_and_are_refused_for_a_while() {
+    // Sybils take the host's three seats and never start a link.
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    for sybil in 10..13 {
+        host.event(sybil, join(2_000_000));
+        host.event(sybil, reserve(sybil, 1));
+    }
+    assert_eq!(confirms_to(&host.published()).len(), 3);
+    host.advance(NEGOTIATE_DEADLINE.as_millis() as Millis - 1);
+    assert!(drops_to(&host.published()).is_empty(), "not yet");
+    host.advance(1);
+    let mut dropped = drops_to(&host.published());
+    dropped.sort();
+    let mut sybils: Vec<PublicKey> = (10..13).map(|n| keys(n).public_key()).collect();
+    sybils.sort();
+    assert_eq!(dropped, sybils, "every seat goes back");
+    // They ask again at once: refused, and a real listener gets a seat.
+    host.event(10, reserve(10, 1));
+    assert_eq!(drops_to(&host.published()), vec![keys(10).public_key()]);
+    assert_eq!(host.me.stats().rejected.get("avoided requester"), Some(&1));
+    host.event(20, join(300));
+    host.event(20, reserve(20, 1));
+    assert_eq!(confirms_to(&host.published()), vec![keys(20).public_key()]);
+    // After the first avoidance, one more chance; failing again costs twice as long.
+    host.advance(AVOID_FOR.as_millis() as Millis);
+    host.event(11, reserve(11, 1));
+    assert_eq!(confirms_to(&host.published()), vec![keys(11).public_key()]);
+    host.advance(NEGOTIATE_DEADLINE.as_millis() as Millis);
+    assert!(drops_to(&host.published()).contains(&keys(11).public_key()));
+    host.advance(AVOID_FOR.as_millis() as Millis + 1);
+    host.event(11, reserve(11, 1));
+    assert_eq!(
+        drops_to(&host.published()),
+        vec![keys(11).public_key()],
+        "still avoided: the second strike lasts twice as long"
+    );
+}
+
+#[test]
+fn a_parent_that_confirms_and_never_answers_is_left_for_the_next_candidate() {
+    let mut me = Alone::new(5, 1, wifi(300));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            name: "s".into(),
+            ..SpaceInfo::default()
+        }),
+    );
+    // A Sybil with a huge uplink hangs below the host, next to an honest relay.
+    for relay in [9, 2] {
+        me.event(relay, join(2_000_000));
+        me.event(relay, reserve(relay, 1));
+        me.event(1, confirm(relay, 1));
+    }
+    me.stored_end();
+    let (first, _) = me.me.pending().expect("a candidate");
+    let author = [1, 2, 9]
+        .into_iter()
+        .find(|n| keys(*n).public_key() == first)
+        .expect("one of the members");
+    me.drain();
+    // It confirms at once, then never answers our offer.
+    me.event(author, confirm(5, author));
+    assert!(me.drain().contains(&Output::Link(LinkOp::Open(first))));
+    me.advance(NEGOTIATE_DEADLINE.as_millis() as Millis - 1);
+    assert!(drops_to(&me.published()).is_empty(), "not yet");
+    me.advance(1);
+    assert_eq!(drops_to(&me.published()), vec![first]);
+    assert_eq!(me.me.stats().upstream_lost, 1);
+    me.advance(SEARCH_AGAIN.as_millis() as Millis);
+    let (next, _) = me
+        .me
+        .pending()
+        .expect("the next candidate is asked at once");
+    assert_ne!(next, first, "the silent one is avoided");
+}
+
+#[test]
+fn offers_from_a_member_we_never_confirmed_get_no_answer_and_are_counted() {
+    let mut me = Alone::new(5, 1, wifi(2_000));
+    me.stored_end();
+    me.event(9, join(300));
+    me.drain();
+    for n in 0..200u32 {
+        me.event(
+            9,
+            Message::Offer {
+                target: keys(5).public_key(),
+                sdp: format!("v=0 {n}"),
+            },
+        );
+    }
+    let answered = me
+        .drain()
+        .into_iter()
+        .filter(|o| matches!(o, Output::Link(LinkOp::Answer { .. })))
+        .count();
+    assert_eq!(
+        answered, 0,
+        "no PeerConnection, no candidates for a stranger"
+    );
+    assert_eq!(me.me.stats().rejected.get("unsolicited offer"), Some(&200));
 }
