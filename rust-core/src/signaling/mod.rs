@@ -1,14 +1,16 @@
 //! Signaling over Nostr relays: a pool that publishes to every relay, delivers each event
-//! once, reconnects with backoff, renews subscriptions with `since` and keeps undelivered
+//! once, reconnects on its own bounded schedule, renews subscriptions with `since` and keeps undelivered
 //! events for later; and the embedded relay used when the user names none.
 //!
 //! This module moves events; reading them is [`crate::protocol::Parser`]'s job.
 
+mod backoff;
 mod embedded;
 mod error;
 mod pool;
 mod transport;
 
+pub use backoff::Backoff;
 pub use embedded::EmbeddedRelay;
 pub use error::SignalingError;
 pub use pool::{Incoming, PoolOptions, PublishReport, RelayPool};

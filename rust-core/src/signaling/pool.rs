@@ -12,13 +12,15 @@ use nostr_sdk::prelude::{
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::SignalingError;
+use super::{Backoff, SignalingError};
 
 /// Tuning of a [`RelayPool`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoolOptions {
-    /// First reconnection delay; grows with consecutive failures (the client caps it).
-    pub retry_interval: Duration,
+    /// When to try a lost relay again. The pool runs this schedule itself (the client's own
+    /// grows with every failure it ever saw and never resets): short outages cost about a
+    /// second, long ones never more than `reconnect.max` between attempts.
+    pub reconnect: Backoff,
     /// How long `connect` waits for a first relay.
     pub connect_timeout: Duration,
     /// How long a publish waits for relays' `OK`.
@@ -32,7 +34,7 @@ pub struct PoolOptions {
 impl Default for PoolOptions {
     fn default() -> Self {
         Self {
-            retry_interval: Duration::from_secs(1),
+            reconnect: Backoff::default(),
             connect_timeout: Duration::from_secs(5),
             publish_timeout: Duration::from_secs(5),
             resubscribe_overlap: Duration::from_secs(30),
@@ -77,7 +79,7 @@ pub enum Incoming {
     },
     /// A relay (re)connected; subscriptions were renewed and the outbox flushed.
     RelayUp(RelayUrl),
-    /// A relay dropped; the client retries with backoff.
+    /// A relay dropped; the pool tries it again on [`PoolOptions::reconnect`]'s schedule.
     RelayDown(RelayUrl),
 }
 
@@ -97,6 +99,10 @@ struct Shared {
     newest: Option<Timestamp>,
     outbox: VecDeque<Event>,
     ever_connected: HashSet<RelayUrl>,
+    /// Relays a reconnection task is working on (one task per relay).
+    reconnecting: HashSet<RelayUrl>,
+    /// The pool is shutting down: no more reconnections.
+    closing: bool,
 }
 
 /// A pool of relays for one identity.
@@ -131,7 +137,8 @@ impl RelayPool {
             })?;
             client
                 .add_relay(parsed)
-                .retry_interval(options.retry_interval)
+                // Reconnections follow our schedule (see `reconnect`), not the client's.
+                .reconnect(false)
                 .await
                 .map_err(|e| SignalingError::Client(e.to_string()))?;
         }
@@ -149,10 +156,17 @@ impl RelayPool {
             status,
             tx,
         ));
-        // Relays that connected before the pump started count as connected once.
+        // Relays that connected before the pump started count as connected once; those that
+        // already failed get their reconnection schedule now (the pump never saw them go).
         for (url, relay) in client.relays().await {
-            if relay.status() == RelayStatus::Connected {
-                lock(&shared).ever_connected.insert(url);
+            match relay.status() {
+                RelayStatus::Connected => {
+                    lock(&shared).ever_connected.insert(url);
+                }
+                RelayStatus::Terminated | RelayStatus::Disconnected => {
+                    start_reconnecting(&client, &options, &shared, url);
+                }
+                _ => {}
             }
         }
         Ok((
@@ -262,9 +276,72 @@ impl RelayPool {
 
     /// Disconnects from every relay.
     pub async fn shutdown(self) {
+        lock(&self.shared).closing = true;
         self.pump.abort();
         self.client.shutdown().await;
     }
+}
+
+impl Drop for RelayPool {
+    fn drop(&mut self) {
+        lock(&self.shared).closing = true;
+        self.pump.abort();
+    }
+}
+
+/// Starts the one reconnection task of `relay`, unless it runs already or the pool closes.
+fn start_reconnecting(
+    client: &Client,
+    options: &PoolOptions,
+    shared: &Arc<Mutex<Shared>>,
+    relay: RelayUrl,
+) {
+    {
+        let mut s = lock(shared);
+        if s.closing || !s.reconnecting.insert(relay.clone()) {
+            return;
+        }
+    }
+    tokio::spawn(reconnect(
+        client.clone(),
+        *options,
+        Arc::clone(shared),
+        relay,
+    ));
+}
+
+/// Tries `relay` again on the pool's schedule until it answers or the pool closes.
+async fn reconnect(
+    client: Client,
+    options: PoolOptions,
+    shared: Arc<Mutex<Shared>>,
+    relay: RelayUrl,
+) {
+    for attempt in 0u32.. {
+        let delay = options.reconnect.delay(attempt, draw(&relay, attempt));
+        tokio::time::sleep(delay).await;
+        if lock(&shared).closing {
+            break;
+        }
+        match client
+            .try_connect_relay(&relay, options.connect_timeout)
+            .await
+        {
+            Ok(()) => break,
+            Err(e) => tracing::debug!(%relay, attempt, error = %e, "relay still unreachable"),
+        }
+    }
+    lock(&shared).reconnecting.remove(&relay);
+}
+
+/// A draw in [0, 1) for the jitter: different per relay, attempt and moment, so that clients
+/// that lost the same relay at once spread their attempts.
+fn draw(relay: &RelayUrl, attempt: u32) -> f64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    relay.as_str().hash(&mut hasher);
+    attempt.hash(&mut hasher);
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -397,7 +474,7 @@ fn relay_message(relay: RelayUrl, message: RelayMessage<'static>) -> Option<Inco
 async fn on_status(
     client: &Client,
     options: &PoolOptions,
-    shared: &Mutex<Shared>,
+    shared: &Arc<Mutex<Shared>>,
     relay: RelayUrl,
     status: RelayStatus,
 ) -> Option<Incoming> {
@@ -447,8 +524,16 @@ async fn on_status(
             }
             Some(Incoming::RelayUp(relay))
         }
-        RelayStatus::Disconnected | RelayStatus::Terminated | RelayStatus::Banned => {
-            tracing::warn!(%relay, %status, "relay connection lost; retrying with backoff");
+        RelayStatus::Disconnected | RelayStatus::Terminated => {
+            let known = lock(shared).reconnecting.contains(&relay);
+            if !known {
+                tracing::warn!(%relay, %status, "relay connection lost; trying again shortly");
+            }
+            start_reconnecting(client, options, shared, relay.clone());
+            Some(Incoming::RelayDown(relay))
+        }
+        RelayStatus::Banned => {
+            tracing::warn!(%relay, "relay banned this client; not trying again");
             Some(Incoming::RelayDown(relay))
         }
         _ => None,
