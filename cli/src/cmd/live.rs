@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use nostr::prelude::{Keys, Timestamp};
+use spaces_cli::probe::{CaptureClock, Probe, ProbeStats};
 use spaces_core::engine::roam::{Placement, RoamConfig, Roamer, cell_label};
-use spaces_core::engine::{EngineError, RESERVE_TIMEOUT, Session, SessionConfig};
+use spaces_core::engine::{EngineError, RESERVE_TIMEOUT, Session, SessionConfig, source_id};
 use spaces_core::geo::Fix;
 use spaces_core::media::device::{
     AudioSink, AudioSource, InputSpec, OutputSpec, open_input, open_output,
@@ -59,6 +60,11 @@ pub struct HostArgs {
 pub struct JoinArgs {
     /// The space: `30312:<host hex>:<id>` as `spaces host` prints it.
     space: String,
+    /// Listen for the host's tone at this frequency and print, when done, one JSON line:
+    /// first audio, the share of host frames with the tone, the longest stretch without it,
+    /// and our place in the tree.
+    #[arg(long, value_name = "HZ")]
+    expect_tone: Option<f32>,
     #[command(flatten)]
     common: Common,
 }
@@ -167,7 +173,7 @@ fn session_config(
     })
 }
 
-async fn run_until_done(session: Session, seconds: Option<u64>) {
+async fn run_until_done(session: &Session, seconds: Option<u64>) {
     let wait = async {
         match seconds {
             Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -181,10 +187,9 @@ async fn run_until_done(session: Session, seconds: Option<u64>) {
     loop {
         tokio::select! {
             _ = &mut wait => break,
-            _ = ticker.tick() => print_stats(&session),
+            _ = ticker.tick() => print_stats(session),
         }
     }
-    session.stop().await;
 }
 
 fn print_stats(session: &Session) {
@@ -246,7 +251,8 @@ async fn host_space(
     let session = Session::start(config)
         .await
         .map_err(|e| bad("--relay", e))?;
-    run_until_done(session, common.seconds).await;
+    run_until_done(&session, common.seconds).await;
+    session.stop().await;
     Ok(())
 }
 
@@ -257,6 +263,7 @@ pub fn join(args: &JoinArgs) -> Result<(), BadArgument> {
         &args.common,
         space,
         default_relays(&args.common),
+        args.expect_tone,
     ))
 }
 
@@ -272,13 +279,36 @@ async fn join_space(
     common: &Common,
     space: SpaceRef,
     relays: Vec<String>,
+    expect_tone: Option<f32>,
 ) -> Result<(), BadArgument> {
-    let config = session_config(Keys::generate(), space, common, relays, false, Vec::new())?;
+    let probe = expect_tone
+        .map(|hz| Probe::new(&CaptureClock::shared(), source_id(space.host()), Some(hz)));
+    let mut config = session_config(Keys::generate(), space, common, relays, false, Vec::new())?;
+    config.tap = probe.clone().map(|p| p as _);
     let session = Session::start(config)
         .await
         .map_err(|e| bad("--relay", e))?;
-    run_until_done(session, common.seconds).await;
+    run_until_done(&session, common.seconds).await;
+    if let Some(probe) = probe {
+        println!("{}", heard_report(&session, &probe.stats()));
+    }
+    session.stop().await;
     Ok(())
+}
+
+/// What `join --expect-tone` prints: what this listener heard and where it hung.
+fn heard_report(session: &Session, heard: &ProbeStats) -> serde_json::Value {
+    let stats = session.stats();
+    serde_json::json!({
+        "first_audio_ms": stats.audio.first_audio.map(|d| d.as_millis() as u64),
+        "frames": heard.frames,
+        "tone_pct": heard.tone_pct(),
+        "gap_ms_max": heard.gap_ms_max,
+        "parent": stats.tree.parent.map(|p| p.to_hex()),
+        "reservations": stats.tree.reservations,
+        "upstream_lost": stats.tree.upstream_lost,
+        "standby_takeovers": stats.tree.standby_takeovers,
+    })
 }
 
 /// Arguments of `spaces geo`.

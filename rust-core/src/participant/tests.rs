@@ -661,3 +661,77 @@ fn offers_from_a_member_we_never_confirmed_get_no_answer_and_are_counted() {
     );
     assert_eq!(me.me.stats().rejected.get("unsolicited offer"), Some(&200));
 }
+
+#[test]
+fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
+    // A one-seat host (120 kbit/s): everyone hangs below one relay, nobody else has room.
+    let mut world = world_of(120);
+    let relay = world.join(wifi(2_000), 2_000.0);
+    world.run_until(world.now() + 1_000);
+    let children: Vec<NodeId> = (0..3)
+        .map(|_| {
+            let id = world.join(wifi(300), 300.0);
+            world.run_until(world.now() + 500);
+            id
+        })
+        .collect();
+    run_sampled(&mut world, 15_000);
+    assert_eq!(world.depth(relay), Some(1));
+    assert!(everyone_hears(&world, &children));
+    let before: Vec<u64> = children
+        .iter()
+        .map(|c| world.node(*c).participant.stats().reservations)
+        .collect();
+    world.freeze(relay, 3_000);
+    let gaps = run_sampled(&mut world, 10_000);
+    for (child, reservations) in children.iter().zip(before) {
+        let stats = world.node(*child).participant.stats();
+        assert!(gaps[*child] <= 3_300, "child {child}: {} ms", gaps[*child]);
+        assert_eq!(stats.reservations, reservations, "nobody re-reserves");
+        assert_eq!(stats.upstream_lost, 0, "nobody gives up its parent");
+    }
+    assert!(everyone_hears(&world, &children));
+
+    // Two seats at the host: two relays, and the listeners below one have warm backups on
+    // the other.
+    let mut world = world_of(240);
+    let relays: Vec<NodeId> = (0..2)
+        .map(|_| {
+            let id = world.join(wifi(2_000), 2_000.0);
+            world.run_until(world.now() + 500);
+            id
+        })
+        .collect();
+    let listeners: Vec<NodeId> = (0..4)
+        .map(|_| {
+            let id = world.join(wifi(100), 100.0);
+            world.run_until(world.now() + 500);
+            id
+        })
+        .collect();
+    run_sampled(&mut world, 20_000);
+    let frozen = relays[0];
+    let frozen_key = *world.node(frozen).participant.me();
+    let below: Vec<NodeId> = listeners
+        .iter()
+        .copied()
+        .filter(|l| world.node(*l).participant.stats().parent == Some(frozen_key))
+        .collect();
+    assert!(!below.is_empty(), "listeners hang below the first relay");
+    assert!(
+        below
+            .iter()
+            .all(|l| world.node(*l).participant.stats().standby.is_some()),
+        "each has a warm backup"
+    );
+    world.freeze(frozen, 3_000);
+    let gaps = run_sampled(&mut world, 10_000);
+    for l in &below {
+        assert!(
+            gaps[*l] <= 200,
+            "listener {l}: {} ms without audio",
+            gaps[*l]
+        );
+    }
+    assert!(everyone_hears(&world, &listeners));
+}

@@ -89,6 +89,9 @@ pub struct Node {
     wake: Option<Millis>,
     /// Receives nothing, so forwards nothing.
     silent: bool,
+    /// Stopped (a frozen process, a phone that suspended the app) until then: it handles
+    /// nothing and forwards nothing, and catches up on what came in once it runs again.
+    frozen_until: Option<Millis>,
 }
 
 /// Something due at a time.
@@ -103,6 +106,8 @@ enum Action {
     Fanout(u64, Rc<SpaceEvent>),
     /// A newcomer's subscription reaches the relay: stored events, then end-of-stored.
     Subscribe(NodeId),
+    /// An input a frozen node could not take when it came.
+    Input(NodeId, Box<Input>),
     StoredEnd(NodeId),
     /// ICE and DTLS complete between two ends.
     Connect(NodeId, NodeId),
@@ -271,6 +276,7 @@ impl World {
             subscribed: false,
             wake: None,
             silent: false,
+            frozen_until: None,
         });
         self.by_key.insert(key, id);
         self.at(self.now + relay_ms, Action::Subscribe(id));
@@ -291,8 +297,26 @@ impl World {
         self.input(node, Input::User(command));
     }
 
-    /// Feeds one input to a participant (logs carry the node and the simulated time).
+    /// Stops `node` for `for_ms`: no inputs handled, no timeouts, no audio forwarded (its
+    /// ICE still answers within the ICE timeouts only if `for_ms` is shorter than them; longer
+    /// freezes are crashes to its peers).
+    pub fn freeze(&mut self, node: NodeId, for_ms: Millis) {
+        self.nodes[node].frozen_until = Some(self.now + for_ms);
+    }
+
+    fn frozen(&self, node: NodeId) -> bool {
+        self.nodes[node]
+            .frozen_until
+            .is_some_and(|until| self.now < until)
+    }
+
+    /// Feeds one input to a participant (logs carry the node and the simulated time); a
+    /// frozen one gets it when it runs again.
     fn input(&mut self, node: NodeId, input: Input) {
+        if let Some(until) = self.nodes[node].frozen_until.filter(|u| self.now < *u) {
+            self.at(until, Action::Input(node, Box::new(input)));
+            return;
+        }
         let now = self.now;
         let _span = tracing::debug_span!("sim", node, t = now - T0).entered();
         self.nodes[node].participant.handle_input(input, now);
@@ -406,6 +430,11 @@ impl World {
         let now = self.now;
         match action {
             Action::Wake(node) => {
+                if let Some(until) = self.nodes[node].frozen_until.filter(|u| now < *u) {
+                    self.nodes[node].wake = Some(until);
+                    self.at(until, Action::Wake(node));
+                    return;
+                }
                 let n = &mut self.nodes[node];
                 if !n.alive || n.wake != Some(now) {
                     return;
@@ -468,6 +497,11 @@ impl World {
                     self.at(back, Action::Deliver(node, Rc::new(event)));
                 }
                 self.at(back, Action::StoredEnd(node));
+            }
+            Action::Input(node, input) => {
+                if self.nodes[node].alive {
+                    self.input(node, *input);
+                }
             }
             Action::StoredEnd(node) => {
                 if !self.nodes[node].alive {
@@ -674,7 +708,7 @@ impl World {
                 .links()
                 .get(&me)
                 .is_some_and(|l| l.kind.downstream() && l.connected_at.is_some());
-            if !feeds || !self.nodes[up].alive {
+            if !feeds || !self.nodes[up].alive || self.frozen(up) {
                 continue;
             }
             let upstream = self.hears(up, memo, depth + 1);
@@ -731,7 +765,10 @@ impl World {
             if node.first_audio.is_none() && *share >= 0.9 {
                 node.first_audio = Some(now);
             }
-            let silent = node.alive && id != 0 && *share == 0.0 && node.first_audio.is_some();
+            // A frozen relay forwards nothing, whatever it receives.
+            let frozen = node.frozen_until.is_some_and(|until| now < until);
+            let silent =
+                node.alive && id != 0 && (*share == 0.0 || frozen) && node.first_audio.is_some();
             if silent != node.silent {
                 node.silent = silent;
                 changed.push((id, silent));
