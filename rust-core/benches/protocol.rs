@@ -1,5 +1,6 @@
 //! Throughput of the signaling path on one core: parse (tags, content), verify (BIP-340),
-//! and reduce, per event, over a realistic mix.
+//! and reduce, per event, over a realistic mix; and what a reservation with NIP-13 proof of
+//! work costs its sender, per difficulty (the price a busy confirmer asks).
 //!
 //! `cargo bench -p spaces-core --bench protocol`
 
@@ -8,7 +9,8 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use nostr::prelude::{Event, Keys, SecretKey, Timestamp};
 use spaces_core::protocol::{
-    EventWriter, Limits, MemberInfo, Message, NetworkMetrics, Parser, SpaceInfo, SpaceRef,
+    EventWriter, Limits, LinkRole, MemberInfo, Message, NetworkMetrics, Parser, Reservation,
+    SpaceInfo, SpaceRef,
 };
 use spaces_core::space::Space;
 
@@ -43,6 +45,7 @@ fn traffic() -> (SpaceRef, Vec<Event>) {
         let join = Message::Join(MemberInfo {
             name: format!("peer {n}"),
             metrics: NetworkMetrics::default(),
+            price: 0,
         });
         events.push(writer.build(&join, at(n)).expect("builds"));
         events.push(
@@ -119,5 +122,33 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, throughput);
+/// A RESERVE signed plainly and with 8 to 16 bits of work: each bit doubles the expected
+/// number of hashes; the mean over many reservations is what a requester pays.
+fn proof_of_work(c: &mut Criterion) {
+    let (host, peer) = (key(0), key(1));
+    let space = SpaceRef::new("bench", host.public_key()).expect("valid");
+    let writer = EventWriter::new(&peer, &space);
+    let reserve = Message::Reserve(Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+    });
+    let mut group = c.benchmark_group("reserve_with_work");
+    group.sample_size(30);
+    for bits in [0u8, 8, 12, 16] {
+        let mut n = 0u64;
+        group.bench_function(format!("{bits}_bits"), |b| {
+            b.iter(|| {
+                // A new created_at each time: a new event, a new search.
+                n += 1;
+                let at = Timestamp::from_secs(NOW + n);
+                black_box(writer.build_with_work(&reserve, at, bits).expect("builds"))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, throughput, proof_of_work);
 criterion_main!(benches);

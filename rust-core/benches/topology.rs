@@ -49,6 +49,7 @@ fn space(n: u32) -> (Space, PublicKey) {
             created_at: Timestamp::from_secs(T0),
             space: space.space_ref().clone(),
             message,
+            work: 0,
         };
         space
             .apply(&event, Timestamp::from_secs(T0))
@@ -67,6 +68,7 @@ fn space(n: u32) -> (Space, PublicKey) {
         let info = MemberInfo {
             name: String::new(),
             metrics: wifi(uplink),
+            price: 0,
         };
         apply(&mut space, key(i), Message::Join(info));
     }

@@ -62,7 +62,10 @@ fn message(keys: Vec<Keys>) -> impl Strategy<Value = (usize, Message)> {
                     role: Some(LinkRole::Consumer),
                     standby: false,
                 }),
-                7 => Message::Drop { target },
+                7 => Message::Drop {
+                    target,
+                    price: (text.len() % 25) as u8,
+                },
                 8 => Message::Remove { target },
                 9 => Message::PromoteSpeaker { target },
                 10 => Message::PromoteCohost { target },

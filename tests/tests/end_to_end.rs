@@ -633,7 +633,17 @@ mod sessions {
         let (pool, rx) = RelayPool::connect(&[url.to_owned()], PoolOptions::default())
             .await
             .expect("connects");
-        let sybils: Vec<Keys> = (0..count).map(sybil).collect();
+        let sybils = sybil_wave(0..count, space, &pool).await;
+        (sybils, pool, rx)
+    }
+
+    /// One wave of Sybils `range`, each a JOIN and a RESERVE of the host.
+    async fn sybil_wave(
+        range: std::ops::Range<u16>,
+        space: &SpaceRef,
+        pool: &RelayPool,
+    ) -> Vec<Keys> {
+        let sybils: Vec<Keys> = range.map(sybil).collect();
         for keys in &sybils {
             let writer = EventWriter::new(keys, space);
             let join = Message::Join(MemberInfo {
@@ -644,6 +654,7 @@ mod sessions {
                     max_audio_outputs: 0,
                     connection: ConnectionType::Ethernet,
                 },
+                price: 0,
             });
             let reserve = Message::Reserve(Reservation {
                 requester: keys.public_key(),
@@ -656,7 +667,7 @@ mod sessions {
                 pool.publish(&event).await.expect("published");
             }
         }
-        (sybils, pool, rx)
+        sybils
     }
 
     /// A listener with a probe, started now; the host's 440 Hz share it played over 2 s, 6 s
@@ -687,7 +698,22 @@ mod sessions {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (_sybils, attacker, _rx) = sybils_reserve_the_host(50, &space, &url).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
+        // The attack goes on with fresh keys while the newcomer arrives.
+        let waves = {
+            let (space, url) = (space.clone(), url.clone());
+            tokio::spawn(async move {
+                let (pool, _rx) = RelayPool::connect(&[url], PoolOptions::default())
+                    .await
+                    .expect("connects");
+                for wave in 1..6u16 {
+                    sybil_wave(wave * 100..wave * 100 + 20, &space, &pool).await;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                pool.shutdown().await;
+            })
+        };
         let (newcomer, share) = newcomer_hears(&space, &url).await;
+        waves.abort();
         assert!(
             share >= 0.9,
             "the newcomer heard the tone in {:.0} % of frames",
@@ -796,6 +822,7 @@ mod sessions {
         let join = Message::Join(MemberInfo {
             name: "member".into(),
             metrics: NetworkMetrics::default(),
+            price: 0,
         });
         pool.publish(&writer.build(&join, Timestamp::now()).expect("builds"))
             .await

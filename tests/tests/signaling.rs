@@ -128,6 +128,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
             Message::Join(MemberInfo {
                 name: "peer".into(),
                 metrics,
+                price: 0,
             }),
         ),
         (
@@ -218,7 +219,13 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 cells: vec![],
             }),
         ),
-        (false, Message::Drop { target: h }),
+        (
+            false,
+            Message::Drop {
+                target: h,
+                price: 16,
+            },
+        ),
         (true, Message::Remove { target: p }),
         (false, Message::Leave),
         (true, Message::Close),

@@ -164,7 +164,12 @@ impl Session {
         );
         let pool = Arc::new(pool);
         let (queue, queue_rx) = mpsc::unbounded_channel();
-        let publisher = tokio::spawn(publish_in_order(Arc::clone(&pool), queue_rx));
+        let publisher = tokio::spawn(publish_in_order(
+            Arc::clone(&pool),
+            config.keys.clone(),
+            config.space.clone(),
+            queue_rx,
+        ));
         let mut driver = Driver {
             participant,
             clock,
@@ -313,11 +318,61 @@ impl Session {
 
 /// Publishes queued events one after another (relays see our events in our order), so a slow
 /// relay's OK never holds up a decision.
+/// What the publish queue carries, in the participant's order.
+enum Outgoing {
+    /// Built and signed already.
+    Ready(Event, &'static str),
+    /// To be built with proof of work first (a reservation a busy confirmer priced).
+    Mine {
+        message: Message,
+        created_at: Timestamp,
+        work: u8,
+    },
+}
+
 async fn publish_in_order(
     pool: Arc<RelayPool>,
-    mut queue: mpsc::UnboundedReceiver<(Event, &'static str)>,
+    keys: Keys,
+    space: SpaceRef,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    while let Some((event, kind)) = queue.recv().await {
+    while let Some(outgoing) = queue.recv().await {
+        let (event, kind) = match outgoing {
+            Outgoing::Ready(event, kind) => (event, kind),
+            Outgoing::Mine {
+                message,
+                created_at,
+                work,
+            } => {
+                // Mining is CPU-bound: a blocking thread, never the runtime's or the audio's.
+                let (keys, space) = (keys.clone(), space.clone());
+                let started = Instant::now();
+                let kind = message.name();
+                let built = tokio::task::spawn_blocking(move || {
+                    EventWriter::new(&keys, &space).build_with_work(&message, created_at, work)
+                })
+                .await;
+                match built {
+                    Ok(Ok(event)) => {
+                        tracing::info!(
+                            work,
+                            ms = started.elapsed().as_millis(),
+                            kind,
+                            "proof of work done"
+                        );
+                        (event, kind)
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, kind, "cannot build event");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, kind, "proof of work did not finish");
+                        continue;
+                    }
+                }
+            }
+        };
         let sent = Instant::now();
         if let Err(e) = pool.publish(&event).await {
             tracing::warn!(error = %e, kind, "publish failed");
@@ -332,7 +387,7 @@ struct Driver {
     keys: Keys,
     space: SpaceRef,
     parser: Parser,
-    queue: mpsc::UnboundedSender<(Event, &'static str)>,
+    queue: mpsc::UnboundedSender<Outgoing>,
     links: HashMap<PublicKey, Arc<PeerLink>>,
     link_tx: mpsc::UnboundedSender<(PublicKey, LinkEvent)>,
     forwarder: Arc<Forwarder>,
@@ -433,7 +488,19 @@ impl Driver {
                 Output::Publish {
                     message,
                     created_at,
+                    work: 0,
                 } => self.publish(&message, created_at),
+                Output::Publish {
+                    message,
+                    created_at,
+                    work,
+                } => {
+                    let _ = self.queue.send(Outgoing::Mine {
+                        message,
+                        created_at,
+                        work,
+                    });
+                }
                 Output::Link(op) => self.link(op).await,
                 Output::Routing(routing) => {
                     self.routing = routing;
@@ -458,7 +525,7 @@ impl Driver {
     fn publish(&self, message: &Message, created_at: Timestamp) {
         match EventWriter::new(&self.keys, &self.space).build(message, created_at) {
             Ok(event) => {
-                let _ = self.queue.send((event, message.name()));
+                let _ = self.queue.send(Outgoing::Ready(event, message.name()));
             }
             Err(e) => tracing::warn!(error = %e, kind = message.name(), "cannot build event"),
         }

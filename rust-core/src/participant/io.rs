@@ -64,6 +64,9 @@ pub enum Output {
         message: Message,
         /// Its time (addressable events need a strictly newer one to replace the last).
         created_at: Timestamp,
+        /// NIP-13 proof of work to put in it, bits (0: none): the price a busy confirmer
+        /// asked for. CPU-bound; the driver does it off the decision path.
+        work: u8,
     },
     /// Do something with a WebRTC link.
     Link(LinkOp),

@@ -40,6 +40,33 @@ pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 /// by a second or so, which this leaves room for.
 pub const NEGOTIATE_DEADLINE: Duration = Duration::from_millis(2_500);
 
+/// How far back refusals for lack of room and links never set up count as pressure.
+pub const PRESSURE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Pressure (refusals and broken links within [`PRESSURE_WINDOW`]) from which we ask every
+/// new requester for proof of work: a few newcomers more than we have seats is a busy
+/// moment, this many is a crowd of keys that do not link.
+pub const PRESSURE_AT: usize = 12;
+
+/// The proof of work we ask for under pressure, in NIP-13 bits. 16 bits cost an honest
+/// phone tens of milliseconds once per reservation (BENCHMARKS.md), and a Sybil the same for
+/// every key, every time.
+pub const PRICE_BITS: u8 = 16;
+
+/// The most work we do to be admitted: a price beyond it is not worth a seat.
+pub const MAX_PAY: u8 = 20;
+
+/// Refusals we send per second at most (with a burst of [`REFUSAL_BURST`]): every refusal is
+/// an event of ours the relays rate-limit, and a flood of requests must not delay the
+/// CONFIRMs of real ones. Beyond it, refusals are silent (the requester times out).
+const REFUSALS_PER_SEC: f64 = 2.0;
+
+/// See [`REFUSALS_PER_SEC`].
+const REFUSAL_BURST: f64 = 10.0;
+
+/// How long a price another member asked of us stays in force.
+const PRICE_FOR: Duration = Duration::from_secs(60);
+
 /// How long a peer that timed out or failed is left out of parent choice, and refused as a
 /// child, the first time; each further failure doubles it, up to [`AVOID_MAX`].
 pub const AVOID_FOR: Duration = Duration::from_secs(30);
@@ -139,6 +166,8 @@ pub struct ParticipantStats {
     pub upstream_lost: u64,
     /// Reservations we made.
     pub reservations: u64,
+    /// Of those, made with proof of work (a busy confirmer priced them).
+    pub paid_reservations: u64,
     /// Events the state machine refused, by reason.
     pub rejected: HashMap<&'static str, u64>,
 }
@@ -163,6 +192,17 @@ pub struct Participant {
     avoid: HashMap<PublicKey, Millis>,
     /// Failures per peer (timeouts, links never set up): each doubles the next avoidance.
     strikes: HashMap<PublicKey, u32>,
+    /// When we refused for lack of room, or dropped a link never set up (the window of
+    /// [`PRESSURE_WINDOW`]): the pressure that sets our price.
+    pressure: VecDeque<Millis>,
+    /// Refusals we may still send now (a token bucket, see [`REFUSALS_PER_SEC`]).
+    refusal_tokens: f64,
+    /// When the bucket was last filled.
+    refusal_at: Millis,
+    /// Proof of work others asked of us (bits), and until when.
+    prices: HashMap<PublicKey, (u8, Millis)>,
+    /// The price our last JOIN announced.
+    announced_price: u8,
     /// Events received before the relays' stored events ended, applied in causal order.
     backlog: Option<Vec<SpaceEvent>>,
     /// Events refused only because a member was not known yet (relays reorder authors).
@@ -207,6 +247,11 @@ impl Participant {
             pending: None,
             avoid: HashMap::new(),
             strikes: HashMap::new(),
+            pressure: VecDeque::new(),
+            refusal_tokens: REFUSAL_BURST,
+            refusal_at: now,
+            prices: HashMap::new(),
+            announced_price: 0,
             backlog: Some(Vec::new()),
             parked: Vec::new(),
             addressable_at: HashMap::new(),
@@ -302,6 +347,12 @@ impl Participant {
         if let Some(until) = self.avoid.values().min() {
             at(*until);
         }
+        if self.announced_price > 0
+            && let Some(first) = self.pressure.front()
+        {
+            // The price falls once the pressure leaves the window.
+            at(first + ms(PRESSURE_WINDOW));
+        }
         for (_, link) in self.links.iter() {
             if let Some(shed_at) = link.shed_at {
                 at(shed_at);
@@ -339,6 +390,7 @@ impl Participant {
             return;
         }
         self.check_deadlines();
+        self.update_price();
         self.seek();
         self.route();
     }
@@ -401,6 +453,7 @@ impl Participant {
             Message::Join(MemberInfo {
                 name: self.config.name.clone(),
                 metrics: self.config.metrics,
+                price: self.announced_price,
             })
         };
         self.publish(message);
@@ -408,6 +461,15 @@ impl Participant {
 
     fn apply(&mut self, event: &SpaceEvent) {
         let stale = event.created_at.as_secs() + ACT_WITHIN_SECS < self.now / 1_000;
+        if let Message::Drop { target, price } = event.message
+            && target == self.me
+            && price > 0
+            && !stale
+        {
+            // A refusal with a price: the author is busy and admits work only.
+            self.prices
+                .insert(event.author, (price, self.now + ms(PRICE_FOR)));
+        }
         match self.space.apply(event, self.timestamp()) {
             Ok(commands) => {
                 let joined = commands
@@ -475,11 +537,16 @@ impl Participant {
     /// Publishes, and applies to our own state what concerns it (membership, reservations,
     /// roles): relays' copies of our own events are never fed back.
     fn publish(&mut self, message: Message) {
+        self.publish_with_work(message, 0);
+    }
+
+    /// [`Self::publish`] with `work` bits of proof of work (a priced reservation).
+    fn publish_with_work(&mut self, message: Message, work: u8) {
         let now = self.now / 1_000;
         let slot = match &message {
             Message::Reserve(r) => Some(("reserve", Some(r.confirmer))),
             Message::Confirm(r) => Some(("confirm", Some(r.requester))),
-            Message::Drop { target } => Some(("drop", Some(*target))),
+            Message::Drop { target, .. } => Some(("drop", Some(*target))),
             Message::Create(_) | Message::Join(_) | Message::Leave => Some(("membership", None)),
             _ => None,
         };
@@ -509,6 +576,7 @@ impl Participant {
                 created_at,
                 space: self.config.space.clone(),
                 message: message.clone(),
+                work,
             };
             match self.space.apply(&own, self.timestamp()) {
                 Ok(commands) => {
@@ -531,6 +599,7 @@ impl Participant {
         self.outputs.push_back(Output::Publish {
             message,
             created_at,
+            work,
         });
     }
 
@@ -549,7 +618,12 @@ impl Participant {
                 tracing::info!(%by, "a moderator asked us to mute");
                 self.mute(true);
             }
-            Command::ConnectionRequested { from, standby, .. } => self.on_request(from, standby),
+            Command::ConnectionRequested {
+                from,
+                standby,
+                work,
+                ..
+            } => self.on_request(from, standby, work),
             Command::ConnectionConfirmed { by } => self.on_confirmed(by),
             Command::RemoteOffer { from, sdp } => {
                 // Only a peer we agreed to link with gets an answer (and our ICE candidates):
@@ -585,7 +659,14 @@ impl Participant {
                     self.close_all();
                     self.left = true;
                 } else {
-                    if self.pending.is_some_and(|p| p.peer == peer) {
+                    if let Some(pending) = self.pending.filter(|p| p.peer == peer) {
+                        if let Some(price) = self.price_of(&peer).filter(|p| *p <= MAX_PAY) {
+                            // Busy, and open to those who do the work: do it and ask again.
+                            tracing::info!(%peer, price, "reservation priced; paying");
+                            self.pending = None;
+                            self.reserve(peer, pending.standby);
+                            return;
+                        }
                         // Refused (full, or not receiving yet): try someone else for a while.
                         self.avoid.insert(peer, self.now + ms(REFUSED_AVOID));
                     }
@@ -683,7 +764,10 @@ impl Participant {
 
     fn leave(&mut self) {
         for peer in self.links.peers() {
-            self.publish(Message::Drop { target: peer });
+            self.publish(Message::Drop {
+                target: peer,
+                price: 0,
+            });
         }
         if self.is_host() {
             self.publish(Message::Close);
@@ -815,6 +899,7 @@ impl Participant {
             self.avoid_peer(pending.peer);
             self.publish(Message::Drop {
                 target: pending.peer,
+                price: 0,
             });
         }
         let deadline = ms(self.config.connect_deadline);
@@ -837,6 +922,7 @@ impl Participant {
                 self.upstream_lost(peer);
             } else {
                 self.drop_link(peer);
+                self.under_pressure();
             }
             self.strike(peer);
         }
@@ -987,19 +1073,93 @@ impl Participant {
     }
 
     fn reserve(&mut self, peer: PublicKey, standby: bool) {
-        tracing::debug!(%peer, standby, "reserve");
+        let announced = self.space.members().get(&peer).map_or(0, |m| m.price);
+        let work = self
+            .price_of(&peer)
+            .unwrap_or(0)
+            .max(announced)
+            .min(MAX_PAY);
+        tracing::debug!(%peer, standby, work, "reserve");
         self.stats.reservations += 1;
+        self.stats.paid_reservations += u64::from(work > 0);
         self.pending = Some(Pending {
             peer,
             since: self.now,
             standby,
         });
-        self.publish(Message::Reserve(Reservation {
-            requester: self.me,
-            confirmer: peer,
-            role: Some(LinkRole::Consumer),
-            standby,
+        self.publish_with_work(
+            Message::Reserve(Reservation {
+                requester: self.me,
+                confirmer: peer,
+                role: Some(LinkRole::Consumer),
+                standby,
+            }),
+            work,
+        );
+    }
+
+    /// The proof of work `peer` asks of us now, if any.
+    fn price_of(&self, peer: &PublicKey) -> Option<u8> {
+        self.prices
+            .get(peer)
+            .filter(|(_, until)| *until > self.now)
+            .map(|(bits, _)| *bits)
+    }
+
+    /// Counts a moment of pressure (a refusal for lack of room, a link never set up).
+    fn under_pressure(&mut self) {
+        self.pressure.push_back(self.now);
+    }
+
+    /// The proof of work we ask of new requesters now: [`PRICE_BITS`] while the pressure of
+    /// the last [`PRESSURE_WINDOW`] is at [`PRESSURE_AT`] or more, nothing otherwise.
+    fn price(&mut self) -> u8 {
+        let since = self.now.saturating_sub(ms(PRESSURE_WINDOW));
+        while self.pressure.front().is_some_and(|at| *at < since) {
+            self.pressure.pop_front();
+        }
+        if self.pressure.len() >= PRESSURE_AT {
+            PRICE_BITS
+        } else {
+            0
+        }
+    }
+
+    /// Announces our price when it changed (a JOIN with `["pow", bits]`, the host's too), so
+    /// that requesters do the work before they ask instead of after a refusal.
+    fn update_price(&mut self) {
+        let price = self.price();
+        if price == self.announced_price || self.is_done() {
+            return;
+        }
+        tracing::info!(
+            price,
+            pressure = self.pressure.len(),
+            "reservation price changed"
+        );
+        self.announced_price = price;
+        self.publish(Message::Join(MemberInfo {
+            name: self.config.name.clone(),
+            metrics: self.config.metrics,
+            price,
         }));
+    }
+
+    /// Turns `requester` away, with our price if we have one; silently once we have sent
+    /// refusals at our budgeted rate.
+    fn refuse(&mut self, requester: PublicKey, price: u8) {
+        let elapsed = self.now.saturating_sub(self.refusal_at) as f64 / 1_000.0;
+        self.refusal_at = self.now;
+        self.refusal_tokens = (self.refusal_tokens + elapsed * REFUSALS_PER_SEC).min(REFUSAL_BURST);
+        if self.refusal_tokens < 1.0 {
+            *self.stats.rejected.entry("refused silently").or_default() += 1;
+            return;
+        }
+        self.refusal_tokens -= 1.0;
+        self.publish(Message::Drop {
+            target: requester,
+            price,
+        });
     }
 
     fn on_confirmed(&mut self, by: PublicKey) {
@@ -1041,7 +1201,7 @@ impl Participant {
     }
 
     /// A peer asks us for a link (as its parent or its warm backup).
-    fn on_request(&mut self, from: PublicKey, standby: bool) {
+    fn on_request(&mut self, from: PublicKey, standby: bool, work: u8) {
         let now = self.now;
         if let Some(link) = self.links.get_mut(&from)
             && link.kind.downstream()
@@ -1053,6 +1213,13 @@ impl Participant {
                 LinkKind::Child
             };
             self.confirm(from, standby);
+            return;
+        }
+        let price = self.price();
+        if work < price {
+            // Under pressure, only a reservation that carries the work is considered.
+            *self.stats.rejected.entry("unpaid reservation").or_default() += 1;
+            self.refuse(from, price);
             return;
         }
         // Only a member that receives audio (or is about to: its own parent link is still
@@ -1110,7 +1277,11 @@ impl Participant {
                 }
             }
             Admission::Refuse => {
-                self.publish(Message::Drop { target: from });
+                if delivering {
+                    self.under_pressure();
+                    self.update_price();
+                }
+                self.refuse(from, price);
                 return;
             }
         }
@@ -1134,7 +1305,10 @@ impl Participant {
 
     /// Ends our link with `peer`: DROP for everyone's view, then forget it locally.
     fn drop_link(&mut self, peer: PublicKey) {
-        self.publish(Message::Drop { target: peer });
+        self.publish(Message::Drop {
+            target: peer,
+            price: 0,
+        });
         self.lose(peer);
     }
 

@@ -46,6 +46,11 @@ impl Alone {
     }
 
     fn event(&mut self, author: u8, message: Message) {
+        self.event_with_work(author, message, 0);
+    }
+
+    /// An event carrying `work` bits of proof of work.
+    fn event_with_work(&mut self, author: u8, message: Message, work: u8) {
         self.serial += 1;
         let mut id = [0xEE; 32];
         id[..4].copy_from_slice(&self.serial.to_be_bytes());
@@ -55,6 +60,7 @@ impl Alone {
             created_at: Timestamp::from_secs(self.now / 1_000),
             space: self.space.clone(),
             message,
+            work,
         };
         self.me.handle_input(Input::Event(event), self.now);
     }
@@ -97,6 +103,7 @@ fn join(upload_kbps: u32) -> Message {
     Message::Join(MemberInfo {
         name: String::new(),
         metrics: wifi(upload_kbps),
+        price: 0,
     })
 }
 
@@ -130,7 +137,7 @@ fn drops_to(messages: &[Message]) -> Vec<PublicKey> {
     messages
         .iter()
         .filter_map(|m| match m {
-            Message::Drop { target } => Some(*target),
+            Message::Drop { target, .. } => Some(*target),
             _ => None,
         })
         .collect()
@@ -734,4 +741,166 @@ fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
         );
     }
     assert!(everyone_hears(&world, &listeners));
+}
+
+/// The prices in the refusals among `messages`, by target.
+fn prices(messages: &[Message]) -> Vec<(PublicKey, u8)> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Drop { target, price } if *price > 0 => Some((*target, *price)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_host_under_pressure_admits_only_reservations_that_carry_work_until_it_passes() {
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    // A crowd of keys: three take the seats, the rest are refused. That is pressure.
+    for sybil in 30..(30 + 3 + PRESSURE_AT as u8) {
+        host.event(sybil, join(2_000_000));
+        host.event(sybil, reserve(sybil, 1));
+    }
+    let published = host.published();
+    assert_eq!(confirms_to(&published).len(), 3);
+    assert!(
+        prices(&published).is_empty(),
+        "no price before the pressure is known"
+    );
+    // The Sybils never set up their links; their seats come back.
+    host.advance(NEGOTIATE_DEADLINE.as_millis() as Millis);
+    host.drain();
+    // A newcomer without work is refused with the price; with it, it gets a seat.
+    host.event(20, join(300));
+    host.event(20, reserve(20, 1));
+    let published = host.published();
+    assert_eq!(
+        prices(&published),
+        vec![(keys(20).public_key(), PRICE_BITS)]
+    );
+    assert!(confirms_to(&published).is_empty());
+    assert_eq!(host.me.stats().rejected.get("unpaid reservation"), Some(&1));
+    host.event_with_work(20, reserve(20, 1), PRICE_BITS);
+    assert_eq!(confirms_to(&host.published()), vec![keys(20).public_key()]);
+    // Less work than asked is not enough.
+    host.event(21, join(300));
+    host.event_with_work(21, reserve(21, 1), PRICE_BITS - 1);
+    assert_eq!(
+        prices(&host.published()),
+        vec![(keys(21).public_key(), PRICE_BITS)]
+    );
+    // Once the window passes without pressure, reservations are free again, and say so.
+    host.advance(PRESSURE_WINDOW.as_millis() as Millis + 1);
+    assert!(
+        host.published()
+            .iter()
+            .any(|m| matches!(m, Message::Join(info) if info.price == 0))
+    );
+    host.event(21, reserve(21, 1));
+    assert_eq!(confirms_to(&host.published()), vec![keys(21).public_key()]);
+}
+
+#[test]
+fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
+    let mut me = Alone::new(5, 1, wifi(300));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            name: "s".into(),
+            host_metrics: wifi(2_000),
+            ..SpaceInfo::default()
+        }),
+    );
+    me.stored_end();
+    assert_eq!(me.me.pending().map(|(p, _)| p), Some(keys(1).public_key()));
+    me.drain();
+    me.event(
+        1,
+        Message::Drop {
+            target: keys(5).public_key(),
+            price: PRICE_BITS,
+        },
+    );
+    let out = me.drain();
+    let paid: Vec<(PublicKey, u8)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish {
+                message: Message::Reserve(r),
+                work,
+                ..
+            } => Some((r.confirmer, *work)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(paid, vec![(keys(1).public_key(), PRICE_BITS)], "{out:?}");
+    // A price announced in a member's JOIN is paid up front, with no refusal first.
+    let mut other = Alone::new(6, 1, wifi(300));
+    other.event(
+        1,
+        Message::Create(SpaceInfo {
+            name: "s".into(),
+            host_metrics: wifi(2_000),
+            ..SpaceInfo::default()
+        }),
+    );
+    other.event(
+        1,
+        Message::Join(MemberInfo {
+            name: "host".into(),
+            metrics: wifi(2_000),
+            price: PRICE_BITS,
+        }),
+    );
+    other.stored_end();
+    let first: Vec<u8> = other
+        .drain()
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish {
+                message: Message::Reserve(_),
+                work,
+                ..
+            } => Some(*work),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(first, vec![PRICE_BITS]);
+    // A price beyond what a seat is worth is not paid: the host is avoided instead.
+    me.event(
+        1,
+        Message::Drop {
+            target: keys(5).public_key(),
+            price: MAX_PAY + 1,
+        },
+    );
+    assert!(
+        me.published()
+            .iter()
+            .all(|m| !matches!(m, Message::Reserve(_)))
+    );
+
+    // A host flooded with requests it must refuse answers a few, and no more.
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    for n in 0..200u8 {
+        host.event(n.wrapping_add(40), join(100));
+    }
+    host.drain();
+    for n in 0..200u8 {
+        host.event(n.wrapping_add(40), reserve(n.wrapping_add(40), 1));
+    }
+    let refusals = drops_to(&host.published()).len();
+    assert!(refusals <= 10, "{refusals} refusals in one instant");
+    assert!(
+        host.me
+            .stats()
+            .rejected
+            .get("refused silently")
+            .copied()
+            .unwrap_or(0)
+            >= 180
+    );
 }

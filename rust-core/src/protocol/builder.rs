@@ -1,7 +1,12 @@
 //! Turns messages into signed events, with the draft's tags and our encrypted payloads.
 
+use std::num::NonZeroU8;
+
+use nostr::nips::nip13::SingleThreadPow;
 use nostr::nips::nip44;
-use nostr::prelude::{Event, EventBuilder, FinalizeEvent, Keys, PublicKey, Tag, Timestamp};
+use nostr::prelude::{
+    Event, EventBuilder, FinalizeEvent, FinalizeUnsignedEvent, Keys, PublicKey, Tag, Timestamp,
+};
 use serde_json::json;
 
 use super::metrics::WireMetrics;
@@ -27,6 +32,17 @@ impl<'a> EventWriter<'a> {
     /// Builds and signs the event carrying `message`. Private payloads (RESERVE, CONFIRM,
     /// SDP, ICE) are NIP-44 encrypted to their one recipient.
     pub fn build(&self, message: &Message, created_at: Timestamp) -> Result<Event, ProtocolError> {
+        self.build_with_work(message, created_at, 0)
+    }
+
+    /// [`Self::build`], with `work` bits of NIP-13 proof of work (0: none). Each bit doubles
+    /// the expected time: see BENCHMARKS.md for this machine's figures.
+    pub fn build_with_work(
+        &self,
+        message: &Message,
+        created_at: Timestamp,
+        work: u8,
+    ) -> Result<Event, ProtocolError> {
         let me = self.keys.public_key();
         let (kind, content, tags) = match message {
             Message::Create(info) => {
@@ -50,7 +66,10 @@ impl<'a> EventWriter<'a> {
                     "publicKey": me.to_hex(),
                     "networkMetrics": WireMetrics::from(&member.metrics),
                 });
-                let tags = self.with_d(&[&me]);
+                let mut tags = self.with_d(&[&me]);
+                if member.price > 0 {
+                    tags.push(Tag::custom("pow", [member.price.to_string()]));
+                }
                 (SpaceKind::Join, content.to_string(), tags)
             }
             Message::Leave => (SpaceKind::Leave, String::new(), self.with_d(&[&me])),
@@ -71,9 +90,12 @@ impl<'a> EventWriter<'a> {
                 }
                 (kind, content, tags)
             }
-            Message::Drop { target } => {
+            Message::Drop { target, price } => {
                 let mut tags = self.with_d(&[&me, target]);
                 tags.push(Tag::public_key(*target));
+                if *price > 0 {
+                    tags.push(Tag::custom("pow", [price.to_string()]));
+                }
                 (SpaceKind::DropConnection, String::new(), tags)
             }
             Message::Remove { target } => self.role_change(SpaceKind::RemovePeer, target),
@@ -167,9 +189,19 @@ impl<'a> EventWriter<'a> {
                 (SpaceKind::Nip53Admin, String::new(), tags)
             }
         };
-        EventBuilder::new(kind.kind(), content)
+        let unsigned = EventBuilder::new(kind.kind(), content)
             .tags(tags)
             .custom_created_at(created_at)
+            .finalize_unsigned(self.keys.public_key());
+        let unsigned = match NonZeroU8::new(work) {
+            // NIP-13: a nonce tag committing to `work`, mined until the id has that many
+            // leading zero bits. CPU-bound: callers run it off the audio path.
+            Some(bits) => unsigned
+                .mine(&SingleThreadPow, bits)
+                .map_err(|e| ProtocolError::Build(format!("proof of work: {e:?}")))?,
+            None => unsigned,
+        };
+        unsigned
             .finalize(self.keys)
             .map_err(|e| ProtocolError::Build(e.to_string()))
     }

@@ -17,6 +17,9 @@ pub struct SpaceEvent {
     pub space: SpaceRef,
     /// What it says.
     pub message: Message,
+    /// The NIP-13 proof of work it carries, in bits: the leading zero bits of its id, up to
+    /// the target its `nonce` tag commits to (0 without one: zeros by luck prove nothing).
+    pub work: u8,
 }
 
 /// The meaning of an event.
@@ -34,10 +37,13 @@ pub enum Message {
     Reserve(Reservation),
     /// CONFIRM_CONNECTION from `confirmer` (the author) to `requester`.
     Confirm(Reservation),
-    /// DROP_CONNECTION: the author ends its link with `target`.
+    /// DROP_CONNECTION: the author ends its link with `target`, or refuses its reservation.
     Drop {
         /// The other end.
         target: PublicKey,
+        /// On a refusal under pressure: the proof of work (bits, NIP-13) a new reservation
+        /// from `target` must carry to be considered (`["pow", "<bits>"]`); 0 otherwise.
+        price: u8,
     },
     /// REMOVE_PEER.
     Remove {
@@ -161,6 +167,9 @@ pub struct MemberInfo {
     pub name: String,
     /// Announced metrics.
     pub metrics: NetworkMetrics,
+    /// The NIP-13 proof of work (bits) a RESERVE to this member must carry now: set while
+    /// it is under pressure (`["pow", "<bits>"]`), 0 otherwise.
+    pub price: u8,
 }
 
 /// Which side of a link the requester takes.

@@ -57,7 +57,8 @@ impl Parser {
         }
     }
 
-    /// Reads one event at time `now`.
+    /// Reads one event at time `now`. The signature is checked once everything cheaper
+    /// passed; the proof of work is read, not required (the participant prices admission).
     pub fn parse(&self, event: &Event, now: Timestamp) -> Result<SpaceEvent, ProtocolError> {
         let number = event.kind.as_u16();
         let kind = SpaceKind::from_number(number).ok_or(ProtocolError::UnknownKind(number))?;
@@ -79,6 +80,7 @@ impl Parser {
             created_at: event.created_at,
             space,
             message,
+            work: work(event),
         })
     }
 
@@ -137,7 +139,10 @@ impl Parser {
             SpaceKind::CloseSpace => Message::Close,
             SpaceKind::Join => {
                 tags.check_d(space, &[&author])?;
-                Message::Join(parse_join(event)?)
+                Message::Join(MemberInfo {
+                    price: tags.price(),
+                    ..parse_join(event)?
+                })
             }
             SpaceKind::Leave => {
                 tags.check_d(space, &[&author])?;
@@ -172,6 +177,7 @@ impl Parser {
             }
             SpaceKind::DropConnection => Message::Drop {
                 target: tags.pubkey("p")?,
+                price: tags.price(),
             },
             SpaceKind::RemovePeer => Message::Remove {
                 target: tags.target(space)?,
@@ -308,6 +314,15 @@ impl<'a> Tags<'a> {
             .next()
             .and_then(|t| t.get(1))
             .map(String::as_str)
+    }
+
+    /// The `pow` price a JOIN or a refusal names; a price beyond what anyone would pay is no
+    /// price we follow.
+    fn price(&self) -> u8 {
+        self.value("pow")
+            .and_then(|v| v.parse::<u8>().ok())
+            .filter(|bits| *bits <= MAX_PRICE)
+            .unwrap_or(0)
     }
 
     fn has(&self, name: &'a str) -> bool {
@@ -462,6 +477,7 @@ fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
             .map(TryInto::try_into)
             .transpose()?
             .unwrap_or_default(),
+        price: 0,
     })
 }
 
@@ -552,4 +568,20 @@ fn parse_room(tags: &Tags<'_>) -> Room {
         participants,
         cells: tags.iter("g").filter_map(|t| t.get(1).cloned()).collect(),
     }
+}
+
+/// The highest proof of work (bits) a DROP may ask for: 24 bits take seconds on a phone.
+pub const MAX_PRICE: u8 = 24;
+
+/// NIP-13 work of an event: leading zero bits of its id, capped by the committed target.
+fn work(event: &Event) -> u8 {
+    let committed = event
+        .tags
+        .iter()
+        .map(|t| t.as_slice())
+        .filter(|t| t.first().is_some_and(|k| k == "nonce"))
+        .filter_map(|t| t.get(2)?.parse::<u8>().ok())
+        .max()
+        .unwrap_or(0);
+    nostr::nips::nip13::get_leading_zero_bits(event.id.as_bytes()).min(committed)
 }

@@ -60,6 +60,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
             Message::Join(MemberInfo {
                 name: "Ana".into(),
                 metrics: metrics(),
+                price: 0,
             }),
             host.clone(),
         ),
@@ -70,7 +71,14 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
             host.clone(),
         ),
         (host.clone(), Message::Confirm(reservation), peer.clone()),
-        (peer.clone(), Message::Drop { target: h }, host.clone()),
+        (
+            peer.clone(),
+            Message::Drop {
+                target: h,
+                price: 0,
+            },
+            host.clone(),
+        ),
         (host.clone(), Message::Remove { target: p }, peer.clone()),
         (
             host.clone(),
@@ -664,4 +672,50 @@ fn nip53_rooms_of_other_clients_read_as_listed_spaces() {
             other => panic!("{name}: unexpected {other:?}"),
         }
     }
+}
+
+#[test]
+fn proof_of_work_is_read_from_the_id_up_to_the_committed_target() {
+    let (host, peer) = (keys(1), keys(2));
+    let space = space(&host);
+    let reserve = Message::Reserve(Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+    });
+    let writer = EventWriter::new(&peer, &space);
+    let parser = Parser::new(Limits::default(), Some(space.clone()), Some(host.clone()));
+    let mined = writer.build_with_work(&reserve, now(), 10).expect("mines");
+    let parsed = parser.parse(&mined, now()).expect("parses");
+    assert_eq!(parsed.work, 10, "the committed target, which the id meets");
+    assert_eq!(parsed.message, reserve);
+    let plain = writer.build(&reserve, now()).expect("builds");
+    assert_eq!(parser.parse(&plain, now()).expect("parses").work, 0);
+    // A nonce tag claiming more than the id has proves only what the id has.
+    let d = space.d_tag(&[&peer.public_key(), &host.public_key()]);
+    let claimed = raw(
+        &peer,
+        SpaceKind::DropConnection.number(),
+        "",
+        vec![
+            t(&["s", space.id()]),
+            t(&["h", &host.public_key().to_hex()]),
+            t(&["d", &d]),
+            t(&["p", &host.public_key().to_hex()]),
+            t(&["nonce", "1", "30"]),
+            t(&["pow", "99"]),
+        ],
+        now().as_secs(),
+    );
+    let parsed = parser.parse(&claimed, now()).expect("parses");
+    assert!(parsed.work < 30);
+    assert_eq!(
+        parsed.message,
+        Message::Drop {
+            target: host.public_key(),
+            price: 0
+        },
+        "a price nobody would pay is no price"
+    );
 }

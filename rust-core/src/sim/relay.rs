@@ -32,7 +32,7 @@ fn slot(event: &SpaceEvent, serial: u64) -> Option<Slot> {
         } else {
             r.requester
         })),
-        Message::Drop { target }
+        Message::Drop { target, .. }
         | Message::Remove { target }
         | Message::PromoteSpeaker { target }
         | Message::PromoteCohost { target }

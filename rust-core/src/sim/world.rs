@@ -565,7 +565,8 @@ impl World {
                 Output::Publish {
                     message,
                     created_at,
-                } => self.publish(node, message, created_at),
+                    work,
+                } => self.publish(node, message, created_at, work),
                 Output::Link(op) => self.link(node, op),
                 Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
             }
@@ -581,7 +582,9 @@ impl World {
         }
     }
 
-    fn publish(&mut self, node: NodeId, message: Message, created_at: Timestamp) {
+    /// An event goes to the relay. Its proof of work is taken as done at once: the simulator
+    /// does not charge the mining time (tens of ms at the levels asked for).
+    fn publish(&mut self, node: NodeId, message: Message, created_at: Timestamp, work: u8) {
         *self.traffic.published.entry(message.name()).or_default() += 1;
         let author = *self.nodes[node].participant.me();
         let serial = self.traffic.total();
@@ -595,6 +598,7 @@ impl World {
             created_at,
             space: self.space.clone(),
             message,
+            work,
         };
         let let_through = self
             .relay
@@ -623,6 +627,7 @@ impl World {
                         sdp: String::new(),
                     },
                     created_at,
+                    0,
                 );
                 self.candidates(node, peer, created_at);
             }
@@ -651,7 +656,7 @@ impl World {
             target: peer,
             sdp: String::new(),
         };
-        self.publish(node, offer, created_at);
+        self.publish(node, offer, created_at, 0);
     }
 
     /// Trickled candidates: a host candidate and a server-reflexive one per side.
@@ -668,6 +673,7 @@ impl World {
                     },
                 },
                 created_at,
+                0,
             );
         }
     }

@@ -51,6 +51,8 @@ pub enum Command {
         role: Option<LinkRole>,
         /// A warm backup link rather than a tree link.
         standby: bool,
+        /// The proof of work its RESERVE carries, bits (NIP-13).
+        work: u8,
     },
     /// A peer accepted our reservation: start the WebRTC handshake.
     ConnectionConfirmed {

@@ -70,6 +70,8 @@ impl Space {
                 let host = MemberInfo {
                     name: String::new(),
                     metrics: info.host_metrics,
+                    // The price lives in the host's JOINs; a CREATE says nothing of it.
+                    price: self.members.get(&author).map_or(0, |m| m.price),
                 };
                 self.membership.entry(author).or_insert(clock);
                 self.admit(author, host, event.created_at);
@@ -92,9 +94,9 @@ impl Space {
             Message::Join(info) => self.join(author, info.clone(), clock),
             Message::Leave => self.leave(author, clock, "leave"),
             Message::Presence(presence) => self.presence(author, *presence, clock),
-            Message::Reserve(r) => self.reserve(author, r, event.created_at),
+            Message::Reserve(r) => self.reserve(author, r, event.created_at, event.work),
             Message::Confirm(r) => self.confirm(author, r, event.created_at),
-            Message::Drop { target } => {
+            Message::Drop { target, .. } => {
                 self.require_member(author, "drop a connection")?;
                 self.links.remove(&(author, *target));
                 self.links.remove(&(*target, author));
@@ -219,7 +221,7 @@ impl Space {
         Ok(commands)
     }
 
-    fn reserve(&mut self, author: PublicKey, r: &Reservation, at: Timestamp) -> Outcome {
+    fn reserve(&mut self, author: PublicKey, r: &Reservation, at: Timestamp, work: u8) -> Outcome {
         self.require_member(author, "reserve a connection")?;
         if !self.members.contains_key(&r.confirmer) {
             return Err(Rejection::TargetNotMember("reserve a connection with"));
@@ -237,6 +239,7 @@ impl Space {
                 from: author,
                 role: r.role,
                 standby: r.standby,
+                work,
             },
         ))
     }

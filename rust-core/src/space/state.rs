@@ -31,6 +31,8 @@ pub struct Member {
     pub hand_raised: bool,
     /// Muted, as its NIP-53 presence says.
     pub muted: bool,
+    /// The proof of work (NIP-13 bits) its JOIN asks of a RESERVE now (0: none).
+    pub price: u8,
 }
 
 /// State of a reservation between a requester and a confirmer.
@@ -186,6 +188,7 @@ impl Space {
             Some(member) => {
                 member.name = info.name;
                 member.metrics = info.metrics;
+                member.price = info.price;
                 false
             }
             None => {
@@ -197,6 +200,7 @@ impl Space {
                         joined_at: at,
                         hand_raised: false,
                         muted: false,
+                        price: info.price,
                     },
                 );
                 true

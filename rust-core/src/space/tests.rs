@@ -90,6 +90,7 @@ impl World {
             created_at: Timestamp::from_secs(T0 + at),
             space: self.space.space_ref().clone(),
             message,
+            work: 0,
         }
     }
 
@@ -263,6 +264,7 @@ fn member_only_actions_from_non_members_are_ignored() {
         },
         Message::Drop {
             target: key(LISTENER),
+            price: 0,
         },
     ];
     for message in messages {
@@ -465,6 +467,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
             from: key(SPEAKER),
             role: Some(LinkRole::Provider),
             standby: false,
+            work: 0,
         }]
     );
     assert!(matches!(
@@ -551,7 +554,8 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         world.ok(
             HOST,
             Message::Drop {
-                target: key(LISTENER)
+                target: key(LISTENER),
+                price: 0,
             },
             16
         ),

@@ -73,6 +73,7 @@ fn world(b_full: bool) -> (Space, u32) {
             Message::Join(MemberInfo {
                 name: String::new(),
                 metrics: metrics(upload),
+                price: 0,
             }),
         );
     }
@@ -117,6 +118,7 @@ fn accept(space: &mut Space, n: u32, author: u8, message: Message) {
         created_at: at,
         space: space.space_ref().clone(),
         message,
+        work: 0,
     };
     space.apply(&event, at).expect("accepted");
 }
