@@ -40,13 +40,14 @@ pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 /// by a second or so, which this leaves room for.
 pub const NEGOTIATE_DEADLINE: Duration = Duration::from_millis(2_500);
 
-/// How far back refusals for lack of room and links never set up count as pressure.
+/// How far back links never set up count as pressure.
 pub const PRESSURE_WINDOW: Duration = Duration::from_secs(30);
 
-/// Pressure (refusals and broken links within [`PRESSURE_WINDOW`]) from which we ask every
-/// new requester for proof of work: a few newcomers more than we have seats is a busy
-/// moment, this many is a crowd of keys that do not link.
-pub const PRESSURE_AT: usize = 12;
+/// Links never set up within [`PRESSURE_WINDOW`] from which we ask every new requester for
+/// proof of work. Refusals for lack of room do not count: a crowd of honest newcomers makes
+/// many. Confirmed requesters that never set up their link are what Sybils do; an honest
+/// phone losing its network does it once.
+pub const PRESSURE_AT: usize = 3;
 
 /// The proof of work we ask for under pressure, in NIP-13 bits. 16 bits cost an honest
 /// phone tens of milliseconds once per reservation (BENCHMARKS.md), and a Sybil the same for
@@ -59,10 +60,10 @@ pub const MAX_PAY: u8 = 20;
 /// Refusals we send per second at most (with a burst of [`REFUSAL_BURST`]): every refusal is
 /// an event of ours the relays rate-limit, and a flood of requests must not delay the
 /// CONFIRMs of real ones. Beyond it, refusals are silent (the requester times out).
-const REFUSALS_PER_SEC: f64 = 2.0;
+const REFUSALS_PER_SEC: f64 = 5.0;
 
 /// See [`REFUSALS_PER_SEC`].
-const REFUSAL_BURST: f64 = 10.0;
+const REFUSAL_BURST: f64 = 20.0;
 
 /// How long a price another member asked of us stays in force.
 const PRICE_FOR: Duration = Duration::from_secs(60);
@@ -178,6 +179,8 @@ struct Pending {
     peer: PublicKey,
     since: Millis,
     standby: bool,
+    /// The proof of work our RESERVE carried.
+    work: u8,
 }
 
 /// One member of a space, deciding.
@@ -192,7 +195,7 @@ pub struct Participant {
     avoid: HashMap<PublicKey, Millis>,
     /// Failures per peer (timeouts, links never set up): each doubles the next avoidance.
     strikes: HashMap<PublicKey, u32>,
-    /// When we refused for lack of room, or dropped a link never set up (the window of
+    /// When we dropped a requester's link that was never set up (the window of
     /// [`PRESSURE_WINDOW`]): the pressure that sets our price.
     pressure: VecDeque<Millis>,
     /// Refusals we may still send now (a token bucket, see [`REFUSALS_PER_SEC`]).
@@ -334,7 +337,7 @@ impl Participant {
             return next;
         }
         if let Some(p) = self.pending {
-            at(p.since + ms(self.config.reserve_timeout));
+            at(p.since + ms(self.reserve_wait(p.work)));
         }
         for (_, link) in self.links.iter() {
             if !link.negotiated {
@@ -660,7 +663,10 @@ impl Participant {
                     self.left = true;
                 } else {
                     if let Some(pending) = self.pending.filter(|p| p.peer == peer) {
-                        if let Some(price) = self.price_of(&peer).filter(|p| *p <= MAX_PAY) {
+                        if let Some(price) = self
+                            .price_of(&peer)
+                            .filter(|p| *p > pending.work && *p <= MAX_PAY)
+                        {
                             // Busy, and open to those who do the work: do it and ask again.
                             tracing::info!(%peer, price, "reservation priced; paying");
                             self.pending = None;
@@ -892,7 +898,7 @@ impl Participant {
     fn check_deadlines(&mut self) {
         let now = self.now;
         if let Some(pending) = self.pending
-            && now >= pending.since + ms(self.config.reserve_timeout)
+            && now >= pending.since + ms(self.reserve_wait(pending.work))
         {
             tracing::info!(candidate = %pending.peer, "reservation timed out");
             self.pending = None;
@@ -925,6 +931,7 @@ impl Participant {
                 self.under_pressure();
             }
             self.strike(peer);
+            self.update_price();
         }
         let shed: Vec<PublicKey> = self
             .links
@@ -1086,6 +1093,7 @@ impl Participant {
             peer,
             since: self.now,
             standby,
+            work,
         });
         self.publish_with_work(
             Message::Reserve(Reservation {
@@ -1098,6 +1106,18 @@ impl Participant {
         );
     }
 
+    /// How long to wait for a CONFIRM to a reservation carrying `work` bits: the reserve
+    /// timeout, after the time the work takes a slow phone (about 10 µs a hash: 0.65 s at
+    /// 16 bits), since the RESERVE leaves only once it is done.
+    fn reserve_wait(&self, work: u8) -> Duration {
+        let hashes = if work == 0 {
+            0
+        } else {
+            1u64 << work.min(MAX_PAY)
+        };
+        self.config.reserve_timeout + Duration::from_micros(hashes * 10)
+    }
+
     /// The proof of work `peer` asks of us now, if any.
     fn price_of(&self, peer: &PublicKey) -> Option<u8> {
         self.prices
@@ -1106,7 +1126,7 @@ impl Participant {
             .map(|(bits, _)| *bits)
     }
 
-    /// Counts a moment of pressure (a refusal for lack of room, a link never set up).
+    /// Counts a moment of pressure (a requester's link never set up).
     fn under_pressure(&mut self) {
         self.pressure.push_back(self.now);
     }
@@ -1277,11 +1297,8 @@ impl Participant {
                 }
             }
             Admission::Refuse => {
-                if delivering {
-                    self.under_pressure();
-                    self.update_price();
-                }
-                self.refuse(from, price);
+                // No room (or not receiving): a plain refusal, whatever the price.
+                self.refuse(from, 0);
                 return;
             }
         }

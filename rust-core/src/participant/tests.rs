@@ -581,15 +581,17 @@ fn requesters_that_never_offer_lose_their_seats_and_are_refused_for_a_while() {
     let mut sybils: Vec<PublicKey> = (10..13).map(|n| keys(n).public_key()).collect();
     sybils.sort();
     assert_eq!(dropped, sybils, "every seat goes back");
-    // They ask again at once: refused, and a real listener gets a seat.
-    host.event(10, reserve(10, 1));
+    // They ask again at once, even with the work the host now asks: refused, and a real
+    // listener gets a seat.
+    host.event_with_work(10, reserve(10, 1), PRICE_BITS);
     assert_eq!(drops_to(&host.published()), vec![keys(10).public_key()]);
     assert_eq!(host.me.stats().rejected.get("avoided requester"), Some(&1));
     host.event(20, join(300));
-    host.event(20, reserve(20, 1));
+    host.event_with_work(20, reserve(20, 1), PRICE_BITS);
     assert_eq!(confirms_to(&host.published()), vec![keys(20).public_key()]);
-    // After the first avoidance, one more chance; failing again costs twice as long.
-    host.advance(AVOID_FOR.as_millis() as Millis);
+    // After the first avoidance (and the pressure's window), one more chance; failing again
+    // costs twice as long.
+    host.advance(AVOID_FOR.as_millis() as Millis + 1);
     host.event(11, reserve(11, 1));
     assert_eq!(confirms_to(&host.published()), vec![keys(11).public_key()]);
     host.advance(NEGOTIATE_DEADLINE.as_millis() as Millis);
@@ -758,8 +760,9 @@ fn prices(messages: &[Message]) -> Vec<(PublicKey, u8)> {
 fn a_host_under_pressure_admits_only_reservations_that_carry_work_until_it_passes() {
     let mut host = Alone::new(1, 1, wifi(400));
     host.stored_end();
-    // A crowd of keys: three take the seats, the rest are refused. That is pressure.
-    for sybil in 30..(30 + 3 + PRESSURE_AT as u8) {
+    // A crowd of keys: three take the seats, the rest are refused for lack of room, which
+    // is no pressure (honest crowds do that too).
+    for sybil in 30..45 {
         host.event(sybil, join(2_000_000));
         host.event(sybil, reserve(sybil, 1));
     }
@@ -767,11 +770,23 @@ fn a_host_under_pressure_admits_only_reservations_that_carry_work_until_it_passe
     assert_eq!(confirms_to(&published).len(), 3);
     assert!(
         prices(&published).is_empty(),
-        "no price before the pressure is known"
+        "refusals for lack of room carry no price"
     );
-    // The Sybils never set up their links; their seats come back.
+    // The three never set up their links: that is pressure, and the price is announced.
     host.advance(NEGOTIATE_DEADLINE.as_millis() as Millis);
-    host.drain();
+    let announced: Vec<u8> = host
+        .published()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Join(info) => Some(info.price),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        vec![PRICE_BITS],
+        "the price is announced once, in a JOIN"
+    );
     // A newcomer without work is refused with the price; with it, it gets a seat.
     host.event(20, join(300));
     host.event(20, reserve(20, 1));
@@ -893,7 +908,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
         host.event(n.wrapping_add(40), reserve(n.wrapping_add(40), 1));
     }
     let refusals = drops_to(&host.published()).len();
-    assert!(refusals <= 10, "{refusals} refusals in one instant");
+    assert!(refusals <= 20, "{refusals} refusals in one instant");
     assert!(
         host.me
             .stats()
@@ -901,6 +916,6 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
             .get("refused silently")
             .copied()
             .unwrap_or(0)
-            >= 180
+            >= 170
     );
 }
