@@ -2,6 +2,7 @@
 //! tests, and real WebRTC links on loopback.
 
 pub mod rtc_harness;
+pub mod sessions;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -164,11 +164,13 @@ impl Session {
         );
         let pool = Arc::new(pool);
         let (queue, queue_rx) = mpsc::unbounded_channel();
+        let (mined_tx, mined_rx) = mpsc::unbounded_channel();
         let publisher = tokio::spawn(publish_in_order(
             Arc::clone(&pool),
             config.keys.clone(),
             config.space.clone(),
             queue_rx,
+            mined_tx,
         ));
         let mut driver = Driver {
             participant,
@@ -192,7 +194,9 @@ impl Session {
         };
         driver.drain().await;
         let task = tokio::spawn(async move {
-            let stop = driver.run(incoming, link_rx, control_rx, stopped).await;
+            let stop = driver
+                .run(incoming, link_rx, control_rx, mined_rx, stopped)
+                .await;
             let Driver { queue, .. } = driver;
             // Let the last events (DROPs, LEAVE or CLOSE) out, then close the relay
             // connections cleanly (a dropped client leaves them to time out).
@@ -330,13 +334,17 @@ enum Outgoing {
     },
 }
 
+/// Publishes the participant's events in its order; a reservation that needed work is
+/// reported on `mined` once it is out (the participant's wait for a CONFIRM starts then).
 async fn publish_in_order(
     pool: Arc<RelayPool>,
     keys: Keys,
     space: SpaceRef,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    mined: mpsc::UnboundedSender<PublicKey>,
 ) {
     while let Some(outgoing) = queue.recv().await {
+        let mut confirmer = None;
         let (event, kind) = match outgoing {
             Outgoing::Ready(event, kind) => (event, kind),
             Outgoing::Mine {
@@ -348,6 +356,9 @@ async fn publish_in_order(
                 let (keys, space) = (keys.clone(), space.clone());
                 let started = Instant::now();
                 let kind = message.name();
+                if let Message::Reserve(r) = &message {
+                    confirmer = Some(r.confirmer);
+                }
                 let built = tokio::task::spawn_blocking(move || {
                     EventWriter::new(&keys, &space).build_with_work(&message, created_at, work)
                 })
@@ -378,6 +389,9 @@ async fn publish_in_order(
             tracing::warn!(error = %e, kind, "publish failed");
         }
         tracing::debug!(us = sent.elapsed().as_micros(), kind, "published");
+        if let Some(confirmer) = confirmer {
+            let _ = mined.send(confirmer);
+        }
     }
 }
 
@@ -405,6 +419,7 @@ impl Driver {
         mut incoming: mpsc::Receiver<Incoming>,
         mut link_events: mpsc::UnboundedReceiver<(PublicKey, LinkEvent)>,
         mut control: mpsc::UnboundedReceiver<UserCommand>,
+        mut mined: mpsc::UnboundedReceiver<PublicKey>,
         mut stopped: watch::Receiver<Stop>,
     ) -> Stop {
         let me = *self.participant.me();
@@ -428,6 +443,7 @@ impl Driver {
                 },
                 Some((peer, event)) = link_events.recv() => self.on_link_event(peer, event),
                 Some(command) = control.recv() => self.input(Input::User(command)),
+                Some(confirmer) = mined.recv() => self.input(Input::WorkedReservationSent { confirmer }),
                 _ = tokio::time::sleep_until(wake) => {
                     let now = self.clock.now();
                     self.participant.handle_timeout(now);

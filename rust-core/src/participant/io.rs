@@ -25,6 +25,12 @@ pub enum Input {
     },
     /// The user asks for something.
     User(UserCommand),
+    /// A reservation that carries proof of work left for the relays only now (the work took
+    /// its time): the wait for its CONFIRM starts over.
+    WorkedReservationSent {
+        /// To whom.
+        confirmer: PublicKey,
+    },
 }
 
 /// What a link reports.

@@ -57,6 +57,10 @@ pub const PRICE_BITS: u8 = 16;
 /// The most work we do to be admitted: a price beyond it is not worth a seat.
 pub const MAX_PAY: u8 = 20;
 
+/// The longest a reservation's work may take before we stop waiting for it (a slow phone
+/// does 20 bits in well under this).
+const WORK_MAX: Duration = Duration::from_secs(30);
+
 /// Refusals we send per second at most (with a burst of [`REFUSAL_BURST`]): every refusal is
 /// an event of ours the relays rate-limit, and a flood of requests must not delay the
 /// CONFIRMs of real ones. Beyond it, refusals are silent (the requester times out).
@@ -181,6 +185,8 @@ struct Pending {
     standby: bool,
     /// The proof of work our RESERVE carried.
     work: u8,
+    /// When a RESERVE carrying work actually left (the work done).
+    sent: Option<Millis>,
 }
 
 /// One member of a space, deciding.
@@ -337,7 +343,7 @@ impl Participant {
             return next;
         }
         if let Some(p) = self.pending {
-            at(p.since + ms(self.reserve_wait(p.work)));
+            at(self.reserve_deadline(&p));
         }
         for (_, link) in self.links.iter() {
             if !link.negotiated {
@@ -420,6 +426,12 @@ impl Participant {
                 }
             }
             Input::Link { peer, event } => self.on_link(peer, event),
+            Input::WorkedReservationSent { confirmer } => {
+                let now = self.now;
+                if let Some(pending) = self.pending.as_mut().filter(|p| p.peer == confirmer) {
+                    pending.sent = Some(now);
+                }
+            }
             Input::User(command) => self.on_user(command),
         }
         self.route();
@@ -898,7 +910,7 @@ impl Participant {
     fn check_deadlines(&mut self) {
         let now = self.now;
         if let Some(pending) = self.pending
-            && now >= pending.since + ms(self.reserve_wait(pending.work))
+            && now >= self.reserve_deadline(&pending)
         {
             tracing::info!(candidate = %pending.peer, "reservation timed out");
             self.pending = None;
@@ -1094,6 +1106,7 @@ impl Participant {
             since: self.now,
             standby,
             work,
+            sent: None,
         });
         self.publish_with_work(
             Message::Reserve(Reservation {
@@ -1106,16 +1119,16 @@ impl Participant {
         );
     }
 
-    /// How long to wait for a CONFIRM to a reservation carrying `work` bits: the reserve
-    /// timeout, after the time the work takes a slow phone (about 10 µs a hash: 0.65 s at
-    /// 16 bits), since the RESERVE leaves only once it is done.
-    fn reserve_wait(&self, work: u8) -> Duration {
-        let hashes = if work == 0 {
-            0
+    /// When we give up waiting for a CONFIRM: the reserve timeout after the RESERVE left. One
+    /// that carries work leaves once the work is done, which the driver reports; if it never
+    /// does, after [`WORK_MAX`].
+    fn reserve_deadline(&self, pending: &Pending) -> Millis {
+        let sent = if pending.work == 0 {
+            pending.since
         } else {
-            1u64 << work.min(MAX_PAY)
+            pending.sent.unwrap_or(pending.since + ms(WORK_MAX))
         };
-        self.config.reserve_timeout + Duration::from_micros(hashes * 10)
+        sent + ms(self.config.reserve_timeout)
     }
 
     /// The proof of work `peer` asks of us now, if any.

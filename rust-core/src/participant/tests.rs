@@ -883,6 +883,21 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
         })
         .collect();
     assert_eq!(first, vec![PRICE_BITS]);
+    // The work takes its time on a slow phone: the wait for the CONFIRM starts once the
+    // RESERVE is out, not when it was decided.
+    other.advance(RESERVE_TIMEOUT.as_millis() as Millis * 2);
+    other.me.handle_input(
+        Input::WorkedReservationSent {
+            confirmer: keys(1).public_key(),
+        },
+        other.now,
+    );
+    other.advance(RESERVE_TIMEOUT.as_millis() as Millis - 1);
+    assert!(drops_to(&other.published()).is_empty(), "still waiting");
+    assert_eq!(
+        other.me.pending().map(|(p, _)| p),
+        Some(keys(1).public_key())
+    );
     // A price beyond what a seat is worth is not paid: the host is avoided instead.
     me.event(
         1,

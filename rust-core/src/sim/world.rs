@@ -566,7 +566,17 @@ impl World {
                     message,
                     created_at,
                     work,
-                } => self.publish(node, message, created_at, work),
+                } => {
+                    let worked = match &message {
+                        Message::Reserve(r) if work > 0 => Some(r.confirmer),
+                        _ => None,
+                    };
+                    self.publish(node, message, created_at, work);
+                    if let Some(confirmer) = worked {
+                        // The driver reports a worked RESERVE once out: here, at once.
+                        self.input(node, Input::WorkedReservationSent { confirmer });
+                    }
+                }
                 Output::Link(op) => self.link(node, op),
                 Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
             }
