@@ -465,13 +465,18 @@ impl Participant {
                 cells: self.config.cells.clone(),
             })
         } else {
-            Message::Join(MemberInfo {
-                name: self.config.name.clone(),
-                metrics: self.config.metrics,
-                price: self.announced_price,
-            })
+            self.join_message()
         };
         self.publish(message);
+    }
+
+    /// Our JOIN: name, metrics and the price we ask now.
+    fn join_message(&self) -> Message {
+        Message::Join(MemberInfo {
+            name: self.config.name.clone(),
+            metrics: self.config.metrics,
+            price: self.announced_price,
+        })
     }
 
     fn apply(&mut self, event: &SpaceEvent) {
@@ -1171,11 +1176,8 @@ impl Participant {
             "reservation price changed"
         );
         self.announced_price = price;
-        self.publish(Message::Join(MemberInfo {
-            name: self.config.name.clone(),
-            metrics: self.config.metrics,
-            price,
-        }));
+        // The host announces its price in a JOIN too (its CREATE says nothing of it).
+        self.publish(self.join_message());
     }
 
     /// Turns `requester` away, with our price if we have one; silently once we have sent
