@@ -2,6 +2,10 @@
 //!
 //! Every packet names its voice in the RTP CSRC (the speaker's [`source_id`]); each link
 //! renumbers sequence numbers for SRTP, so a voice's frames are ordered by RTP timestamp.
+//! Clients that cannot set a CSRC (browsers: Chromium refuses `contributingSources` changes)
+//! send their own voice without one: a packet without CSRC on a link we take a voice from is
+//! that link's peer speaking, and we add the CSRC before forwarding it, so the rest of the
+//! tree sees what it always sees.
 //! The host's voice and the speakers' voices share the tree: speakers send theirs up to the
 //! host, the host sends every voice down, each listener forwards the first copy of each frame
 //! (a warm backup parent delivers a second one) and mixes the voices it hears.
@@ -145,8 +149,9 @@ pub struct Routing {
     pub host: u32,
     /// We are the host: speakers' voices enter the tree here.
     pub is_host: bool,
-    /// Links whose audio we take, by label: our parent and our warm backup.
-    pub upstream: HashSet<String>,
+    /// Links whose audio we take, by label, with the voice of the peer at the other end (what
+    /// a packet without CSRC carries): our parent and our warm backup.
+    pub upstream: HashMap<String, u32>,
     /// At the host: links of speakers, each allowed to send its own voice only.
     pub speakers: HashMap<String, u32>,
 }
@@ -154,8 +159,20 @@ pub struct Routing {
 impl Routing {
     fn admits(&self, link: &str, source: u32) -> bool {
         source != self.me
-            && (self.upstream.contains(link)
+            && (self.upstream.contains_key(link)
                 || (self.is_host && self.speakers.get(link) == Some(&source)))
+    }
+
+    /// The voice a packet on `link` carries: its CSRC, or without one, the voice of the peer
+    /// at the other end when we take that peer's voice from this link.
+    fn source(&self, link: &str, csrc: Option<u32>) -> Option<u32> {
+        csrc.or_else(|| {
+            self.upstream.get(link).copied().or_else(|| {
+                self.is_host
+                    .then(|| self.speakers.get(link).copied())
+                    .flatten()
+            })
+        })
     }
 }
 
@@ -209,10 +226,12 @@ pub struct Inbound {
 impl RtpSink for Inbound {
     fn on_rtp(&self, link: &str, packet: &RtpPacket) {
         let shared = &self.shared;
-        let source = packet.header.csrc.first().copied();
-        let (admitted, is_host) = {
+        let csrc = packet.header.csrc.first().copied();
+        let (source, admitted, is_host) = {
             let routing = lock(&shared.routing);
+            let source = routing.source(link, csrc);
             (
+                source,
                 source.is_some_and(|s| routing.admits(link, s)),
                 routing.is_host,
             )
@@ -226,9 +245,15 @@ impl RtpSink for Inbound {
             return;
         }
         // Children first: forwarding must not wait for our own playout. The host does not
-        // echo a speaker's voice back to the speaker.
-        self.forwarder
-            .forward_except(packet, is_host.then_some(link));
+        // echo a speaker's voice back to the speaker. A voice that came without its CSRC
+        // leaves with it.
+        let origin = is_host.then_some(link);
+        if csrc.is_some() {
+            self.forwarder.forward_except(packet, origin);
+        } else {
+            self.forwarder
+                .forward_except(&with_voice(packet, source), origin);
+        }
         if is_keepalive(&packet.payload) {
             return;
         }
@@ -264,6 +289,13 @@ impl RtpSink for Inbound {
             lock(&shared.stats).packets_received += 1;
         }
     }
+}
+
+/// A copy of `packet` naming its voice in the CSRC, for a packet that came without one.
+fn with_voice(packet: &RtpPacket, source: u32) -> RtpPacket {
+    let mut named = packet.clone();
+    named.header.csrc = vec![source];
+    named
 }
 
 /// Where captured audio goes and whether it flows.
@@ -553,7 +585,7 @@ mod tests {
             host: 1,
             ..Routing::default()
         };
-        routing.upstream.insert("parent".into());
+        routing.upstream.insert("parent".into(), 4);
         assert!(routing.admits("parent", 1));
         assert!(
             routing.admits("parent", 9),
@@ -569,6 +601,51 @@ mod tests {
             "a speaker sends only its own voice"
         );
         assert!(!routing.admits("listener", 5));
+    }
+
+    #[test]
+    fn a_packet_without_csrc_is_the_voice_of_the_peer_we_take_a_voice_from() {
+        let mut routing = Routing {
+            me: 7,
+            host: 1,
+            ..Routing::default()
+        };
+        routing.upstream.insert("browser-host".into(), 1);
+        assert_eq!(routing.source("browser-host", None), Some(1));
+        assert_eq!(
+            routing.source("browser-host", Some(9)),
+            Some(9),
+            "a CSRC wins"
+        );
+        assert_eq!(
+            routing.source("child", None),
+            None,
+            "a child has no voice here"
+        );
+        routing.speakers.insert("browser-speaker".into(), 5);
+        assert_eq!(
+            routing.source("browser-speaker", None),
+            None,
+            "only the host takes speakers' voices"
+        );
+        routing.is_host = true;
+        assert_eq!(routing.source("browser-speaker", None), Some(5));
+        assert!(routing.admits("browser-speaker", 5));
+        let bare = RtpPacket {
+            header: RtpHeader {
+                version: 2,
+                timestamp: 960,
+                ..RtpHeader::default()
+            },
+            payload: Bytes::from_static(&[0x78, 1, 2]),
+        };
+        let named = with_voice(&bare, 5);
+        assert_eq!(named.header.csrc, vec![5], "forwarded with its voice named");
+        assert_eq!(
+            (named.header.timestamp, &named.payload),
+            (960, &bare.payload),
+            "and nothing else changed"
+        );
     }
 
     #[test]
@@ -606,7 +683,7 @@ mod tests {
             },
         )
         .expect("audio");
-        audio.route(|r| r.upstream = HashSet::from(["parent".to_owned()]));
+        audio.route(|r| r.upstream = HashMap::from([("parent".to_owned(), 1)]));
         let inbound = audio.inbound();
         let packet = |timestamp: u32, payload: Vec<u8>| RtpPacket {
             header: RtpHeader {
@@ -636,8 +713,20 @@ mod tests {
             !is_keepalive(&frame),
             "an encoded frame is never taken for a keep-alive"
         );
-        inbound.on_rtp("parent", &packet(100 * RTP_TICKS_PER_FRAME, frame));
+        inbound.on_rtp("parent", &packet(100 * RTP_TICKS_PER_FRAME, frame.clone()));
         assert_eq!(audio.stats().packets_received, 1);
+        // A client that cannot set a CSRC (a browser host): its packets are its voice.
+        let mut bare = packet(101 * RTP_TICKS_PER_FRAME, frame);
+        bare.header.csrc.clear();
+        inbound.on_rtp("parent", &bare);
+        inbound.on_rtp("child", &bare);
+        let stats = audio.stats();
+        assert_eq!(
+            stats.packets_received, 2,
+            "taken once, as the parent's voice"
+        );
+        assert_eq!(stats.refused, 1, "not from a child");
+        assert!(lock(&audio.shared.voices).contains_key(&1));
         audio.stop();
     }
 }

@@ -659,7 +659,11 @@ impl Driver {
                 self.forwarder.remove(&label);
             }
         }
-        let upstream = routing.upstream.iter().map(PublicKey::to_hex).collect();
+        let upstream = routing
+            .upstream
+            .iter()
+            .map(|k| (k.to_hex(), source_id(k)))
+            .collect();
         let speakers = routing
             .speakers
             .iter()
