@@ -461,7 +461,7 @@ impl Participant {
         let message = if self.is_host() {
             Message::Create(SpaceInfo {
                 name: self.config.name.clone(),
-                host_metrics: self.config.metrics,
+                host_metrics: self.announced_metrics(),
                 cells: self.config.cells.clone(),
             })
         } else {
@@ -474,9 +474,19 @@ impl Participant {
     fn join_message(&self) -> Message {
         Message::Join(MemberInfo {
             name: self.config.name.clone(),
-            metrics: self.config.metrics,
+            metrics: self.announced_metrics(),
             price: self.announced_price,
         })
+    }
+
+    /// Our metrics as others read them: `maxAudioOutputs` carries the capacity we computed
+    /// (draft peers read 0 as "full", not as "size it from my uplink").
+    fn announced_metrics(&self) -> NetworkMetrics {
+        let mut metrics = self.config.metrics;
+        if metrics.max_audio_outputs == 0 {
+            metrics.max_audio_outputs = self.capacity;
+        }
+        metrics
     }
 
     fn apply(&mut self, event: &SpaceEvent) {

@@ -264,14 +264,33 @@ fn a_confirmed_parent_that_never_connects_is_dropped_and_avoided() {
 }
 
 #[test]
-fn a_reservation_from_a_member_not_seen_yet_is_answered_once_its_join_arrives() {
+fn a_reservation_to_the_host_from_a_key_not_seen_yet_is_a_join_and_a_late_join_still_counts() {
     let mut host = Alone::new(1, 1, wifi(2_000));
     host.stored_end();
-    // The relay hands us the RESERVE before the JOIN (different authors, no order).
+    // A RESERVE before any JOIN: a draft-literal client that never sends one, or a relay
+    // that handed us the RESERVE first (different authors, no order). Either way a listener.
     host.event(7, reserve(7, 1));
-    assert!(confirms_to(&host.published()).is_empty());
-    host.event(7, join(1_000));
     assert_eq!(confirms_to(&host.published()), vec![keys(7).public_key()]);
+    assert!(
+        host.me
+            .space()
+            .members()
+            .contains_key(&keys(7).public_key())
+    );
+    // Its JOIN, signed earlier, arrives later: its metrics still count.
+    host.now -= 1_000;
+    host.event(7, join(1_000));
+    let member = &host.me.space().members()[&keys(7).public_key()];
+    assert_eq!(member.metrics.upload_kbps, 1_000);
+    // A removed key is no listener.
+    host.event(
+        1,
+        Message::Remove {
+            target: keys(8).public_key(),
+        },
+    );
+    host.event(8, reserve(8, 1));
+    assert!(confirms_to(&host.published()).is_empty());
 }
 
 #[test]
@@ -933,4 +952,34 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
             .unwrap_or(0)
             >= 170
     );
+}
+
+#[test]
+fn announcements_carry_the_capacity_in_max_audio_outputs() {
+    let space = SpaceRef::new("tests", keys(1).public_key()).expect("id");
+    let mut host = Participant::new(
+        ParticipantConfig::new(keys(1).public_key(), space.clone(), wifi(400)),
+        T0,
+    );
+    let mut listener = Participant::new(
+        ParticipantConfig::new(keys(2).public_key(), space, wifi(40)),
+        T0,
+    );
+    let announced = |p: &mut Participant| {
+        std::iter::from_fn(|| p.poll_output()).find_map(|o| match o {
+            Output::Publish {
+                message: Message::Create(info),
+                ..
+            } => Some(info.host_metrics.max_audio_outputs),
+            Output::Publish {
+                message: Message::Join(info),
+                ..
+            } => Some(info.metrics.max_audio_outputs),
+            _ => None,
+        })
+    };
+    // Draft peers read 0 as "full": the host says how many it feeds (3 at 400 kbit/s).
+    assert_eq!(announced(&mut host), Some(3));
+    // A listener too weak to relay says 0, which is the truth for everyone.
+    assert_eq!(announced(&mut listener), Some(0));
 }

@@ -157,9 +157,14 @@ impl Parser {
                     (other, author)
                 };
                 tags.check_d(space, &[&requester, &confirmer])?;
-                let role = match self.open(event, &other)? {
-                    Some(plain) => Some(parse_link_role(&plain)?),
-                    None => None,
+                // The draft's reference client may send no content at all: a listener.
+                let role = if event.content.trim().is_empty() {
+                    Some(LinkRole::Consumer)
+                } else {
+                    match self.open(event, &other)? {
+                        Some(plain) => Some(parse_link_role(&plain)?),
+                        None => None,
+                    }
                 };
                 let reservation = Reservation {
                     requester,
@@ -481,14 +486,19 @@ fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
     })
 }
 
+/// `{"type": "provider" | "consumer"}`; without `type` (draft-literal peers), a consumer: a
+/// listener asking for audio.
 fn parse_link_role(plain: &str) -> Result<LinkRole, ProtocolError> {
     #[derive(Deserialize)]
     struct TypeContent {
-        #[serde(rename = "type")]
-        kind: String,
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
     }
     let content: TypeContent = serde_json::from_str(plain).map_err(bad_json)?;
-    match content.kind.to_ascii_lowercase().as_str() {
+    let Some(kind) = content.kind else {
+        return Ok(LinkRole::Consumer);
+    };
+    match kind.to_ascii_lowercase().as_str() {
         "provider" => Ok(LinkRole::Provider),
         "consumer" => Ok(LinkRole::Consumer),
         other => Err(ProtocolError::BadContent(format!(

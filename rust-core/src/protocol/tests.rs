@@ -316,6 +316,25 @@ fn draft_literal_peers_are_understood() {
             standby: false,
         })
     );
+    // A RESERVE without `type`, or with no content at all, is a listener's.
+    for content in ["{}", "", r#"{"note":"hi"}"#] {
+        let bare = raw(
+            &peer,
+            31103,
+            content,
+            vec![
+                t(&["s", "morning-show"]),
+                t(&["p", &h]),
+                t(&["h", &h]),
+                t(&["d", &d]),
+            ],
+            NOW,
+        );
+        let Message::Reserve(r) = parser.parse(&bare, now()).unwrap().message else {
+            panic!("not a reserve")
+        };
+        assert_eq!(r.role, Some(LinkRole::Consumer), "content {content:?}");
+    }
     let offer = raw(
         &peer,
         21102,

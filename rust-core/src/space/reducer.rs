@@ -94,7 +94,7 @@ impl Space {
             Message::Join(info) => self.join(author, info.clone(), clock),
             Message::Leave => self.leave(author, clock, "leave"),
             Message::Presence(presence) => self.presence(author, *presence, clock),
-            Message::Reserve(r) => self.reserve(author, r, event.created_at, event.work),
+            Message::Reserve(r) => self.reserve(author, r, clock, event.work),
             Message::Confirm(r) => self.confirm(author, r, event.created_at),
             Message::Drop { target, .. } => {
                 self.require_member(author, "drop a connection")?;
@@ -221,7 +221,22 @@ impl Space {
         Ok(commands)
     }
 
-    fn reserve(&mut self, author: PublicKey, r: &Reservation, at: Timestamp, work: u8) -> Outcome {
+    fn reserve(&mut self, author: PublicKey, r: &Reservation, clock: Clock, work: u8) -> Outcome {
+        let mut commands = Vec::new();
+        if !self.members.contains_key(&author) && r.confirmer == *self.space.host() {
+            // A draft-literal client asks the host for audio without a JOIN first: that is
+            // its join, as a NIP-53 presence is (a removed key stays out).
+            if self.removed.contains(&author) {
+                return Err(Rejection::NotAMember {
+                    action: "reserve a connection",
+                    author,
+                });
+            }
+            // Its membership clock stays unset: a JOIN of ours that a relay delivers after the
+            // RESERVE (relays reorder authors) still brings the member's metrics.
+            self.admit(author, MemberInfo::default(), clock.created_at);
+            commands.push(Command::MemberJoined(author));
+        }
         self.require_member(author, "reserve a connection")?;
         if !self.members.contains_key(&r.confirmer) {
             return Err(Rejection::TargetNotMember("reserve a connection with"));
@@ -229,11 +244,11 @@ impl Space {
         self.links.insert(
             (r.requester, r.confirmer),
             LinkState::Reserved {
-                at,
+                at: clock.created_at,
                 standby: r.standby,
             },
         );
-        Ok(self.for_me(
+        commands.extend(self.for_me(
             r.confirmer,
             Command::ConnectionRequested {
                 from: author,
@@ -241,7 +256,8 @@ impl Space {
                 standby: r.standby,
                 work,
             },
-        ))
+        ));
+        Ok(commands)
     }
 
     fn confirm(&mut self, author: PublicKey, r: &Reservation, at: Timestamp) -> Outcome {
