@@ -62,8 +62,18 @@ pub fn links_filter(space: &SpaceRef) -> Filter {
         .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id())
 }
 
+/// The host's CREATE_SPACE and CLOSE_SPACE by author: the draft's CREATE carries the id only
+/// in its content, with no `s` for [`space_filter`] to match (the parser drops the host's other
+/// spaces).
+pub fn host_filter(space: &SpaceRef) -> Filter {
+    Filter::new()
+        .kinds([SpaceKind::CreateSpace.kind(), SpaceKind::CloseSpace.kind()])
+        .author(*space.host())
+}
+
 /// Everything a participant of `space` follows: public events (all of the space's state), its
-/// inbox and the NIP-53 side since `since`, the links of the tree and the host's room record.
+/// inbox and the NIP-53 side since `since`, the links of the tree, the host's room record and
+/// its CREATE even without `s`.
 pub fn session_filters(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp>) -> Vec<Filter> {
     vec![
         space_filter(space),
@@ -71,6 +81,7 @@ pub fn session_filters(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp
         links_filter(space),
         room_filter(space, since),
         room_record_filter(space),
+        host_filter(space),
     ]
 }
 

@@ -291,6 +291,11 @@ fn draft_literal_peers_are_understood() {
     let Message::Create(info) = parser.parse(&create, now()).unwrap().message else {
         panic!("not a create")
     };
+    // A session's subscription sees it, though it carries no `s`.
+    let seen = filter::session_filters(&space, &peer.public_key(), None)
+        .iter()
+        .any(|f| f.match_event(&create, nostr::prelude::MatchEventOptions::default()));
+    assert!(seen, "a CREATE without `s` reaches the space's members");
     assert_eq!(info.host_metrics.connection, ConnectionType::Cellular);
     assert_eq!(info.host_metrics.upload_kbps, 500);
     let d = format!("morning-show||{h}||{p}||{h}");
