@@ -241,6 +241,7 @@ pub async fn run_demo(
         tap: Some(Arc::clone(&host_probe) as _),
         reserve_timeout: RESERVE_TIMEOUT,
         cells: Vec::new(),
+        draft_compat: false,
     })
     .await?;
     progress(format!(
@@ -276,6 +277,7 @@ pub async fn run_demo(
             tap: Some(Arc::clone(&probe) as _),
             reserve_timeout: RESERVE_TIMEOUT,
             cells: Vec::new(),
+            draft_compat: false,
         })
         .await?;
         started.push(Instant::now());

@@ -46,6 +46,7 @@ fn traffic() -> (SpaceRef, Vec<Event>) {
             name: format!("peer {n}"),
             metrics: NetworkMetrics::default(),
             price: 0,
+            nip44: false,
         });
         events.push(writer.build(&join, at(n)).expect("builds"));
         events.push(

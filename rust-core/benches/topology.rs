@@ -69,6 +69,7 @@ fn space(n: u32) -> (Space, PublicKey) {
             name: String::new(),
             metrics: wifi(uplink),
             price: 0,
+            nip44: false,
         };
         apply(&mut space, key(i), Message::Join(info));
     }

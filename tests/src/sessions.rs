@@ -44,6 +44,7 @@ pub fn config(keys: Keys, space: &SpaceRef, relay: &str, host: bool) -> SessionC
         tap: None,
         reserve_timeout: RESERVE_TIMEOUT,
         cells: vec![],
+        draft_compat: false,
     }
 }
 

@@ -53,6 +53,7 @@ async fn sybil_wave(range: std::ops::Range<u16>, space: &SpaceRef, pool: &RelayP
                 connection: ConnectionType::Ethernet,
             },
             price: 0,
+            nip44: false,
         });
         let reserve = Message::Reserve(Reservation {
             requester: keys.public_key(),
@@ -224,6 +225,7 @@ async fn two_hundred_unprompted_offers_get_no_answer_and_cost_no_sockets() {
         name: "member".into(),
         metrics: NetworkMetrics::default(),
         price: 0,
+        nip44: false,
     });
     pool.publish(&writer.build(&join, Timestamp::now()).expect("builds"))
         .await

@@ -121,6 +121,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 name: "Relay test".into(),
                 host_metrics: metrics,
                 cells: vec![],
+                nip44: true,
             }),
         ),
         (
@@ -129,6 +130,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 name: "peer".into(),
                 metrics,
                 price: 0,
+                nip44: true,
             }),
         ),
         (

@@ -43,6 +43,10 @@ pub struct Common {
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     seconds: Option<u64>,
+    /// Let draft-literal clients (no NIP-44) take part: reservations, SDP and ICE to them go
+    /// in clear on the relays, showing this machine's IP addresses to anyone reading them.
+    #[arg(long)]
+    draft_compat: bool,
 }
 
 /// Arguments of `spaces host`.
@@ -170,6 +174,7 @@ fn session_config(
         tap: None,
         reserve_timeout: RESERVE_TIMEOUT,
         cells,
+        draft_compat: common.draft_compat,
     })
 }
 

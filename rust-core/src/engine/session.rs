@@ -52,6 +52,9 @@ pub struct SessionConfig {
     pub reserve_timeout: Duration,
     /// Cell labels to tag a new space with (hosts).
     pub cells: Vec<String>,
+    /// Draft compatibility: private payloads in clear to peers that did not announce NIP-44
+    /// (see [`crate::participant::ParticipantConfig::draft_compat`]). Off by default.
+    pub draft_compat: bool,
 }
 
 /// What a session knows about itself, for progress and reports.
@@ -159,6 +162,7 @@ impl Session {
                 reserve_timeout: config.reserve_timeout,
                 connect_deadline: CONNECT_DEADLINE,
                 rules: TreeRules::default(),
+                draft_compat: config.draft_compat,
             },
             clock.now(),
         );
@@ -331,6 +335,7 @@ enum Outgoing {
         message: Message,
         created_at: Timestamp,
         work: u8,
+        plaintext: bool,
     },
 }
 
@@ -351,6 +356,7 @@ async fn publish_in_order(
                 message,
                 created_at,
                 work,
+                plaintext,
             } => {
                 // Mining is CPU-bound: a blocking thread, never the runtime's or the audio's.
                 let (keys, space) = (keys.clone(), space.clone());
@@ -360,7 +366,9 @@ async fn publish_in_order(
                     confirmer = Some(r.confirmer);
                 }
                 let built = tokio::task::spawn_blocking(move || {
-                    EventWriter::new(&keys, &space).build_with_work(&message, created_at, work)
+                    EventWriter::new(&keys, &space)
+                        .plaintext(plaintext)
+                        .build_with_work(&message, created_at, work)
                 })
                 .await;
                 match built {
@@ -505,16 +513,19 @@ impl Driver {
                     message,
                     created_at,
                     work: 0,
-                } => self.publish(&message, created_at),
+                    plaintext,
+                } => self.publish(&message, created_at, plaintext),
                 Output::Publish {
                     message,
                     created_at,
                     work,
+                    plaintext,
                 } => {
                     let _ = self.queue.send(Outgoing::Mine {
                         message,
                         created_at,
                         work,
+                        plaintext,
                     });
                 }
                 Output::Link(op) => self.link(op).await,
@@ -538,8 +549,9 @@ impl Driver {
     }
 
     /// Signs and queues an event (the queue publishes in order without blocking us).
-    fn publish(&self, message: &Message, created_at: Timestamp) {
-        match EventWriter::new(&self.keys, &self.space).build(message, created_at) {
+    fn publish(&self, message: &Message, created_at: Timestamp, plaintext: bool) {
+        let writer = EventWriter::new(&self.keys, &self.space).plaintext(plaintext);
+        match writer.build(message, created_at) {
             Ok(event) => {
                 let _ = self.queue.send(Outgoing::Ready(event, message.name()));
             }
@@ -547,9 +559,16 @@ impl Driver {
         }
     }
 
-    /// SDP and ICE to a linked peer: the driver's own traffic, never a decision.
+    /// SDP and ICE to a linked peer: the driver's own traffic, never a decision. In clear only
+    /// to a draft-literal peer in draft-compatibility mode.
     fn send(&self, message: Message) {
-        self.publish(&message, Timestamp::now());
+        let plaintext = match &message {
+            Message::Offer { target, .. }
+            | Message::Answer { target, .. }
+            | Message::Ice { target, .. } => self.participant.plaintext_to(target),
+            _ => false,
+        };
+        self.publish(&message, Timestamp::now(), plaintext);
     }
 
     async fn link(&mut self, op: LinkOp) {

@@ -131,6 +131,11 @@ pub struct SessionSettings {
     pub output: AudioOutput,
     /// STUN/TURN servers for links across NATs; empty for direct links only.
     pub ice_servers: Vec<IceServerInfo>,
+    /// Let draft-literal clients (no NIP-44) take part: their reservations, SDP and ICE go in
+    /// clear on public relays, which shows this device's IP addresses to anyone reading them.
+    /// Off by default.
+    #[uniffi(default = false)]
+    pub draft_compat: bool,
 }
 
 /// A STUN or TURN server.
@@ -367,6 +372,7 @@ fn config(
         tap: None,
         reserve_timeout: RESERVE_TIMEOUT,
         cells,
+        draft_compat: settings.draft_compat,
     })
 }
 

@@ -73,6 +73,9 @@ pub enum Output {
         /// NIP-13 proof of work to put in it, bits (0: none): the price a busy confirmer
         /// asked for. CPU-bound; the driver does it off the decision path.
         work: u8,
+        /// Its private payload in clear JSON rather than NIP-44 (a draft-literal recipient, in
+        /// draft-compatibility mode).
+        plaintext: bool,
     },
     /// Do something with a WebRTC link.
     Link(LinkOp),

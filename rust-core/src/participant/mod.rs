@@ -132,6 +132,10 @@ pub struct ParticipantConfig {
     pub connect_deadline: Duration,
     /// The tree rules.
     pub rules: TreeRules,
+    /// Draft compatibility: private payloads (RESERVE, CONFIRM, SDP, ICE) in clear to peers
+    /// that did not announce NIP-44. Off by default: relays are public, and SDP and ICE carry
+    /// IP addresses; on, draft-literal clients can take part.
+    pub draft_compat: bool,
 }
 
 impl ParticipantConfig {
@@ -146,6 +150,7 @@ impl ParticipantConfig {
             reserve_timeout: RESERVE_TIMEOUT,
             connect_deadline: CONNECT_DEADLINE,
             rules: TreeRules::default(),
+            draft_compat: false,
         }
     }
 }
@@ -463,6 +468,7 @@ impl Participant {
                 name: self.config.name.clone(),
                 host_metrics: self.announced_metrics(),
                 cells: self.config.cells.clone(),
+                nip44: false,
             })
         } else {
             self.join_message()
@@ -476,6 +482,7 @@ impl Participant {
             name: self.config.name.clone(),
             metrics: self.announced_metrics(),
             price: self.announced_price,
+            nip44: false,
         })
     }
 
@@ -626,11 +633,23 @@ impl Participant {
                 }
             }
         }
+        let plaintext = match &message {
+            Message::Reserve(r) => self.plaintext_to(&r.confirmer),
+            Message::Confirm(r) => self.plaintext_to(&r.requester),
+            _ => false,
+        };
         self.outputs.push_back(Output::Publish {
             message,
             created_at,
             work,
+            plaintext,
         });
+    }
+
+    /// Whether private payloads to `peer` go in clear: only in draft-compatibility mode, to a
+    /// member that did not announce it reads NIP-44.
+    pub fn plaintext_to(&self, peer: &PublicKey) -> bool {
+        self.config.draft_compat && self.space.members().get(peer).is_some_and(|m| !m.nip44)
     }
 
     fn execute(&mut self, command: Command) {

@@ -104,6 +104,7 @@ fn join(upload_kbps: u32) -> Message {
         name: String::new(),
         metrics: wifi(upload_kbps),
         price: 0,
+        nip44: false,
     })
 }
 
@@ -886,6 +887,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
             name: "host".into(),
             metrics: wifi(2_000),
             price: PRICE_BITS,
+            nip44: false,
         }),
     );
     other.stored_end();
@@ -982,4 +984,54 @@ fn announcements_carry_the_capacity_in_max_audio_outputs() {
     assert_eq!(announced(&mut host), Some(3));
     // A listener too weak to relay says 0, which is the truth for everyone.
     assert_eq!(announced(&mut listener), Some(0));
+}
+
+#[test]
+fn private_payloads_go_in_clear_only_to_draft_peers_and_only_in_compatibility_mode() {
+    let space = SpaceRef::new("tests", keys(1).public_key()).expect("id");
+    for compat in [false, true] {
+        let mut config = ParticipantConfig::new(keys(1).public_key(), space.clone(), wifi(2_000));
+        config.draft_compat = compat;
+        let mut host = Alone {
+            me: Participant::new(config, T0),
+            space: space.clone(),
+            now: T0,
+            serial: 0,
+        };
+        host.stored_end();
+        // One of ours (announces NIP-44), and a draft-literal client (no JOIN at all).
+        host.event(
+            20,
+            Message::Join(MemberInfo {
+                name: "ours".into(),
+                metrics: wifi(300),
+                price: 0,
+                nip44: true,
+            }),
+        );
+        host.drain();
+        host.event(20, reserve(20, 1));
+        host.event(21, reserve(21, 1));
+        let clear: Vec<(PublicKey, bool)> = host
+            .drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Publish {
+                    message: Message::Confirm(r),
+                    plaintext,
+                    ..
+                } => Some((r.requester, plaintext)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            clear,
+            vec![
+                (keys(20).public_key(), false),
+                (keys(21).public_key(), compat)
+            ],
+            "compat {compat}"
+        );
+        assert_eq!(host.me.plaintext_to(&keys(21).public_key()), compat);
+    }
 }

@@ -21,12 +21,27 @@ pub const TRANSPORT_TAG_VALUE: &str = "nostr-spaces-webrtc";
 pub struct EventWriter<'a> {
     keys: &'a Keys,
     space: &'a SpaceRef,
+    plaintext: bool,
 }
+
+/// The capability tag on CREATE and JOIN: we read NIP-44 private payloads.
+pub const ENCRYPTION_TAG: [&str; 2] = ["encryption", "nip44"];
 
 impl<'a> EventWriter<'a> {
     /// A writer signing with `keys` for `space`.
     pub fn new(keys: &'a Keys, space: &'a SpaceRef) -> Self {
-        Self { keys, space }
+        Self {
+            keys,
+            space,
+            plaintext: false,
+        }
+    }
+
+    /// Private payloads in clear JSON, for a draft-literal peer that cannot read NIP-44 (only
+    /// in draft-compatibility mode: relays are public, and SDP and ICE carry IP addresses).
+    pub fn plaintext(mut self, plaintext: bool) -> Self {
+        self.plaintext = plaintext;
+        self
     }
 
     /// Builds and signs the event carrying `message`. Private payloads (RESERVE, CONFIRM,
@@ -56,6 +71,7 @@ impl<'a> EventWriter<'a> {
                 });
                 let mut tags = self.draft_tags();
                 tags.push(Tag::custom("t", [DISCOVERY_TAG]));
+                tags.push(Tag::custom(ENCRYPTION_TAG[0], [ENCRYPTION_TAG[1]]));
                 tags.extend(info.cells.iter().map(|c| Tag::custom("g", [c.as_str()])));
                 (SpaceKind::CreateSpace, content.to_string(), tags)
             }
@@ -67,6 +83,7 @@ impl<'a> EventWriter<'a> {
                     "networkMetrics": WireMetrics::from(&member.metrics),
                 });
                 let mut tags = self.with_d(&[&me]);
+                tags.push(Tag::custom(ENCRYPTION_TAG[0], [ENCRYPTION_TAG[1]]));
                 if member.price > 0 {
                     tags.push(Tag::custom("pow", [member.price.to_string()]));
                 }
@@ -242,6 +259,9 @@ impl<'a> EventWriter<'a> {
     }
 
     fn seal(&self, recipient: &PublicKey, plaintext: &str) -> Result<String, ProtocolError> {
+        if self.plaintext {
+            return Ok(plaintext.to_owned());
+        }
         nip44::encrypt(
             self.keys.secret_key(),
             recipient,

@@ -158,6 +158,8 @@ pub struct SpaceInfo {
     pub host_metrics: NetworkMetrics,
     /// The UMAP/SECTOR/REGION cell labels the space is tagged with (`"LAT,LON"`), if any.
     pub cells: Vec<String>,
+    /// The host reads NIP-44 private payloads (`["encryption","nip44"]`; we always write it).
+    pub nip44: bool,
 }
 
 /// JOIN_SPACE content.
@@ -170,6 +172,8 @@ pub struct MemberInfo {
     /// The NIP-13 proof of work (bits) a RESERVE to this member must carry now: set while
     /// it is under pressure (`["pow", "<bits>"]`), 0 otherwise.
     pub price: u8,
+    /// It reads NIP-44 private payloads (`["encryption","nip44"]`; we always write it).
+    pub nip44: bool,
 }
 
 /// Which side of a link the requester takes.

@@ -135,12 +135,16 @@ impl Parser {
     ) -> Result<Message, ProtocolError> {
         let author = event.pubkey;
         Ok(match kind {
-            SpaceKind::CreateSpace => Message::Create(parse_create(event, space)?),
+            SpaceKind::CreateSpace => Message::Create(SpaceInfo {
+                nip44: tags.reads_nip44(),
+                ..parse_create(event, space)?
+            }),
             SpaceKind::CloseSpace => Message::Close,
             SpaceKind::Join => {
                 tags.check_d(space, &[&author])?;
                 Message::Join(MemberInfo {
                     price: tags.price(),
+                    nip44: tags.reads_nip44(),
                     ..parse_join(event)?
                 })
             }
@@ -334,6 +338,13 @@ impl<'a> Tags<'a> {
         self.iter(name).next().is_some()
     }
 
+    /// The author announced it reads NIP-44 ([`super::builder::ENCRYPTION_TAG`]).
+    fn reads_nip44(&self) -> bool {
+        let [name, value] = super::builder::ENCRYPTION_TAG;
+        self.iter(name)
+            .any(|t| t.get(1).is_some_and(|v| v == value))
+    }
+
     fn flag(&self, name: &'a str) -> bool {
         self.value(name) == Some("1")
     }
@@ -452,6 +463,7 @@ fn parse_create(event: &Event, space: &SpaceRef) -> Result<SpaceInfo, ProtocolEr
         name: content.name,
         host_metrics: host_metrics.unwrap_or_default(),
         cells,
+        nip44: false,
     })
 }
 
@@ -483,6 +495,7 @@ fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
             .transpose()?
             .unwrap_or_default(),
         price: 0,
+        nip44: false,
     })
 }
 

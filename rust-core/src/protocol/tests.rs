@@ -51,6 +51,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                 name: "Morning show".into(),
                 host_metrics: metrics(),
                 cells: vec!["48.85,-2.34".into()],
+                nip44: true,
             }),
             peer.clone(),
         ),
@@ -61,6 +62,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                 name: "Ana".into(),
                 metrics: metrics(),
                 price: 0,
+                nip44: true,
             }),
             host.clone(),
         ),
@@ -741,5 +743,49 @@ fn proof_of_work_is_read_from_the_id_up_to_the_committed_target() {
             price: 0
         },
         "a price nobody would pay is no price"
+    );
+}
+
+#[test]
+fn we_announce_nip44_and_write_in_clear_only_when_asked() {
+    let (host, peer) = (keys(1), keys(2));
+    let space = space(&host);
+    let parser = Parser::new(Limits::default(), Some(space.clone()), None);
+    let writer = EventWriter::new(&peer, &space);
+    let join = writer
+        .build(
+            &Message::Join(MemberInfo {
+                name: "p".into(),
+                metrics: metrics(),
+                price: 0,
+                nip44: false,
+            }),
+            now(),
+        )
+        .expect("builds");
+    let Message::Join(info) = parser.parse(&join, now()).expect("parses").message else {
+        panic!("not a join")
+    };
+    assert!(
+        info.nip44,
+        "our JOIN says we read NIP-44, whatever the struct said"
+    );
+    let reserve = Message::Reserve(Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+    });
+    let sealed = writer.build(&reserve, now()).expect("builds");
+    assert!(!sealed.content.starts_with('{'), "NIP-44 by default");
+    let clear = EventWriter::new(&peer, &space)
+        .plaintext(true)
+        .build(&reserve, now())
+        .expect("builds");
+    assert_eq!(clear.content, r#"{"type":"consumer"}"#);
+    // A reader without the recipient's key (a draft-literal client) reads the clear one.
+    assert_eq!(
+        parser.parse(&clear, now()).expect("parses").message,
+        reserve
     );
 }

@@ -566,6 +566,7 @@ impl World {
                     message,
                     created_at,
                     work,
+                    ..
                 } => {
                     let worked = match &message {
                         Message::Reserve(r) if work > 0 => Some(r.confirmer),

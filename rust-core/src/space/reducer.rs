@@ -72,6 +72,7 @@ impl Space {
                     metrics: info.host_metrics,
                     // The price lives in the host's JOINs; a CREATE says nothing of it.
                     price: self.members.get(&author).map_or(0, |m| m.price),
+                    nip44: info.nip44,
                 };
                 self.membership.entry(author).or_insert(clock);
                 self.admit(author, host, event.created_at);

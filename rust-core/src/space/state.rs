@@ -33,6 +33,9 @@ pub struct Member {
     pub muted: bool,
     /// The proof of work (NIP-13 bits) its JOIN asks of a RESERVE now (0: none).
     pub price: u8,
+    /// It announced that it reads NIP-44 private payloads (ours do; draft-literal clients and
+    /// NIP-53 clients do not say so).
+    pub nip44: bool,
 }
 
 /// State of a reservation between a requester and a confirmer.
@@ -189,6 +192,7 @@ impl Space {
                 member.name = info.name;
                 member.metrics = info.metrics;
                 member.price = info.price;
+                member.nip44 = info.nip44;
                 false
             }
             None => {
@@ -201,6 +205,7 @@ impl Space {
                         hand_raised: false,
                         muted: false,
                         price: info.price,
+                        nip44: info.nip44,
                     },
                 );
                 true

@@ -74,6 +74,7 @@ fn world(b_full: bool) -> (Space, u32) {
                 name: String::new(),
                 metrics: metrics(upload),
                 price: 0,
+                nip44: false,
             }),
         );
     }
