@@ -3,7 +3,8 @@
 # (rustup) already present. Idempotent: skips what is already there.
 set -euo pipefail
 
-packages=(build-essential pkg-config cmake libasound2-dev coturn openjdk-17-jdk-headless maven python3-venv)
+# chromium: a real libwebrtc peer for the browser interop suite (tests/browser), headless.
+packages=(build-essential pkg-config cmake libasound2-dev coturn openjdk-17-jdk-headless maven python3-venv chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -15,9 +16,16 @@ if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # One retry of a failed download before giving up (mirrors have bad minutes).
+  $sudo apt-get update -qq || { sleep 5; $sudo apt-get update -qq; }
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" || {
+    sleep 5
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  }
 fi
+
+# Node.js runs the browser suite's driver (playwright-core, nostr-tools from npm).
+command -v node >/dev/null || { echo "setup: no node on PATH" >&2; exit 1; }
 
 # Java and Maven may come from elsewhere (SDKMAN, a JDK vendor): accept any on PATH.
 command -v java >/dev/null || { echo "setup: no java on PATH" >&2; exit 1; }

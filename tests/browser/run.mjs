@@ -1,0 +1,245 @@
+// Browser interop: Chromium's libwebrtc as a peer of a space, signaling with nostr-tools, both
+// written from docs/PROTOCOL.md alone, against the `spaces` CLI.
+//
+//   1. The browser listens to `spaces host`: it hears the tone.
+//   2. `spaces join` listens to a browser host: it hears the tone, which the browser sends
+//      without a CSRC (browsers cannot set one).
+//
+// Audio is checked at the far end (the tone's frequency and share of frames). Exits non-zero
+// on a failed check. Env: SPACES_BIN (the `spaces` binary), RELAY_SCRIPT (starts the
+// independent relay), CHROMIUM (default /usr/bin/chromium).
+
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import WebSocket from 'ws';
+import { chromium } from 'playwright-core';
+import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import * as nip44 from 'nostr-tools/nip44';
+import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
+
+useWebSocketImplementation(WebSocket);
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SPACES = process.env.SPACES_BIN ?? join(here, '../../target/debug/spaces');
+const RELAY_SCRIPT = process.env.RELAY_SCRIPT ?? join(here, '../relays/nostr-relay.sh');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const TONE = 440;
+
+const KIND = {
+  create: 1000, join: 31101, reserve: 31103, confirm: 31104,
+  offer: 21102, answer: 21103, ice: 21104,
+};
+
+const failures = [];
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures.push(what);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One identity speaking the protocol over a relay. */
+class Client {
+  constructor(relay, space) {
+    this.sk = generateSecretKey();
+    this.pk = getPublicKey(this.sk);
+    this.relay = relay;
+    this.space = space; // { id, host }
+    this.pool = new SimplePool();
+  }
+
+  d(...keys) {
+    return [this.space.id, this.space.host, ...keys].join('||');
+  }
+
+  base(extra) {
+    return [['s', this.space.id], ['h', this.space.host], ['webrtc', 'spaces'], ...extra];
+  }
+
+  seal(to, value) {
+    return nip44.encrypt(JSON.stringify(value), nip44.getConversationKey(this.sk, to));
+  }
+
+  open(event) {
+    const text = event.content.trim().startsWith('{')
+      ? event.content
+      : nip44.decrypt(event.content, nip44.getConversationKey(this.sk, event.pubkey));
+    return JSON.parse(text);
+  }
+
+  async publish(kind, tags, content) {
+    const event = finalizeEvent(
+      { kind, tags, content, created_at: Math.floor(Date.now() / 1000) },
+      this.sk,
+    );
+    await Promise.any(this.pool.publish([this.relay], event));
+    return event;
+  }
+
+  /** Calls `on(event)` for private payloads addressed to us. */
+  inbox(kinds, on) {
+    this.pool.subscribeMany([this.relay], { kinds, '#p': [this.pk] }, {
+      onevent: (event) => Promise.resolve(on(event)).catch((e) => console.error(e)),
+    });
+  }
+
+  close() {
+    this.pool.close([this.relay]);
+  }
+}
+
+const metrics = (up) => ({
+  downloadSpeedKbps: 20000, uploadSpeedKbps: up, maxAudioOutputs: 0, networkConnectionType: 'wifi',
+});
+
+/** Reads `space 30312:<host>:<id>` and `relay <url>` from a `spaces host`. */
+async function hostLines(child) {
+  let buffer = '';
+  for await (const chunk of child.stdout) {
+    buffer += chunk;
+    const space = buffer.match(/^space 30312:([0-9a-f]{64}):(\S+)$/m);
+    const relay = buffer.match(/^relay (\S+)$/m);
+    if (space && relay) return { host: space[1], id: space[2], relay: relay[1] };
+  }
+  throw new Error('spaces host printed no address');
+}
+
+async function newPage(browser) {
+  const page = await browser.newPage();
+  await page.setContent(readFileSync(join(here, 'peer.html'), 'utf8'));
+  return page;
+}
+
+/** 1. The browser listens to `spaces host`. */
+async function browserListens(browser) {
+  const host = spawn(SPACES, ['host', '--input', `tone:${TONE}`, '--output', 'null', '--seconds', '30'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const { host: hostKey, id, relay } = await hostLines(host);
+    const page = await newPage(browser);
+    const me = new Client(relay, { id, host: hostKey });
+    const asked = Date.now();
+    me.inbox([KIND.confirm, KIND.answer, KIND.ice], async (event) => {
+      if (event.pubkey !== hostKey) return;
+      if (event.kind === KIND.confirm) {
+        // The requester offers (PROTOCOL.md): once confirmed.
+        const sdp = await page.evaluate(() => window.listen());
+        await me.publish(KIND.offer, me.base([['p', hostKey]]), me.seal(hostKey, { sdp }));
+      } else if (event.kind === KIND.answer) {
+        const { sdp } = me.open(event);
+        await page.evaluate((s) => window.accept(s), typeof sdp === 'string' ? sdp : sdp.sdp);
+      } else if (event.kind === KIND.ice) {
+        const { ice } = me.open(event);
+        await page.evaluate((c) => window.addIce(c), ice);
+      }
+    });
+    await me.publish(KIND.join, me.base([['d', me.d(me.pk)]]), JSON.stringify({
+      name: 'browser', publicKey: me.pk, networkMetrics: metrics(0),
+    }));
+    await me.publish(
+      KIND.reserve,
+      me.base([['p', hostKey], ['d', me.d(me.pk, hostKey)]]),
+      me.seal(hostKey, { type: 'consumer' }),
+    );
+    const first = await page.evaluate((hz) => window.firstTone(hz, 10000), TONE);
+    const share = await page.evaluate((hz) => window.toneShare(hz, 3000), TONE);
+    console.log(`browser listener: first tone ${first === null ? 'never' : `${Math.round(first)} ms after JOIN+RESERVE (${Date.now() - asked} ms total)`}, tone in ${(share * 100).toFixed(1)} % of frames`);
+    check(first !== null, 'the browser hears the spaces host');
+    check(share >= 0.9, `the browser hears the tone in >= 90 % of frames (${(share * 100).toFixed(1)} %)`);
+    me.close();
+    await page.close();
+  } finally {
+    host.kill();
+  }
+}
+
+/** 2. `spaces join` listens to a browser host, over the independent relay. */
+async function browserHosts(browser) {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'spaces-browser-relay-'));
+  execFileSync(RELAY_SCRIPT, ['install'], { stdio: 'inherit' });
+  execFileSync(RELAY_SCRIPT, ['start', String(port), dir], { stdio: 'inherit' });
+  const relay = `ws://127.0.0.1:${port}`;
+  let listener;
+  try {
+    const page = await newPage(browser);
+    const sk = generateSecretKey();
+    const hostKey = getPublicKey(sk);
+    const id = `browser-${Date.now()}`;
+    const me = new Client(relay, { id, host: hostKey });
+    me.sk = sk;
+    me.pk = hostKey;
+    await me.publish(KIND.create, me.base([['t', 'nostr-spaces']]), JSON.stringify({
+      id, name: 'Browser host', host: { publicKey: hostKey, networkMetrics: metrics(5000) },
+    }));
+    me.inbox([KIND.reserve, KIND.offer, KIND.ice], async (event) => {
+      const peer = event.pubkey;
+      if (event.kind === KIND.reserve) {
+        await me.publish(
+          KIND.confirm,
+          me.base([['p', peer], ['d', me.d(peer, hostKey)]]),
+          me.seal(peer, { type: 'consumer' }),
+        );
+      } else if (event.kind === KIND.offer) {
+        const { sdp } = me.open(event);
+        const answer = await page.evaluate(
+          ([s, hz]) => window.host(s, hz), [typeof sdp === 'string' ? sdp : sdp.sdp, TONE]);
+        await me.publish(KIND.answer, me.base([['p', peer]]), me.seal(peer, { sdp: answer }));
+      } else if (event.kind === KIND.ice) {
+        const { ice } = me.open(event);
+        await page.evaluate((c) => window.addIce(c), ice);
+      }
+    });
+    listener = spawn(SPACES, [
+      'join', `30312:${hostKey}:${id}`, '--relay', relay, '--output', 'null',
+      '--expect-tone', String(TONE), '--seconds', '12',
+    ], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    for await (const chunk of listener.stdout) out += chunk;
+    const report = JSON.parse(out.trim().split('\n').pop() || '{}');
+    console.log(`spaces listener of a browser host: ${JSON.stringify(report)}`);
+    check(report.first_audio_ms != null, 'the spaces listener hears the browser host');
+    check(report.tone_pct >= 90, `it hears the tone in >= 90 % of frames (${report.tone_pct})`);
+    me.close();
+    await page.close();
+  } finally {
+    listener?.kill();
+    execFileSync(RELAY_SCRIPT, ['stop', dir]);
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+    '--disable-component-update', '--disable-sync', '--no-first-run',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+try {
+  await browserListens(browser);
+  await browserHosts(browser);
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.error(`${failures.length} browser interop check(s) failed`);
+  process.exit(1);
+}
+console.log('browser interop: all checks passed');
+process.exit(0);
