@@ -4,6 +4,9 @@
 //   1. The browser listens to `spaces host`: it hears the tone.
 //   2. `spaces join` listens to a browser host: it hears the tone, which the browser sends
 //      without a CSRC (browsers cannot set one).
+//   3. and 4. The same with a draft-literal client, written from the draft's text: private
+//      payloads in clear JSON, no JOIN, a RESERVE without `type`, a CREATE without `s`, SDP as
+//      `{"sdp": {type, sdp}}`; the `spaces` side runs with --draft-compat.
 //
 // Audio is checked at the far end (the tone's frequency and share of frames). Exits non-zero
 // on a failed check. Env: SPACES_BIN (the `spaces` binary), RELAY_SCRIPT (starts the
@@ -52,13 +55,15 @@ function freePort() {
   });
 }
 
-/** One identity speaking the protocol over a relay. */
+/** One identity speaking the protocol over a relay; `draft` speaks it as the draft's text
+ *  does (no NIP-44, no `s` on CREATE, SDP as an object). */
 class Client {
-  constructor(relay, space) {
-    this.sk = generateSecretKey();
+  constructor(relay, space, draft = false, sk = generateSecretKey()) {
+    this.sk = sk;
     this.pk = getPublicKey(this.sk);
     this.relay = relay;
     this.space = space; // { id, host }
+    this.draft = draft;
     this.pool = new SimplePool();
   }
 
@@ -71,10 +76,17 @@ class Client {
   }
 
   seal(to, value) {
+    if (this.draft) return JSON.stringify(value);
     return nip44.encrypt(JSON.stringify(value), nip44.getConversationKey(this.sk, to));
   }
 
+  sdp(type, sdp) {
+    return this.draft ? { sdp: { type, sdp } } : { sdp };
+  }
+
   open(event) {
+    // The draft's client only `JSON.parse`s: NIP-44 is unreadable to it.
+    if (this.draft) return JSON.parse(event.content);
     const text = event.content.trim().startsWith('{')
       ? event.content
       : nip44.decrypt(event.content, nip44.getConversationKey(this.sk, event.pubkey));
@@ -124,43 +136,52 @@ async function newPage(browser) {
   return page;
 }
 
-/** 1. The browser listens to `spaces host`. */
-async function browserListens(browser) {
-  const host = spawn(SPACES, ['host', '--input', `tone:${TONE}`, '--output', 'null', '--seconds', '30'], {
+const sdpText = (sdp) => (typeof sdp === 'string' ? sdp : sdp.sdp);
+
+/** 1. (3.) The browser listens to `spaces host`. */
+async function browserListens(browser, draft) {
+  const who = draft ? 'draft-literal browser listener' : 'browser listener';
+  const args = ['host', '--input', `tone:${TONE}`, '--output', 'null', '--seconds', '30'];
+  const host = spawn(SPACES, draft ? [...args, '--draft-compat'] : args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
     const { host: hostKey, id, relay } = await hostLines(host);
     const page = await newPage(browser);
-    const me = new Client(relay, { id, host: hostKey });
+    const me = new Client(relay, { id, host: hostKey }, draft);
     const asked = Date.now();
     me.inbox([KIND.confirm, KIND.answer, KIND.ice], async (event) => {
       if (event.pubkey !== hostKey) return;
       if (event.kind === KIND.confirm) {
         // The requester offers (PROTOCOL.md): once confirmed.
         const sdp = await page.evaluate(() => window.listen());
-        await me.publish(KIND.offer, me.base([['p', hostKey]]), me.seal(hostKey, { sdp }));
+        await me.publish(KIND.offer, me.base([['p', hostKey]]), me.seal(hostKey, me.sdp('offer', sdp)));
       } else if (event.kind === KIND.answer) {
         const { sdp } = me.open(event);
-        await page.evaluate((s) => window.accept(s), typeof sdp === 'string' ? sdp : sdp.sdp);
+        await page.evaluate((s) => window.accept(s), sdpText(sdp));
       } else if (event.kind === KIND.ice) {
         const { ice } = me.open(event);
         await page.evaluate((c) => window.addIce(c), ice);
       }
     });
-    await me.publish(KIND.join, me.base([['d', me.d(me.pk)]]), JSON.stringify({
-      name: 'browser', publicKey: me.pk, networkMetrics: metrics(0),
-    }));
+    if (!draft) {
+      await me.publish(KIND.join, me.base([['d', me.d(me.pk)]]), JSON.stringify({
+        name: 'browser', publicKey: me.pk, networkMetrics: metrics(0),
+      }));
+    }
+    // The draft client reserves without a JOIN and without `type`.
     await me.publish(
       KIND.reserve,
       me.base([['p', hostKey], ['d', me.d(me.pk, hostKey)]]),
-      me.seal(hostKey, { type: 'consumer' }),
+      me.seal(hostKey, draft ? {} : { type: 'consumer' }),
     );
     const first = await page.evaluate((hz) => window.firstTone(hz, 10000), TONE);
+    // From the JOIN to the first moment the tone is heard, on this process's clock.
+    const firstAudio = first === null ? null : Date.now() - asked;
     const share = await page.evaluate((hz) => window.toneShare(hz, 3000), TONE);
-    console.log(`browser listener: first tone ${first === null ? 'never' : `${Math.round(first)} ms after JOIN+RESERVE (${Date.now() - asked} ms total)`}, tone in ${(share * 100).toFixed(1)} % of frames`);
-    check(first !== null, 'the browser hears the spaces host');
-    check(share >= 0.9, `the browser hears the tone in >= 90 % of frames (${(share * 100).toFixed(1)} %)`);
+    console.log(`${who}: first audio ${firstAudio ?? 'never'} ms after its first event, tone in ${(share * 100).toFixed(1)} % of frames`);
+    check(first !== null, `the ${who} hears the spaces host`);
+    check(share >= 0.9, `the ${who} hears the tone in >= 90 % of frames (${(share * 100).toFixed(1)} %)`);
     me.close();
     await page.close();
   } finally {
@@ -168,8 +189,9 @@ async function browserListens(browser) {
   }
 }
 
-/** 2. `spaces join` listens to a browser host, over the independent relay. */
-async function browserHosts(browser) {
+/** 2. (4.) `spaces join` listens to a browser host, over the independent relay. */
+async function browserHosts(browser, draft) {
+  const who = draft ? 'draft-literal browser host' : 'browser host';
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'spaces-browser-relay-'));
   execFileSync(RELAY_SCRIPT, ['install'], { stdio: 'inherit' });
@@ -181,10 +203,10 @@ async function browserHosts(browser) {
     const sk = generateSecretKey();
     const hostKey = getPublicKey(sk);
     const id = `browser-${Date.now()}`;
-    const me = new Client(relay, { id, host: hostKey });
-    me.sk = sk;
-    me.pk = hostKey;
-    await me.publish(KIND.create, me.base([['t', 'nostr-spaces']]), JSON.stringify({
+    const me = new Client(relay, { id, host: hostKey }, draft, sk);
+    // The draft's CREATE has its id in the content only: no `s`.
+    const createTags = draft ? [['h', hostKey], ['webrtc', 'spaces']] : me.base([['t', 'nostr-spaces']]);
+    await me.publish(KIND.create, createTags, JSON.stringify({
       id, name: 'Browser host', host: { publicKey: hostKey, networkMetrics: metrics(5000) },
     }));
     me.inbox([KIND.reserve, KIND.offer, KIND.ice], async (event) => {
@@ -197,23 +219,25 @@ async function browserHosts(browser) {
         );
       } else if (event.kind === KIND.offer) {
         const { sdp } = me.open(event);
-        const answer = await page.evaluate(
-          ([s, hz]) => window.host(s, hz), [typeof sdp === 'string' ? sdp : sdp.sdp, TONE]);
-        await me.publish(KIND.answer, me.base([['p', peer]]), me.seal(peer, { sdp: answer }));
+        const answer = await page.evaluate(([s, hz]) => window.host(s, hz), [sdpText(sdp), TONE]);
+        await me.publish(KIND.answer, me.base([['p', peer]]), me.seal(peer, me.sdp('answer', answer)));
       } else if (event.kind === KIND.ice) {
         const { ice } = me.open(event);
         await page.evaluate((c) => window.addIce(c), ice);
       }
     });
-    listener = spawn(SPACES, [
+    const args = [
       'join', `30312:${hostKey}:${id}`, '--relay', relay, '--output', 'null',
       '--expect-tone', String(TONE), '--seconds', '12',
-    ], { stdio: ['ignore', 'pipe', 'inherit'] });
+    ];
+    listener = spawn(SPACES, draft ? [...args, '--draft-compat'] : args, {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     for await (const chunk of listener.stdout) out += chunk;
     const report = JSON.parse(out.trim().split('\n').pop() || '{}');
-    console.log(`spaces listener of a browser host: ${JSON.stringify(report)}`);
-    check(report.first_audio_ms != null, 'the spaces listener hears the browser host');
+    console.log(`spaces listener of a ${who}: ${JSON.stringify(report)}`);
+    check(report.first_audio_ms != null, `the spaces listener hears the ${who}`);
     check(report.tone_pct >= 90, `it hears the tone in >= 90 % of frames (${report.tone_pct})`);
     me.close();
     await page.close();
@@ -232,8 +256,10 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  await browserListens(browser);
-  await browserHosts(browser);
+  for (const draft of [false, true]) {
+    await browserListens(browser, draft);
+    await browserHosts(browser, draft);
+  }
 } finally {
   await browser.close();
 }
