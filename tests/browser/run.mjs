@@ -4,7 +4,9 @@
 //   1. The browser listens to `spaces host`: it hears the tone.
 //   2. `spaces join` listens to a browser host: it hears the tone, which the browser sends
 //      without a CSRC (browsers cannot set one).
-//   3. and 4. The same with a draft-literal client, written from the draft's text: private
+//   3. A browser listener raises its hand, `spaces host --promote-hands` promotes it, and a
+//      `spaces join` listener hears its voice (sent without CSRC) through the host.
+//   4. and 5. The same as 1 and 2 with a draft-literal client, written from the draft's text: private
 //      payloads in clear JSON, no JOIN, a RESERVE without `type`, a CREATE without `s`, SDP as
 //      `{"sdp": {type, sdp}}`; the `spaces` side runs with --draft-compat.
 //
@@ -34,8 +36,9 @@ const TONE = 440;
 
 const KIND = {
   create: 1000, join: 31101, reserve: 31103, confirm: 31104,
-  offer: 21102, answer: 21103, ice: 21104,
+  offer: 21102, answer: 21103, ice: 21104, speech: 21105,
 };
+const SPEAKER_TONE = 660;
 
 const failures = [];
 function check(ok, what) {
@@ -125,7 +128,7 @@ async function hostLines(child) {
     buffer += chunk;
     const space = buffer.match(/^space 30312:([0-9a-f]{64}):(\S+)$/m);
     const relay = buffer.match(/^relay (\S+)$/m);
-    if (space && relay) return { host: space[1], id: space[2], relay: relay[1] };
+    if (space && relay) return { hostKey: space[1], id: space[2], relay: relay[1] };
   }
   throw new Error('spaces host printed no address');
 }
@@ -138,7 +141,41 @@ async function newPage(browser) {
 
 const sdpText = (sdp) => (typeof sdp === 'string' ? sdp : sdp.sdp);
 
-/** 1. (3.) The browser listens to `spaces host`. */
+/** Joins `spaces host` at `relay` as a browser listener (sending `speakHz` on its link when
+ *  given); returns the client, its page and when it started. */
+async function joinAsBrowser(browser, { hostKey, id, relay }, draft, speakHz) {
+  const page = await newPage(browser);
+  const me = new Client(relay, { id, host: hostKey }, draft);
+  const asked = Date.now();
+  me.inbox([KIND.confirm, KIND.answer, KIND.ice], async (event) => {
+    if (event.pubkey !== hostKey) return;
+    if (event.kind === KIND.confirm) {
+      // The requester offers (PROTOCOL.md): once confirmed.
+      const sdp = await page.evaluate((hz) => window.listen(hz), speakHz ?? null);
+      await me.publish(KIND.offer, me.base([['p', hostKey]]), me.seal(hostKey, me.sdp('offer', sdp)));
+    } else if (event.kind === KIND.answer) {
+      const { sdp } = me.open(event);
+      await page.evaluate((s) => window.accept(s), sdpText(sdp));
+    } else if (event.kind === KIND.ice) {
+      const { ice } = me.open(event);
+      await page.evaluate((c) => window.addIce(c), ice);
+    }
+  });
+  if (!draft) {
+    await me.publish(KIND.join, me.base([['d', me.d(me.pk)]]), JSON.stringify({
+      name: 'browser', publicKey: me.pk, networkMetrics: metrics(0),
+    }));
+  }
+  // The draft client reserves without a JOIN and without `type`.
+  await me.publish(
+    KIND.reserve,
+    me.base([['p', hostKey], ['d', me.d(me.pk, hostKey)]]),
+    me.seal(hostKey, draft ? {} : { type: 'consumer' }),
+  );
+  return { me, page, asked };
+}
+
+/** 1. (4.) The browser listens to `spaces host`. */
 async function browserListens(browser, draft) {
   const who = draft ? 'draft-literal browser listener' : 'browser listener';
   const args = ['host', '--input', `tone:${TONE}`, '--output', 'null', '--seconds', '30'];
@@ -146,35 +183,7 @@ async function browserListens(browser, draft) {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
-    const { host: hostKey, id, relay } = await hostLines(host);
-    const page = await newPage(browser);
-    const me = new Client(relay, { id, host: hostKey }, draft);
-    const asked = Date.now();
-    me.inbox([KIND.confirm, KIND.answer, KIND.ice], async (event) => {
-      if (event.pubkey !== hostKey) return;
-      if (event.kind === KIND.confirm) {
-        // The requester offers (PROTOCOL.md): once confirmed.
-        const sdp = await page.evaluate(() => window.listen());
-        await me.publish(KIND.offer, me.base([['p', hostKey]]), me.seal(hostKey, me.sdp('offer', sdp)));
-      } else if (event.kind === KIND.answer) {
-        const { sdp } = me.open(event);
-        await page.evaluate((s) => window.accept(s), sdpText(sdp));
-      } else if (event.kind === KIND.ice) {
-        const { ice } = me.open(event);
-        await page.evaluate((c) => window.addIce(c), ice);
-      }
-    });
-    if (!draft) {
-      await me.publish(KIND.join, me.base([['d', me.d(me.pk)]]), JSON.stringify({
-        name: 'browser', publicKey: me.pk, networkMetrics: metrics(0),
-      }));
-    }
-    // The draft client reserves without a JOIN and without `type`.
-    await me.publish(
-      KIND.reserve,
-      me.base([['p', hostKey], ['d', me.d(me.pk, hostKey)]]),
-      me.seal(hostKey, draft ? {} : { type: 'consumer' }),
-    );
+    const { me, page, asked } = await joinAsBrowser(browser, await hostLines(host), draft);
     const first = await page.evaluate((hz) => window.firstTone(hz, 10000), TONE);
     // From the JOIN to the first moment the tone is heard, on this process's clock.
     const firstAudio = first === null ? null : Date.now() - asked;
@@ -189,7 +198,46 @@ async function browserListens(browser, draft) {
   }
 }
 
-/** 2. (4.) `spaces join` listens to a browser host, over the independent relay. */
+/** 3. A browser listener is promoted to speaker; a `spaces` listener hears its voice. */
+async function browserSpeaks(browser) {
+  const host = spawn(SPACES, [
+    'host', '--input', `tone:${TONE}`, '--output', 'null', '--seconds', '40', '--promote-hands',
+  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let listener;
+  try {
+    const space = await hostLines(host);
+    listener = spawn(SPACES, [
+      'join', `30312:${space.hostKey}:${space.id}`, '--relay', space.relay, '--output', 'null',
+      '--expect-tone', String(TONE), '--seconds', '16',
+    ], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await sleep(1000);
+    const { me, page } = await joinAsBrowser(browser, space, false, SPEAKER_TONE);
+    const heard = await page.evaluate((hz) => window.firstTone(hz, 10000), TONE);
+    check(heard !== null, 'the browser speaker-to-be hears the host first');
+    // REQUEST_SPEECH: a raised hand; the host promotes it, its voice goes up its link.
+    await me.publish(
+      KIND.speech,
+      me.base([['p', me.pk], ['d', me.d(me.pk)], ['speech', 'request']]),
+      '',
+    );
+    let out = '';
+    for await (const chunk of listener.stdout) out += chunk;
+    const report = JSON.parse(out.trim().split('\n').pop() || '{}');
+    const voice = (report.voices ?? []).find(
+      (v) => v.frequency_hz && Math.abs(v.frequency_hz - SPEAKER_TONE) <= 0.03 * SPEAKER_TONE);
+    console.log(`spaces listener of a promoted browser speaker: voices ${JSON.stringify(report.voices)}`);
+    check(voice !== undefined && voice.frames >= 100,
+      `the spaces listener hears the browser speaker at ${SPEAKER_TONE} Hz for >= 2 s (${voice?.frames ?? 0} frames)`);
+    check(report.tone_pct >= 90, `and still the host's tone in >= 90 % of frames (${report.tone_pct})`);
+    me.close();
+    await page.close();
+  } finally {
+    listener?.kill();
+    host.kill();
+  }
+}
+
+/** 2. (5.) `spaces join` listens to a browser host, over the independent relay. */
 async function browserHosts(browser, draft) {
   const who = draft ? 'draft-literal browser host' : 'browser host';
   const port = await freePort();
@@ -256,10 +304,11 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  for (const draft of [false, true]) {
-    await browserListens(browser, draft);
-    await browserHosts(browser, draft);
-  }
+  await browserListens(browser, false);
+  await browserHosts(browser, false);
+  await browserSpeaks(browser);
+  await browserListens(browser, true);
+  await browserHosts(browser, true);
 } finally {
   await browser.close();
 }

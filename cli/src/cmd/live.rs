@@ -55,6 +55,9 @@ pub struct HostArgs {
     /// Space id (default: a fresh one).
     #[arg(long)]
     id: Option<String>,
+    /// Open mic: promote to speaker whoever raises a hand.
+    #[arg(long)]
+    promote_hands: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -178,7 +181,8 @@ fn session_config(
     })
 }
 
-async fn run_until_done(session: &Session, seconds: Option<u64>) {
+async fn run_until_done(session: &Session, seconds: Option<u64>, promote_hands: bool) {
+    let mut events = session.events();
     let wait = async {
         match seconds {
             Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
@@ -193,6 +197,14 @@ async fn run_until_done(session: &Session, seconds: Option<u64>) {
         tokio::select! {
             _ = &mut wait => break,
             _ = ticker.tick() => print_stats(session),
+            event = events.recv(), if promote_hands => {
+                if let Ok(spaces_core::space::Command::HandRaised { peer, raised: true }) = event {
+                    match session.promote_speaker(peer) {
+                        Ok(()) => eprintln!("promoted {} to speaker", &peer.to_hex()[..8]),
+                        Err(e) => eprintln!("could not promote {}: {e}", &peer.to_hex()[..8]),
+                    }
+                }
+            }
         }
     }
 }
@@ -224,7 +236,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, BadArgument> {
 
 /// Runs `spaces host`.
 pub fn host(args: &HostArgs) -> Result<(), BadArgument> {
-    runtime()?.block_on(host_space(&args.common, args.id.clone(), Vec::new()))
+    runtime()?.block_on(host_space(
+        &args.common,
+        args.id.clone(),
+        Vec::new(),
+        args.promote_hands,
+    ))
 }
 
 /// Opens a space (tagged with `cells`) and runs it; prints its address and relay first.
@@ -232,6 +249,7 @@ async fn host_space(
     common: &Common,
     id: Option<String>,
     cells: Vec<String>,
+    promote_hands: bool,
 ) -> Result<(), BadArgument> {
     let keys = Keys::generate();
     let id = id.unwrap_or_else(|| format!("space-{}", Timestamp::now().as_secs()));
@@ -256,7 +274,7 @@ async fn host_space(
     let session = Session::start(config)
         .await
         .map_err(|e| bad("--relay", e))?;
-    run_until_done(&session, common.seconds).await;
+    run_until_done(&session, common.seconds, promote_hands).await;
     session.stop().await;
     Ok(())
 }
@@ -293,7 +311,7 @@ async fn join_space(
     let session = Session::start(config)
         .await
         .map_err(|e| bad("--relay", e))?;
-    run_until_done(&session, common.seconds).await;
+    run_until_done(&session, common.seconds, false).await;
     if let Some(probe) = probe {
         println!("{}", heard_report(&session, &probe.stats()));
     }
@@ -313,6 +331,12 @@ fn heard_report(session: &Session, heard: &ProbeStats) -> serde_json::Value {
         "reservations": stats.tree.reservations,
         "upstream_lost": stats.tree.upstream_lost,
         "standby_takeovers": stats.tree.standby_takeovers,
+        // Every voice played, the host's and speakers': frames and the dominant frequency.
+        "voices": stats.audio.sources.iter().map(|(source, voice)| serde_json::json!({
+            "source": source,
+            "frames": voice.frames,
+            "frequency_hz": voice.frequency_hz(),
+        })).collect::<Vec<_>>(),
     })
 }
 
