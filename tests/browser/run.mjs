@@ -188,7 +188,8 @@ async function browserListens(browser, draft) {
     // From the JOIN to the first moment the tone is heard, on this process's clock.
     const firstAudio = first === null ? null : Date.now() - asked;
     const share = await page.evaluate((hz) => window.toneShare(hz, 3000), TONE);
-    console.log(`${who}: first audio ${firstAudio ?? 'never'} ms after its first event, tone in ${(share * 100).toFixed(1)} % of frames`);
+    const setup = await page.evaluate(() => window.setupMs());
+    console.log(`${who}: first audio ${firstAudio ?? 'never'} ms after its first event, link set-up ${setup === null ? '-' : Math.round(setup)} ms (browser offers), tone in ${(share * 100).toFixed(1)} % of frames`);
     check(first !== null, `the ${who} hears the spaces host`);
     check(share >= 0.9, `the ${who} hears the tone in >= 90 % of frames (${(share * 100).toFixed(1)} %)`);
     me.close();
@@ -284,7 +285,8 @@ async function browserHosts(browser, draft) {
     let out = '';
     for await (const chunk of listener.stdout) out += chunk;
     const report = JSON.parse(out.trim().split('\n').pop() || '{}');
-    console.log(`spaces listener of a ${who}: ${JSON.stringify(report)}`);
+    const setup = await page.evaluate(() => window.setupMs());
+    console.log(`spaces listener of a ${who}: link set-up ${setup === null ? '-' : Math.round(setup)} ms (spaces offers), ${JSON.stringify(report)}`);
     check(report.first_audio_ms != null, `the spaces listener hears the ${who}`);
     check(report.tone_pct >= 90, `it hears the tone in >= 90 % of frames (${report.tone_pct})`);
     me.close();
