@@ -55,6 +55,33 @@ fn join_refuses_a_malformed_space_address_in_one_line() {
     assert!(stderr.contains("space"), "{stderr}");
 }
 
+#[test]
+fn bad_network_options_are_refused_in_one_line_naming_them() {
+    let address = "30312:0000000000000000000000000000000000000000000000000000000000000001:x";
+    for (args, named) in [
+        (
+            &["--ice-server", "turn://nobody@host:3478"][..],
+            "--ice-server",
+        ),
+        (&["--ice-server", "stun:host:99999"][..], "--ice-server"),
+        (
+            &["--relay-only", "--ice-server", "stun:host:3478"][..],
+            "--relay-only",
+        ),
+        (&["--connection", "carrier-pigeon"][..], "--connection"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_spaces"))
+            .args(["join", address])
+            .args(args)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
+
 fn join(space: &str, relay: &str, uplink_kbps: &str, extra: &[&str]) -> Reaped {
     let child = Command::new(env!("CARGO_BIN_EXE_spaces"))
         .args(["join", space, "--relay", relay, "--output", "null"])

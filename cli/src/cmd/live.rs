@@ -13,7 +13,7 @@ use spaces_core::media::device::{
 };
 use spaces_core::media::{CodecSettings, MediaError};
 use spaces_core::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
-use spaces_core::rtc::LinkConfig;
+use spaces_core::rtc::{IceServer, LinkConfig};
 use spaces_core::signaling::EmbeddedRelay;
 
 use crate::BadArgument;
@@ -47,6 +47,56 @@ pub struct Common {
     /// in clear on the relays, showing this machine's IP addresses to anyone reading them.
     #[arg(long)]
     draft_compat: bool,
+    /// A STUN or TURN server (repeatable): `stun:HOST:PORT`, `turn://USER:PASSWORD@HOST:PORT`,
+    /// `turns://…`, optionally with `?transport=tcp`.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_servers: Vec<String>,
+    /// Links go through TURN only: peers never see this machine's own addresses (needs a
+    /// TURN `--ice-server`).
+    #[arg(long)]
+    relay_only: bool,
+    /// The access network announced to others (it weighs in their choice of parents).
+    #[arg(long, value_enum, default_value_t = Connection::Wifi)]
+    connection: Connection,
+}
+
+/// `--connection`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    Wifi,
+    Cellular,
+    Ethernet,
+}
+
+impl From<Connection> for ConnectionType {
+    fn from(c: Connection) -> Self {
+        match c {
+            Connection::Wifi => ConnectionType::Wifi,
+            Connection::Cellular => ConnectionType::Cellular,
+            Connection::Ethernet => ConnectionType::Ethernet,
+        }
+    }
+}
+
+/// The links' settings from `--ice-server` and `--relay-only`.
+fn link_config(common: &Common) -> Result<LinkConfig, BadArgument> {
+    let ice_servers = common
+        .ice_servers
+        .iter()
+        .map(|url| IceServer::parse(url).map_err(|e| bad("--ice-server", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let link = LinkConfig {
+        ice_servers,
+        relay_only: common.relay_only,
+        ..LinkConfig::default()
+    };
+    if link.relay_only && !link.has_turn() {
+        return Err(bad(
+            "--relay-only",
+            "needs a TURN server: --ice-server turn://USER:PASSWORD@HOST:PORT",
+        ));
+    }
+    Ok(link)
 }
 
 /// Arguments of `spaces host`.
@@ -167,10 +217,10 @@ fn session_config(
             download_kbps: common.uplink_kbps.saturating_mul(4),
             upload_kbps: common.uplink_kbps,
             max_audio_outputs: 0,
-            connection: ConnectionType::Wifi,
+            connection: common.connection.into(),
         },
         relays,
-        link: LinkConfig::default(),
+        link: link_config(common)?,
         codec: CodecSettings::default(),
         input: input(common.input.as_deref().unwrap_or(default_input), host)?,
         output: output(&common.output)?,

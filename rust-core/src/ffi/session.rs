@@ -131,6 +131,10 @@ pub struct SessionSettings {
     pub output: AudioOutput,
     /// STUN/TURN servers for links across NATs; empty for direct links only.
     pub ice_servers: Vec<IceServerInfo>,
+    /// Links through TURN only, so peers never see this device's addresses (needs a TURN
+    /// server in `ice_servers`). Off by default.
+    #[uniffi(default = false)]
+    pub relay_only: bool,
     /// Let draft-literal clients (no NIP-44) take part: their reservations, SDP and ICE go in
     /// clear on public relays, which shows this device's IP addresses to anyone reading them.
     /// Off by default.
@@ -357,8 +361,14 @@ fn config(
                 credential: server.credential.clone(),
             })
             .collect(),
+        relay_only: settings.relay_only,
         ..LinkConfig::default()
     };
+    if link.relay_only && !link.has_turn() {
+        return Err(SpacesError::InvalidSettings {
+            reason: "relay_only needs a TURN server in ice_servers".into(),
+        });
+    }
     Ok(SessionConfig {
         keys,
         space,

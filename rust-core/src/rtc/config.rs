@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::RtcError;
+
 /// A STUN or TURN server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IceServer {
@@ -11,6 +13,68 @@ pub struct IceServer {
     pub username: String,
     /// TURN password.
     pub credential: String,
+}
+
+impl IceServer {
+    /// Reads one server from the form users and scripts write (kept stable):
+    /// - `stun:HOST:PORT`;
+    /// - `turn://USER:PASSWORD@HOST:PORT`, `turns://…` for TLS, either with `?transport=tcp`
+    ///   or `?transport=udp`.
+    ///
+    /// TURN needs credentials; the user name may not contain `:` nor the password `@`.
+    pub fn parse(url: &str) -> Result<Self, RtcError> {
+        let bad = |reason: &str| RtcError::IceServer {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let host_port = |at: &str| -> Result<(), RtcError> {
+            let (host, port) = at
+                .rsplit_once(':')
+                .ok_or_else(|| bad("expected HOST:PORT"))?;
+            if host.is_empty() || host.contains(['/', '@', ' ']) {
+                return Err(bad("no host"));
+            }
+            match port.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(()),
+                _ => Err(bad("the port is not a number from 1 to 65535")),
+            }
+        };
+        if let Some(rest) = url.strip_prefix("stun:") {
+            host_port(rest.trim_start_matches("//"))?;
+            return Ok(Self {
+                urls: vec![format!("stun:{}", rest.trim_start_matches("//"))],
+                username: String::new(),
+                credential: String::new(),
+            });
+        }
+        let (scheme, rest) = url
+            .strip_prefix("turn://")
+            .map(|r| ("turn", r))
+            .or_else(|| url.strip_prefix("turns://").map(|r| ("turns", r)))
+            .ok_or_else(|| bad("expected stun:HOST:PORT or turn(s)://USER:PASSWORD@HOST:PORT"))?;
+        let (credentials, address) = rest
+            .rsplit_once('@')
+            .ok_or_else(|| bad("TURN needs USER:PASSWORD@ before the host"))?;
+        let (username, credential) = credentials
+            .split_once(':')
+            .filter(|(u, p)| !u.is_empty() && !p.is_empty())
+            .ok_or_else(|| bad("TURN needs USER:PASSWORD@ before the host"))?;
+        let (at, query) = match address.split_once('?') {
+            Some((at, query)) => (at, Some(query)),
+            None => (address, None),
+        };
+        host_port(at)?;
+        let transport = match query {
+            None => String::new(),
+            Some(q @ ("transport=tcp" | "transport=udp")) => format!("?{q}"),
+            Some(_) => return Err(bad("the only option is ?transport=tcp or ?transport=udp")),
+        };
+        Ok(Self {
+            urls: vec![format!("{scheme}:{at}{transport}")],
+            username: username.to_owned(),
+            credential: credential.to_owned(),
+        })
+    }
 }
 
 /// Settings shared by every link of a session.
@@ -46,11 +110,58 @@ impl Default for LinkConfig {
 }
 
 impl LinkConfig {
+    /// Whether a TURN server is configured (what `relay_only` needs to connect at all).
+    pub fn has_turn(&self) -> bool {
+        self.ice_servers
+            .iter()
+            .any(|s| s.urls.iter().any(|u| u.starts_with("turn")))
+    }
+
     /// Loopback only: for tests and single-machine demos.
     pub fn loopback() -> Self {
         Self {
             bind: vec!["127.0.0.1:0".to_owned()],
             ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_servers_read_as_users_write_them() {
+        let stun = IceServer::parse("stun:stun.example.org:3478").expect("stun");
+        assert_eq!(stun.urls, vec!["stun:stun.example.org:3478"]);
+        assert!(stun.username.is_empty());
+        let turn = IceServer::parse("turn://alice:s3cret@10.0.0.1:3478").expect("turn");
+        assert_eq!(turn.urls, vec!["turn:10.0.0.1:3478"]);
+        assert_eq!(
+            (turn.username.as_str(), turn.credential.as_str()),
+            ("alice", "s3cret")
+        );
+        let tcp =
+            IceServer::parse("turns://u:p@turn.example.org:5349?transport=tcp").expect("turns");
+        assert_eq!(tcp.urls, vec!["turns:turn.example.org:5349?transport=tcp"]);
+        for bad in [
+            "",
+            "stun:",
+            "stun:host",
+            "stun:host:0",
+            "stun:host:99999",
+            "turn://host:3478",
+            "turn://:p@host:3478",
+            "turn://u:@host:3478",
+            "turn://u:p@:3478",
+            "turn://u:p@host:3478?transport=sctp",
+            "http://host:80",
+        ] {
+            let err = IceServer::parse(bad).expect_err(bad);
+            assert!(
+                matches!(err, RtcError::IceServer { ref url, .. } if url == bad),
+                "{bad}: {err}"
+            );
         }
     }
 }
