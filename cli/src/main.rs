@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 
-use cmd::{demo, geokey, live, simulate};
+use cmd::{demo, geokey, live, relay, simulate};
 
 /// Live audio spaces over Nostr and WebRTC.
 #[derive(Parser, Debug)]
@@ -31,6 +31,8 @@ enum Command {
     Demo(demo::Args),
     /// Simulate the relay tree of a space with N listeners, churn and network changes.
     Simulate(simulate::Args),
+    /// Run the embedded Nostr relay on its own (a space on a LAN, a test bed).
+    Relay(relay::Args),
 }
 
 /// A failure the user can act on: the argument at fault and why.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Host(args) => live::host(&args),
         Command::Join(args) => live::join(&args),
         Command::Geo(args) => live::geo(&args),
+        Command::Relay(args) => relay::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -80,6 +80,96 @@ fn bad_network_options_are_refused_in_one_line_naming_them() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn a_standalone_relay_carries_a_space() {
+    let mut relay = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_spaces"))
+            .args(["relay", "--listen", "127.0.0.1:0", "--seconds", "30"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spaces relay starts"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(relay.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("a relay line");
+    let url = line
+        .trim()
+        .strip_prefix("relay ")
+        .expect("relay <url>")
+        .to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    let (_host, space, _) = spawn_host(&[
+        "host",
+        "--relay",
+        &url,
+        "--input",
+        "tone",
+        "--output",
+        "null",
+        "--seconds",
+        "20",
+    ]);
+    let mut listener = join(
+        &space,
+        &url,
+        "300",
+        &["--expect-tone", "440", "--seconds", "8"],
+    );
+    let mut output = String::new();
+    listener
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut output)
+        .expect("the listener reports");
+    let report: Value = serde_json::from_str(output.trim()).expect("one JSON line");
+    let share = report["tone_pct"].as_f64().expect("share");
+    assert!(share >= 90.0, "through the standalone relay: {report}");
+}
+
+#[test]
+fn a_joiner_without_relay_finds_the_relay_its_host_really_started() {
+    // Something else holds the default port: the host's embedded relay takes another one.
+    let blocker = std::net::TcpListener::bind("127.0.0.1:7777");
+    let (_host, space, relay) = spawn_host(&[
+        "host",
+        "--input",
+        "tone",
+        "--output",
+        "null",
+        "--seconds",
+        "20",
+    ]);
+    if blocker.is_ok() {
+        assert!(!relay.ends_with(":7777"), "{relay}");
+    }
+    let mut listener = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_spaces"))
+            .args(["join", &space, "--output", "null"])
+            .args(["--expect-tone", "440", "--seconds", "8"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spaces join starts"),
+    );
+    let mut output = String::new();
+    listener
+        .0
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut output)
+        .expect("the listener reports");
+    let report: Value = serde_json::from_str(output.trim()).expect("one JSON line");
+    assert!(
+        report["tone_pct"].as_f64().expect("share") >= 90.0,
+        "no --relay, host on {relay}: {report}"
+    );
 }
 
 fn join(space: &str, relay: &str, uplink_kbps: &str, extra: &[&str]) -> Reaped {

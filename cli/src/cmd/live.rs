@@ -318,6 +318,11 @@ async fn host_space(
     } else {
         common.relays.clone()
     };
+    // `join` on this machine finds the relay we really started (7777 may have been taken).
+    let _note = common
+        .relays
+        .is_empty()
+        .then(|| RelayNote::write(&space, &relays[0]));
     println!("space {}", space.room_address());
     println!("relay {}", relays.join(" "));
     let config = session_config(keys, space, common, relays, true, cells)?;
@@ -329,15 +334,49 @@ async fn host_space(
     Ok(())
 }
 
+/// Where a host on this machine notes the embedded relay it started for a space, so that
+/// `spaces join` without `--relay` finds it; removed when the host stops.
+struct RelayNote(std::path::PathBuf);
+
+impl RelayNote {
+    fn path(space: &SpaceRef) -> std::path::PathBuf {
+        std::env::temp_dir().join("spaces-relays").join(format!(
+            "{}-{}",
+            space.host().to_hex(),
+            space.id()
+        ))
+    }
+
+    fn write(space: &SpaceRef, url: &str) -> Option<Self> {
+        let path = Self::path(space);
+        let dir = path.parent()?;
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::write(&path, url).ok()?;
+        Some(Self(path))
+    }
+
+    /// The relay a host on this machine noted for `space`, if any.
+    fn read(space: &SpaceRef) -> Option<String> {
+        let url = std::fs::read_to_string(Self::path(space)).ok()?;
+        let url = url.trim();
+        url.starts_with("ws").then(|| url.to_owned())
+    }
+}
+
+impl Drop for RelayNote {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Runs `spaces join`.
 pub fn join(args: &JoinArgs) -> Result<(), BadArgument> {
     let space = SpaceRef::from_room_address(&args.space).map_err(|e| bad("space", e))?;
-    runtime()?.block_on(join_space(
-        &args.common,
-        space,
-        default_relays(&args.common),
-        args.expect_tone,
-    ))
+    let relays = match RelayNote::read(&space) {
+        Some(url) if args.common.relays.is_empty() => vec![url],
+        _ => default_relays(&args.common),
+    };
+    runtime()?.block_on(join_space(&args.common, space, relays, args.expect_tone))
 }
 
 fn default_relays(common: &Common) -> Vec<String> {

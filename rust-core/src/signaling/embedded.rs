@@ -25,8 +25,17 @@ pub struct EmbeddedRelay {
 }
 
 impl EmbeddedRelay {
-    /// Starts a relay on `port` (0 or `None`: any free port).
+    /// Starts a relay on 127.0.0.1:`port` (0 or `None`: any free port).
     pub async fn start(port: Option<u16>) -> Result<Self, SignalingError> {
+        Self::listen(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port.unwrap_or(0),
+        ))
+        .await
+    }
+
+    /// Starts a relay on `addr` (port 0: any free port): `0.0.0.0:7777` serves a LAN.
+    pub async fn listen(addr: SocketAddr) -> Result<Self, SignalingError> {
         let relay = LocalRelay::builder()
             // One machine runs every participant of a demo: the default 60 events/minute
             // per connection would throttle a single listener's ICE trickle.
@@ -35,15 +44,14 @@ impl EmbeddedRelay {
                 notes_per_minute: 1_000_000,
             })
             .build();
-        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port.unwrap_or(0));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| SignalingError::EmbeddedRelay(format!("{addr}: {e}")))?;
-        let port = listener
+        let bound = listener
             .local_addr()
-            .map_err(|e| SignalingError::EmbeddedRelay(e.to_string()))?
-            .port();
-        let url = RelayUrl::parse(&format!("ws://127.0.0.1:{port}"))
+            .map_err(|e| SignalingError::EmbeddedRelay(e.to_string()))?;
+        let port = bound.port();
+        let url = RelayUrl::parse(&format!("ws://{bound}"))
             .map_err(|e| SignalingError::EmbeddedRelay(e.to_string()))?;
         let accept = tokio::spawn(accept(listener, relay.clone()));
         tracing::info!(%url, "embedded relay started");
@@ -55,7 +63,7 @@ impl EmbeddedRelay {
         })
     }
 
-    /// Its `ws://127.0.0.1:PORT` URL.
+    /// Its `ws://ADDR:PORT` URL (as bound: `ws://127.0.0.1:PORT` from [`Self::start`]).
     pub fn url(&self) -> &RelayUrl {
         &self.url
     }
