@@ -3,8 +3,7 @@
 # (rustup) already present. Idempotent: skips what is already there.
 set -euo pipefail
 
-# chromium: a real libwebrtc peer for the browser interop suite (tests/browser), headless.
-packages=(build-essential pkg-config cmake libasound2-dev coturn openjdk-17-jdk-headless maven python3-venv chromium)
+packages=(build-essential pkg-config cmake libasound2-dev coturn openjdk-17-jdk-headless maven python3-venv)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -22,6 +21,17 @@ if ((${#missing[@]})); then
     sleep 5
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
   }
+fi
+
+# Chromium: a real libwebrtc peer for the browser interop suite (tests/browser), headless. With
+# its recommended packages (fonts, Mesa), as a desktop install has them.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  echo "setup: installing chromium"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq || { sleep 5; $sudo apt-get update -qq; }
+  $sudo apt-get install -y -qq chromium || { sleep 5; $sudo apt-get install -y -qq chromium; }
 fi
 
 # Node.js runs the browser suite's driver (playwright-core, nostr-tools from npm).
