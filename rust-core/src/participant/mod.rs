@@ -204,8 +204,10 @@ pub struct Participant {
     links: Links,
     pending: Option<Pending>,
     avoid: HashMap<PublicKey, Millis>,
-    /// Failures per peer (timeouts, links never set up): each doubles the next avoidance.
-    strikes: HashMap<PublicKey, u32>,
+    /// Links a peer agreed to and never set up, and when its avoidance for the last one ends:
+    /// each doubles the next avoidance. Forgotten [`AVOID_MAX`] after that end, so an attack
+    /// with endless fresh keys holds no memory for long.
+    strikes: HashMap<PublicKey, (u32, Millis)>,
     /// When we dropped a requester's link that was never set up (the window of
     /// [`PRESSURE_WINDOW`]): the pressure that sets our price.
     pressure: VecDeque<Millis>,
@@ -396,6 +398,9 @@ impl Participant {
         }
         let now = self.now;
         self.avoid.retain(|_, until| *until > now);
+        self.strikes
+            .retain(|_, (_, until)| *until + ms(AVOID_MAX) > now);
+        self.prices.retain(|_, (_, until)| *until > now);
         if !self.is_host() && now >= self.last_presence + ms(PRESENCE_EVERY) {
             self.last_presence = now;
             self.publish(Message::Presence(self.presence()));
@@ -933,10 +938,11 @@ impl Participant {
     /// Keeps away from a peer that agreed to a link and never set it up, twice as long as the
     /// last time it did (a timeout alone may be a busy relay; this is not).
     fn strike(&mut self, peer: PublicKey) {
-        let strikes = self.strikes.entry(peer).or_default();
+        let (strikes, avoided_until) = self.strikes.entry(peer).or_default();
         *strikes += 1;
         let factor = 1u64 << (*strikes - 1).min(16);
         let until = self.now + (ms(AVOID_FOR) * factor).min(ms(AVOID_MAX));
+        *avoided_until = until;
         self.avoid.insert(peer, until);
     }
 

@@ -623,6 +623,16 @@ fn requesters_that_never_offer_lose_their_seats_and_are_refused_for_a_while() {
         vec![keys(11).public_key()],
         "still avoided: the second strike lasts twice as long"
     );
+    // Ten clean minutes after that avoidance ends, its failures are forgotten: a new one
+    // costs the first 30 s again, not four times that.
+    host.advance(AVOID_FOR.as_millis() as Millis + AVOID_MAX.as_millis() as Millis);
+    host.event(11, reserve(11, 1));
+    assert_eq!(confirms_to(&host.published()), vec![keys(11).public_key()]);
+    host.advance(NEGOTIATE_DEADLINE.as_millis() as Millis);
+    host.drain();
+    host.advance(AVOID_FOR.as_millis() as Millis + 1);
+    host.event(11, reserve(11, 1));
+    assert_eq!(confirms_to(&host.published()), vec![keys(11).public_key()]);
 }
 
 #[test]
