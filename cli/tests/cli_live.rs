@@ -84,14 +84,7 @@ fn bad_network_options_are_refused_in_one_line_naming_them() {
 
 #[test]
 fn a_standalone_relay_carries_a_space() {
-    let mut relay = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_spaces"))
-            .args(["relay", "--listen", "127.0.0.1:0", "--seconds", "30"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spaces relay starts"),
-    );
+    let mut relay = spaces(&["relay", "--listen", "127.0.0.1:0", "--seconds", "30"]);
     let mut line = String::new();
     std::io::BufReader::new(relay.0.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -119,15 +112,7 @@ fn a_standalone_relay_carries_a_space() {
         "300",
         &["--expect-tone", "440", "--seconds", "8"],
     );
-    let mut output = String::new();
-    listener
-        .0
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut output)
-        .expect("the listener reports");
-    let report: Value = serde_json::from_str(output.trim()).expect("one JSON line");
+    let report = heard_report(&mut listener);
     let share = report["tone_pct"].as_f64().expect("share");
     assert!(share >= 90.0, "through the standalone relay: {report}");
 }
@@ -148,15 +133,43 @@ fn a_joiner_without_relay_finds_the_relay_its_host_really_started() {
     if blocker.is_ok() {
         assert!(!relay.ends_with(":7777"), "{relay}");
     }
-    let mut listener = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_spaces"))
-            .args(["join", &space, "--output", "null"])
-            .args(["--expect-tone", "440", "--seconds", "8"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spaces join starts"),
+    let mut listener = spaces(&[
+        "join",
+        &space,
+        "--output",
+        "null",
+        "--expect-tone",
+        "440",
+        "--seconds",
+        "8",
+    ]);
+    let report = heard_report(&mut listener);
+    assert!(
+        report["tone_pct"].as_f64().expect("share") >= 90.0,
+        "no --relay, host on {relay}: {report}"
     );
+}
+
+/// `spaces <args>` in the background, its stdout kept for the test.
+fn spaces(args: &[&str]) -> Reaped {
+    let child = Command::new(env!("CARGO_BIN_EXE_spaces"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spaces starts");
+    Reaped(child)
+}
+
+fn join(space: &str, relay: &str, uplink_kbps: &str, extra: &[&str]) -> Reaped {
+    let mut args = vec!["join", space, "--relay", relay, "--output", "null"];
+    args.extend(["--uplink-kbps", uplink_kbps]);
+    args.extend(extra);
+    spaces(&args)
+}
+
+/// The JSON line `join --expect-tone` prints when it is done.
+fn heard_report(listener: &mut Reaped) -> Value {
     let mut output = String::new();
     listener
         .0
@@ -164,24 +177,8 @@ fn a_joiner_without_relay_finds_the_relay_its_host_really_started() {
         .take()
         .expect("stdout")
         .read_to_string(&mut output)
-        .expect("the listener reports");
-    let report: Value = serde_json::from_str(output.trim()).expect("one JSON line");
-    assert!(
-        report["tone_pct"].as_f64().expect("share") >= 90.0,
-        "no --relay, host on {relay}: {report}"
-    );
-}
-
-fn join(space: &str, relay: &str, uplink_kbps: &str, extra: &[&str]) -> Reaped {
-    let child = Command::new(env!("CARGO_BIN_EXE_spaces"))
-        .args(["join", space, "--relay", relay, "--output", "null"])
-        .args(["--uplink-kbps", uplink_kbps])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spaces join starts");
-    Reaped(child)
+        .expect("the listener finishes and reports");
+    serde_json::from_str(output.trim()).expect("one JSON line")
 }
 
 fn signal(process: &Reaped, name: &str) {
@@ -225,15 +222,7 @@ fn children_of_a_frozen_relay_under_a_one_seat_host_wait_for_it_and_hear_on() {
     std::thread::sleep(Duration::from_secs(3));
     signal(&frozen, "-CONT");
     for mut child in children {
-        let mut output = String::new();
-        child
-            .0
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut output)
-            .expect("the listener finishes and reports");
-        let report: Value = serde_json::from_str(output.trim()).expect("one JSON line");
+        let report = heard_report(&mut child);
         eprintln!("{report}");
         let gap = report["gap_ms_max"].as_f64().expect("gap");
         assert!(gap <= 3_300.0, "the longest gap was {gap} ms: {report}");
