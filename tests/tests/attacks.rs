@@ -123,8 +123,21 @@ async fn fifty_sybils_reserving_the_host_do_not_keep_a_newcomer_from_hearing() {
     assert!(stats.tree.children <= 3, "{} children", stats.tree.children);
     assert_eq!(stats.tree.parent, None, "the host has no parent");
     assert!(
-        newcomer.stats().tree.parent.is_some(),
-        "the newcomer is in the tree"
+        stats
+            .tree
+            .rejected
+            .get("unpaid reservation")
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "under pressure the host priced its seats: {:?}",
+        stats.tree.rejected
+    );
+    let joined = newcomer.stats().tree;
+    assert!(joined.parent.is_some(), "the newcomer is in the tree");
+    assert!(
+        joined.paid_reservations > 0,
+        "the newcomer paid the price: {joined:?}"
     );
     attacker.shutdown().await;
     newcomer.stop().await;
