@@ -69,12 +69,12 @@ async fn sybil_wave(range: std::ops::Range<u16>, space: &SpaceRef, pool: &RelayP
     sybils
 }
 
-/// A listener with a probe, started now; the host's 440 Hz share it played over 2 s, 7 s
+/// A listener with a probe, started now; the host's 440 Hz share it played over 2 s, 9 s
 /// after it started.
 async fn newcomer_hears(space: &SpaceRef, url: &str) -> (Session, f64) {
     let clock = CaptureClock::shared();
     let (session, probe) = listener(40, 300, space, url, &clock).await;
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     let before = probe.stats().frames_with_tone;
     let window = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
