@@ -13,6 +13,17 @@ use spaces_core::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
 use spaces_core::rtc::LinkConfig;
 use spaces_core::signaling::EmbeddedRelay;
 
+/// Logs of the sessions under test, to the test's output, when `RUST_LOG` asks for them (for
+/// reading a failed or slow run; the tests assert nothing on them).
+pub fn logs() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// The `n`-th test identity.
 pub fn keys(n: u8) -> Keys {
     let mut bytes = [0x33u8; 32];

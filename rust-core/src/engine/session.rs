@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nostr::prelude::{Event, Keys, PublicKey, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
+use tracing::Instrument;
 
 use super::EngineError;
 use super::audio::{Audio, AudioConfig, AudioStats, AudioTap, source_id};
@@ -123,6 +124,13 @@ impl Session {
     /// Connects, announces itself (CREATE for the host, JOIN otherwise) and runs until stopped.
     pub async fn start(config: SessionConfig) -> Result<Self, EngineError> {
         let me = config.keys.public_key();
+        // Every log line of this session names it: a phone runs one, a test or a relay host
+        // many side by side.
+        let span = tracing::info_span!(
+            "session",
+            me = %&me.to_hex()[..8],
+            space = %config.space.id()
+        );
         let (pool, incoming) = RelayPool::connect(&config.relays, PoolOptions::default()).await?;
         let since = Timestamp::from_secs(Timestamp::now().as_secs().saturating_sub(600));
         pool.subscribe(session_filters(&config.space, &me, Some(since)))
@@ -169,13 +177,16 @@ impl Session {
         let pool = Arc::new(pool);
         let (queue, queue_rx) = mpsc::unbounded_channel();
         let (mined_tx, mined_rx) = mpsc::unbounded_channel();
-        let publisher = tokio::spawn(publish_in_order(
-            Arc::clone(&pool),
-            config.keys.clone(),
-            config.space.clone(),
-            queue_rx,
-            mined_tx,
-        ));
+        let publisher = tokio::spawn(
+            publish_in_order(
+                Arc::clone(&pool),
+                config.keys.clone(),
+                config.space.clone(),
+                queue_rx,
+                mined_tx,
+            )
+            .instrument(span.clone()),
+        );
         let mut driver = Driver {
             participant,
             clock,
@@ -196,22 +207,25 @@ impl Session {
             ui: events.clone(),
             state: Arc::clone(&state),
         };
-        driver.drain().await;
-        let task = tokio::spawn(async move {
-            let stop = driver
-                .run(incoming, link_rx, control_rx, mined_rx, stopped)
-                .await;
-            let Driver { queue, .. } = driver;
-            // Let the last events (DROPs, LEAVE or CLOSE) out, then close the relay
-            // connections cleanly (a dropped client leaves them to time out).
-            drop(queue);
-            if stop != Stop::Vanish {
-                let _ = tokio::time::timeout(Duration::from_secs(3), publisher).await;
+        driver.drain().instrument(span.clone()).await;
+        let task = tokio::spawn(
+            async move {
+                let stop = driver
+                    .run(incoming, link_rx, control_rx, mined_rx, stopped)
+                    .await;
+                let Driver { queue, .. } = driver;
+                // Let the last events (DROPs, LEAVE or CLOSE) out, then close the relay
+                // connections cleanly (a dropped client leaves them to time out).
+                drop(queue);
+                if stop != Stop::Vanish {
+                    let _ = tokio::time::timeout(Duration::from_secs(3), publisher).await;
+                }
+                if let Ok(pool) = Arc::try_unwrap(pool) {
+                    pool.shutdown().await;
+                }
             }
-            if let Ok(pool) = Arc::try_unwrap(pool) {
-                pool.shutdown().await;
-            }
-        });
+            .instrument(span),
+        );
         Ok(Self {
             key: me,
             audio,

@@ -587,7 +587,7 @@ impl Participant {
         let now = self.now / 1_000;
         let slot = match &message {
             Message::Reserve(r) => Some(("reserve", Some(r.confirmer))),
-            Message::Confirm(r) => Some(("confirm", Some(r.requester))),
+            Message::Confirm(r) | Message::Delivering(r) => Some(("confirm", Some(r.requester))),
             Message::Drop { target, .. } => Some(("drop", Some(*target))),
             Message::Create(_) | Message::Join(_) | Message::Leave => Some(("membership", None)),
             _ => None,
@@ -640,7 +640,7 @@ impl Participant {
         }
         let plaintext = match &message {
             Message::Reserve(r) => self.plaintext_to(&r.confirmer),
-            Message::Confirm(r) => self.plaintext_to(&r.requester),
+            Message::Confirm(r) | Message::Delivering(r) => self.plaintext_to(&r.requester),
             _ => false,
         };
         self.outputs.push_back(Output::Publish {
@@ -863,6 +863,7 @@ impl Participant {
                     }
                 }
                 if kind == LinkKind::Child {
+                    self.attest(peer);
                     // A newcomer that took a weaker leaf's seat delivers: the leaf moves on.
                     let displaced: Vec<PublicKey> = self
                         .links
@@ -971,6 +972,12 @@ impl Participant {
             })
             .map(|(k, l)| (*k, l.kind))
             .collect();
+        for _ in late.iter().filter(|(_, kind)| !kind.upstream()) {
+            self.under_pressure();
+        }
+        // The price goes out before the seats free up: whoever sees a seat free knows its
+        // price, and pays before asking instead of after a refusal.
+        self.update_price();
         for (peer, kind) in late {
             tracing::info!(%peer, ?kind, "confirmed link never set up");
             // A peer that agrees to a link and never sets it up holds a seat it does not use,
@@ -980,10 +987,8 @@ impl Participant {
                 self.upstream_lost(peer);
             } else {
                 self.drop_link(peer);
-                self.under_pressure();
             }
             self.strike(peer);
-            self.update_price();
         }
         let shed: Vec<PublicKey> = self
             .links
@@ -1367,6 +1372,31 @@ impl Participant {
             confirmer: self.me,
             role: Some(LinkRole::Consumer),
             standby,
+        }));
+        // A backup becoming the tree link already carries audio.
+        if !standby
+            && self
+                .links
+                .get(&requester)
+                .is_some_and(|l| l.connected_at.is_some())
+        {
+            self.attest(requester);
+        }
+    }
+
+    /// Says publicly that our tree link to `child` carries audio, which makes `child` a seat
+    /// others may pick as a relay: until then (or until the seat has stood longer than any
+    /// set-up deadline) newcomers pass it over, so a Sybil we confirmed but that never links
+    /// costs nobody a try. Draft-literal children are not told: the draft knows no such CONFIRM.
+    fn attest(&mut self, child: PublicKey) {
+        if self.plaintext_to(&child) {
+            return;
+        }
+        self.publish(Message::Delivering(Reservation {
+            requester: child,
+            confirmer: self.me,
+            role: Some(LinkRole::Consumer),
+            standby: false,
         }));
     }
 

@@ -6,6 +6,8 @@ use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
 use super::*;
 use crate::protocol::{ConnectionType, MemberInfo, NetworkMetrics, SpaceInfo};
 use crate::sim::{NetworkModel, NodeId, T0, World};
+use crate::space::LinkState;
+use crate::topology::SEAT_PROVEN_SECS;
 
 fn keys(n: u8) -> Keys {
     let mut bytes = [0u8; 32];
@@ -124,6 +126,16 @@ fn confirm(requester: u8, confirmer: u8) -> Message {
     })
 }
 
+/// `confirmer`'s word that its link to `requester` carries audio.
+fn delivering(requester: u8, confirmer: u8) -> Message {
+    Message::Delivering(Reservation {
+        requester: keys(requester).public_key(),
+        confirmer: keys(confirmer).public_key(),
+        role: None,
+        standby: false,
+    })
+}
+
 fn confirms_to(messages: &[Message]) -> Vec<PublicKey> {
     messages
         .iter()
@@ -222,15 +234,8 @@ fn a_confirmed_parent_that_never_connects_is_dropped_and_avoided() {
     me.event(2, join(5_000));
     // Member 2 already hangs below the host, with room of its own.
     me.event(2, reserve(2, 1));
-    me.event(
-        1,
-        Message::Confirm(Reservation {
-            requester: keys(2).public_key(),
-            confirmer: keys(1).public_key(),
-            role: None,
-            standby: false,
-        }),
-    );
+    me.event(1, confirm(2, 1));
+    me.event(1, delivering(2, 1));
     me.stored_end();
     let asked = me.me.pending().map(|(peer, _)| peer);
     assert_eq!(asked, Some(keys(1).public_key()), "the host has room");
@@ -645,11 +650,13 @@ fn a_parent_that_confirms_and_never_answers_is_left_for_the_next_candidate() {
             ..SpaceInfo::default()
         }),
     );
-    // A Sybil with a huge uplink hangs below the host, next to an honest relay.
+    // A Sybil with a huge uplink hangs below the host, next to an honest relay; it really
+    // linked with the host, which says so.
     for relay in [9, 2] {
         me.event(relay, join(2_000_000));
         me.event(relay, reserve(relay, 1));
         me.event(1, confirm(relay, 1));
+        me.event(1, delivering(relay, 1));
     }
     me.stored_end();
     let (first, _) = me.me.pending().expect("a candidate");
@@ -802,10 +809,16 @@ fn a_host_under_pressure_admits_only_reservations_that_carry_work_until_it_passe
         prices(&published).is_empty(),
         "refusals for lack of room carry no price"
     );
-    // The three never set up their links: that is pressure, and the price is announced.
+    // The three never set up their links: that is pressure, and the price is announced
+    // before the seats free up, so that whoever sees a free seat knows its price.
     host.advance(NEGOTIATE_DEADLINE.as_millis() as Millis);
-    let announced: Vec<u8> = host
-        .published()
+    let published = host.published();
+    assert!(
+        matches!(published.first(), Some(Message::Join(_))),
+        "the price first: {published:?}"
+    );
+    assert_eq!(drops_to(&published).len(), 3);
+    let announced: Vec<u8> = published
         .iter()
         .filter_map(|m| match m {
             Message::Join(info) => Some(info.price),
@@ -1044,4 +1057,109 @@ fn private_payloads_go_in_clear_only_to_draft_peers_and_only_in_compatibility_mo
         );
         assert_eq!(host.me.plaintext_to(&keys(21).public_key()), compat);
     }
+}
+
+#[test]
+fn a_seat_is_a_candidate_once_its_parent_says_it_delivers_or_it_has_stood_long_enough() {
+    let mut me = Alone::new(5, 1, wifi(300));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(120),
+            ..SpaceInfo::default()
+        }),
+    );
+    // The host's one seat went to a key with a huge uplink a moment ago: maybe a relay,
+    // maybe a Sybil that will never link.
+    me.event(9, join(2_000_000));
+    me.event(9, reserve(9, 1));
+    me.event(1, confirm(9, 1));
+    me.stored_end();
+    assert_eq!(me.me.pending(), None, "an unproven seat is not tried");
+    me.advance(SEARCH_AGAIN.as_millis() as Millis);
+    assert_eq!(me.me.pending(), None, "nor later, while it is unproven");
+    // The host says the link carries audio: now it is the best candidate.
+    me.event(1, delivering(9, 1));
+    me.advance(SEARCH_AGAIN.as_millis() as Millis);
+    assert_eq!(
+        me.me.pending().map(|(peer, _)| peer),
+        Some(keys(9).public_key())
+    );
+
+    // A seat whose confirmer never says so (a client that does not know the tag) becomes a
+    // candidate once it has stood longer than any set-up deadline.
+    let mut me = Alone::new(5, 1, wifi(300));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(120),
+            ..SpaceInfo::default()
+        }),
+    );
+    me.event(9, join(2_000_000));
+    me.event(9, reserve(9, 1));
+    me.event(1, confirm(9, 1));
+    me.stored_end();
+    me.advance((SEAT_PROVEN_SECS - 1) * 1_000);
+    assert_eq!(me.me.pending(), None, "too young");
+    me.advance(1_000);
+    assert_eq!(
+        me.me.pending().map(|(peer, _)| peer),
+        Some(keys(9).public_key())
+    );
+}
+
+#[test]
+fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
+    let mut host = Alone::new(1, 1, wifi(2_000));
+    host.stored_end();
+    host.event(2, join(2_000));
+    host.event(2, reserve(2, 1));
+    host.event(3, join(2_000));
+    host.event(
+        3,
+        Message::Reserve(Reservation {
+            requester: keys(3).public_key(),
+            confirmer: keys(1).public_key(),
+            role: Some(LinkRole::Consumer),
+            standby: true,
+        }),
+    );
+    let published = host.published();
+    assert_eq!(confirms_to(&published).len(), 2);
+    assert!(
+        !published
+            .iter()
+            .any(|m| matches!(m, Message::Delivering(_))),
+        "not before the links connect"
+    );
+    for peer in [2, 3] {
+        host.me.handle_input(
+            Input::Link {
+                peer: keys(peer).public_key(),
+                event: LinkInput::Connected,
+            },
+            host.now,
+        );
+    }
+    let attested: Vec<PublicKey> = host
+        .published()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Delivering(r) => Some(r.requester),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attested, vec![keys(2).public_key()], "the tree link only");
+    // Every member's view now holds a proven seat.
+    assert!(matches!(
+        host.me
+            .space()
+            .links()
+            .get(&(keys(2).public_key(), keys(1).public_key())),
+        Some(LinkState::Confirmed {
+            delivering: true,
+            ..
+        })
+    ));
 }

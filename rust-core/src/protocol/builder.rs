@@ -27,6 +27,9 @@ pub struct EventWriter<'a> {
 /// The capability tag on CREATE and JOIN: we read NIP-44 private payloads.
 pub const ENCRYPTION_TAG: [&str; 2] = ["encryption", "nip44"];
 
+/// The tag of a CONFIRM re-published once its link carries audio ([`Message::Delivering`]).
+pub const DELIVERING_TAG: [&str; 2] = ["state", "delivering"];
+
 impl<'a> EventWriter<'a> {
     /// A writer signing with `keys` for `space`.
     pub fn new(keys: &'a Keys, space: &'a SpaceRef) -> Self {
@@ -90,7 +93,7 @@ impl<'a> EventWriter<'a> {
                 (SpaceKind::Join, content.to_string(), tags)
             }
             Message::Leave => (SpaceKind::Leave, String::new(), self.with_d(&[&me])),
-            Message::Reserve(r) | Message::Confirm(r) => {
+            Message::Reserve(r) | Message::Confirm(r) | Message::Delivering(r) => {
                 let (kind, recipient) = match message {
                     Message::Reserve(_) => (SpaceKind::ReserveConnection, &r.confirmer),
                     _ => (SpaceKind::ConfirmConnection, &r.requester),
@@ -104,6 +107,9 @@ impl<'a> EventWriter<'a> {
                 tags.push(Tag::public_key(*recipient));
                 if r.standby {
                     tags.push(Tag::custom("link", ["standby"]));
+                }
+                if matches!(message, Message::Delivering(_)) {
+                    tags.push(Tag::custom(DELIVERING_TAG[0], [DELIVERING_TAG[1]]));
                 }
                 (kind, content, tags)
             }

@@ -37,6 +37,10 @@ pub enum Message {
     Reserve(Reservation),
     /// CONFIRM_CONNECTION from `confirmer` (the author) to `requester`.
     Confirm(Reservation),
+    /// The confirmer's CONFIRM again, tagged `["state", "delivering"]`, once the link carries
+    /// audio: every member may now count `requester` as a proven seat (a relay to pick). It
+    /// replaces the CONFIRM on relays and is no new confirmation: nothing is renegotiated.
+    Delivering(Reservation),
     /// DROP_CONNECTION: the author ends its link with `target`, or refuses its reservation.
     Drop {
         /// The other end.
@@ -130,6 +134,7 @@ impl Message {
             Message::Leave => "leave",
             Message::Reserve(_) => "reserve",
             Message::Confirm(_) => "confirm",
+            Message::Delivering(_) => "delivering",
             Message::Drop { .. } => "drop",
             Message::Remove { .. } => "remove",
             Message::PromoteSpeaker { .. } => "promote_speaker",

@@ -12,7 +12,9 @@ mod metrics;
 mod parser;
 mod space_ref;
 
-pub use builder::{DISCOVERY_TAG, ENCRYPTION_TAG, EventWriter, TRANSPORT_TAG_VALUE};
+pub use builder::{
+    DELIVERING_TAG, DISCOVERY_TAG, ENCRYPTION_TAG, EventWriter, TRANSPORT_TAG_VALUE,
+};
 pub use error::ProtocolError;
 pub use kind::SpaceKind;
 pub use message::{

@@ -180,6 +180,8 @@ impl Parser {
                 };
                 if reserve {
                     Message::Reserve(reservation)
+                } else if tags.delivering() {
+                    Message::Delivering(reservation)
                 } else {
                     Message::Confirm(reservation)
                 }
@@ -341,6 +343,13 @@ impl<'a> Tags<'a> {
     /// The author announced it reads NIP-44 ([`super::builder::ENCRYPTION_TAG`]).
     fn reads_nip44(&self) -> bool {
         let [name, value] = super::builder::ENCRYPTION_TAG;
+        self.iter(name)
+            .any(|t| t.get(1).is_some_and(|v| v == value))
+    }
+
+    /// A CONFIRM that attests its link carries audio ([`super::builder::DELIVERING_TAG`]).
+    fn delivering(&self) -> bool {
+        let [name, value] = super::builder::DELIVERING_TAG;
         self.iter(name)
             .any(|t| t.get(1).is_some_and(|v| v == value))
     }

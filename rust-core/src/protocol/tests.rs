@@ -260,6 +260,23 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
             ..
         })
     ));
+    // So is a confirmer's word that a link carries audio: the same CONFIRM (it replaces the
+    // first on relays), tagged.
+    let delivering = Message::Delivering(Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+    });
+    let event = EventWriter::new(&host, &space)
+        .build(&delivering, now())
+        .unwrap();
+    assert_eq!(event.kind, SpaceKind::ConfirmConnection.kind());
+    assert!(matches!(
+        outsider.parse(&event, now()).unwrap().message,
+        Message::Delivering(Reservation { role: None, .. })
+    ));
+    assert_eq!(own.parse(&event, now()).unwrap().message, delivering);
 }
 
 fn raw(author: &Keys, kind: u16, content: &str, tags: Vec<Vec<String>>, at: u64) -> Event {

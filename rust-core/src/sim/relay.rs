@@ -19,7 +19,12 @@ enum Slot {
 
 fn slot(event: &SpaceEvent, serial: u64) -> Option<Slot> {
     let author = event.author;
-    let latest = |other| Some(Slot::Latest(event.message.name(), author, other));
+    // A delivering CONFIRM replaces the CONFIRM, as on real relays (same kind and `d`).
+    let name = match event.message {
+        Message::Delivering(_) => "confirm",
+        _ => event.message.name(),
+    };
+    let latest = |other| Some(Slot::Latest(name, author, other));
     match &event.message {
         Message::Create(_)
         | Message::Close
@@ -27,11 +32,13 @@ fn slot(event: &SpaceEvent, serial: u64) -> Option<Slot> {
         | Message::Reaction { .. }
         | Message::Admin { .. } => Some(Slot::Every(serial)),
         Message::Join(_) | Message::Leave | Message::Presence(_) | Message::Room(_) => latest(None),
-        Message::Reserve(r) | Message::Confirm(r) => latest(Some(if r.requester == author {
-            r.confirmer
-        } else {
-            r.requester
-        })),
+        Message::Reserve(r) | Message::Confirm(r) | Message::Delivering(r) => {
+            latest(Some(if r.requester == author {
+                r.confirmer
+            } else {
+                r.requester
+            }))
+        }
         Message::Drop { target, .. }
         | Message::Remove { target }
         | Message::PromoteSpeaker { target }

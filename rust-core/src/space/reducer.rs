@@ -97,6 +97,7 @@ impl Space {
             Message::Presence(presence) => self.presence(author, *presence, clock),
             Message::Reserve(r) => self.reserve(author, r, clock, event.work),
             Message::Confirm(r) => self.confirm(author, r, event.created_at),
+            Message::Delivering(r) => self.delivering(author, r, event.created_at),
             Message::Drop { target, .. } => {
                 self.require_member(author, "drop a connection")?;
                 self.links.remove(&(author, *target));
@@ -205,16 +206,20 @@ impl Space {
         }
         let mut commands = Vec::new();
         if !self.members.contains_key(&author) {
-            self.advance_membership(author, clock, "join")?;
+            // A leave after this heartbeat keeps it out; a JOIN of any time still brings its
+            // metrics (a heartbeat has none).
+            if self
+                .membership
+                .get(&author)
+                .is_some_and(|last| clock <= *last)
+            {
+                return Err(Rejection::Stale("join"));
+            }
             self.admit(author, MemberInfo::default(), clock.created_at);
             commands.push(Command::MemberJoined(author));
-        } else if self
-            .membership
-            .get(&author)
-            .is_some_and(|last| clock > *last)
-        {
-            self.membership.insert(author, clock);
         }
+        let heard = self.heard.entry(author).or_insert(clock.created_at);
+        *heard = (*heard).max(clock.created_at);
         if let Some(member) = self.members.get_mut(&author) {
             member.muted = presence.muted;
         }
@@ -273,9 +278,32 @@ impl Space {
             LinkState::Confirmed {
                 at,
                 standby: r.standby,
+                delivering: false,
             },
         );
         Ok(self.for_me(r.requester, Command::ConnectionConfirmed { by: author }))
+    }
+
+    /// The confirmer attests its link to `r.requester` carries audio. Seen before the CONFIRM
+    /// (relays may deliver them in either order), it stands for both; to the requester it is
+    /// never a new confirmation.
+    fn delivering(&mut self, author: PublicKey, r: &Reservation, at: Timestamp) -> Outcome {
+        self.require_member(author, "confirm a connection")?;
+        let key = (r.requester, r.confirmer);
+        let confirmed_at = match self.links.get(&key) {
+            Some(LinkState::Confirmed { at, .. }) => *at,
+            _ if r.requester == self.me => return Err(Rejection::UnknownReservation),
+            _ => at,
+        };
+        self.links.insert(
+            key,
+            LinkState::Confirmed {
+                at: confirmed_at,
+                standby: r.standby,
+                delivering: true,
+            },
+        );
+        Ok(vec![])
     }
 
     fn remove(&mut self, author: PublicKey, target: PublicKey, action: &'static str) -> Outcome {

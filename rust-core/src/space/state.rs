@@ -54,6 +54,8 @@ pub enum LinkState {
         at: Timestamp,
         /// A warm backup rather than a tree link.
         standby: bool,
+        /// The confirmer said the link carries audio ([`crate::protocol::Message::Delivering`]).
+        delivering: bool,
     },
 }
 
@@ -68,6 +70,9 @@ pub struct Space {
     pub(super) info: Option<SpaceInfo>,
     pub(super) members: BTreeMap<PublicKey, Member>,
     pub(super) membership: HashMap<PublicKey, Clock>,
+    /// NIP-53 presence heartbeats, kept apart from the JOIN/LEAVE clock: a heartbeat sent
+    /// in the same second as a JOIN must not make the JOIN (and its metrics) look stale.
+    pub(super) heard: HashMap<PublicKey, Timestamp>,
     pub(super) roles: HashMap<PublicKey, (Role, Clock)>,
     pub(super) removed: BTreeSet<PublicKey>,
     pub(super) links: BTreeMap<(PublicKey, PublicKey), LinkState>,
@@ -84,6 +89,7 @@ impl Space {
             info: None,
             members: BTreeMap::new(),
             membership: HashMap::new(),
+            heard: HashMap::new(),
             roles: HashMap::new(),
             removed: BTreeSet::new(),
             links: BTreeMap::new(),
@@ -131,7 +137,8 @@ impl Space {
     /// When a member last said it is here (JOIN, presence), by its own clock.
     pub fn last_seen(&self, peer: &PublicKey) -> Option<Timestamp> {
         self.members.get(peer)?;
-        self.membership.get(peer).map(|clock| clock.created_at)
+        let joined = self.membership.get(peer).map(|clock| clock.created_at);
+        joined.max(self.heard.get(peer).copied())
     }
 
     /// Was this peer removed?
@@ -216,6 +223,7 @@ impl Space {
     /// Forgets a peer's presence, hand and links (leave, removal).
     pub(super) fn evict(&mut self, peer: &PublicKey) -> bool {
         self.links.retain(|(a, b), _| a != peer && b != peer);
+        self.heard.remove(peer);
         self.members.remove(peer).is_some()
     }
 }

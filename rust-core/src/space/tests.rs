@@ -4,8 +4,8 @@ use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
 
 use super::*;
 use crate::protocol::{
-    AdminAction, IceCandidate, LinkRole, MemberInfo, Message, Presence, Reservation, Role,
-    RoomStatus, SpaceEvent, SpaceInfo, SpaceRef,
+    AdminAction, IceCandidate, LinkRole, MemberInfo, Message, NetworkMetrics, Presence,
+    Reservation, Role, RoomStatus, SpaceEvent, SpaceInfo, SpaceRef,
 };
 
 const T0: u64 = 1_790_000_000;
@@ -693,4 +693,77 @@ fn events_of_another_space_are_refused() {
         world.space.apply(&event, Timestamp::from_secs(T0 + 10)),
         Err(Rejection::ForeignSpace)
     );
+}
+
+#[test]
+fn a_heartbeat_never_makes_a_join_stale() {
+    let mut world = World::new();
+    let heartbeat = Message::Presence(Presence::default());
+    world.ok(OUTSIDER, heartbeat.clone(), 20);
+    // A JOIN sent a second before the heartbeat arrives after it: its metrics still count.
+    let join = |upload_kbps| {
+        Message::Join(MemberInfo {
+            name: String::new(),
+            metrics: NetworkMetrics {
+                upload_kbps,
+                ..NetworkMetrics::default()
+            },
+            price: 0,
+            nip44: false,
+        })
+    };
+    world.ok(OUTSIDER, join(3_000), 19);
+    let metrics = |world: &World| world.space.members()[&key(OUTSIDER)].metrics.upload_kbps;
+    assert_eq!(metrics(&world), 3_000);
+    // A heartbeat in the same second as a newer JOIN does not hide it either.
+    world.ok(OUTSIDER, heartbeat, 30);
+    world.ok(OUTSIDER, join(4_000), 30);
+    assert_eq!(metrics(&world), 4_000);
+    // JOINs still order among themselves.
+    assert!(world.apply(OUTSIDER, join(5_000), 25).is_err());
+    assert_eq!(metrics(&world), 4_000);
+    assert_eq!(
+        world.space.last_seen(&key(OUTSIDER)),
+        Some(Timestamp::from_secs(T0 + 30))
+    );
+}
+
+#[test]
+fn a_delivering_confirm_proves_a_seat_in_either_order_and_is_no_confirmation() {
+    let mut world = World::new();
+    let delivering = |requester| {
+        Message::Delivering(Reservation {
+            requester: key(requester),
+            confirmer: key(HOST),
+            role: None,
+            standby: false,
+        })
+    };
+    // Seen before the CONFIRM (relays may deliver them in either order): a proven seat.
+    assert_eq!(world.ok(HOST, delivering(SPEAKER), 11), vec![]);
+    assert!(matches!(
+        world.space.links().get(&(key(SPEAKER), key(HOST))),
+        Some(LinkState::Confirmed {
+            delivering: true,
+            ..
+        })
+    ));
+    // To the requester it is no confirmation: without our RESERVE it means nothing, and
+    // after the CONFIRM it starts nothing new.
+    assert_eq!(
+        world.apply(HOST, delivering(LISTENER), 12),
+        Err(Rejection::UnknownReservation)
+    );
+    let reservation = Reservation {
+        requester: key(LISTENER),
+        confirmer: key(HOST),
+        role: None,
+        standby: false,
+    };
+    world.ok(LISTENER, Message::Reserve(reservation.clone()), 13);
+    assert_eq!(
+        world.ok(HOST, Message::Confirm(reservation), 14),
+        vec![Command::ConnectionConfirmed { by: key(HOST) }]
+    );
+    assert_eq!(world.ok(HOST, delivering(LISTENER), 15), vec![]);
 }

@@ -10,7 +10,7 @@ mod tree;
 pub use capacity::CapacityPolicy;
 pub use metrics::{MetricsError, PeerMetrics};
 pub use score::{Candidate, ScoreWeights, score};
-pub use tree::{Admission, Seats, TreeRules, TreeView, Want};
+pub use tree::{Admission, SEAT_PROVEN_SECS, Seats, TreeRules, TreeView, Want};
 
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,13 @@ pub const MEMBER_FRESH_SECS: u64 = 330;
 /// (relays rate-limit every author), and one more request would only time out.
 pub const BUSY_AFTER: u32 = 3;
 
+/// How long a seat (a confirmed tree link) must have stood before a newcomer picks its holder
+/// as a relay when the confirmer never said the link delivers: longer than a confirmed link
+/// may take to connect before its ends drop it (`participant::CONNECT_DEADLINE`, 5 s), and a
+/// second of timestamp rounding. Our confirmers say so within a link set-up; clients that
+/// never do (the draft's) wait this long.
+pub const SEAT_PROVEN_SECS: u64 = 6;
+
 /// How much two equally good parents may differ in the eyes of different newcomers: a share
 /// of the score drawn from both keys. Without it every newcomer picks the same best parent at
 /// once, and a relay rate-limiting that parent's CONFIRMs turns a crowd into a storm of
@@ -230,6 +237,8 @@ impl TreeRules {
 
     /// Picks the best parent (or warm backup) for `me`: the shallowest member with room (or,
     /// for a parent, a seat `me` may take from a weaker leaf), then the best draft score.
+    /// Only proven seats count: the host, members whose confirmer said their link delivers,
+    /// and seats older than [`SEAT_PROVEN_SECS`].
     /// `avoid` says which peers refused or failed us lately; members not heard of for
     /// [`MEMBER_FRESH_SECS`] before `now` are passed over (the host never is).
     pub fn choose_parent(
@@ -249,10 +258,22 @@ impl TreeRules {
                     .last_seen(key)
                     .is_some_and(|at| at.as_secs() + MEMBER_FRESH_SECS >= now.as_secs())
         };
+        // A seat nobody has seen carry audio yet may be a Sybil's that will never link: trying
+        // it costs a reserve timeout or a set-up deadline, seconds of silence.
+        let proven = |key: &PublicKey| {
+            key == host
+                || tree.parent(key).is_some_and(|parent| {
+                    matches!(
+                        space.links().get(&(*key, *parent)),
+                        Some(LinkState::Confirmed { delivering, at, .. })
+                            if *delivering || at.as_secs() + SEAT_PROVEN_SECS <= now.as_secs()
+                    )
+                })
+        };
         space
             .members()
             .keys()
-            .filter(|key| *key != me && !avoid(key) && fresh(key))
+            .filter(|key| *key != me && !avoid(key) && fresh(key) && proven(key))
             .filter_map(|key| {
                 let depth = tree.depth(key)?;
                 // Never below ourselves (a loop), nor a backup that falls with our parent.
