@@ -12,7 +12,7 @@ LON        ?= -2.341
 PEERS      ?= 1000
 ARRIVAL    ?= random
 
-.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test browser-test bench android ios clean
+.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test node-test bench android ios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -32,7 +32,7 @@ simulate: ## the product's own participants at scale on a simulated network (PEE
 geokey: ## the GeoKeys of a point (LAT=.. LON=..)
 	$(CARGO) run --release -q -p spaces-cli --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
 
-test: lint rust-test kotlin-test browser-test ## every test: format, lints, Rust suites, Kotlin on the JVM, Chromium against the CLI
+test: lint rust-test kotlin-test node-test ## every test: format, lints, Rust suites, Kotlin on the JVM, Chromium and nostr-tools against the CLI
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -52,10 +52,11 @@ bindings: ## generate Kotlin and Swift from the built library (UniFFI library mo
 	$(PROFILE_DIR)/uniffi-bindgen generate $(LIB) --config uniffi.toml --no-format \
 	  --language swift --out-dir $(BINDINGS)/swift
 
-browser-test: relay-venv ## Chromium (libwebrtc) and nostr-tools against the spaces CLI, both ways; audio checked at the far end
+node-test: relay-venv ## independent peers against the spaces CLI: Chromium (libwebrtc) and nostr-tools both ways, then nostr-tools attacking; audio checked at the far end
 	$(CARGO) build -p spaces-cli --bin spaces
-	cd tests/browser && (npm ci --no-audit --no-fund || { sleep 5; npm ci --no-audit --no-fund; })
-	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/browser/run.mjs
+	cd tests/node && (npm ci --no-audit --no-fund || { sleep 5; npm ci --no-audit --no-fund; })
+	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/browser.mjs
+	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/attacks.mjs
 
 kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on the JVM
 	$(MVN) -B -ntp -f tests/kotlin/pom.xml test -Dnative.dir=$(PROFILE_DIR) -Dbindings.dir=$(BINDINGS)/kotlin

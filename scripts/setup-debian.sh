@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
   }
 fi
 
-# Chromium: a real libwebrtc peer for the browser interop suite (tests/browser), headless. With
+# Chromium: a real libwebrtc peer for the browser interop suite (tests/node), headless. With
 # its recommended packages (fonts, Mesa), as a desktop install has them.
 if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
   echo "setup: installing chromium"

@@ -420,6 +420,9 @@ fn heard_report(session: &Session, heard: &ProbeStats) -> serde_json::Value {
         "reservations": stats.tree.reservations,
         "upstream_lost": stats.tree.upstream_lost,
         "standby_takeovers": stats.tree.standby_takeovers,
+        "children": stats.tree.children,
+        // What we turned away and why ("unsolicited offer", "unpaid reservation", ...).
+        "rejected": stats.tree.rejected,
         // Every voice played, the host's and speakers': frames and the dominant frequency.
         "voices": stats.audio.sources.iter().map(|(source, voice)| serde_json::json!({
             "source": source,

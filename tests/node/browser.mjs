@@ -14,124 +14,19 @@
 // on a failed check. Env: SPACES_BIN (the `spaces` binary), RELAY_SCRIPT (starts the
 // independent relay), CHROMIUM (default /usr/bin/chromium).
 
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
-import WebSocket from 'ws';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
-import * as nip44 from 'nostr-tools/nip44';
-import { SimplePool, useWebSocketImplementation } from 'nostr-tools/pool';
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import {
+  Client, KIND, RELAY_SCRIPT, TONE, check, finish, freePort, here, hostLines, joinReport,
+  metrics, sleep, spaces,
+} from './client.mjs';
 
-useWebSocketImplementation(WebSocket);
-
-const here = dirname(fileURLToPath(import.meta.url));
-const SPACES = process.env.SPACES_BIN ?? join(here, '../../target/debug/spaces');
-const RELAY_SCRIPT = process.env.RELAY_SCRIPT ?? join(here, '../relays/nostr-relay.sh');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const TONE = 440;
-
-const KIND = {
-  create: 1000, join: 31101, reserve: 31103, confirm: 31104,
-  offer: 21102, answer: 21103, ice: 21104, speech: 21105,
-};
 const SPEAKER_TONE = 660;
-
-const failures = [];
-function check(ok, what) {
-  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  if (!ok) failures.push(what);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** One identity speaking the protocol over a relay; `draft` speaks it as the draft's text
- *  does (no NIP-44, no `s` on CREATE, SDP as an object). */
-class Client {
-  constructor(relay, space, draft = false, sk = generateSecretKey()) {
-    this.sk = sk;
-    this.pk = getPublicKey(this.sk);
-    this.relay = relay;
-    this.space = space; // { id, host }
-    this.draft = draft;
-    this.pool = new SimplePool();
-  }
-
-  d(...keys) {
-    return [this.space.id, this.space.host, ...keys].join('||');
-  }
-
-  base(extra) {
-    return [['s', this.space.id], ['h', this.space.host], ['webrtc', 'spaces'], ...extra];
-  }
-
-  seal(to, value) {
-    if (this.draft) return JSON.stringify(value);
-    return nip44.encrypt(JSON.stringify(value), nip44.getConversationKey(this.sk, to));
-  }
-
-  sdp(type, sdp) {
-    return this.draft ? { sdp: { type, sdp } } : { sdp };
-  }
-
-  open(event) {
-    // The draft's client only `JSON.parse`s: NIP-44 is unreadable to it.
-    if (this.draft) return JSON.parse(event.content);
-    const text = event.content.trim().startsWith('{')
-      ? event.content
-      : nip44.decrypt(event.content, nip44.getConversationKey(this.sk, event.pubkey));
-    return JSON.parse(text);
-  }
-
-  async publish(kind, tags, content) {
-    const event = finalizeEvent(
-      { kind, tags, content, created_at: Math.floor(Date.now() / 1000) },
-      this.sk,
-    );
-    await Promise.any(this.pool.publish([this.relay], event));
-    return event;
-  }
-
-  /** Calls `on(event)` for private payloads addressed to us. */
-  inbox(kinds, on) {
-    this.pool.subscribeMany([this.relay], { kinds, '#p': [this.pk] }, {
-      onevent: (event) => Promise.resolve(on(event)).catch((e) => console.error(e)),
-    });
-  }
-
-  close() {
-    this.pool.close([this.relay]);
-  }
-}
-
-const metrics = (up) => ({
-  downloadSpeedKbps: 20000, uploadSpeedKbps: up, maxAudioOutputs: 0, networkConnectionType: 'wifi',
-});
-
-/** Reads `space 30312:<host>:<id>` and `relay <url>` from a `spaces host`. */
-async function hostLines(child) {
-  let buffer = '';
-  for await (const chunk of child.stdout) {
-    buffer += chunk;
-    const space = buffer.match(/^space 30312:([0-9a-f]{64}):(\S+)$/m);
-    const relay = buffer.match(/^relay (\S+)$/m);
-    if (space && relay) return { hostKey: space[1], id: space[2], relay: relay[1] };
-  }
-  throw new Error('spaces host printed no address');
-}
 
 async function newPage(browser) {
   const page = await browser.newPage();
@@ -179,9 +74,7 @@ async function joinAsBrowser(browser, { hostKey, id, relay }, draft, speakHz) {
 async function browserListens(browser, draft) {
   const who = draft ? 'draft-literal browser listener' : 'browser listener';
   const args = ['host', '--input', `tone:${TONE}`, '--output', 'null', '--seconds', '30'];
-  const host = spawn(SPACES, draft ? [...args, '--draft-compat'] : args, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const host = spaces(draft ? [...args, '--draft-compat'] : args);
   try {
     const { me, page, asked } = await joinAsBrowser(browser, await hostLines(host), draft);
     const first = await page.evaluate((hz) => window.firstTone(hz, 10000), TONE);
@@ -201,16 +94,16 @@ async function browserListens(browser, draft) {
 
 /** 3. A browser listener is promoted to speaker; a `spaces` listener hears its voice. */
 async function browserSpeaks(browser) {
-  const host = spawn(SPACES, [
+  const host = spaces([
     'host', '--input', `tone:${TONE}`, '--output', 'null', '--seconds', '40', '--promote-hands',
-  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  ]);
   let listener;
   try {
     const space = await hostLines(host);
-    listener = spawn(SPACES, [
+    listener = spaces([
       'join', `30312:${space.hostKey}:${space.id}`, '--relay', space.relay, '--output', 'null',
       '--expect-tone', String(TONE), '--seconds', '16',
-    ], { stdio: ['ignore', 'pipe', 'inherit'] });
+    ]);
     await sleep(1000);
     const { me, page } = await joinAsBrowser(browser, space, false, SPEAKER_TONE);
     const heard = await page.evaluate((hz) => window.firstTone(hz, 10000), TONE);
@@ -221,9 +114,7 @@ async function browserSpeaks(browser) {
       me.base([['p', me.pk], ['d', me.d(me.pk)], ['speech', 'request']]),
       '',
     );
-    let out = '';
-    for await (const chunk of listener.stdout) out += chunk;
-    const report = JSON.parse(out.trim().split('\n').pop() || '{}');
+    const report = await joinReport(listener);
     const voice = (report.voices ?? []).find(
       (v) => v.frequency_hz && Math.abs(v.frequency_hz - SPEAKER_TONE) <= 0.03 * SPEAKER_TONE);
     console.log(`spaces listener of a promoted browser speaker: voices ${JSON.stringify(report.voices)}`);
@@ -279,12 +170,8 @@ async function browserHosts(browser, draft) {
       'join', `30312:${hostKey}:${id}`, '--relay', relay, '--output', 'null',
       '--expect-tone', String(TONE), '--seconds', '12',
     ];
-    listener = spawn(SPACES, draft ? [...args, '--draft-compat'] : args, {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    for await (const chunk of listener.stdout) out += chunk;
-    const report = JSON.parse(out.trim().split('\n').pop() || '{}');
+    listener = spaces(draft ? [...args, '--draft-compat'] : args);
+    const report = await joinReport(listener);
     const setup = await page.evaluate(() => window.setupMs());
     console.log(`spaces listener of a ${who}: link set-up ${setup === null ? '-' : Math.round(setup)} ms (spaces offers), ${JSON.stringify(report)}`);
     check(report.first_audio_ms != null, `the spaces listener hears the ${who}`);
@@ -314,9 +201,4 @@ try {
 } finally {
   await browser.close();
 }
-if (failures.length) {
-  console.error(`${failures.length} browser interop check(s) failed`);
-  process.exit(1);
-}
-console.log('browser interop: all checks passed');
-process.exit(0);
+finish('browser interop');
