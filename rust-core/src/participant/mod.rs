@@ -487,7 +487,8 @@ impl Participant {
             name: self.config.name.clone(),
             metrics: self.announced_metrics(),
             price: self.announced_price,
-            nip44: false,
+            // What the wire says: our JOINs always carry `["encryption","nip44"]`.
+            nip44: true,
         })
     }
 
@@ -1387,9 +1388,11 @@ impl Participant {
     /// Says publicly that our tree link to `child` carries audio, which makes `child` a seat
     /// others may pick as a relay: until then (or until the seat has stood longer than any
     /// set-up deadline) newcomers pass it over, so a Sybil we confirmed but that never links
-    /// costs nobody a try. Draft-literal children are not told: the draft knows no such CONFIRM.
+    /// costs nobody a try. Only children that announced our dialect (NIP-44) are told: other
+    /// clients (the draft's, browsers written from it) read any CONFIRM to them as a new one
+    /// and renegotiate a link that works; their seats are proven by age instead.
     fn attest(&mut self, child: PublicKey) {
-        if self.plaintext_to(&child) {
+        if !self.space.members().get(&child).is_some_and(|m| m.nip44) {
             return;
         }
         self.publish(Message::Delivering(Reservation {

@@ -1113,9 +1113,18 @@ fn a_seat_is_a_candidate_once_its_parent_says_it_delivers_or_it_has_stood_long_e
 fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
     let mut host = Alone::new(1, 1, wifi(2_000));
     host.stored_end();
-    host.event(2, join(2_000));
+    // 2 and 3 speak our dialect (NIP-44); 4 is another client, which would read one more
+    // CONFIRM as a new one.
+    let ours = |upload_kbps| match join(upload_kbps) {
+        Message::Join(info) => Message::Join(MemberInfo {
+            nip44: true,
+            ..info
+        }),
+        other => other,
+    };
+    host.event(2, ours(2_000));
     host.event(2, reserve(2, 1));
-    host.event(3, join(2_000));
+    host.event(3, ours(2_000));
     host.event(
         3,
         Message::Reserve(Reservation {
@@ -1125,15 +1134,17 @@ fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
             standby: true,
         }),
     );
+    host.event(4, join(2_000));
+    host.event(4, reserve(4, 1));
     let published = host.published();
-    assert_eq!(confirms_to(&published).len(), 2);
+    assert_eq!(confirms_to(&published).len(), 3);
     assert!(
         !published
             .iter()
             .any(|m| matches!(m, Message::Delivering(_))),
         "not before the links connect"
     );
-    for peer in [2, 3] {
+    for peer in [2, 3, 4] {
         host.me.handle_input(
             Input::Link {
                 peer: keys(peer).public_key(),
@@ -1150,7 +1161,11 @@ fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
             _ => None,
         })
         .collect();
-    assert_eq!(attested, vec![keys(2).public_key()], "the tree link only");
+    assert_eq!(
+        attested,
+        vec![keys(2).public_key()],
+        "our tree link only: not the backup, not the other client"
+    );
     // Every member's view now holds a proven seat.
     assert!(matches!(
         host.me
