@@ -46,6 +46,13 @@ pub enum LinkInput {
     Resumed,
     /// The link failed or was closed from the other side.
     Failed,
+    /// The share of packets lost lately on this link, in thousandths, in the direction it
+    /// carries audio: for a link we feed, what the child's receiver reports say; for a link
+    /// that feeds us, what we counted.
+    Loss {
+        /// Lost packets per thousand.
+        permille: u16,
+    },
 }
 
 /// What the user asks a participant to do.

@@ -55,6 +55,9 @@ pub struct Link {
     /// A child we hand back to the tree at this time unless it moved on by itself (a demoted
     /// speaker beyond our capacity gets the time to find a parent first).
     pub shed_at: Option<Millis>,
+    /// The share of packets lost lately in the direction the link carries audio (its latest
+    /// [`super::LinkInput::Loss`]).
+    pub loss: Option<f64>,
 }
 
 impl Link {
@@ -68,6 +71,7 @@ impl Link {
             stalled_since: None,
             displaced_by: None,
             shed_at: None,
+            loss: None,
         }
     }
 

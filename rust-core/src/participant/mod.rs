@@ -9,6 +9,7 @@ mod io;
 mod link;
 #[cfg(test)]
 mod tests;
+mod uplink;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -17,6 +18,10 @@ use nostr::prelude::{EventId, PublicKey, Timestamp};
 
 pub use io::{Input, LinkInput, LinkOp, Millis, Output, Routing, UserCommand};
 pub use link::{Link, LinkKind, Links};
+pub use uplink::{
+    CLEAN_LOSS, CUT_EVERY, Change as UplinkChange, PROBE_AFTER, REMEMBER_FOR, STARVED_LOSS,
+    UNKNOWN_START, Uplink,
+};
 
 use crate::protocol::{
     LinkRole, MemberInfo, Message, NetworkMetrics, Presence, Reservation, Role, SpaceEvent,
@@ -180,6 +185,10 @@ pub struct ParticipantStats {
     pub paid_reservations: u64,
     /// Events the state machine refused, by reason.
     pub rejected: HashMap<&'static str, u64>,
+    /// Outputs we feed now: the announced uplink's, or what receiver reports taught us.
+    pub capacity: u32,
+    /// Times children's loss reports made us feed fewer.
+    pub capacity_cuts: u64,
 }
 
 /// A reservation we are waiting on.
@@ -199,7 +208,7 @@ pub struct Participant {
     config: ParticipantConfig,
     me: PublicKey,
     space: Space,
-    capacity: u32,
+    uplink: Uplink,
     muted: bool,
     links: Links,
     pending: Option<Pending>,
@@ -250,14 +259,11 @@ impl Participant {
         let me = config.me;
         let space = Space::new(config.space.clone(), me);
         let is_host = me == *config.space.host();
-        let capacity = config
-            .rules
-            .policy
-            .outputs(&PeerMetrics::from(&config.metrics), is_host);
+        let uplink = uplink_of(&config.rules, &config.metrics, is_host);
         let mut participant = Self {
             me,
             space,
-            capacity,
+            uplink,
             muted: false,
             links: Links::default(),
             pending: None,
@@ -329,7 +335,7 @@ impl Participant {
 
     /// Children we can feed now.
     pub fn capacity(&self) -> u32 {
-        self.capacity
+        self.uplink.capacity()
     }
 
     /// True once we left (or the space closed): nothing more to do.
@@ -381,7 +387,7 @@ impl Participant {
                     if self.wants_second_link(parent) {
                         at(self.last_standby_try + ms(STANDBY_AFTER));
                     }
-                    if self.capacity >= 2 && parent != *self.config.space.host() {
+                    if self.capacity() >= 2 && parent != *self.config.space.host() {
                         at(self.next_climb);
                     }
                 }
@@ -493,11 +499,25 @@ impl Participant {
     }
 
     /// Our metrics as others read them: `maxAudioOutputs` carries the capacity we computed
-    /// (draft peers read 0 as "full", not as "size it from my uplink").
+    /// (draft peers read 0 as "full", not as "size it from my uplink"). Once receiver reports
+    /// taught us our real uplink (or the platform gave none), we announce what we measured:
+    /// the uplink that makes everyone's capacity rule give our capacity.
     fn announced_metrics(&self) -> NetworkMetrics {
         let mut metrics = self.config.metrics;
-        if metrics.max_audio_outputs == 0 {
-            metrics.max_audio_outputs = self.capacity;
+        let capacity = self.capacity();
+        if self.uplink.measured() {
+            metrics.upload_kbps =
+                self.config
+                    .rules
+                    .policy
+                    .uplink_for(capacity, metrics.connection, self.is_host());
+            metrics.max_audio_outputs = if metrics.max_audio_outputs == 0 {
+                capacity
+            } else {
+                metrics.max_audio_outputs.min(capacity)
+            };
+        } else if metrics.max_audio_outputs == 0 {
+            metrics.max_audio_outputs = capacity;
         }
         metrics
     }
@@ -768,7 +788,7 @@ impl Participant {
             let shed_at = self.now + ms(SHED_GRACE);
             if !role.speaks()
                 && peer != self.me
-                && children > self.capacity
+                && children > self.capacity()
                 && let Some(link) = self.links.get_mut(&peer)
                 && link.kind == LinkKind::Child
             {
@@ -797,26 +817,70 @@ impl Participant {
     /// then the weakest), restart ICE on every link.
     fn network_changed(&mut self, metrics: NetworkMetrics) {
         self.config.metrics = metrics;
-        self.capacity = self
-            .config
-            .rules
-            .policy
-            .outputs(&PeerMetrics::from(&metrics), self.is_host());
-        tracing::info!(capacity = self.capacity, "network changed");
+        // A new network is a new uplink: what we learned of the old one no longer holds.
+        self.uplink = uplink_of(&self.config.rules, &metrics, self.is_host());
+        tracing::info!(capacity = self.capacity(), "network changed");
         self.announce();
+        self.shed_to_capacity();
+        for peer in self.links.peers() {
+            self.stats.ice_restarts += 1;
+            self.outputs.push_back(Output::Link(LinkOp::Restart(peer)));
+        }
+    }
+
+    /// Hands back the links beyond our capacity, backups first, then the weakest listeners
+    /// (DROP: their warm backups cover the move).
+    fn shed_to_capacity(&mut self) {
         let children: Vec<PublicKey> = self.links.of_kind(LinkKind::Child).collect();
         let standbys: Vec<PublicKey> = self.links.of_kind(LinkKind::StandbyChild).collect();
-        let excess = (children.len() + standbys.len()).saturating_sub(self.capacity as usize);
+        let excess = (children.len() + standbys.len()).saturating_sub(self.capacity() as usize);
         let order = self
             .config
             .rules
             .shed_order(&self.space, &self.me, &children, &standbys);
         for peer in order.into_iter().take(excess) {
+            tracing::info!(%peer, capacity = self.capacity(), "handed back to the tree");
             self.drop_link(peer);
         }
-        for peer in self.links.peers() {
-            self.stats.ice_restarts += 1;
-            self.outputs.push_back(Output::Link(LinkOp::Restart(peer)));
+    }
+
+    /// Judges our uplink from the children's latest loss reports: starving children make us
+    /// feed fewer (and say so), clean links for a while let us try one more.
+    fn assess_uplink(&mut self) {
+        let downstream: Vec<f64> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
+            .filter_map(|(_, l)| l.loss)
+            .collect();
+        let streams = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
+            .count() as u32;
+        let inbound = self
+            .links
+            .one(LinkKind::Parent)
+            .and_then(|p| self.links.get(&p))
+            .and_then(|l| l.loss)
+            .unwrap_or(0.0);
+        match self.uplink.assess(self.now, streams, &downstream, inbound) {
+            Some(UplinkChange::Cut(capacity)) => {
+                tracing::info!(
+                    capacity,
+                    streams,
+                    inbound,
+                    "uplink saturated: children lose what we send, feeding fewer"
+                );
+                self.stats.capacity_cuts += 1;
+                self.shed_to_capacity();
+                self.announce();
+            }
+            Some(UplinkChange::Probe(capacity)) => {
+                tracing::info!(capacity, "links stayed clean: trying one more output");
+                self.announce();
+            }
+            None => {}
         }
     }
 
@@ -879,6 +943,12 @@ impl Participant {
                 }
             }
             LinkInput::Resumed => link.stalled_since = None,
+            LinkInput::Loss { permille } => {
+                link.loss = Some(f64::from(permille.min(1_000)) / 1_000.0);
+                if kind.downstream() {
+                    self.assess_uplink();
+                }
+            }
             LinkInput::Stalled => {
                 link.stalled_since.get_or_insert(now);
                 match kind {
@@ -997,7 +1067,7 @@ impl Participant {
             .filter(|(_, l)| l.shed_at.is_some_and(|at| now >= at))
             .map(|(k, _)| *k)
             .collect();
-        let over = (self.links.count(LinkKind::Child) as u32).saturating_sub(self.capacity);
+        let over = (self.links.count(LinkKind::Child) as u32).saturating_sub(self.capacity());
         for peer in shed.into_iter().take(over as usize) {
             tracing::info!(%peer, "handed back to the tree");
             self.drop_link(peer);
@@ -1083,7 +1153,7 @@ impl Participant {
     fn climb(&mut self, parent: PublicKey) -> bool {
         let now = self.now;
         if now < self.next_climb
-            || self.capacity < 2
+            || self.capacity() < 2
             || self.links.one(LinkKind::Retiring).is_some()
             || self
                 .links
@@ -1335,7 +1405,7 @@ impl Participant {
                 &from,
                 standby,
                 Seats {
-                    capacity: self.capacity,
+                    capacity: self.capacity(),
                     children: &children,
                     standbys: &standbys,
                 },
@@ -1495,6 +1565,7 @@ impl Participant {
         self.stats.standby = self.links.one(LinkKind::Standby);
         self.stats.children = self.links.count(LinkKind::Child);
         self.stats.standby_children = self.links.count(LinkKind::StandbyChild);
+        self.stats.capacity = self.capacity();
     }
 }
 
@@ -1519,4 +1590,23 @@ fn for_ui(command: &Command) -> bool {
 
 fn ms(duration: Duration) -> Millis {
     duration.as_millis() as Millis
+}
+
+/// Our uplink estimate from the announced metrics: the capacity rule's outputs, or, when the
+/// platform gives no uplink figure (0), a cautious start that receiver reports may grow up to
+/// what the access network allows.
+fn uplink_of(rules: &TreeRules, metrics: &NetworkMetrics, is_host: bool) -> Uplink {
+    let peer = PeerMetrics::from(metrics);
+    let ceiling = rules.policy.outputs(
+        &PeerMetrics {
+            upload_kbps: f64::from(u32::MAX),
+            ..peer
+        },
+        is_host,
+    );
+    if metrics.upload_kbps == 0 {
+        Uplink::new(None, ceiling)
+    } else {
+        Uplink::new(Some(rules.policy.outputs(&peer, is_host)), ceiling)
+    }
 }

@@ -1178,3 +1178,96 @@ fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
         })
     ));
 }
+
+#[test]
+fn a_host_that_over_announces_its_uplink_learns_it_from_receiver_reports_and_everyone_hears() {
+    // A phone on cellular whose platform says 5 Mbit/s up; its real uplink carries 5 streams.
+    let mut world = World::new(5, NetworkModel::default(), wifi(5_000), 300.0);
+    let listeners: Vec<NodeId> = (0..10)
+        .map(|_| {
+            world.run_until(world.now() + 300);
+            world.join(wifi(3_000), 3_000.0)
+        })
+        .collect();
+    run_sampled(&mut world, 3_000);
+    let starving = world
+        .hearing()
+        .iter()
+        .skip(1)
+        .filter(|share| **share < 0.9)
+        .count();
+    assert!(
+        starving > 0 || world.node(0).participant.stats().capacity_cuts > 0,
+        "the over-announced host really starved its children at first"
+    );
+    run_sampled(&mut world, 30_000);
+    let hearing = world.hearing();
+    assert!(everyone_hears(&world, &listeners), "{hearing:?}");
+    let host = world.node(0).participant.stats().clone();
+    assert!(host.capacity_cuts > 0, "{host:?}");
+    assert!(
+        host.capacity <= 5 && host.children + host.standby_children <= 5,
+        "the host feeds what its uplink carries: {host:?}"
+    );
+    // Everyone's view carries the measured figure, not the platform's.
+    let announced = world.node(listeners[0]).participant.space().members()[world.host()]
+        .metrics
+        .upload_kbps;
+    assert!(
+        announced < 1_000,
+        "the host now announces {announced} kbit/s"
+    );
+}
+
+#[test]
+fn an_unknown_uplink_starts_with_two_outputs_and_grows_on_clean_links() {
+    let unknown = NetworkMetrics {
+        upload_kbps: 0,
+        ..wifi(0)
+    };
+    let mut host = Alone::new(1, 1, unknown);
+    assert_eq!(host.me.capacity(), UNKNOWN_START, "unknown is not zero");
+    host.stored_end();
+    for child in [2, 3] {
+        host.event(child, join(2_000));
+        host.event(child, reserve(child, 1));
+        host.event(
+            child,
+            Message::Offer {
+                target: keys(1).public_key(),
+                sdp: "v=0".into(),
+            },
+        );
+        host.me.handle_input(
+            Input::Link {
+                peer: keys(child).public_key(),
+                event: LinkInput::Connected,
+            },
+            host.now,
+        );
+    }
+    assert_eq!(confirms_to(&host.published()).len(), 2);
+    // Receiver reports stay clean: one more output, announced in the CREATE's metrics.
+    for _ in 0..=(PROBE_AFTER / 1_000) {
+        host.advance(1_000);
+        for child in [2, 3] {
+            host.me.handle_input(
+                Input::Link {
+                    peer: keys(child).public_key(),
+                    event: LinkInput::Loss { permille: 0 },
+                },
+                host.now,
+            );
+        }
+    }
+    assert_eq!(host.me.capacity(), UNKNOWN_START + 1);
+    let announced: Vec<u32> = host
+        .published()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Create(info) => Some(info.host_metrics.max_audio_outputs),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, vec![UNKNOWN_START + 1]);
+}

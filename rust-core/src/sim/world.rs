@@ -178,9 +178,14 @@ pub struct World {
     /// Subscribers by their latency to the relay: one fan-out per latency, not per node.
     subscribers: BTreeMap<u64, Vec<NodeId>>,
     rng: super::Rng,
+    /// When links next report their loss (RTCP receiver reports).
+    next_report: Millis,
     /// What crossed the relay.
     pub traffic: Traffic,
 }
+
+/// How often links report their loss, as RTCP receiver reports and the engine's poll of them do.
+pub const REPORT_EVERY_MS: Millis = 1_000;
 
 /// A participant's deterministic key.
 fn keys(seed: u64, n: u64) -> Keys {
@@ -218,6 +223,7 @@ impl World {
             relay: Relay::default(),
             subscribers: BTreeMap::new(),
             rng: super::Rng::new(seed ^ 0x5EED),
+            next_report: T0 + REPORT_EVERY_MS,
             traffic: Traffic::default(),
         };
         world.spawn(host, host_uplink_kbps);
@@ -791,6 +797,10 @@ impl World {
                 changed.push((id, silent));
             }
         }
+        if now >= self.next_report {
+            self.next_report = now + REPORT_EVERY_MS;
+            self.report_loss();
+        }
         for (relay, silent) in changed {
             let key = *self.nodes[relay].participant.me();
             let children: Vec<NodeId> = self.nodes[relay]
@@ -822,6 +832,53 @@ impl World {
             }
         }
         hearing
+    }
+
+    /// Receiver reports: on every connected link a live relay feeds, the share of its packets
+    /// lost on that hop (what its uplink cannot carry, and the link's own loss) goes to the
+    /// relay, as its child's RTCP report says, and to the child, as it counts it itself.
+    fn report_loss(&mut self) {
+        let now = self.now;
+        for relay in 0..self.nodes.len() {
+            if !self.nodes[relay].alive || self.frozen(relay) {
+                continue;
+            }
+            let hop = 1.0 - (1.0 - self.overfeed(relay)) * (1.0 - self.network.link_loss);
+            let permille = (hop * 1_000.0).round() as u16;
+            let relay_key = *self.nodes[relay].participant.me();
+            let fed: Vec<(NodeId, Millis)> = self.nodes[relay]
+                .participant
+                .links()
+                .iter()
+                .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
+                .filter_map(|(k, l)| Some((self.id_of(k)?, l.confirmed_at)))
+                .collect();
+            for (child, confirmed_at) in fed {
+                let input = LinkInput::Loss { permille };
+                self.at(
+                    now,
+                    Action::Link {
+                        node: relay,
+                        peer: child,
+                        confirmed_at,
+                        input,
+                    },
+                );
+                let Some(upstream) = self.nodes[child].participant.links().get(&relay_key) else {
+                    continue;
+                };
+                let confirmed_at = upstream.confirmed_at;
+                self.at(
+                    now,
+                    Action::Link {
+                        node: child,
+                        peer: relay,
+                        confirmed_at,
+                        input,
+                    },
+                );
+            }
+        }
     }
 
     /// The host's key.

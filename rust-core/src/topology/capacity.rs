@@ -61,6 +61,20 @@ impl CapacityPolicy {
         }
     }
 
+    /// The uplink (kbit/s) to announce so that everyone's capacity rule gives `outputs` for a
+    /// peer on `connection`: how a measured capacity is published in the draft's terms.
+    pub fn uplink_for(&self, outputs: u32, connection: ConnectionType, is_host: bool) -> u32 {
+        let headroom = match connection {
+            ConnectionType::Cellular | ConnectionType::Unknown => self.headroom_cellular,
+            ConnectionType::Wifi | ConnectionType::Ethernet => self.headroom_fixed,
+        };
+        // The host's rule gives one output from a single stream's worth, without headroom.
+        if is_host && outputs == 1 {
+            return self.stream_kbps().ceil() as u32;
+        }
+        (f64::from(outputs) * self.stream_kbps() / headroom).ceil() as u32
+    }
+
     /// Children a member can feed with one stream each: the host by [`Self::host_children`],
     /// anyone else by [`Self::children`].
     pub fn outputs(&self, m: &PeerMetrics, is_host: bool) -> u32 {

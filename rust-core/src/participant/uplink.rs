@@ -1,0 +1,209 @@
+//! What our uplink really carries. The announced figure is a first guess: a phone's platform
+//! estimate may be ten times too high, or missing. Children's receiver reports tell the truth:
+//! when at least half of the children lose packets that our own inbound did not lose, our
+//! uplink is saturated, and we feed fewer. Clean reports for a while let us try one more.
+//! Pure: reports and time come in, a new capacity comes out.
+
+use super::Millis;
+
+/// Loss a child must see beyond our own inbound loss to count as starved by our uplink.
+pub const STARVED_LOSS: f64 = 0.05;
+
+/// Loss (beyond our inbound loss) under which a child's link counts as clean.
+pub const CLEAN_LOSS: f64 = 0.01;
+
+/// Between two cuts: the shed streams must have stopped and fresh receiver reports (one every
+/// second or so) must show the effect before we judge again.
+pub const CUT_EVERY: Millis = 3_000;
+
+/// Clean reports from every child for this long before one more output is tried.
+pub const PROBE_AFTER: Millis = 20_000;
+
+/// A count of streams that saturated the uplink is not tried again for this long (networks
+/// change, so not forever).
+pub const REMEMBER_FOR: Millis = 300_000;
+
+/// Outputs tried first when the uplink is unknown (a platform that gives no estimate): enough
+/// to relay, few enough that a weak uplink starves nobody for long.
+pub const UNKNOWN_START: u32 = 2;
+
+/// The uplink estimate, in outputs (streams we can feed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uplink {
+    /// The most we try: what the announced uplink allows, or the access network's cap when
+    /// the uplink is unknown.
+    ceiling: u32,
+    capacity: u32,
+    /// The estimate differs from the announced figure (cut, or grown from unknown).
+    measured: bool,
+    /// The fewest streams that saturated us, and until when we believe it.
+    saturated_at: Option<(u32, Millis)>,
+    last_cut: Option<Millis>,
+    clean_since: Option<Millis>,
+}
+
+/// A change of the estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Children starve: feed this many.
+    Cut(u32),
+    /// Links stayed clean: try this many.
+    Probe(u32),
+}
+
+impl Uplink {
+    /// From the announced uplink: `announced` outputs (`None` when the uplink is unknown, in
+    /// which case we start at [`UNKNOWN_START`] and may grow to `ceiling`).
+    pub fn new(announced: Option<u32>, ceiling: u32) -> Self {
+        let (capacity, measured) = match announced {
+            Some(outputs) => (outputs, false),
+            None => (UNKNOWN_START.min(ceiling), true),
+        };
+        Self {
+            ceiling: announced.unwrap_or(ceiling),
+            capacity,
+            measured,
+            saturated_at: None,
+            last_cut: None,
+            clean_since: None,
+        }
+    }
+
+    /// Outputs we feed now.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Whether the estimate comes from measurement rather than the announced figure (then
+    /// we announce it, so that others' choices use it).
+    pub fn measured(&self) -> bool {
+        self.measured
+    }
+
+    /// Judges the latest receiver reports of the `streams` links we feed (`reports`: the share
+    /// of our packets each child lost lately) against `inbound`, the share we lost ourselves.
+    pub fn assess(
+        &mut self,
+        now: Millis,
+        streams: u32,
+        reports: &[f64],
+        inbound: f64,
+    ) -> Option<Change> {
+        if reports.is_empty() {
+            self.clean_since = None;
+            return None;
+        }
+        let starved = reports
+            .iter()
+            .filter(|loss| **loss - inbound >= STARVED_LOSS)
+            .count();
+        if streams >= 2 && starved >= 1 && starved * 2 >= reports.len() {
+            self.clean_since = None;
+            if self.last_cut.is_some_and(|at| now < at + CUT_EVERY) {
+                return None;
+            }
+            // A quarter at a time (at least one): the estimate converges in a few cuts
+            // without emptying a relay on one bad second.
+            let cut = streams - (streams / 4).max(1);
+            let capacity = cut.clamp(1, self.capacity.max(1));
+            self.saturated_at = Some((
+                self.saturated_at
+                    .filter(|(_, until)| now < *until)
+                    .map_or(streams, |(n, _)| n.min(streams)),
+                now + REMEMBER_FOR,
+            ));
+            self.last_cut = Some(now);
+            self.measured = true;
+            self.capacity = capacity;
+            return Some(Change::Cut(capacity));
+        }
+        if reports.iter().any(|loss| *loss - inbound >= CLEAN_LOSS) {
+            self.clean_since = None;
+            return None;
+        }
+        if streams < self.capacity {
+            // Not all outputs in use: the clean links say nothing of one more.
+            self.clean_since = None;
+            return None;
+        }
+        let since = *self.clean_since.get_or_insert(now);
+        let next = self.capacity + 1;
+        let known_bad = self
+            .saturated_at
+            .is_some_and(|(n, until)| now < until && next >= n);
+        if now < since + PROBE_AFTER || next > self.ceiling || known_bad {
+            return None;
+        }
+        self.clean_since = Some(now);
+        self.capacity = next;
+        Some(Change::Probe(next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starving_children_cut_a_quarter_at_a_time_until_clean() {
+        let mut uplink = Uplink::new(Some(8), 8);
+        // Our own inbound loses 2 %: children losing the same are not our uplink's fault.
+        assert_eq!(uplink.assess(0, 8, &[0.03; 8], 0.02), None);
+        // Six of eight lose 15 %: saturated.
+        let reports = [0.15, 0.15, 0.15, 0.15, 0.15, 0.15, 0.0, 0.0];
+        assert_eq!(uplink.assess(1_000, 8, &reports, 0.0), Some(Change::Cut(6)));
+        assert!(uplink.measured());
+        // Reports right after the cut still show the old load: no second cut yet.
+        assert_eq!(uplink.assess(2_000, 6, &reports[..6], 0.0), None);
+        assert_eq!(
+            uplink.assess(1_000 + CUT_EVERY, 6, &reports[..6], 0.0),
+            Some(Change::Cut(5))
+        );
+        // One child alone losing is its own network's business.
+        assert_eq!(
+            uplink.assess(20_000, 5, &[0.3, 0.0, 0.0, 0.0, 0.0], 0.0),
+            None
+        );
+        assert_eq!(uplink.capacity(), 5);
+    }
+
+    #[test]
+    fn clean_links_grow_an_unknown_uplink_but_never_back_into_a_known_saturation() {
+        let mut uplink = Uplink::new(None, 12);
+        assert_eq!(uplink.capacity(), UNKNOWN_START);
+        // Not full: nothing to learn.
+        assert_eq!(uplink.assess(0, 1, &[0.0], 0.0), None);
+        assert_eq!(uplink.assess(PROBE_AFTER, 1, &[0.0], 0.0), None);
+        // Full and clean for PROBE_AFTER: one more.
+        assert_eq!(uplink.assess(PROBE_AFTER, 2, &[0.0, 0.0], 0.0), None);
+        assert_eq!(
+            uplink.assess(2 * PROBE_AFTER, 2, &[0.0, 0.0], 0.0),
+            Some(Change::Probe(3))
+        );
+        // Three starve: back to two, and three is not tried again soon.
+        let t = 2 * PROBE_AFTER + 1_000;
+        assert_eq!(
+            uplink.assess(t, 3, &[0.2, 0.2, 0.0], 0.0),
+            Some(Change::Cut(2))
+        );
+        assert_eq!(uplink.assess(t + PROBE_AFTER, 2, &[0.0, 0.0], 0.0), None);
+        assert_eq!(
+            uplink.assess(t + 2 * PROBE_AFTER, 2, &[0.0, 0.0], 0.0),
+            None
+        );
+        // Once the memory fades, it is tried again.
+        assert_eq!(
+            uplink.assess(t + REMEMBER_FOR, 2, &[0.0, 0.0], 0.0),
+            Some(Change::Probe(3))
+        );
+    }
+
+    #[test]
+    fn an_announced_uplink_is_a_ceiling_probing_never_passes() {
+        let mut uplink = Uplink::new(Some(3), 64);
+        assert!(!uplink.measured());
+        assert_eq!(uplink.assess(0, 3, &[0.0; 3], 0.0), None);
+        assert_eq!(uplink.assess(PROBE_AFTER, 3, &[0.0; 3], 0.0), None);
+        assert_eq!(uplink.capacity(), 3);
+    }
+}
