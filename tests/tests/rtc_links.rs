@@ -194,3 +194,25 @@ async fn an_ice_restart_renegotiates_the_same_link_and_audio_continues() {
     assert!(after >= 95, "{after} of 100 packets after the restart");
     assert!(child.tone_share(TONE) >= 0.95);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_counts_what_it_lost_of_its_parents_stream() {
+    let config = LinkConfig::loopback();
+    let (host, a) = (Node::new("host"), Node::new("a"));
+    let (_parent_end, child_end) = connect(&host, &a, &config).await;
+    assert_eq!(
+        child_end.link.loss().await.received,
+        None,
+        "nothing expected before any audio"
+    );
+    stream_tone(&host, TONE, 2).await;
+    // What a child reports of its parent link (its inbound loss, against which a relay judges
+    // its children's reports). Loopback loses nothing.
+    let received = child_end.link.loss().await.received;
+    assert!(
+        received.is_some_and(|share| share < 0.02),
+        "the child counts what it lost: {received:?}"
+    );
+    // Read again with nothing new: nothing expected, nothing reported.
+    assert_eq!(child_end.link.loss().await.received, None);
+}

@@ -262,7 +262,7 @@ async fn run_until_done(session: &Session, seconds: Option<u64>, promote_hands: 
 fn print_stats(session: &Session) {
     let stats = session.stats();
     eprintln!(
-        "parent {}  backup {}  children {}  packets {}  lost {}",
+        "parent {}  backup {}  children {}/{}{}  packets {}  lost {}",
         stats
             .tree
             .parent
@@ -272,6 +272,13 @@ fn print_stats(session: &Session) {
             .standby
             .map_or("-".into(), |p| p.to_hex()[..8].to_owned()),
         stats.tree.children,
+        stats.tree.capacity,
+        // Capacity cut by children's loss reports: the uplink carried less than announced.
+        if stats.tree.capacity_cuts > 0 {
+            format!(" (cut {}x)", stats.tree.capacity_cuts)
+        } else {
+            String::new()
+        },
         stats.audio.packets_received,
         stats.audio.lost
     );

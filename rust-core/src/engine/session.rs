@@ -120,6 +120,9 @@ impl Clock {
     }
 }
 
+/// How often links' loss is read: about as often as RTCP receiver reports arrive.
+const LOSS_EVERY: Duration = Duration::from_secs(1);
+
 impl Session {
     /// Connects, announces itself (CREATE for the host, JOIN otherwise) and runs until stopped.
     pub async fn start(config: SessionConfig) -> Result<Self, EngineError> {
@@ -445,9 +448,19 @@ impl Driver {
         mut stopped: watch::Receiver<Stop>,
     ) -> Stop {
         let me = *self.participant.me();
+        let mut reports = tokio::time::interval(LOSS_EVERY);
+        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reading: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let wake = self.clock.instant(self.participant.poll_timeout());
             tokio::select! {
+                _ = reports.tick() => {
+                    // One reading at a time, off the loop: stats lock each connection briefly.
+                    if reading.as_ref().is_none_or(|r| r.is_finished()) && !self.links.is_empty() {
+                        reading = Some(self.read_loss());
+                    }
+                    continue;
+                }
                 message = incoming.recv() => match message {
                     Some(Incoming::Event { event, .. }) => {
                         // Our own events come back from relays: the participant already knows.
@@ -492,6 +505,27 @@ impl Driver {
         stop
     }
 
+    /// Reads every link's loss and reports it as link events.
+    fn read_loss(&self) -> tokio::task::JoinHandle<()> {
+        let links: Vec<(PublicKey, Arc<PeerLink>)> = self
+            .links
+            .iter()
+            .map(|(k, l)| (*k, Arc::clone(l)))
+            .collect();
+        let events = self.link_tx.clone();
+        tokio::spawn(
+            async move {
+                for (peer, link) in links {
+                    let loss = link.loss().await;
+                    if events.send((peer, LinkEvent::Loss(loss))).is_err() {
+                        return;
+                    }
+                }
+            }
+            .instrument(tracing::Span::current()),
+        )
+    }
+
     fn input(&mut self, input: Input) {
         let now = self.clock.now();
         self.participant.handle_input(input, now);
@@ -515,6 +549,21 @@ impl Driver {
             LinkEvent::State(LinkState::Connecting) => return,
             LinkEvent::Stalled => LinkInput::Stalled,
             LinkEvent::Resumed => LinkInput::Resumed,
+            LinkEvent::Loss(loss) => {
+                // The direction the link carries audio: what our child lost of ours, or what
+                // we lost of our parent's.
+                let feeds = self
+                    .participant
+                    .links()
+                    .get(&peer)
+                    .is_some_and(|l| l.kind.downstream());
+                let Some(share) = (if feeds { loss.sent } else { loss.received }) else {
+                    return;
+                };
+                LinkInput::Loss {
+                    permille: (share.clamp(0.0, 1.0) * 1_000.0).round() as u16,
+                }
+            }
         };
         self.input(Input::Link { peer, event: input });
     }
