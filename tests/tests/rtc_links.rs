@@ -196,18 +196,29 @@ async fn an_ice_restart_renegotiates_the_same_link_and_audio_continues() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_child_counts_what_it_lost_of_its_parents_stream() {
+async fn receiver_reports_tell_a_parent_what_its_child_lost() {
     let config = LinkConfig::loopback();
     let (host, a) = (Node::new("host"), Node::new("a"));
-    let (_parent_end, child_end) = connect(&host, &a, &config).await;
+    let (parent_end, child_end) = connect(&host, &a, &config).await;
+    assert_eq!(
+        parent_end.link.loss().await.sent,
+        None,
+        "no receiver report before any audio"
+    );
     assert_eq!(
         child_end.link.loss().await.received,
         None,
         "nothing expected before any audio"
     );
-    stream_tone(&host, TONE, 2).await;
-    // What a child reports of its parent link (its inbound loss, against which a relay judges
-    // its children's reports). Loopback loses nothing.
+    stream_tone(&host, TONE, 3).await;
+    // The child's RTCP receiver reports reach the parent (what its uplink estimate rests
+    // on), and the child counts what it lost itself (its inbound loss, against which it
+    // judges its own children's reports). Loopback loses nothing.
+    let sent = parent_end.link.loss().await.sent;
+    assert!(
+        sent.is_some_and(|share| share < 0.02),
+        "the parent reads its child's reports: {sent:?}"
+    );
     let received = child_end.link.loss().await.received;
     assert!(
         received.is_some_and(|share| share < 0.02),

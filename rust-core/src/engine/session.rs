@@ -517,6 +517,7 @@ impl Driver {
             async move {
                 for (peer, link) in links {
                     let loss = link.loss().await;
+                    tracing::trace!(%peer, sent = ?loss.sent, received = ?loss.received, "link loss");
                     if events.send((peer, LinkEvent::Loss(loss))).is_err() {
                         return;
                     }

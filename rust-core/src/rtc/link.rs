@@ -24,6 +24,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
+use super::reports::{ReportReader, ReportedLoss};
 use super::stall::{StallChange, StallDetector};
 use super::{LinkConfig, RtcError};
 use crate::protocol::IceCandidate;
@@ -86,6 +87,8 @@ pub struct LinkCounters {
     pub sent: AtomicU64,
     /// Inbound packets received and lost, cumulative, at the previous [`PeerLink::loss`].
     inbound: Mutex<(u64, i64)>,
+    /// What the peer's latest receiver report says it lost of ours.
+    reported: Arc<ReportedLoss>,
 }
 
 fn runtime() -> Result<Arc<dyn Runtime>, RtcError> {
@@ -203,21 +206,15 @@ impl PeerLink {
     /// what it sends, counted since the previous call.
     pub async fn loss(&self) -> LinkLoss {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
-        let mut loss = LinkLoss::default();
+        let mut loss = LinkLoss {
+            sent: self.counters.reported.latest(),
+            received: None,
+        };
         let (mut received, mut lost) = (0u64, 0i64);
         for entry in report.iter() {
-            match entry {
-                // The stats object exists from the start; only a received report fills it.
-                RTCStatsReportEntry::RemoteInboundRtp(stats)
-                    if stats.round_trip_time_measurements > 0 =>
-                {
-                    loss.sent = Some(loss.sent.unwrap_or(0.0).max(stats.fraction_lost));
-                }
-                RTCStatsReportEntry::InboundRtp(stats) => {
-                    received += stats.received_rtp_stream_stats.packets_received;
-                    lost += stats.received_rtp_stream_stats.packets_lost;
-                }
-                _ => {}
+            if let RTCStatsReportEntry::InboundRtp(stats) = entry {
+                received += stats.received_rtp_stream_stats.packets_received;
+                lost += stats.received_rtp_stream_stats.packets_lost;
             }
         }
         let mut last = self
@@ -284,14 +281,16 @@ impl PeerLink {
             .with_ice_connection_attempts(Some(config.ice_check_interval), Some(attempts))
             .with_answering_dtls_role(::rtc::peer_connection::transport::RTCDtlsRole::Server)
             .build();
-        // RTCP sender and receiver reports: what tells a parent how much its children lose
-        // (its uplink estimate rests on them). Browsers send receiver reports anyway. Between
-        // two webrtc-rs 0.21 peers no report has been seen to reach the sender's stats yet
-        // (`RemoteInboundRtp` stays unfilled on loopback), so today only browser children feed
-        // the estimate.
+        // RTCP reports both ways: ours tell our parent what we lose, our children's (read by
+        // the last interceptor) tell us what they lose of ours, which our uplink estimate
+        // rests on.
         let reports =
             ::rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports(
                 Registry::new(),
+            )
+            .with(
+                ::rtc::interceptor::Slot::from(14_000),
+                ReportReader::new(Arc::clone(&counters.reported)),
             );
         let pc = PeerConnectionBuilder::new()
             .with_configuration(configuration)

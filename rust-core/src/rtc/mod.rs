@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod forward;
 mod link;
+mod reports;
 mod stall;
 
 pub use ::rtc::rtp::{Header as RtpHeader, Packet as RtpPacket};
