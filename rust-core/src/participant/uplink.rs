@@ -1,7 +1,8 @@
 //! What our uplink really carries. The announced figure is a first guess: a phone's platform
 //! estimate may be ten times too high, or missing. Children's receiver reports tell the truth:
 //! when at least half of the children lose packets that our own inbound did not lose, our
-//! uplink is saturated, and we feed fewer. Clean reports for a while let us try one more.
+//! uplink is saturated, and we feed what got through. Clean reports for a while let us try one
+//! more.
 //! Pure: reports and time come in, a new capacity comes out.
 
 use super::Millis;
@@ -102,9 +103,15 @@ impl Uplink {
             if self.last_cut.is_some_and(|at| now < at + CUT_EVERY) {
                 return None;
             }
-            // A quarter at a time (at least one): the estimate converges in a few cuts
-            // without emptying a relay on one bad second.
-            let cut = streams - (streams / 4).max(1);
+            // What got through says what the uplink carries: with a median child losing a
+            // share L of our packets, (1 - L) of the load fits. One such cut converges; at
+            // least one stream goes, and never more than half at once (one bad second must
+            // not empty a relay).
+            let mut losses: Vec<f64> = reports.iter().map(|l| (l - inbound).max(0.0)).collect();
+            losses.sort_by(f64::total_cmp);
+            let median = losses[losses.len() / 2];
+            let fits = (f64::from(streams) * (1.0 - median)).floor() as u32;
+            let cut = fits.clamp(streams.div_ceil(2), streams - 1);
             let capacity = cut.clamp(1, self.capacity.max(1));
             self.saturated_at = Some((
                 self.saturated_at
@@ -145,26 +152,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn starving_children_cut_a_quarter_at_a_time_until_clean() {
-        let mut uplink = Uplink::new(Some(8), 8);
+    fn starving_children_cut_to_what_got_through() {
+        let mut uplink = Uplink::new(Some(10), 10);
         // Our own inbound loses 2 %: children losing the same are not our uplink's fault.
-        assert_eq!(uplink.assess(0, 8, &[0.03; 8], 0.02), None);
-        // Six of eight lose 15 %: saturated.
-        let reports = [0.15, 0.15, 0.15, 0.15, 0.15, 0.15, 0.0, 0.0];
-        assert_eq!(uplink.assess(1_000, 8, &reports, 0.0), Some(Change::Cut(6)));
-        assert!(uplink.measured());
-        // Reports right after the cut still show the old load: no second cut yet.
-        assert_eq!(uplink.assess(2_000, 6, &reports[..6], 0.0), None);
+        assert_eq!(uplink.assess(0, 10, &[0.03; 10], 0.02), None);
+        // Ten streams, every child loses 47 %: a 300 kbit/s uplink carrying 568. Five fit.
         assert_eq!(
-            uplink.assess(1_000 + CUT_EVERY, 6, &reports[..6], 0.0),
+            uplink.assess(1_000, 10, &[0.47; 10], 0.0),
             Some(Change::Cut(5))
         );
-        // One child alone losing is its own network's business.
+        assert!(uplink.measured());
+        // Reports right after the cut still show the old load: no second cut yet.
+        assert_eq!(uplink.assess(2_000, 5, &[0.47; 5], 0.0), None);
+        // A slight excess costs one stream; a huge one at most half at once.
+        let reports = [0.15, 0.15, 0.15, 0.0, 0.0];
         assert_eq!(
-            uplink.assess(20_000, 5, &[0.3, 0.0, 0.0, 0.0, 0.0], 0.0),
-            None
+            uplink.assess(1_000 + CUT_EVERY, 5, &reports, 0.0),
+            Some(Change::Cut(4))
         );
-        assert_eq!(uplink.capacity(), 5);
+        let mut relay = Uplink::new(Some(8), 8);
+        assert_eq!(relay.assess(0, 8, &[0.9; 8], 0.0), Some(Change::Cut(4)));
+        // One child alone losing is its own network's business.
+        assert_eq!(uplink.assess(20_000, 4, &[0.3, 0.0, 0.0, 0.0], 0.0), None);
+        assert_eq!(uplink.capacity(), 4);
     }
 
     #[test]
