@@ -52,11 +52,12 @@ bindings: ## generate Kotlin and Swift from the built library (UniFFI library mo
 	$(PROFILE_DIR)/uniffi-bindgen generate $(LIB) --config uniffi.toml --no-format \
 	  --language swift --out-dir $(BINDINGS)/swift
 
-node-test: relay-venv ## independent peers against the spaces CLI: Chromium (libwebrtc) and nostr-tools both ways, then nostr-tools attacking; audio checked at the far end
+node-test: relay-venv ## the spaces CLI against independent peers (Chromium, nostr-tools as peer and attacker) and on real networks in namespaces (needs root); audio checked at the far end
 	$(CARGO) build -p spaces-cli --bin spaces
 	cd tests/node && (npm ci --no-audit --no-fund || { sleep 5; npm ci --no-audit --no-fund; })
 	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/browser.mjs
 	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/attacks.mjs
+	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/network.mjs
 
 kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on the JVM
 	$(MVN) -B -ntp -f tests/kotlin/pom.xml test -Dnative.dir=$(PROFILE_DIR) -Dbindings.dir=$(BINDINGS)/kotlin

@@ -120,8 +120,8 @@ impl Clock {
     }
 }
 
-/// How often links' loss is read: about as often as RTCP receiver reports arrive.
-const LOSS_EVERY: Duration = Duration::from_secs(1);
+/// How often links' loss is read: as often as RTCP receiver reports arrive.
+const LOSS_EVERY: Duration = crate::rtc::REPORT_EVERY;
 
 impl Session {
     /// Connects, announces itself (CREATE for the host, JOIN otherwise) and runs until stopped.

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use ::rtc::interceptor::{ReceiverReportBuilder, SenderReportBuilder, Slot};
 use ::rtc::media_stream::MediaStreamTrack;
 use ::rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use ::rtc::rtp;
@@ -43,6 +44,10 @@ pub enum LinkEvent {
     /// The link's loss lately, both ways ([`PeerLink::loss`]).
     Loss(LinkLoss),
 }
+
+/// How often a link sends RTCP reports (and so how fresh a parent's view of its children's
+/// loss is).
+pub const REPORT_EVERY: Duration = Duration::from_millis(500);
 
 /// Loss on a link lately, as shares of packets (0 to 1).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -284,12 +289,23 @@ impl PeerLink {
         // RTCP reports both ways: ours tell our parent what we lose, our children's (read by
         // the last interceptor) tell us what they lose of ours, which our uplink estimate
         // rests on.
-        let reports =
-            ::rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports(
-                Registry::new(),
+        // Every 500 ms (RFC 3550's 5 s floor is for crowds; a link has two ends): a parent
+        // whose uplink saturates learns it within a second.
+        let reports = Registry::new()
+            .with(
+                Slot::ReceiverReport,
+                ReceiverReportBuilder::new()
+                    .with_interval(REPORT_EVERY)
+                    .build(),
             )
             .with(
-                ::rtc::interceptor::Slot::from(14_000),
+                Slot::SenderReport,
+                SenderReportBuilder::new()
+                    .with_interval(REPORT_EVERY)
+                    .build(),
+            )
+            .with(
+                Slot::from(14_000),
                 ReportReader::new(Arc::clone(&counters.reported)),
             );
         let pc = PeerConnectionBuilder::new()

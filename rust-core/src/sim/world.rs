@@ -184,8 +184,8 @@ pub struct World {
     pub traffic: Traffic,
 }
 
-/// How often links report their loss, as RTCP receiver reports and the engine's poll of them do.
-pub const REPORT_EVERY_MS: Millis = 1_000;
+/// How often links report their loss: as the product's RTCP reports and its reading of them do.
+pub const REPORT_EVERY_MS: Millis = crate::rtc::REPORT_EVERY.as_millis() as Millis;
 
 /// A participant's deterministic key.
 fn keys(seed: u64, n: u64) -> Keys {
