@@ -112,7 +112,10 @@ impl Uplink {
             let median = losses[losses.len() / 2];
             let fits = (f64::from(streams) * (1.0 - median)).floor() as u32;
             let cut = fits.clamp(streams.div_ceil(2), streams - 1);
-            let capacity = cut.clamp(1, self.capacity.max(1));
+            // Never below two on a cut: reports can lag a shrinking load (children that left
+            // by themselves), and an uplink that cannot carry two streams gains nothing from
+            // feeding one fewer.
+            let capacity = cut.max(UNKNOWN_START).min(self.capacity.max(1));
             self.saturated_at = Some((
                 self.saturated_at
                     .filter(|(_, until)| now < *until)
@@ -120,6 +123,9 @@ impl Uplink {
                 now + REMEMBER_FOR,
             ));
             self.last_cut = Some(now);
+            if capacity == self.capacity {
+                return None;
+            }
             self.measured = true;
             self.capacity = capacity;
             return Some(Change::Cut(capacity));
@@ -175,6 +181,10 @@ mod tests {
         // One child alone losing is its own network's business.
         assert_eq!(uplink.assess(20_000, 4, &[0.3, 0.0, 0.0, 0.0], 0.0), None);
         assert_eq!(uplink.capacity(), 4);
+        // Two starving streams are not cut to one: the reports may describe a heavier load.
+        let mut small = Uplink::new(Some(2), 8);
+        assert_eq!(small.assess(0, 2, &[0.5, 0.5], 0.0), None);
+        assert_eq!(small.capacity(), 2);
     }
 
     #[test]
