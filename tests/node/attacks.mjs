@@ -132,6 +132,14 @@ function listenerKey(space, pool, ours) {
   });
 }
 
+/** A `spaces join` listener that has been hearing the host for a few seconds, and its key. */
+async function hearingListener(space, pool) {
+  const victim = listener(space, 14);
+  const victimKey = await listenerKey(space, pool, new Set());
+  await sleep(4000);
+  return { victim, victimKey };
+}
+
 /** Open descriptors and resident memory (KiB) of process `pid`. */
 function footprint(pid) {
   const fds = readdirSync(`/proc/${pid}/fd`).length;
@@ -144,9 +152,7 @@ async function unpromptedOffers() {
   const { host, space } = await phoneHost(30, 5000);
   const pool = new SimplePool();
   try {
-    const victim = listener(space, 14);
-    const victimKey = await listenerKey(space, pool, new Set());
-    await sleep(4000);
+    const { victim, victimKey } = await hearingListener(space, pool);
     const before = footprint(victim.pid);
     const attacker = await member(space, pool);
     for (let n = 0; n < 200; n += 1) {
@@ -176,9 +182,7 @@ async function forgeries() {
   const { host, space } = await phoneHost(30, 5000);
   const pool = new SimplePool();
   try {
-    const victim = listener(space, 14);
-    const victimKey = await listenerKey(space, pool, new Set());
-    await sleep(4000);
+    const { victim, victimKey } = await hearingListener(space, pool);
     const forger = await member(space, pool);
     const roleChange = (kind, target) => forger.publish(kind,
       forger.base([['d', forger.d(target)], ['p', target]]), '');

@@ -1059,8 +1059,9 @@ fn private_payloads_go_in_clear_only_to_draft_peers_and_only_in_compatibility_mo
     }
 }
 
-#[test]
-fn a_seat_is_a_candidate_once_its_parent_says_it_delivers_or_it_has_stood_long_enough() {
+/// A newcomer (5) in a space whose host (1) has one seat, which a key with a huge uplink (9)
+/// took a moment ago: maybe a relay, maybe a Sybil that will never link.
+fn one_seat_just_taken() -> Alone {
     let mut me = Alone::new(5, 1, wifi(300));
     me.event(
         1,
@@ -1069,12 +1070,16 @@ fn a_seat_is_a_candidate_once_its_parent_says_it_delivers_or_it_has_stood_long_e
             ..SpaceInfo::default()
         }),
     );
-    // The host's one seat went to a key with a huge uplink a moment ago: maybe a relay,
-    // maybe a Sybil that will never link.
     me.event(9, join(2_000_000));
     me.event(9, reserve(9, 1));
     me.event(1, confirm(9, 1));
     me.stored_end();
+    me
+}
+
+#[test]
+fn a_seat_is_a_candidate_once_its_parent_says_it_delivers_or_it_has_stood_long_enough() {
+    let mut me = one_seat_just_taken();
     assert_eq!(me.me.pending(), None, "an unproven seat is not tried");
     me.advance(SEARCH_AGAIN.as_millis() as Millis);
     assert_eq!(me.me.pending(), None, "nor later, while it is unproven");
@@ -1088,18 +1093,7 @@ fn a_seat_is_a_candidate_once_its_parent_says_it_delivers_or_it_has_stood_long_e
 
     // A seat whose confirmer never says so (a client that does not know the tag) becomes a
     // candidate once it has stood longer than any set-up deadline.
-    let mut me = Alone::new(5, 1, wifi(300));
-    me.event(
-        1,
-        Message::Create(SpaceInfo {
-            host_metrics: wifi(120),
-            ..SpaceInfo::default()
-        }),
-    );
-    me.event(9, join(2_000_000));
-    me.event(9, reserve(9, 1));
-    me.event(1, confirm(9, 1));
-    me.stored_end();
+    let mut me = one_seat_just_taken();
     me.advance((SEAT_PROVEN_SECS - 1) * 1_000);
     assert_eq!(me.me.pending(), None, "too young");
     me.advance(1_000);
