@@ -847,17 +847,14 @@ impl Participant {
     /// Judges our uplink from the children's latest loss reports: starving children make us
     /// feed fewer (and say so), clean links for a while let us try one more.
     fn assess_uplink(&mut self) {
-        let downstream: Vec<f64> = self
+        let fed: Vec<&Link> = self
             .links
             .iter()
-            .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
-            .filter_map(|(_, l)| l.loss)
+            .map(|(_, l)| l)
+            .filter(|l| l.kind.downstream() && l.connected_at.is_some())
             .collect();
-        let streams = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
-            .count() as u32;
+        let streams = fed.len() as u32;
+        let downstream: Vec<f64> = fed.iter().filter_map(|l| l.loss).collect();
         let inbound = self
             .links
             .one(LinkKind::Parent)
@@ -918,6 +915,8 @@ impl Participant {
         let now = self.now;
         match event {
             LinkInput::Connected => {
+                // Connected again after an ICE restart: the seat was attested the first time.
+                let first = link.connected_at.is_none();
                 link.connected_at.get_or_insert(now);
                 link.stalled_since = None;
                 if kind == LinkKind::Parent {
@@ -928,7 +927,9 @@ impl Participant {
                     }
                 }
                 if kind == LinkKind::Child {
-                    self.attest(peer);
+                    if first {
+                        self.attest(peer);
+                    }
                     // A newcomer that took a weaker leaf's seat delivers: the leaf moves on.
                     let displaced: Vec<PublicKey> = self
                         .links
@@ -1597,16 +1598,12 @@ fn ms(duration: Duration) -> Millis {
 /// what the access network allows.
 fn uplink_of(rules: &TreeRules, metrics: &NetworkMetrics, is_host: bool) -> Uplink {
     let peer = PeerMetrics::from(metrics);
-    let ceiling = rules.policy.outputs(
-        &PeerMetrics {
-            upload_kbps: f64::from(u32::MAX),
-            ..peer
-        },
-        is_host,
-    );
-    if metrics.upload_kbps == 0 {
-        Uplink::new(None, ceiling)
-    } else {
-        Uplink::new(Some(rules.policy.outputs(&peer, is_host)), ceiling)
+    if metrics.upload_kbps > 0 {
+        return Uplink::announced(rules.policy.outputs(&peer, is_host));
     }
+    let unbounded = PeerMetrics {
+        upload_kbps: f64::from(u32::MAX),
+        ..peer
+    };
+    Uplink::unknown(rules.policy.outputs(&unbounded, is_host))
 }

@@ -53,15 +53,20 @@ pub enum Change {
 }
 
 impl Uplink {
-    /// From the announced uplink: `announced` outputs (`None` when the uplink is unknown, in
-    /// which case we start at [`UNKNOWN_START`] and may grow to `ceiling`).
-    pub fn new(announced: Option<u32>, ceiling: u32) -> Self {
-        let (capacity, measured) = match announced {
-            Some(outputs) => (outputs, false),
-            None => (UNKNOWN_START.min(ceiling), true),
-        };
+    /// From an announced uplink that allows `outputs`: we start there, and never probe past.
+    pub fn announced(outputs: u32) -> Self {
+        Self::starting(outputs, outputs, false)
+    }
+
+    /// From an unknown uplink: we start at [`UNKNOWN_START`] and may grow to `ceiling` (what
+    /// the access network allows).
+    pub fn unknown(ceiling: u32) -> Self {
+        Self::starting(UNKNOWN_START.min(ceiling), ceiling, true)
+    }
+
+    fn starting(capacity: u32, ceiling: u32, measured: bool) -> Self {
         Self {
-            ceiling: announced.unwrap_or(ceiling),
+            ceiling,
             capacity,
             measured,
             saturated_at: None,
@@ -159,7 +164,7 @@ mod tests {
 
     #[test]
     fn starving_children_cut_to_what_got_through() {
-        let mut uplink = Uplink::new(Some(10), 10);
+        let mut uplink = Uplink::announced(10);
         // Our own inbound loses 2 %: children losing the same are not our uplink's fault.
         assert_eq!(uplink.assess(0, 10, &[0.03; 10], 0.02), None);
         // Ten streams, every child loses 47 %: a 300 kbit/s uplink carrying 568. Five fit.
@@ -176,20 +181,20 @@ mod tests {
             uplink.assess(1_000 + CUT_EVERY, 5, &reports, 0.0),
             Some(Change::Cut(4))
         );
-        let mut relay = Uplink::new(Some(8), 8);
+        let mut relay = Uplink::announced(8);
         assert_eq!(relay.assess(0, 8, &[0.9; 8], 0.0), Some(Change::Cut(4)));
         // One child alone losing is its own network's business.
         assert_eq!(uplink.assess(20_000, 4, &[0.3, 0.0, 0.0, 0.0], 0.0), None);
         assert_eq!(uplink.capacity(), 4);
         // Two starving streams are not cut to one: the reports may describe a heavier load.
-        let mut small = Uplink::new(Some(2), 8);
+        let mut small = Uplink::announced(2);
         assert_eq!(small.assess(0, 2, &[0.5, 0.5], 0.0), None);
         assert_eq!(small.capacity(), 2);
     }
 
     #[test]
     fn clean_links_grow_an_unknown_uplink_but_never_back_into_a_known_saturation() {
-        let mut uplink = Uplink::new(None, 12);
+        let mut uplink = Uplink::unknown(12);
         assert_eq!(uplink.capacity(), UNKNOWN_START);
         // Not full: nothing to learn.
         assert_eq!(uplink.assess(0, 1, &[0.0], 0.0), None);
@@ -220,7 +225,7 @@ mod tests {
 
     #[test]
     fn an_announced_uplink_is_a_ceiling_probing_never_passes() {
-        let mut uplink = Uplink::new(Some(3), 64);
+        let mut uplink = Uplink::announced(3);
         assert!(!uplink.measured());
         assert_eq!(uplink.assess(0, 3, &[0.0; 3], 0.0), None);
         assert_eq!(uplink.assess(PROBE_AFTER, 3, &[0.0; 3], 0.0), None);

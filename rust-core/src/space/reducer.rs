@@ -208,11 +208,7 @@ impl Space {
         if !self.members.contains_key(&author) {
             // A leave after this heartbeat keeps it out; a JOIN of any time still brings its
             // metrics (a heartbeat has none).
-            if self
-                .membership
-                .get(&author)
-                .is_some_and(|last| clock <= *last)
-            {
+            if self.stale_membership(&author, clock) {
                 return Err(Rejection::Stale("join"));
             }
             self.admit(author, MemberInfo::default(), clock.created_at);
@@ -410,15 +406,16 @@ impl Space {
         clock: Clock,
         action: &'static str,
     ) -> Result<(), Rejection> {
-        if self
-            .membership
-            .get(&peer)
-            .is_some_and(|last| clock <= *last)
-        {
+        if self.stale_membership(&peer, clock) {
             return Err(Rejection::Stale(action));
         }
         self.membership.insert(peer, clock);
         Ok(())
+    }
+
+    /// Whether a membership event at `clock` is older than `peer`'s last JOIN or LEAVE.
+    fn stale_membership(&self, peer: &PublicKey, clock: Clock) -> bool {
+        self.membership.get(peer).is_some_and(|last| clock <= *last)
     }
 
     fn raise_hand(&mut self, peer: PublicKey, raised: bool) -> Vec<Command> {
