@@ -201,12 +201,12 @@ async fn receiver_reports_tell_a_parent_what_its_child_lost() {
     let (host, a) = (Node::new("host"), Node::new("a"));
     let (parent_end, child_end) = connect(&host, &a, &config).await;
     assert_eq!(
-        parent_end.link.loss().await.sent,
+        parent_end.link.sent_loss(),
         None,
         "no receiver report before any audio"
     );
     assert_eq!(
-        child_end.link.loss().await.received,
+        child_end.link.received_loss().await,
         None,
         "nothing expected before any audio"
     );
@@ -214,16 +214,16 @@ async fn receiver_reports_tell_a_parent_what_its_child_lost() {
     // The child's RTCP receiver reports reach the parent (what its uplink estimate rests
     // on), and the child counts what it lost itself (its inbound loss, against which it
     // judges its own children's reports). Loopback loses nothing.
-    let sent = parent_end.link.loss().await.sent;
+    let sent = parent_end.link.sent_loss();
     assert!(
         sent.is_some_and(|share| share < 0.02),
         "the parent reads its child's reports: {sent:?}"
     );
-    let received = child_end.link.loss().await.received;
+    let received = child_end.link.received_loss().await;
     assert!(
         received.is_some_and(|share| share < 0.02),
         "the child counts what it lost: {received:?}"
     );
     // Read again with nothing new: nothing expected, nothing reported.
-    assert_eq!(child_end.link.loss().await.received, None);
+    assert_eq!(child_end.link.received_loss().await, None);
 }

@@ -505,19 +505,33 @@ impl Driver {
         stop
     }
 
-    /// Reads every link's loss and reports it as link events.
+    /// Reads every link's loss in the direction it carries audio (what our child lost of
+    /// ours, from its reports; what we lost of our parent's, counted) and reports it as link
+    /// events. Only links that feed us need the statistics.
     fn read_loss(&self) -> tokio::task::JoinHandle<()> {
-        let links: Vec<(PublicKey, Arc<PeerLink>)> = self
+        let links: Vec<(PublicKey, Arc<PeerLink>, bool)> = self
             .links
             .iter()
-            .map(|(k, l)| (*k, Arc::clone(l)))
+            .map(|(k, l)| {
+                let feeds = self
+                    .participant
+                    .links()
+                    .get(k)
+                    .is_some_and(|l| l.kind.downstream());
+                (*k, Arc::clone(l), feeds)
+            })
             .collect();
         let events = self.link_tx.clone();
         tokio::spawn(
             async move {
-                for (peer, link) in links {
-                    let loss = link.loss().await;
-                    tracing::trace!(%peer, sent = ?loss.sent, received = ?loss.received, "link loss");
+                for (peer, link, feeds) in links {
+                    let loss = if feeds {
+                        link.sent_loss()
+                    } else {
+                        link.received_loss().await
+                    };
+                    tracing::trace!(%peer, feeds, ?loss, "link loss");
+                    let Some(loss) = loss else { continue };
                     if events.send((peer, LinkEvent::Loss(loss))).is_err() {
                         return;
                     }
@@ -550,21 +564,9 @@ impl Driver {
             LinkEvent::State(LinkState::Connecting) => return,
             LinkEvent::Stalled => LinkInput::Stalled,
             LinkEvent::Resumed => LinkInput::Resumed,
-            LinkEvent::Loss(loss) => {
-                // The direction the link carries audio: what our child lost of ours, or what
-                // we lost of our parent's.
-                let feeds = self
-                    .participant
-                    .links()
-                    .get(&peer)
-                    .is_some_and(|l| l.kind.downstream());
-                let Some(share) = (if feeds { loss.sent } else { loss.received }) else {
-                    return;
-                };
-                LinkInput::Loss {
-                    permille: (share.clamp(0.0, 1.0) * 1_000.0).round() as u16,
-                }
-            }
+            LinkEvent::Loss(share) => LinkInput::Loss {
+                permille: (share.clamp(0.0, 1.0) * 1_000.0).round() as u16,
+            },
         };
         self.input(Input::Link { peer, event: input });
     }

@@ -41,23 +41,14 @@ pub enum LinkEvent {
     Stalled,
     /// Packets flow again after a stall.
     Resumed,
-    /// The link's loss lately, both ways ([`PeerLink::loss`]).
-    Loss(LinkLoss),
+    /// The share of packets (0 to 1) lost lately in the direction the link carries audio
+    /// ([`PeerLink::sent_loss`] or [`PeerLink::received_loss`]).
+    Loss(f64),
 }
 
 /// How often a link sends RTCP reports (and so how fresh a parent's view of its children's
 /// loss is).
 pub const REPORT_EVERY: Duration = Duration::from_millis(500);
-
-/// Loss on a link lately, as shares of packets (0 to 1).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct LinkLoss {
-    /// Of what we send: the peer's latest RTCP receiver report (`None` before one came).
-    pub sent: Option<f64>,
-    /// Of what the peer sends: counted by us since the previous reading (`None` when nothing
-    /// was expected).
-    pub received: Option<f64>,
-}
 
 /// Connection state, simplified from the W3C states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +81,8 @@ pub struct LinkCounters {
     pub received: AtomicU64,
     /// RTP packets sent.
     pub sent: AtomicU64,
-    /// Inbound packets received and lost, cumulative, at the previous [`PeerLink::loss`].
+    /// Inbound packets received and lost, cumulative, at the previous
+    /// [`PeerLink::received_loss`].
     inbound: Mutex<(u64, i64)>,
     /// What the peer's latest receiver report says it lost of ours.
     reported: Arc<ReportedLoss>,
@@ -207,14 +199,16 @@ impl PeerConnectionEventHandler for Handler {
 }
 
 impl PeerLink {
-    /// The link's loss lately: of what we send, from the peer's latest receiver report; of
-    /// what it sends, counted since the previous call.
-    pub async fn loss(&self) -> LinkLoss {
+    /// The share of what we send that the peer lost, from its latest RTCP receiver report
+    /// (`None` before one came).
+    pub fn sent_loss(&self) -> Option<f64> {
+        self.counters.reported.latest()
+    }
+
+    /// The share of what the peer sends that we lost since the previous call (`None` when
+    /// nothing was expected).
+    pub async fn received_loss(&self) -> Option<f64> {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
-        let mut loss = LinkLoss {
-            sent: self.counters.reported.latest(),
-            received: None,
-        };
         let (mut received, mut lost) = (0u64, 0i64);
         for entry in report.iter() {
             if let RTCStatsReportEntry::InboundRtp(stats) = entry {
@@ -230,10 +224,7 @@ impl PeerLink {
         let (was_received, was_lost) = std::mem::replace(&mut *last, (received, lost));
         let got = received.saturating_sub(was_received);
         let missed = u64::try_from(lost - was_lost).unwrap_or(0);
-        if got + missed > 0 {
-            loss.received = Some(missed as f64 / (got + missed) as f64);
-        }
-        loss
+        (got + missed > 0).then(|| missed as f64 / (got + missed) as f64)
     }
 
     /// Creates a link named `label` (the peer's key, for logs). Received RTP goes to `sink`;

@@ -16,5 +16,5 @@ pub use ::rtc::rtp::{Header as RtpHeader, Packet as RtpPacket};
 pub use config::{IceServer, LinkConfig};
 pub use error::RtcError;
 pub use forward::Forwarder;
-pub use link::{LinkCounters, LinkEvent, LinkLoss, LinkState, PeerLink, REPORT_EVERY, RtpSink};
+pub use link::{LinkCounters, LinkEvent, LinkState, PeerLink, REPORT_EVERY, RtpSink};
 pub use stall::{StallChange, StallDetector};
