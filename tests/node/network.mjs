@@ -10,9 +10,9 @@
 //
 // Exits non-zero on a failed check. Env: SPACES_BIN (the `spaces` binary).
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
-  SPACES, TONE, check, finish, hostLines, joinReport, sleep,
+  TONE, check, finish, hostLines, joinReport, sleep, spaces,
 } from './client.mjs';
 
 const BRIDGE = 'sp-br';
@@ -59,11 +59,6 @@ function teardown(names) {
   quietly('link', 'del', BRIDGE);
 }
 
-/** `spaces` inside namespace `ns`. */
-function spacesIn(ns, args, stderr = 'inherit') {
-  return spawn('ip', ['netns', 'exec', ns, SPACES, ...args], { stdio: ['ignore', 'pipe', stderr] });
-}
-
 async function overAnnouncingHost() {
   const names = ['sp-host', 'sp-lis'];
   teardown(names);
@@ -79,21 +74,21 @@ async function overAnnouncingHost() {
   let relay;
   let host;
   try {
-    relay = spawn(SPACES, ['relay', '--listen', `${PREFIX}.1:7790`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    relay = spaces(['relay', '--listen', `${PREFIX}.1:7790`]);
     await sleep(500);
-    host = spacesIn('sp-host', [
+    host = spaces([
       'host', '--relay', `ws://${PREFIX}.1:7790`, '--input', `tone:${TONE}`, '--output', 'null',
       '--uplink-kbps', '5000', '--connection', 'wifi', '--seconds', '75',
-    ], 'pipe');
+    ], { ns: 'sp-host', stderr: 'pipe' });
     let status = '';
     host.stderr.on('data', (chunk) => { status += chunk; });
     const space = await hostLines(host);
     for (let n = 0; n < 10; n += 1) {
-      children.push(spacesIn('sp-lis', [
+      children.push(spaces([
         'join', `30312:${space.hostKey}:${space.id}`, '--relay', `ws://${PREFIX}.1:7790`,
         '--output', 'null', '--uplink-kbps', '5000', '--expect-tone', String(TONE),
         '--seconds', String(LISTEN_MS / 1000),
-      ]));
+      ], { ns: 'sp-lis' }));
       await sleep(100);
     }
     const reports = await Promise.all(children.map(joinReport));

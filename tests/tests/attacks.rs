@@ -12,7 +12,7 @@ use spaces_core::protocol::{
     ConnectionType, EventWriter, LinkRole, MemberInfo, Message, NetworkMetrics, Reservation,
     SpaceKind, SpaceRef,
 };
-use spaces_core::signaling::{Incoming, PoolOptions, RelayPool};
+use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool};
 use spaces_tests::sessions::{
     config, keys, listener, logs, space_on_embedded_relay, tone_share_since,
 };
@@ -71,6 +71,17 @@ async fn sybil_wave(range: std::ops::Range<u16>, space: &SpaceRef, pool: &RelayP
     sybils
 }
 
+/// A space `name` on its own embedded relay, hosted by a phone-like host (400 kbit/s up: three
+/// seats) streaming 440 Hz, running for half a second already.
+async fn phone_host(name: &str) -> (EmbeddedRelay, String, SpaceRef, Session) {
+    let (relay, url, space) = space_on_embedded_relay(name, 1).await;
+    let mut host_config = config(keys(1), &space, &url, true);
+    host_config.metrics.upload_kbps = 400;
+    let host = Session::start(host_config).await.expect("host");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (relay, url, space, host)
+}
+
 /// A listener with a probe, started now; the host's 440 Hz share it played over 2 s, 9 s
 /// after it started.
 async fn newcomer_hears(space: &SpaceRef, url: &str) -> (Session, f64) {
@@ -93,12 +104,7 @@ async fn newcomer_hears(space: &SpaceRef, url: &str) -> (Session, f64) {
 async fn fifty_sybils_reserving_the_host_do_not_keep_a_newcomer_from_hearing() {
     let _one = ONE_AT_A_TIME.lock().await;
     logs();
-    let (_relay, url, space) = space_on_embedded_relay("sybils", 1).await;
-    let mut host_config = config(keys(1), &space, &url, true);
-    // A phone-like host: three seats.
-    host_config.metrics.upload_kbps = 400;
-    let host = Session::start(host_config).await.expect("host");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_relay, url, space, host) = phone_host("sybils").await;
     let (_sybils, attacker, _rx) = sybils_reserve_the_host(50, &space, &url).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The attack goes on with fresh keys while the newcomer arrives.
@@ -151,11 +157,7 @@ async fn fifty_sybils_reserving_the_host_do_not_keep_a_newcomer_from_hearing() {
 async fn sybils_that_confirm_and_never_answer_are_never_tried() {
     let _one = ONE_AT_A_TIME.lock().await;
     logs();
-    let (_relay, url, space) = space_on_embedded_relay("sybil-confirm", 1).await;
-    let mut host_config = config(keys(1), &space, &url, true);
-    host_config.metrics.upload_kbps = 400;
-    let host = Session::start(host_config).await.expect("host");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_relay, url, space, host) = phone_host("sybil-confirm").await;
     let (sybils, attacker, mut rx) = sybils_reserve_the_host(3, &space, &url).await;
     // They confirm every reservation made to them, and never answer the offer.
     attacker
