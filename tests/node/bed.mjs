@@ -65,7 +65,8 @@ export class Site {
    *  `Bed.countUdpOutsideOf` (an iptables counter in its NAT). */
   udpOutsideOf() {
     const out = quietly('ip', ['netns', 'exec', `${this.name}-n`, 'iptables', '-L', 'FORWARD', '-v', '-x', '-n']);
-    const line = out.split('\n').find((l) => l.includes('udp') && l.includes('!'));
+    // `-n` prints the protocol as a number (17) on some iptables versions, `udp` on others.
+    const line = out.split('\n').find((l) => /\s!\d/.test(l));
     return Number(line?.trim().split(/\s+/)[0] ?? NaN);
   }
 }

@@ -27,6 +27,7 @@ use webrtc::runtime::Runtime;
 
 use super::reports::{ReportReader, ReportedLoss};
 use super::stall::{StallChange, StallDetector};
+use super::config::NominationWaits;
 use super::{LinkConfig, RtcError};
 use crate::protocol::IceCandidate;
 
@@ -273,8 +274,13 @@ impl PeerLink {
         // The answerer waits as DTLS server: its transport is up since it answered, so the
         // offerer's first ClientHello is never lost to a peer whose DTLS has not started yet
         // (a lost flight costs webrtc-rs's 1 s retransmission timer).
+        let waits = NominationWaits::for_config(config);
         let settings = SettingEngineBuilder::new()
             .with_ice_connection_attempts(Some(config.ice_check_interval), Some(attempts))
+            .with_host_acceptance_min_wait(Some(waits.host))
+            .with_prflx_acceptance_min_wait(Some(waits.peer_reflexive))
+            .with_srflx_acceptance_min_wait(Some(waits.server_reflexive))
+            .with_relay_acceptance_min_wait(Some(waits.relay))
             .with_answering_dtls_role(::rtc::peer_connection::transport::RTCDtlsRole::Server)
             .build();
         // RTCP reports both ways: ours tell our parent what we lose, our children's (read by
