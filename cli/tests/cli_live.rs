@@ -233,3 +233,37 @@ fn children_of_a_frozen_relay_under_a_one_seat_host_wait_for_it_and_hear_on() {
         assert_eq!(report["upstream_lost"], 0, "its parent was kept: {report}");
     }
 }
+
+#[test]
+fn a_metered_host_feeds_at_most_four_listeners_whatever_its_uplink() {
+    // The status line (`children N/capacity`) shows the capacity the host admits against.
+    let capacity = |extra: &[&str]| {
+        let mut args = vec![
+            "host",
+            "--input",
+            "none",
+            "--output",
+            "null",
+            "--uplink-kbps",
+            "5000",
+            "--seconds",
+            "1",
+        ];
+        args.extend(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_spaces"))
+            .args(&args)
+            .output()
+            .expect("spaces host runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("parent "))
+            .unwrap_or_else(|| panic!("a status line: {stderr}"))
+            .to_owned();
+        let fraction = line.split_whitespace().nth(5).expect("children N/cap");
+        let cap = fraction.split('/').nth(1).expect("N/cap");
+        cap.parse::<u32>().expect("a number")
+    };
+    assert_eq!(capacity(&["--metered"]), 4);
+    assert!(capacity(&[]) > 4);
+}

@@ -15,6 +15,7 @@ use spaces_core::media::{CodecSettings, MediaError};
 use spaces_core::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
 use spaces_core::rtc::{IceServer, LinkConfig};
 use spaces_core::signaling::EmbeddedRelay;
+use spaces_core::topology::CapacityPolicy;
 
 use crate::BadArgument;
 
@@ -58,6 +59,10 @@ pub struct Common {
     /// The access network announced to others (it weighs in their choice of parents).
     #[arg(long, value_enum, default_value_t = Connection::Wifi)]
     connection: Connection,
+    /// Data is metered (a phone plan, a tethered hotspot): relay to few listeners at most,
+    /// as each costs about 22 MB an hour, and tell the others so.
+    #[arg(long)]
+    metered: bool,
 }
 
 /// `--connection`.
@@ -216,7 +221,13 @@ fn session_config(
         metrics: NetworkMetrics {
             download_kbps: common.uplink_kbps.saturating_mul(4),
             upload_kbps: common.uplink_kbps,
-            max_audio_outputs: 0,
+            // 0 leaves the count to the uplink; a metered plan caps it, in our announcement
+            // too, so that nobody picks us for more.
+            max_audio_outputs: if common.metered {
+                CapacityPolicy::default().cap_metered
+            } else {
+                0
+            },
             connection: common.connection.into(),
         },
         relays,

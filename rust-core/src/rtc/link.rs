@@ -25,9 +25,9 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
+use super::config::NominationWaits;
 use super::reports::{ReportReader, ReportedLoss};
 use super::stall::{StallChange, StallDetector};
-use super::config::NominationWaits;
 use super::{LinkConfig, RtcError};
 use crate::protocol::IceCandidate;
 
