@@ -53,11 +53,11 @@ bindings: ## generate Kotlin and Swift from the built library (UniFFI library mo
 	  --language swift --out-dir $(BINDINGS)/swift
 
 node-test: relay-venv ## the spaces CLI against independent peers (Chromium, nostr-tools as peer and attacker) and on real networks in namespaces (needs root); audio checked at the far end
-	$(CARGO) build -p spaces-cli --bin spaces
+	$(CARGO) build -p spaces-cli --bin spaces -p spaces-impair --bin impair
 	cd tests/node && (npm ci --no-audit --no-fund || { sleep 5; npm ci --no-audit --no-fund; })
 	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/browser.mjs
 	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/attacks.mjs
-	SPACES_BIN=$(PROFILE_DIR)/spaces node tests/node/network.mjs
+	SPACES_BIN=$(PROFILE_DIR)/spaces IMPAIR_BIN=$(PROFILE_DIR)/impair node tests/node/network.mjs
 
 kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on the JVM
 	$(MVN) -B -ntp -f tests/kotlin/pom.xml test -Dnative.dir=$(PROFILE_DIR) -Dbindings.dir=$(BINDINGS)/kotlin

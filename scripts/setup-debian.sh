@@ -3,7 +3,7 @@
 # (rustup) already present. Idempotent: skips what is already there.
 set -euo pipefail
 
-packages=(build-essential pkg-config cmake libasound2-dev coturn iproute2 openjdk-17-jdk-headless maven python3-venv)
+packages=(build-essential pkg-config cmake libasound2-dev coturn iproute2 iptables openjdk-17-jdk-headless maven python3-venv)
 
 missing=()
 for pkg in "${packages[@]}"; do
