@@ -945,7 +945,7 @@ impl Participant {
             }
             LinkInput::Resumed => link.stalled_since = None,
             LinkInput::Loss { permille } => {
-                link.loss = Some(f64::from(permille.min(1_000)) / 1_000.0);
+                link.record_loss(f64::from(permille.min(1_000)) / 1_000.0);
                 if kind.downstream() {
                     self.assess_uplink();
                 }

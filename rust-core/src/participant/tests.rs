@@ -1265,3 +1265,87 @@ fn an_unknown_uplink_starts_with_two_outputs_and_grows_on_clean_links() {
         .collect();
     assert_eq!(announced, vec![UNKNOWN_START + 1]);
 }
+
+/// A host with eight connected children (capacity 44).
+fn host_with_eight_children() -> Alone {
+    let mut host = Alone::new(1, 1, wifi(5_000));
+    host.stored_end();
+    for child in 2..10 {
+        host.event(child, join(2_000));
+        host.event(child, reserve(child, 1));
+        host.event(
+            child,
+            Message::Offer {
+                target: keys(1).public_key(),
+                sdp: "v=0".into(),
+            },
+        );
+        host.me.handle_input(
+            Input::Link {
+                peer: keys(child).public_key(),
+                event: LinkInput::Connected,
+            },
+            host.now,
+        );
+    }
+    host
+}
+
+/// One receiver-report round every 500 ms: each child's loss from `permille_of(child)`.
+fn report_round(host: &mut Alone, mut permille_of: impl FnMut(u8) -> u16) {
+    host.advance(500);
+    for child in 2..10 {
+        let permille = permille_of(child);
+        host.me.handle_input(
+            Input::Link {
+                peer: keys(child).public_key(),
+                event: LinkInput::Loss { permille },
+            },
+            host.now,
+        );
+    }
+}
+
+#[test]
+fn random_loss_on_ordinary_links_is_not_taken_for_a_saturated_uplink() {
+    // 2 % of packets lost at random: a report covers 25 packets, so each reads 0, 4, 8 % ...
+    let mut host = host_with_eight_children();
+    let mut seed = 0x5EED_u64;
+    let mut lost_of_25 = move || {
+        (0..25)
+            .filter(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (seed >> 33) % 1_000 < 20
+            })
+            .count() as u16
+    };
+    let mut spikes = 0;
+    for _ in 0..240 {
+        report_round(&mut host, |_| {
+            let permille = lost_of_25() * 40;
+            if permille >= 80 {
+                spikes += 1;
+            }
+            permille
+        });
+    }
+    assert!(
+        spikes > 20,
+        "the draw has reports of 8 % and more: {spikes}"
+    );
+    let stats = host.me.stats();
+    assert_eq!(stats.capacity_cuts, 0, "{stats:?}");
+    assert_eq!(stats.children, 8);
+}
+
+#[test]
+fn a_saturated_uplink_still_shows_within_two_report_rounds() {
+    let mut host = host_with_eight_children();
+    report_round(&mut host, |_| 150);
+    report_round(&mut host, |_| 150);
+    let stats = host.me.stats();
+    assert_eq!(stats.capacity_cuts, 1, "{stats:?}");
+    assert!(stats.children < 8, "{stats:?}");
+}
