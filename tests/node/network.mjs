@@ -40,6 +40,14 @@ async function withRelay(bed) {
   return `ws://${site.addr}:${RELAY_PORT}`;
 }
 
+/** The host's site and `n` listeners' sites (each behind its own NAT with `nat`). */
+function peerSites(bed, n, { nat = false } = {}) {
+  return {
+    hostSite: bed.site('sp-host', 10, { nat }),
+    sites: Array.from({ length: n }, (_, k) => bed.site(`sp-l${k}`, 20 + k, { nat })),
+  };
+}
+
 /** Starts `spaces host` in `site` playing the tone; returns its space and its stderr so far. */
 async function host(bed, site, relay, seconds, extra = []) {
   const child = bed.spawn(site, SPACES, [
@@ -98,8 +106,7 @@ async function lossyLinks() {
   const listenMs = 30000;
   try {
     const relay = await withRelay(bed);
-    const hostSite = bed.site('sp-host', 10);
-    const sites = Array.from({ length: 8 }, (_, n) => bed.site(`sp-l${n}`, 20 + n));
+    const { hostSite, sites } = peerSites(bed, 8);
     await bed.impair({ delayMs: 40, jitterMs: 15, lossPct: 2, reorderPct: 3 });
     const h = await host(bed, hostSite, relay, listenMs / 1000 + 15);
     const listeners = [];
@@ -185,8 +192,7 @@ async function symmetricNat() {
     turn.stdout.resume();
     await sleep(500);
     const turnUrl = `turn://${TURN_USER}:${TURN_PASSWORD}@${turnSite.addr}:${TURN_PORT}`;
-    const hostSite = bed.site('sp-host', 10, { nat: true });
-    const sites = Array.from({ length: 4 }, (_, n) => bed.site(`sp-l${n}`, 20 + n, { nat: true }));
+    const { hostSite, sites } = peerSites(bed, 4, { nat: true });
     // The host and the first two listeners are relay-only: count their UDP to anyone else.
     const relayOnly = [hostSite, sites[0], sites[1]];
     for (const site of relayOnly) bed.countUdpOutsideOf(site, turnSite.addr);
@@ -212,8 +218,7 @@ async function networkCut() {
   const listenMs = 25000;
   try {
     const relay = await withRelay(bed);
-    const hostSite = bed.site('sp-host', 10);
-    const sites = Array.from({ length: 3 }, (_, n) => bed.site(`sp-l${n}`, 20 + n));
+    const { hostSite, sites } = peerSites(bed, 3);
     const { address } = await host(bed, hostSite, relay, listenMs / 1000 + 10);
     const listeners = sites.map((site) => listener(bed, site, address, relay, listenMs));
     await sleep(8000);
@@ -238,8 +243,7 @@ async function frozenRelay() {
   const listenMs = 25000;
   try {
     const relay = await withRelay(bed);
-    const hostSite = bed.site('sp-host', 10);
-    const sites = Array.from({ length: 5 }, (_, n) => bed.site(`sp-l${n}`, 20 + n));
+    const { hostSite, sites } = peerSites(bed, 5);
     // Two seats at the host (240 kbit/s on Wi-Fi): the other three listeners hang below them.
     const { address } = await host(bed, hostSite, relay, listenMs / 1000 + 10,
       ['--uplink-kbps', '240']);

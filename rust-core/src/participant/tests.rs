@@ -1223,22 +1223,7 @@ fn an_unknown_uplink_starts_with_two_outputs_and_grows_on_clean_links() {
     assert_eq!(host.me.capacity(), UNKNOWN_START, "unknown is not zero");
     host.stored_end();
     for child in [2, 3] {
-        host.event(child, join(2_000));
-        host.event(child, reserve(child, 1));
-        host.event(
-            child,
-            Message::Offer {
-                target: keys(1).public_key(),
-                sdp: "v=0".into(),
-            },
-        );
-        host.me.handle_input(
-            Input::Link {
-                peer: keys(child).public_key(),
-                event: LinkInput::Connected,
-            },
-            host.now,
-        );
+        connect_child(&mut host, child);
     }
     assert_eq!(confirms_to(&host.published()).len(), 2);
     // Receiver reports stay clean: one more output, announced in the CREATE's metrics.
@@ -1266,27 +1251,32 @@ fn an_unknown_uplink_starts_with_two_outputs_and_grows_on_clean_links() {
     assert_eq!(announced, vec![UNKNOWN_START + 1]);
 }
 
+/// `child` joins host 1, reserves, offers, and its link connects.
+fn connect_child(host: &mut Alone, child: u8) {
+    host.event(child, join(2_000));
+    host.event(child, reserve(child, 1));
+    host.event(
+        child,
+        Message::Offer {
+            target: keys(1).public_key(),
+            sdp: "v=0".into(),
+        },
+    );
+    host.me.handle_input(
+        Input::Link {
+            peer: keys(child).public_key(),
+            event: LinkInput::Connected,
+        },
+        host.now,
+    );
+}
+
 /// A host with eight connected children (capacity 44).
 fn host_with_eight_children() -> Alone {
     let mut host = Alone::new(1, 1, wifi(5_000));
     host.stored_end();
     for child in 2..10 {
-        host.event(child, join(2_000));
-        host.event(child, reserve(child, 1));
-        host.event(
-            child,
-            Message::Offer {
-                target: keys(1).public_key(),
-                sdp: "v=0".into(),
-            },
-        );
-        host.me.handle_input(
-            Input::Link {
-                peer: keys(child).public_key(),
-                event: LinkInput::Connected,
-            },
-            host.now,
-        );
+        connect_child(&mut host, child);
     }
     host
 }
