@@ -91,7 +91,7 @@ function show(scenario, reports, listenMs) {
   reports.forEach((r, n) => console.log(`${scenario}: listener ${n}: ${JSON.stringify({
     first_audio_ms: r.first_audio_ms, wall_pct: Math.round(wallPct(r, listenMs) * 10) / 10,
     frames: r.frames, tone_pct: r.tone_pct, gap_ms_max: r.gap_ms_max, parent: r.parent?.slice(0, 8),
-    reservations: r.reservations, upstream_lost: r.upstream_lost,
+    reservations: r.reservations, upstream_lost: r.upstream_lost, jitter: r.jitter,
     children: r.children, takeovers: r.standby_takeovers,
   })}`));
 }

@@ -434,6 +434,15 @@ fn heard_report(session: &Session, heard: &ProbeStats) -> serde_json::Value {
         "frames": heard.frames,
         "tone_pct": heard.tone_pct(),
         "gap_ms_max": heard.gap_ms_max,
+        // The host voice's jitter buffer: packets lost, late, frames concealed or discarded.
+        "jitter": {
+            "lost": stats.audio.lost,
+            "late": stats.audio.late,
+            "concealed": stats.audio.concealed,
+            "discarded": stats.audio.discarded,
+            "target_ms": stats.audio.jitter_target_ms,
+            "jitter_ms": stats.audio.jitter_ms,
+        },
         "parent": stats.tree.parent.map(|p| p.to_hex()),
         "reservations": stats.tree.reservations,
         "upstream_lost": stats.tree.upstream_lost,

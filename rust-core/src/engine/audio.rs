@@ -132,6 +132,12 @@ pub struct AudioStats {
     pub jitter_target_ms: u32,
     /// The host voice's smoothed arrival jitter (RFC 3550), ms.
     pub jitter_ms: f32,
+    /// Host packets that arrived after their frame was played or concealed.
+    pub late: u64,
+    /// Host frames synthesised by packet-loss concealment.
+    pub concealed: u64,
+    /// Host frames dropped to bring latency back to the jitter-buffer target.
+    pub discarded: u64,
     /// Copies dropped because a frame already came over another link (warm backups).
     pub duplicates: u64,
     /// Packets refused: from a link that may not send us that voice.
@@ -414,6 +420,9 @@ impl Audio {
             stats.lost = jitter.lost;
             stats.jitter_target_ms = jitter.target_ms;
             stats.jitter_ms = jitter.jitter_ms;
+            stats.late = jitter.late;
+            stats.concealed = jitter.concealed;
+            stats.discarded = jitter.discarded;
         }
         stats
     }

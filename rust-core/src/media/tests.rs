@@ -522,3 +522,30 @@ fn wav_files_round_trip_and_are_resampled() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn jitter_buffer_falls_back_when_the_delay_steps_up() {
+    // 20 ms on the way, then 100 ms from frame 50 on (a queue filled, the path changed): the
+    // frames played before the step leave the playout point 80 ms ahead of arrivals.
+    let arrivals: Vec<(Packet, u64)> = (0..200u32)
+        .map(|i| {
+            let delay = if i < 50 { 20 } else { 100 };
+            (packet(i), u64::from(i) * 20 + delay)
+        })
+        .collect();
+    let mut buffer = JitterBuffer::new(JitterConfig::default());
+    let played = play(&mut buffer, &arrivals, 215);
+    let stats = buffer.stats();
+    // The frames due during the step are concealed; the playout point then waits a tick per
+    // late packet instead of losing every later one to lateness.
+    assert!(stats.late <= 5, "{stats:?}");
+    assert!(stats.held >= 1, "{stats:?}");
+    // Played frames 0-49 on time, then the step; from frame 60 to the stream's end, packets.
+    let after = &played[60..195];
+    assert!(
+        after.iter().all(|p| matches!(p, Playout::Packet(_))),
+        "after the fall-back every frame is played from its packet: {stats:?}"
+    );
+    // The target rose with the late packets and stays within its bounds.
+    assert!((40..=400).contains(&stats.target_ms), "{stats:?}");
+}
