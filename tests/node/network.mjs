@@ -209,13 +209,16 @@ async function networkCut() {
   try {
     const relay = await withRelay(bed);
     const { hostSite, sites } = peerSites(bed, 3);
-    const { address } = await host(bed, hostSite, relay, listenMs / 1000 + 10);
-    const listeners = sites.map((site) => listener(bed, site, address, relay, listenMs));
+    const h = await host(bed, hostSite, relay, listenMs / 1000 + 10);
+    const listeners = sites.map((site) => listener(bed, site, h.address, relay, listenMs));
     await sleep(8000);
+    console.log(`network cut: cut at ${new Date().toISOString()}`);
     sites[0].cut();
     await sleep(5000);
+    console.log(`network cut: restored at ${new Date().toISOString()}`);
     sites[0].restore();
     const reports = await Promise.all(listeners.map((l) => l.report));
+    keepLogs('cut', h, listeners);
     show('network cut', reports, listenMs);
     // The longest gap of the cut listener: the 5 s cut, plus what it takes to come back.
     const gap = reports[0].gap_ms_max;
