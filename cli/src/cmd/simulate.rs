@@ -37,6 +37,10 @@ pub struct Args {
     /// The host's uplink in kbit/s.
     #[arg(long, default_value_t = 1_000)]
     host_uplink_kbps: u32,
+    /// Every peer, the host included, announces this many times its real uplink (a platform
+    /// estimate that is wrong); receiver reports must reveal the truth.
+    #[arg(long, default_value_t = 1.0)]
+    overestimate: f64,
     /// The host never mutes (by default it mutes 20 s in every minute).
     #[arg(long)]
     no_mute: bool,
@@ -85,6 +89,9 @@ pub fn run_simulation(args: &Args) -> Result<(), BadArgument> {
     if args.host_uplink_kbps == 0 || args.host_uplink_kbps > 10_000_000 {
         return Err(bad("--host-uplink-kbps", "must be between 1 and 10000000"));
     }
+    if !finite(args.overestimate, 0.1, 100.0) {
+        return Err(bad("--overestimate", "must be between 0.1 and 100"));
+    }
     let config = SimConfig {
         peers: args.peers,
         seed: args.seed,
@@ -96,6 +103,7 @@ pub fn run_simulation(args: &Args) -> Result<(), BadArgument> {
         host_mutes: !args.no_mute,
         speakers: args.speakers.min(args.peers),
         host_uplink_kbps: args.host_uplink_kbps,
+        overestimate: args.overestimate,
         ..SimConfig::default()
     };
     let started = Instant::now();
@@ -140,6 +148,10 @@ pub fn run_simulation(args: &Args) -> Result<(), BadArgument> {
     println!(
         "links moved            {} over {} churn events ({:.2} each)",
         report.links_moved, report.churn_events, report.links_moved_per_event
+    );
+    println!(
+        "capacity cuts          {} (uplinks that carried less than announced)",
+        report.capacity_cuts
     );
     println!(
         "wall time              {wall_ms} ms ({} steps)",

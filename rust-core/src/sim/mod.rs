@@ -54,6 +54,10 @@ pub struct SimConfig {
     pub speakers: usize,
     /// The host's uplink, kbit/s (Wi-Fi).
     pub host_uplink_kbps: u32,
+    /// Every peer, the host included, announces this many times its real uplink: a platform
+    /// estimate that is wrong (1 announces the truth). The measured-uplink rules must find
+    /// out from receiver reports.
+    pub overestimate: f64,
     /// The network.
     pub network: NetworkModel,
 }
@@ -71,6 +75,7 @@ impl Default for SimConfig {
             host_mutes: true,
             speakers: 2,
             host_uplink_kbps: 1_000,
+            overestimate: 1.0,
             network: NetworkModel::default(),
         }
     }
@@ -168,6 +173,9 @@ pub struct SimReport {
     pub links_moved: u64,
     /// Links opened per churn event.
     pub links_moved_per_event: f64,
+    /// Capacity cuts from receiver reports (an uplink that carried less than announced), by
+    /// every peer of the run.
+    pub capacity_cuts: u64,
     /// Simulated actions processed.
     pub steps: u64,
 }
@@ -189,7 +197,15 @@ const SAMPLE_MS: Millis = 100;
 /// Runs a scenario and reports.
 pub fn run(config: &SimConfig) -> SimReport {
     let mut rng = Rng::new(config.seed);
-    let host = metrics(ConnectionType::Wifi, f64::from(config.host_uplink_kbps));
+    // What a peer announces of its real uplink.
+    let announce = |(m, uplink): (NetworkMetrics, f64)| {
+        let upload_kbps = (uplink * config.overestimate.max(0.0)).min(f64::from(u32::MAX)) as u32;
+        (NetworkMetrics { upload_kbps, ..m }, uplink)
+    };
+    let (host, _) = announce((
+        metrics(ConnectionType::Wifi, f64::from(config.host_uplink_kbps)),
+        f64::from(config.host_uplink_kbps),
+    ));
     let mut world = World::new(
         config.seed,
         config.network,
@@ -197,8 +213,9 @@ pub fn run(config: &SimConfig) -> SimReport {
         f64::from(config.host_uplink_kbps),
     );
     let policy = CapacityPolicy::default();
-    let mut arrivals: Vec<(NetworkMetrics, f64)> =
-        (0..config.peers).map(|_| profile(&mut rng)).collect();
+    let mut arrivals: Vec<(NetworkMetrics, f64)> = (0..config.peers)
+        .map(|_| announce(profile(&mut rng)))
+        .collect();
     let capacity = |m: &NetworkMetrics| policy.children(&PeerMetrics::from(m), 1);
     match config.arrival {
         Arrival::Random => {}
@@ -298,7 +315,7 @@ pub fn run(config: &SimConfig) -> SimReport {
                             .get(world.node(who).participant.me())
                             .map(|m| m.metrics);
                         if let Some(announced) = announced {
-                            let (m, uplink) = switched(&mut rng, &announced);
+                            let (m, uplink) = announce(switched(&mut rng, &announced));
                             world.set_uplink(who, uplink);
                             world.command(who, UserCommand::NetworkChanged(m));
                         }
@@ -323,7 +340,7 @@ pub fn run(config: &SimConfig) -> SimReport {
         // Replacements of crashed listeners.
         while let Some(pos) = replacements.iter().position(|at| *at <= now) {
             replacements.swap_remove(pos);
-            let (m, uplink) = profile(&mut rng);
+            let (m, uplink) = announce(profile(&mut rng));
             world.join(m, uplink);
             churn_events += 1;
         }
@@ -428,6 +445,11 @@ pub fn run(config: &SimConfig) -> SimReport {
         churn_events,
         links_moved,
         links_moved_per_event: round3(links_moved as f64 / churn_events.max(1) as f64),
+        capacity_cuts: world
+            .nodes()
+            .iter()
+            .map(|n| n.participant.stats().capacity_cuts)
+            .sum(),
         steps: world.steps(),
     }
 }
@@ -489,5 +511,23 @@ mod tests {
         assert!(report.max_depth <= report.depth_goal + 1, "{report:?}");
         let other = run(&SimConfig { seed: 2, ..config });
         assert_ne!(report.steps, other.steps, "another seed, another run");
+    }
+
+    #[test]
+    fn a_crowd_that_announces_five_times_its_uplink_learns_it_and_hears() {
+        // The host's 300 kbit/s carry five streams; announced as 1,500 they promise thirteen.
+        let config = SimConfig {
+            peers: 40,
+            join_secs: 10.0,
+            minutes: 1.0,
+            crashes_per_min: 6.0,
+            host_uplink_kbps: 300,
+            overestimate: 5.0,
+            ..SimConfig::default()
+        };
+        let report = run(&config);
+        assert!(report.capacity_cuts > 0, "{report:?}");
+        assert_eq!(report.never_heard, 0, "{report:?}");
+        assert!(report.receiving_share_steady >= 0.9, "{report:?}");
     }
 }
