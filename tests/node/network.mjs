@@ -121,11 +121,11 @@ async function lossyLinks() {
     console.log(`lossy links: first audio median ${median(firsts)} ms (min ${Math.min(...firsts)}, max ${Math.max(...firsts)})`);
     const heard = reports.filter((r) => wallPct(r, listenMs) >= 90).length;
     check(heard === 8, `lossy links: ${heard} of 8 listeners hear >= 90 % of the frames due`);
-    // The draft's handshake over a relay on these links has a floor of ~0.87 s: relay
+    // The draft's handshake over a relay on these links has a floor of ~0.8 s: relay
     // connection and subscription (~150 ms), RESERVE, CONFIRM, offer and answer through the
-    // relay (four 80 ms trips), ICE (two 80 ms round trips) and DTLS (three). The issue's goal
+    // relay (four 80 ms trips), ICE (two 80 ms round trips) and DTLS (two). The issue's goal
     // of 0.5 s needs a shorter handshake (BENCHMARKS.md); checked: within 1.5 s (2.1 s before
-    // the nomination waits and the pipelined publishing).
+    // the nomination waits, the pipelined publishing and the DTLS changes).
     check(median(firsts) <= 1500, `lossy links: first audio median ${median(firsts)} ms <= 1500 ms`);
   } finally {
     await bed.teardown();

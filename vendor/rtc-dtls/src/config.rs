@@ -128,6 +128,7 @@ pub struct ConfigBuilder {
     server_name: String,
     mtu: usize,
     replay_protection_window: usize,
+    skip_hello_verify: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -153,6 +154,9 @@ impl Default for ConfigBuilder {
             server_name: String::default(),
             mtu: 0,
             replay_protection_window: 0,
+            // Patched: on by default, as this crate's one user (`rtc`, WebRTC) wants; see
+            // `with_skip_hello_verify`.
+            skip_hello_verify: true,
         }
     }
 }
@@ -325,6 +329,16 @@ impl ConfigBuilder {
     /// accepted packet will be discarded. (default is 64)
     pub fn with_replay_protection_window(mut self, replay_protection_window: usize) -> Self {
         self.replay_protection_window = replay_protection_window;
+        self
+    }
+
+    /// skip_hello_verify makes a server answer the first ClientHello with its ServerHello,
+    /// without the HelloVerifyRequest cookie exchange (RFC 6347 §4.2.1 lets a server skip it).
+    /// The cookie proves the client's address against amplification by spoofed sources; in
+    /// WebRTC, ICE connectivity checks have proven the address before DTLS starts, so the
+    /// exchange only costs a round trip. Clients handle both answers either way.
+    pub fn with_skip_hello_verify(mut self, skip: bool) -> Self {
+        self.skip_hello_verify = skip;
         self
     }
 }
@@ -595,6 +609,7 @@ impl ConfigBuilder {
             maximum_transmission_unit,
             maximum_retransmit_number,
             replay_protection_window,
+            skip_hello_verify: self.skip_hello_verify,
         })
     }
 }
@@ -654,6 +669,7 @@ pub struct HandshakeConfig {
     pub(crate) maximum_transmission_unit: usize,
     pub(crate) maximum_retransmit_number: usize,
     pub(crate) replay_protection_window: usize,
+    pub(crate) skip_hello_verify: bool,
 }
 
 impl fmt::Debug for HandshakeConfig {
@@ -681,6 +697,7 @@ impl fmt::Debug for HandshakeConfig {
             .field("maximum_transmission_unit", &self.maximum_transmission_unit)
             .field("maximum_retransmit_number", &self.maximum_retransmit_number)
             .field("replay_protection_window", &self.replay_protection_window)
+            .field("skip_hello_verify", &self.skip_hello_verify)
             .finish()
     }
 }
@@ -713,6 +730,7 @@ impl HandshakeConfig {
             maximum_transmission_unit: DEFAULT_MTU,
             maximum_retransmit_number: DEFAULT_MAXIMUM_RETRANSMIT_NUMBER,
             replay_protection_window: DEFAULT_REPLAY_PROTECTION_WINDOW,
+            skip_hello_verify: false,
         }
     }
 

@@ -1,4 +1,5 @@
 use super::flight2::*;
+use super::flight4::*;
 use super::*;
 use crate::config::*;
 use crate::conn::*;
@@ -168,6 +169,10 @@ impl Flight for Flight0 {
                 };
             }
 
+            if cfg.skip_hello_verify {
+                // No cookie exchange: the ServerHello flight answers this ClientHello.
+                return Ok(Box::new(Flight4 {}));
+            }
             Ok(Box::new(Flight2 {}))
         } else {
             Err((
