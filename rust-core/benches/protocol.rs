@@ -10,7 +10,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use nostr::prelude::{Event, Keys, SecretKey, Timestamp};
 use spaces_core::protocol::{
     EventWriter, Limits, LinkRole, MemberInfo, Message, NetworkMetrics, Parser, Reservation,
-    SpaceInfo, SpaceRef,
+    SpaceInfo, SpaceRef, VerifiedEvent,
 };
 use spaces_core::space::Space;
 
@@ -87,6 +87,19 @@ fn throughput(c: &mut Criterion) {
             events
                 .iter()
                 .filter(|e| parser.parse(black_box(e), now).is_ok())
+                .count()
+        })
+    });
+    // What the session parses: events the relay pool's client verified already.
+    let verified: Vec<VerifiedEvent> = events
+        .iter()
+        .filter_map(|e| VerifiedEvent::check(e.clone()).ok())
+        .collect();
+    group.bench_function("parse_verified", |b| {
+        b.iter(|| {
+            verified
+                .iter()
+                .filter(|e| parser.parse_verified(black_box(e), now).is_ok())
                 .count()
         })
     });

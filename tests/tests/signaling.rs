@@ -82,7 +82,7 @@ impl Participant {
             }
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(Incoming::Event { event, .. })) => {
-                    self.held.insert(event.id, *event);
+                    self.held.insert(event.id, event.into_inner());
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => panic!("pool closed"),
@@ -365,7 +365,7 @@ async fn until_relay_up(participant: &mut Participant) -> Duration {
         match tokio::time::timeout_at(deadline, participant.rx.recv()).await {
             Ok(Some(Incoming::RelayUp(_))) => return start.elapsed(),
             Ok(Some(Incoming::Event { event, .. })) => {
-                participant.held.insert(event.id, *event);
+                participant.held.insert(event.id, event.into_inner());
             }
             Ok(Some(_)) => {}
             Ok(None) => panic!("pool closed"),

@@ -8,7 +8,7 @@ use nostr::prelude::{Filter, PublicKey, Timestamp};
 
 use super::EngineError;
 use crate::protocol::filter::cell_filters;
-use crate::protocol::{Limits, Message, Parser, RoomStatus, SpaceKind, SpaceRef};
+use crate::protocol::{Limits, Message, Parser, RoomStatus, SpaceKind, SpaceRef, VerifiedEvent};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
 
 /// A space found in a cell.
@@ -48,7 +48,7 @@ pub async fn spaces_in_cell(
     let mut found: HashMap<SpaceRef, CellSpace> = HashMap::new();
     let mut ended: Vec<SpaceRef> = Vec::new();
     for event in &created {
-        let Ok(parsed) = parser.parse(event, Timestamp::now()) else {
+        let Ok(parsed) = parser.parse_verified(event, Timestamp::now()) else {
             continue;
         };
         match parsed.message {
@@ -75,7 +75,7 @@ pub async fn spaces_in_cell(
                 ids,
             );
         for event in collect(&pool, &mut rx, vec![closes], timeout).await? {
-            if let Ok(parsed) = parser.parse(&event, Timestamp::now()) {
+            if let Ok(parsed) = parser.parse_verified(&event, Timestamp::now()) {
                 // Only the host's CLOSE counts.
                 if parsed.message == Message::Close && parsed.author == *parsed.space.host() {
                     ended.push(parsed.space);
@@ -98,14 +98,14 @@ async fn collect(
     rx: &mut tokio::sync::mpsc::Receiver<Incoming>,
     filters: Vec<Filter>,
     timeout: Duration,
-) -> Result<Vec<nostr::prelude::Event>, EngineError> {
+) -> Result<Vec<VerifiedEvent>, EngineError> {
     let id = pool.subscribe(filters).await?;
     let mut waiting = pool.connected().await.len().max(1);
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while waiting > 0 {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(Incoming::Event { event, .. })) => events.push(*event),
+            Ok(Some(Incoming::Event { event, .. })) => events.push(event),
             Ok(Some(Incoming::EndOfStored { subscription, .. })) if subscription == id => {
                 waiting -= 1
             }

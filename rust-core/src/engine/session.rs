@@ -512,7 +512,7 @@ impl Driver {
                         if event.pubkey == me {
                             continue;
                         }
-                        match self.parser.parse(&event, Timestamp::now()) {
+                        match self.parser.parse_verified(&event, Timestamp::now()) {
                             Ok(parsed) => self.input(Input::Event(parsed)),
                             Err(e) => tracing::debug!(error = %e, "event refused"),
                         }

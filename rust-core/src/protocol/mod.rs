@@ -11,6 +11,7 @@ mod message;
 mod metrics;
 mod parser;
 mod space_ref;
+mod verified;
 
 pub use builder::{
     DELIVERING_TAG, DISCOVERY_TAG, ENCRYPTION_TAG, EventWriter, TRANSPORT_TAG_VALUE,
@@ -24,6 +25,7 @@ pub use message::{
 pub use metrics::{ConnectionType, NetworkMetrics};
 pub use parser::{Limits, Parser};
 pub use space_ref::SpaceRef;
+pub use verified::VerifiedEvent;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use super::builder::TRANSPORT_TAG_VALUE;
 use super::metrics::WireMetrics;
 use super::{
     AdminAction, IceCandidate, LinkRole, MemberInfo, Message, Presence, ProtocolError, Reservation,
-    Role, Room, RoomStatus, SpaceEvent, SpaceInfo, SpaceKind, SpaceRef, Transport,
+    Role, Room, RoomStatus, SpaceEvent, SpaceInfo, SpaceKind, SpaceRef, Transport, VerifiedEvent,
 };
 
 /// Bounds on what the parser accepts.
@@ -60,6 +60,25 @@ impl Parser {
     /// Reads one event at time `now`. The signature is checked once everything cheaper
     /// passed; the proof of work is read, not required (the participant prices admission).
     pub fn parse(&self, event: &Event, now: Timestamp) -> Result<SpaceEvent, ProtocolError> {
+        self.read(event, now, true)
+    }
+
+    /// Reads one event whose signature was checked already (what the relay pool delivers):
+    /// everything [`Parser::parse`] checks but the signature.
+    pub fn parse_verified(
+        &self,
+        event: &VerifiedEvent,
+        now: Timestamp,
+    ) -> Result<SpaceEvent, ProtocolError> {
+        self.read(event, now, false)
+    }
+
+    fn read(
+        &self,
+        event: &Event,
+        now: Timestamp,
+        verify: bool,
+    ) -> Result<SpaceEvent, ProtocolError> {
         let number = event.kind.as_u16();
         let kind = SpaceKind::from_number(number).ok_or(ProtocolError::UnknownKind(number))?;
         self.check_bounds(event, kind, now)?;
@@ -72,7 +91,9 @@ impl Parser {
             });
         }
         // Only now pay for the signature: everything cheaper has passed.
-        event.verify().map_err(|_| ProtocolError::BadSignature)?;
+        if verify {
+            event.verify().map_err(|_| ProtocolError::BadSignature)?;
+        }
         let message = self.message(event, kind, &tags, &space)?;
         Ok(SpaceEvent {
             id: event.id,

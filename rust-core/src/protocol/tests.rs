@@ -806,3 +806,29 @@ fn we_announce_nip44_and_write_in_clear_only_when_asked() {
         reserve
     );
 }
+
+#[test]
+fn a_verified_event_is_checked_once_and_parses_as_a_checked_one() {
+    let peer = keys(2);
+    let h = keys(1).public_key().to_hex();
+    let tags = vec![t(&["s", "morning-show"]), t(&["h", &h])];
+    let good = raw(&peer, 31102, "", tags, NOW);
+    let mut tampered = good.clone();
+    tampered.content = "changed".into();
+    assert_eq!(
+        VerifiedEvent::check(tampered),
+        Err(ProtocolError::BadSignature)
+    );
+    let verified = VerifiedEvent::check(good.clone()).expect("a good signature");
+    let parser = Parser::new(Limits::default(), None, None);
+    let now = Timestamp::from(NOW);
+    assert!(
+        parser.parse(&good, now).is_ok(),
+        "a LEAVE of space morning-show"
+    );
+    assert_eq!(
+        parser.parse_verified(&verified, now),
+        parser.parse(&good, now)
+    );
+    assert_eq!(verified.into_inner(), good);
+}

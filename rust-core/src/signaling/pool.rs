@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use super::{Backoff, SignalingError};
+use crate::protocol::VerifiedEvent;
 
 /// Tuning of a [`RelayPool`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,12 +48,12 @@ impl Default for PoolOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     /// An event, delivered once whichever relays carry it. Its signature was verified by the
-    /// client; the protocol parser checks it again before the state machine sees it.
+    /// client (nostr-sdk verifies every event before it stores or hands it on), once.
     Event {
         /// The first relay that delivered it.
         relay: RelayUrl,
         /// The event.
-        event: Box<Event>,
+        event: VerifiedEvent,
     },
     /// A NOTICE.
     Notice {
@@ -410,7 +411,10 @@ async fn pump(
                 Some(ClientNotification::Event { relay_url, event, .. }) => {
                     let mut s = lock(&shared);
                     s.newest = s.newest.max(Some(event.created_at));
-                    Some(Incoming::Event { relay: relay_url, event })
+                    Some(Incoming::Event {
+                        relay: relay_url,
+                        event: VerifiedEvent::checked_by_client(event),
+                    })
                 }
                 Some(ClientNotification::Message { relay_url, message }) => relay_message(relay_url, *message),
                 Some(ClientNotification::Shutdown) | None => break,
