@@ -199,7 +199,11 @@ impl DTLSConn {
                 srv_cli_str(self.state.is_client),
                 self.current_flight
             );
-            self.current_retransmit_timer = None;
+            // Patched: the timer stays armed until the peer's next flight is complete. Upstream
+            // disarmed it on any packet, so a duplicate ClientHello (the client retransmitting
+            // while our ServerHello flight was lost) or a partial flight left both ends waiting
+            // for each other until the link's deadline.
+            let timer = self.current_retransmit_timer.take();
             let result = self.current_flight.parse(
                 /*&mut self.handle_queue_tx,*/ &mut self.state,
                 &self.cache,
@@ -221,6 +225,8 @@ impl DTLSConn {
                     if let Some(err) = err {
                         return Err(err);
                     }
+                    // Not complete yet: keep waiting, and keep retransmitting on time.
+                    self.current_retransmit_timer = timer;
                 }
                 Ok(next_flight) => {
                     debug!(
