@@ -29,16 +29,16 @@ const inNs = (ns, command, ...args) => run('ip', ['netns', 'exec', ns, command, 
 
 /** One site behind the router: `ns` runs the programs, `addr` is its public address. */
 export class Site {
-  constructor(bed, name, index, nat) {
-    this.bed = bed;
-    this.name = name;
-    this.ns = name;
+  constructor(ns, index) {
+    this.ns = ns;
     this.addr = `10.77.${index}.2`;
-    this.nat = nat;
     // The router's side of the site's uplink.
-    this.port = `${name}-r`;
+    this.port = `${ns}-r`;
     // The device's own interface, where its uplink's rate limit goes.
-    this.dev = `${name}-d`;
+    this.dev = `${ns}-d`;
+    // A NATed site's NAT namespace, and the NAT's interface toward the device.
+    this.natNs = `${ns}-n`;
+    this.natInside = `${ns}-i`;
   }
 
   /** Limits the site's uplink to `kbit` kbit/s with a 200 ms queue (tc tbf). */
@@ -49,22 +49,32 @@ export class Site {
 
   /** Cuts the site off (as when a phone loses coverage): the router drops its packets. */
   cut() {
-    for (const dir of ['-i', '-o']) {
-      inNs(ROUTER, 'iptables', '-I', 'FORWARD', dir, this.port, '-j', 'DROP');
-    }
+    this.routerDrop('-I');
   }
 
   /** Restores the site's network after `cut`. */
   restore() {
+    this.routerDrop('-D');
+  }
+
+  /** Inserts (`-I`) or deletes (`-D`) the router's rules dropping this site's traffic. */
+  routerDrop(action) {
     for (const dir of ['-i', '-o']) {
-      inNs(ROUTER, 'iptables', '-D', 'FORWARD', dir, this.port, '-j', 'DROP');
+      inNs(ROUTER, 'iptables', action, 'FORWARD', dir, this.port, '-j', 'DROP');
     }
   }
 
-  /** UDP packets this NATed site sent to anything but the address given to
-   *  `Bed.countUdpOutsideOf` (an iptables counter in its NAT). */
+  /** Counts, in this NATed site's NAT, the UDP leaving for anything but `addr` (read it with
+   *  `udpOutsideOf`). */
+  countUdpOutsideOf(addr) {
+    // Counted only: ACCEPT is what the chain does anyway.
+    inNs(this.natNs, 'iptables', '-A', 'FORWARD', '-i', this.natInside, '-p', 'udp',
+      '!', '-d', `${addr}/32`, '-j', 'ACCEPT');
+  }
+
+  /** UDP packets counted since `countUdpOutsideOf`. */
   udpOutsideOf() {
-    const out = quietly('ip', ['netns', 'exec', `${this.name}-n`, 'iptables', '-L', 'FORWARD', '-v', '-x', '-n']);
+    const out = quietly('ip', ['netns', 'exec', this.natNs, 'iptables', '-L', 'FORWARD', '-v', '-x', '-n']);
     // `-n` prints the protocol as a number (17) on some iptables versions, `udp` on others.
     const line = out.split('\n').find((l) => /\s!\d/.test(l));
     return Number(line?.trim().split(/\s+/)[0] ?? NaN);
@@ -74,7 +84,6 @@ export class Site {
 /** The bed: create it, add sites, start programs, tear it down. */
 export class Bed {
   constructor() {
-    this.sites = [];
     this.children = [];
     Bed.teardownAll();
     ip('netns', 'add', ROUTER);
@@ -85,10 +94,9 @@ export class Bed {
   /** A site on subnet 10.77.`index`.0/24; with `nat`, the device is at 192.168.`index`.2
    *  behind a NAT namespace that maps each flow to a random port. */
   site(name, index, { nat = false } = {}) {
-    const site = new Site(this, name, index, nat);
-    this.sites.push(site);
+    const site = new Site(name, index);
     // The uplink: the router's port and, on the far side, the site (or its NAT).
-    const edge = nat ? `${name}-n` : name;
+    const edge = nat ? site.natNs : name;
     const edgeDev = nat ? `${name}-o` : site.dev;
     ip('netns', 'add', name);
     ip('-n', name, 'link', 'set', 'lo', 'up');
@@ -103,7 +111,7 @@ export class Bed {
     ip('-n', edge, 'link', 'set', edgeDev, 'up');
     ip('-n', edge, 'route', 'add', 'default', 'via', `10.77.${index}.1`);
     if (nat) {
-      const inside = `${name}-i`;
+      const inside = site.natInside;
       ip('link', 'add', inside, 'netns', edge, 'type', 'veth', 'peer', 'name', site.dev, 'netns', name);
       ip('-n', edge, 'addr', 'add', `192.168.${index}.1/24`, 'dev', inside);
       ip('-n', edge, 'link', 'set', inside, 'up');
@@ -117,13 +125,6 @@ export class Bed {
         '--random-fully');
     }
     return site;
-  }
-
-  /** Counts, in a NATed site, UDP leaving for anything but `addr` (see `udpOutsideOf`). */
-  countUdpOutsideOf(site, addr) {
-    // Counted only: ACCEPT is what the chain does anyway.
-    inNs(`${site.name}-n`, 'iptables', '-A', 'FORWARD', '-i', `${site.name}-i`, '-p', 'udp',
-      '!', '-d', `${addr}/32`, '-j', 'ACCEPT');
   }
 
   /** Delays, jitters, drops and reorders every packet between sites (the router's FORWARD

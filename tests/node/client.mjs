@@ -55,11 +55,9 @@ export function freePort() {
   });
 }
 
-/** Runs `spaces` with `args`, its stdout piped to us; inside network namespace `ns` when
- *  given, its stderr piped too when `stderr` is 'pipe'. */
-export function spaces(args, { ns, stderr = 'inherit' } = {}) {
-  const [command, argv] = ns ? ['ip', ['netns', 'exec', ns, SPACES, ...args]] : [SPACES, args];
-  return spawn(command, argv, { stdio: ['ignore', 'pipe', stderr] });
+/** Runs `spaces` with `args`, its stdout piped to us. */
+export function spaces(args) {
+  return spawn(SPACES, args, { stdio: ['ignore', 'pipe', 'inherit'] });
 }
 
 /** The JSON line `spaces join --expect-tone` prints last, once it is done. */

@@ -48,27 +48,53 @@ function peerSites(bed, n, { nat = false } = {}) {
   };
 }
 
-/** Starts `spaces host` in `site` playing the tone; returns its space and its stderr so far. */
-async function host(bed, site, relay, seconds, extra = []) {
-  const child = bed.spawn(site, SPACES, [
-    'host', '--relay', relay, '--input', `tone:${TONE}`, '--output', 'null', '--seconds',
-    String(seconds), ...extra,
-  ], { stderr: 'pipe' });
+/** Runs `spaces <args>` in `site`, keeping its stderr (status lines, logs) in `status.text`. */
+function watched(bed, site, args) {
+  const child = bed.spawn(site, SPACES, args, { stderr: 'pipe' });
   const status = { text: '' };
   child.stderr.on('data', (chunk) => { status.text += chunk; });
-  const space = await hostLines(child);
-  return { child, status, address: `30312:${space.hostKey}:${space.id}` };
+  return { child, status };
+}
+
+/** Starts `spaces host` in `site` playing the tone; returns its space and its stderr so far. */
+async function host(bed, site, relay, seconds, extra = []) {
+  const h = watched(bed, site, [
+    'host', '--relay', relay, '--input', `tone:${TONE}`, '--output', 'null', '--seconds',
+    String(seconds), ...extra,
+  ]);
+  const space = await hostLines(h.child);
+  return { ...h, address: `30312:${space.hostKey}:${space.id}` };
 }
 
 /** Starts a listener in `site` that listens `ms` for the tone. */
 function listener(bed, site, space, relay, ms, extra = []) {
-  const child = bed.spawn(site, SPACES, [
+  const l = watched(bed, site, [
     'join', space, '--relay', relay, '--output', 'null', '--expect-tone', String(TONE),
     '--seconds', String(ms / 1000), ...extra,
-  ], { stderr: 'pipe' });
-  const status = { text: '' };
-  child.stderr.on('data', (chunk) => { status.text += chunk; });
-  return { child, status, report: joinReport(child) };
+  ]);
+  return { ...l, report: joinReport(l.child) };
+}
+
+/** The children count in the last status line (`children N/capacity`) of `status`, and the
+ *  line itself. */
+function lastStatus(status) {
+  const line = (status.text.match(/^parent .*$/gm) ?? []).at(-1) ?? '';
+  return { line, children: Number(line.match(/children (\d+)\//)?.[1] ?? NaN) };
+}
+
+/** How many of `reports` heard the tone in at least `pct` % of the frames due. */
+function hearing(reports, listenMs, pct = 90) {
+  return reports.filter((r) => wallPct(r, listenMs) >= pct).length;
+}
+
+/** Runs `body(bed, relayUrl)` in a fresh bed with a relay, tearing it down whatever happens. */
+async function inBed(body) {
+  const bed = new Bed();
+  try {
+    await body(bed, await withRelay(bed));
+  } finally {
+    await bed.teardown();
+  }
 }
 
 /** Frames with the tone against the wall clock after first audio, in percent: concealed and
@@ -102,10 +128,8 @@ const median = (values) => {
 };
 
 async function lossyLinks() {
-  const bed = new Bed();
   const listenMs = 30000;
-  try {
-    const relay = await withRelay(bed);
+  await inBed(async (bed, relay) => {
     const { hostSite, sites } = peerSites(bed, 8);
     await bed.impair({ delayMs: 40, jitterMs: 15, lossPct: 2, reorderPct: 3 });
     const h = await host(bed, hostSite, relay, listenMs / 1000 + 15);
@@ -119,7 +143,7 @@ async function lossyLinks() {
     show('lossy links', reports, listenMs);
     const firsts = reports.map((r) => r.first_audio_ms ?? Infinity);
     console.log(`lossy links: first audio median ${median(firsts)} ms (min ${Math.min(...firsts)}, max ${Math.max(...firsts)})`);
-    const heard = reports.filter((r) => wallPct(r, listenMs) >= 90).length;
+    const heard = hearing(reports, listenMs);
     check(heard === 8, `lossy links: ${heard} of 8 listeners hear >= 90 % of the frames due`);
     // The draft's handshake over a relay on these links has a floor of ~0.8 s: relay
     // connection and subscription (~150 ms), RESERVE, CONFIRM, offer and answer through the
@@ -127,16 +151,12 @@ async function lossyLinks() {
     // of 0.5 s needs a shorter handshake (BENCHMARKS.md); checked: within 1.5 s (2.1 s before
     // the nomination waits, the pipelined publishing and the DTLS changes).
     check(median(firsts) <= 1500, `lossy links: first audio median ${median(firsts)} ms <= 1500 ms`);
-  } finally {
-    await bed.teardown();
-  }
+  });
 }
 
 async function overAnnouncingHost() {
-  const bed = new Bed();
   const listenMs = 45000;
-  try {
-    const relay = await withRelay(bed);
+  await inBed(async (bed, relay) => {
     const hostSite = bed.site('sp-host', 10);
     const lis = bed.site('sp-lis', 11);
     // The host's real uplink: 200 kbit/s (three streams), a queue of 200 ms.
@@ -149,29 +169,24 @@ async function overAnnouncingHost() {
     }
     const reports = await Promise.all(listeners.map((l) => l.report));
     show('over-announcing host', reports, listenMs);
-    const lines = h.status.text.match(/^parent .*$/gm) ?? [];
-    const last = lines.at(-1) ?? '';
-    const cut = / \(cut \d+x\)/.test(last);
-    console.log(`over-announcing host: status, last: ${last || '(none)'}; capacity cut from receiver reports: ${cut}`);
+    const last = lastStatus(h.status);
+    const cut = / \(cut \d+x\)/.test(last.line);
+    console.log(`over-announcing host: status, last: ${last.line || '(none)'}; capacity cut from receiver reports: ${cut}`);
     // The saturated uplink also slows the host's own signaling, so newcomers time out on it
     // and go elsewhere: the tree may settle before any cut (about one run in four). Either
     // way the host must end feeding no more than its uplink carries.
-    const fed = Number(last.match(/children (\d+)\//)?.[1] ?? NaN);
+    const fed = last.children;
     check(fed <= 3, `over-announcing host: it ends feeding ${fed} children, what 200 kbit/s carries`);
     // The first children are fed through the saturation before the cut: 93-95 % (BENCHMARKS.md).
-    const heard = reports.filter((r) => wallPct(r, listenMs) >= 90).length;
+    const heard = hearing(reports, listenMs);
     check(heard === 10,
       `over-announcing host: ${heard} of 10 listeners hear the tone in >= 90 % of the frames due after their first audio`);
-  } finally {
-    await bed.teardown();
-  }
+  });
 }
 
 async function symmetricNat() {
-  const bed = new Bed();
   const listenMs = 25000;
-  try {
-    const relay = await withRelay(bed);
+  await inBed(async (bed, relay) => {
     const turnSite = bed.site('sp-turn', 2);
     const turn = bed.spawn(turnSite, 'turnserver', [
       '-n', `--listening-ip=${turnSite.addr}`, `--relay-ip=${turnSite.addr}`,
@@ -185,29 +200,25 @@ async function symmetricNat() {
     const { hostSite, sites } = peerSites(bed, 4, { nat: true });
     // The host and the first two listeners are relay-only: count their UDP to anyone else.
     const relayOnly = [hostSite, sites[0], sites[1]];
-    for (const site of relayOnly) bed.countUdpOutsideOf(site, turnSite.addr);
+    for (const site of relayOnly) site.countUdpOutsideOf(turnSite.addr);
     const ice = ['--ice-server', turnUrl];
     const h = await host(bed, hostSite, relay, listenMs / 1000 + 15, [...ice, '--relay-only']);
     const listeners = sites.map((site, n) => listener(bed, site, h.address, relay, listenMs,
       n < 2 ? [...ice, '--relay-only'] : ice));
     const reports = await Promise.all(listeners.map((l) => l.report));
     show('symmetric NAT', reports, listenMs);
-    const heard = reports.filter((r) => wallPct(r, listenMs) >= 90).length;
+    const heard = hearing(reports, listenMs);
     check(heard === 4, `symmetric NAT: ${heard} of 4 NATed listeners hear >= 90 % through TURN`);
     const leaked = relayOnly.map((site) => site.udpOutsideOf());
     console.log(`symmetric NAT: UDP packets of relay-only sites to anything but TURN: ${leaked.join(', ')}`);
     check(leaked.every((n) => n === 0),
       'symmetric NAT: relay-only peers send UDP to the TURN server only');
-  } finally {
-    await bed.teardown();
-  }
+  });
 }
 
 async function networkCut() {
-  const bed = new Bed();
   const listenMs = 25000;
-  try {
-    const relay = await withRelay(bed);
+  await inBed(async (bed, relay) => {
     const { hostSite, sites } = peerSites(bed, 3);
     const h = await host(bed, hostSite, relay, listenMs / 1000 + 10);
     const listeners = sites.map((site) => listener(bed, site, h.address, relay, listenMs));
@@ -224,18 +235,14 @@ async function networkCut() {
     const gap = reports[0].gap_ms_max;
     check(gap != null && gap <= 7000,
       `network cut: the cut listener's audio is back ${gap - 5000} ms after the restore (<= 2000)`);
-    const others = reports.slice(1).filter((r) => wallPct(r, listenMs) >= 90).length;
+    const others = hearing(reports.slice(1), listenMs);
     check(others === 2, `network cut: ${others} of 2 other listeners hear >= 90 %`);
-  } finally {
-    await bed.teardown();
-  }
+  });
 }
 
 async function frozenRelay() {
-  const bed = new Bed();
   const listenMs = 25000;
-  try {
-    const relay = await withRelay(bed);
+  await inBed(async (bed, relay) => {
     const { hostSite, sites } = peerSites(bed, 5);
     // Two seats at the host (240 kbit/s on Wi-Fi): the other three listeners hang below them.
     const { address } = await host(bed, hostSite, relay, listenMs / 1000 + 10,
@@ -247,10 +254,7 @@ async function frozenRelay() {
     }
     // Status lines come every 5 s: wait for two, then freeze a listener that has children.
     await sleep(10000);
-    const relaying = listeners.findIndex((l) => {
-      const last = (l.status.text.match(/^parent .*$/gm) ?? []).at(-1) ?? '';
-      return Number(last.match(/children (\d+)\//)?.[1] ?? 0) > 0;
-    });
+    const relaying = listeners.findIndex((l) => lastStatus(l.status).children > 0);
     check(relaying >= 0, 'frozen relay: some listener relays to others');
     if (relaying < 0) return;
     const frozen = listeners[relaying].child;
@@ -262,9 +266,7 @@ async function frozenRelay() {
     const gaps = reports.filter((_, n) => n !== relaying).map((r) => r.gap_ms_max ?? Infinity);
     console.log(`frozen relay: listener ${relaying} frozen 3 s; longest gaps of the others: ${gaps.join(', ')} ms`);
     check(gaps.every((g) => g < 300), 'frozen relay: every other listener\'s longest gap < 300 ms');
-  } finally {
-    await bed.teardown();
-  }
+  });
 }
 
 if (process.getuid?.() !== 0) {

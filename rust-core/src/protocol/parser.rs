@@ -92,7 +92,7 @@ impl Parser {
         }
         // Only now pay for the signature: everything cheaper has passed.
         if verify {
-            event.verify().map_err(|_| ProtocolError::BadSignature)?;
+            super::verified::verify(event)?;
         }
         let message = self.message(event, kind, &tags, &space)?;
         Ok(SpaceEvent {

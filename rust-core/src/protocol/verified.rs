@@ -18,7 +18,7 @@ pub struct VerifiedEvent(Box<Event>);
 impl VerifiedEvent {
     /// Checks `event`'s id and signature.
     pub fn check(event: Event) -> Result<Self, ProtocolError> {
-        event.verify().map_err(|_| ProtocolError::BadSignature)?;
+        verify(&event)?;
         Ok(Self(Box::new(event)))
     }
 
@@ -39,4 +39,9 @@ impl Deref for VerifiedEvent {
     fn deref(&self) -> &Event {
         &self.0
     }
+}
+
+/// Checks an event's id and signature: the one place the protocol pays for BIP-340.
+pub(crate) fn verify(event: &Event) -> Result<(), ProtocolError> {
+    event.verify().map_err(|_| ProtocolError::BadSignature)
 }
