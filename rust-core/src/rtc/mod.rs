@@ -9,6 +9,8 @@ mod config;
 mod error;
 mod forward;
 mod link;
+#[cfg(test)]
+mod nomination_tests;
 mod reports;
 mod stall;
 
