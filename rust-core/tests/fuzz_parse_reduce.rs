@@ -55,12 +55,14 @@ fn message(keys: Vec<Keys>) -> impl Strategy<Value = (usize, Message)> {
                     confirmer: target,
                     role: Some(LinkRole::Provider),
                     standby: false,
+                    sdp: Some(text.clone()),
                 }),
                 6 => Message::Confirm(Reservation {
                     requester: target,
                     confirmer: peers[author],
                     role: Some(LinkRole::Consumer),
                     standby: false,
+                    sdp: None,
                 }),
                 7 => Message::Drop {
                     target,

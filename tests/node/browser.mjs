@@ -144,8 +144,12 @@ async function browserHosts(browser, draft) {
     const hostKey = getPublicKey(sk);
     const id = `browser-${Date.now()}`;
     const me = new Client(relay, { id, host: hostKey }, draft, sk);
-    // The draft's CREATE has its id in the content only: no `s`.
-    const createTags = draft ? [['h', hostKey], ['webrtc', 'spaces']] : me.base([['t', 'nostr-spaces']]);
+    // The draft's CREATE has its id in the content only: no `s`. In our dialect the host
+    // says it reads NIP-44, so our listener puts its offer in the RESERVE; this host reads
+    // past it and confirms without an answer, and the listener offers again in an OFFER.
+    const createTags = draft
+      ? [['h', hostKey], ['webrtc', 'spaces']]
+      : me.base([['t', 'nostr-spaces'], ['encryption', 'nip44']]);
     await me.publish(KIND.create, createTags, JSON.stringify({
       id, name: 'Browser host', host: { publicKey: hostKey, networkMetrics: metrics(5000) },
     }));

@@ -62,6 +62,7 @@ async fn sybil_wave(range: std::ops::Range<u16>, space: &SpaceRef, pool: &RelayP
             confirmer: *space.host(),
             role: Some(LinkRole::Consumer),
             standby: false,
+            sdp: None,
         });
         for message in [join, reserve] {
             let event = writer.build(&message, Timestamp::now()).expect("builds");
@@ -191,6 +192,7 @@ async fn sybils_that_confirm_and_never_answer_are_never_tried() {
                 confirmer: keys.public_key(),
                 role: Some(LinkRole::Consumer),
                 standby: false,
+                sdp: None,
             });
             let event = EventWriter::new(keys, &responder_space)
                 .build(&confirm, Timestamp::now())

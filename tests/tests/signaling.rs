@@ -140,6 +140,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 confirmer: h,
                 role: Some(LinkRole::Consumer),
                 standby: false,
+                sdp: None,
             }),
         ),
         (
@@ -149,6 +150,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 confirmer: h,
                 role: Some(LinkRole::Consumer),
                 standby: false,
+                sdp: None,
             }),
         ),
         (

@@ -18,7 +18,7 @@ use crate::media::CodecSettings;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::participant::{
     CONNECT_DEADLINE, Input, LinkInput, LinkOp, Millis, Output, Participant, ParticipantConfig,
-    ParticipantStats, Routing, UserCommand,
+    ParticipantStats, Publication, Routing, UserCommand,
 };
 use crate::protocol::filter::session_filters;
 use crate::protocol::{EventWriter, Limits, Message, NetworkMetrics, Parser, Presence, SpaceRef};
@@ -348,12 +348,7 @@ enum Outgoing {
     /// Built and signed already.
     Ready(Event, &'static str),
     /// To be built with proof of work first (a reservation a busy confirmer priced).
-    Mine {
-        message: Message,
-        created_at: Timestamp,
-        work: u8,
-        plaintext: bool,
-    },
+    Mine(Publication),
 }
 
 /// Publishes the participant's events in its order, without waiting for one relay's OK before
@@ -422,12 +417,12 @@ async fn build_outgoing(
 ) -> Option<(Event, &'static str, Option<PublicKey>)> {
     match outgoing {
         Outgoing::Ready(event, kind) => Some((event, kind, None)),
-        Outgoing::Mine {
+        Outgoing::Mine(Publication {
             message,
             created_at,
             work,
             plaintext,
-        } => {
+        }) => {
             // Mining is CPU-bound: a blocking thread, never the runtime's or the audio's.
             let (keys, space) = (keys.clone(), space.clone());
             let started = Instant::now();
@@ -620,25 +615,7 @@ impl Driver {
     async fn drain(&mut self) {
         while let Some(output) = self.participant.poll_output() {
             match output {
-                Output::Publish {
-                    message,
-                    created_at,
-                    work: 0,
-                    plaintext,
-                } => self.publish(&message, created_at, plaintext),
-                Output::Publish {
-                    message,
-                    created_at,
-                    work,
-                    plaintext,
-                } => {
-                    let _ = self.queue.send(Outgoing::Mine {
-                        message,
-                        created_at,
-                        work,
-                        plaintext,
-                    });
-                }
+                Output::Publish(publication) => self.publish_out(publication),
                 Output::Link(op) => self.link(op).await,
                 Output::Routing(routing) => {
                     self.routing = routing;
@@ -657,6 +634,20 @@ impl Driver {
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.tree.clone_from(self.participant.stats());
+    }
+
+    /// Sends out what the participant decided to publish: signed at once, or mined first
+    /// when it carries proof of work.
+    fn publish_out(&self, publication: Publication) {
+        if publication.work == 0 {
+            self.publish(
+                &publication.message,
+                publication.created_at,
+                publication.plaintext,
+            );
+        } else {
+            let _ = self.queue.send(Outgoing::Mine(publication));
+        }
     }
 
     /// Signs and queues an event (the queue publishes in order without blocking us).
@@ -684,16 +675,35 @@ impl Driver {
 
     async fn link(&mut self, op: LinkOp) {
         match op {
-            LinkOp::Open(peer) => {
-                let Some(link) = self.new_link(peer).await else {
-                    return;
+            LinkOp::Open { peer, within } => {
+                let offer = match self.new_link(peer).await {
+                    Some(link) => link
+                        .create_offer()
+                        .await
+                        .inspect_err(|e| tracing::warn!(%peer, error = %e, "offer failed"))
+                        .ok(),
+                    None => None,
                 };
-                match link.create_offer().await {
-                    Ok(sdp) => self.send(Message::Offer { target: peer, sdp }),
-                    Err(e) => tracing::warn!(%peer, error = %e, "offer failed"),
+                match (within, offer) {
+                    (Some(reserve), Some(sdp)) => self.publish_out(reserve.carrying(sdp)),
+                    // No offer to carry: the RESERVE goes alone, and the CONFIRM without an
+                    // answer brings us back here through `SendOffer`, which finds no link.
+                    (Some(reserve), None) => self.publish_out(reserve),
+                    (None, Some(sdp)) => self.send(Message::Offer { target: peer, sdp }),
+                    (None, None) => {}
                 }
             }
-            LinkOp::Answer { peer, sdp } => {
+            LinkOp::SendOffer(peer) => {
+                let offer = match self.links.get(&peer) {
+                    Some(link) => link.pending_offer().await,
+                    None => None,
+                };
+                match offer {
+                    Some(sdp) => self.send(Message::Offer { target: peer, sdp }),
+                    None => tracing::warn!(%peer, "no offer to send again"),
+                }
+            }
+            LinkOp::Answer { peer, sdp, within } => {
                 let existing = self.links.get(&peer).cloned();
                 let link = match existing {
                     Some(link) if link.renegotiates(&sdp).await => {
@@ -711,12 +721,20 @@ impl Driver {
                         link
                     }
                 };
-                match link.accept_offer(sdp).await {
-                    Ok(answer) => self.send(Message::Answer {
+                match (link.accept_offer(sdp).await, within) {
+                    (Ok(answer), Some(confirm)) => self.publish_out(confirm.carrying(answer)),
+                    (Ok(answer), None) => self.send(Message::Answer {
                         target: peer,
                         sdp: answer,
                     }),
-                    Err(e) => tracing::warn!(%peer, error = %e, "offer refused"),
+                    (Err(e), confirm) => {
+                        tracing::warn!(%peer, error = %e, "offer refused");
+                        // The reservation stands: the requester offers again on the CONFIRM
+                        // that carries no answer.
+                        if let Some(confirm) = confirm {
+                            self.publish_out(confirm);
+                        }
+                    }
                 }
             }
             LinkOp::ApplyAnswer { peer, sdp } => {

@@ -68,22 +68,37 @@ pub enum UserCommand {
     Leave,
 }
 
+/// An event the participant decided to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publication {
+    /// The message.
+    pub message: Message,
+    /// Its time (addressable events need a strictly newer one to replace the last).
+    pub created_at: Timestamp,
+    /// NIP-13 proof of work to put in it, bits (0: none): the price a busy confirmer asked
+    /// for. CPU-bound; the driver does it off the decision path.
+    pub work: u8,
+    /// Its private payload in clear JSON rather than NIP-44 (a draft-literal recipient, in
+    /// draft-compatibility mode).
+    pub plaintext: bool,
+}
+
+impl Publication {
+    /// Puts a link's SDP into the RESERVE or CONFIRM it rides in (our dialect's
+    /// one-round-trip handshake); other messages carry none.
+    pub fn carrying(mut self, sdp: String) -> Self {
+        if let Message::Reserve(r) | Message::Confirm(r) = &mut self.message {
+            r.sdp = Some(sdp);
+        }
+        self
+    }
+}
+
 /// What a participant asks its driver to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// Sign and publish this message with this `created_at`.
-    Publish {
-        /// The message.
-        message: Message,
-        /// Its time (addressable events need a strictly newer one to replace the last).
-        created_at: Timestamp,
-        /// NIP-13 proof of work to put in it, bits (0: none): the price a busy confirmer
-        /// asked for. CPU-bound; the driver does it off the decision path.
-        work: u8,
-        /// Its private payload in clear JSON rather than NIP-44 (a draft-literal recipient, in
-        /// draft-compatibility mode).
-        plaintext: bool,
-    },
+    /// Sign and publish this event.
+    Publish(Publication),
     /// Do something with a WebRTC link.
     Link(LinkOp),
     /// Who may send us audio, whom we forward to, where our voice goes.
@@ -98,8 +113,18 @@ pub enum Output {
 /// peer; the participant only decides which links exist.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkOp {
-    /// Open a link to a peer that confirmed us, and send it an offer.
-    Open(PublicKey),
+    /// Open a link to a peer and send it an offer: in an OFFER of its own once the peer
+    /// confirmed us (the draft's flow), or, to a peer of our dialect, inside the RESERVE that
+    /// asks for the link, which the driver publishes once the offer is made.
+    Open {
+        /// The peer.
+        peer: PublicKey,
+        /// The RESERVE the offer rides in; `None`: an OFFER of its own.
+        within: Option<Publication>,
+    },
+    /// The peer confirmed without taking the offer from our RESERVE (a client of the draft's
+    /// flow): send the link's offer again, in an OFFER of its own.
+    SendOffer(PublicKey),
     /// Answer an offer from a peer we agreed to link with: on the same link when it
     /// renegotiates (an ICE restart), otherwise on a new one.
     Answer {
@@ -107,6 +132,9 @@ pub enum LinkOp {
         peer: PublicKey,
         /// Its offer.
         sdp: String,
+        /// The CONFIRM the answer rides in (the offer came in the RESERVE); `None`: an
+        /// ANSWER of its own.
+        within: Option<Publication>,
     },
     /// Apply the answer to our offer.
     ApplyAnswer {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nostr::prelude::{EventId, PublicKey, Timestamp};
 
-pub use io::{Input, LinkInput, LinkOp, Millis, Output, Routing, UserCommand};
+pub use io::{Input, LinkInput, LinkOp, Millis, Output, Publication, Routing, UserCommand};
 pub use link::{Link, LinkKind, Links};
 pub use uplink::{
     CLEAN_LOSS, CUT_EVERY, Change as UplinkChange, PROBE_AFTER, REMEMBER_FOR, STARVED_LOSS,
@@ -201,6 +201,9 @@ struct Pending {
     work: u8,
     /// When a RESERVE carrying work actually left (the work done).
     sent: Option<Millis>,
+    /// Our offer rode in the RESERVE: the driver holds a link to the peer already, which
+    /// goes if the reservation does.
+    offered: bool,
 }
 
 /// One member of a space, deciding.
@@ -605,6 +608,13 @@ impl Participant {
 
     /// [`Self::publish`] with `work` bits of proof of work (a priced reservation).
     fn publish_with_work(&mut self, message: Message, work: u8) {
+        let publication = self.publication(message, work);
+        self.outputs.push_back(Output::Publish(publication));
+    }
+
+    /// An event to publish, applied to our own view of the space first; the caller sends it
+    /// out (on its own, or carrying a link's SDP).
+    fn publication(&mut self, message: Message, work: u8) -> Publication {
         let now = self.now / 1_000;
         let slot = match &message {
             Message::Reserve(r) => Some(("reserve", Some(r.confirmer))),
@@ -664,12 +674,19 @@ impl Participant {
             Message::Confirm(r) | Message::Delivering(r) => self.plaintext_to(&r.requester),
             _ => false,
         };
-        self.outputs.push_back(Output::Publish {
+        Publication {
             message,
             created_at,
             work,
             plaintext,
-        });
+        }
+    }
+
+    /// Whether `peer` takes an offer in our RESERVE and answers in its CONFIRM: a member that
+    /// announced our dialect (`["encryption","nip44"]`), so that the SDP, stored by relays
+    /// with the RESERVE, is never in clear.
+    fn takes_early_offer(&self, peer: &PublicKey) -> bool {
+        self.space.members().get(peer).is_some_and(|m| m.nip44) && !self.plaintext_to(peer)
     }
 
     /// Whether private payloads to `peer` go in clear: only in draft-compatibility mode, to a
@@ -697,16 +714,20 @@ impl Participant {
                 from,
                 standby,
                 work,
+                offer,
                 ..
-            } => self.on_request(from, standby, work),
-            Command::ConnectionConfirmed { by } => self.on_confirmed(by),
+            } => self.on_request(from, standby, work, offer),
+            Command::ConnectionConfirmed { by, answer } => self.on_confirmed(by, answer),
             Command::RemoteOffer { from, sdp } => {
                 // Only a peer we agreed to link with gets an answer (and our ICE candidates):
                 // a child we confirmed, or either end of a link renegotiating (ICE restart).
                 if let Some(link) = self.links.get_mut(&from) {
                     link.negotiated = true;
-                    self.outputs
-                        .push_back(Output::Link(LinkOp::Answer { peer: from, sdp }));
+                    self.outputs.push_back(Output::Link(LinkOp::Answer {
+                        peer: from,
+                        sdp,
+                        within: None,
+                    }));
                 } else {
                     tracing::debug!(peer = %from, "offer from a peer we did not agree to link with");
                     *self.stats.rejected.entry("unsolicited offer").or_default() += 1;
@@ -741,7 +762,7 @@ impl Participant {
                         {
                             // Busy, and open to those who do the work: do it and ask again.
                             tracing::info!(%peer, price, "reservation priced; paying");
-                            self.pending = None;
+                            self.abandon_pending();
                             self.reserve(peer, pending.standby);
                             return;
                         }
@@ -1026,7 +1047,7 @@ impl Participant {
             && now >= self.reserve_deadline(&pending)
         {
             tracing::info!(candidate = %pending.peer, "reservation timed out");
-            self.pending = None;
+            self.abandon_pending();
             self.avoid_peer(pending.peer);
             self.publish(Message::Drop {
                 target: pending.peer,
@@ -1218,22 +1239,47 @@ impl Participant {
         tracing::debug!(%peer, standby, work, "reserve");
         self.stats.reservations += 1;
         self.stats.paid_reservations += u64::from(work > 0);
+        // With no link to the peer yet, the offer rides in the RESERVE to a peer of our
+        // dialect: its answer comes back in the CONFIRM, a relay round trip sooner than the
+        // draft's RESERVE, CONFIRM, OFFER, ANSWER. A link we already have (a warm backup
+        // becoming the parent) needs no offer.
+        let offered = self.links.get(&peer).is_none() && self.takes_early_offer(&peer);
         self.pending = Some(Pending {
             peer,
             since: self.now,
             standby,
             work,
             sent: None,
+            offered,
         });
-        self.publish_with_work(
+        let reserve = self.publication(
             Message::Reserve(Reservation {
                 requester: self.me,
                 confirmer: peer,
                 role: Some(LinkRole::Consumer),
                 standby,
+                sdp: None,
             }),
             work,
         );
+        self.outputs.push_back(if offered {
+            Output::Link(LinkOp::Open {
+                peer,
+                within: Some(reserve),
+            })
+        } else {
+            Output::Publish(reserve)
+        });
+    }
+
+    /// Gives up the reservation we are waiting on, and the link our offer opened with it.
+    fn abandon_pending(&mut self) {
+        if let Some(pending) = self.pending.take()
+            && pending.offered
+        {
+            self.outputs
+                .push_back(Output::Link(LinkOp::Close(pending.peer)));
+        }
     }
 
     /// When we give up waiting for a CONFIRM: the reserve timeout after the RESERVE left. One
@@ -1309,7 +1355,7 @@ impl Participant {
         });
     }
 
-    fn on_confirmed(&mut self, by: PublicKey) {
+    fn on_confirmed(&mut self, by: PublicKey, answer: Option<String>) {
         let Some(pending) = self.pending.filter(|p| p.peer == by) else {
             return;
         };
@@ -1343,13 +1389,40 @@ impl Participant {
             }
             LinkKind::Parent
         };
-        self.links.insert(by, Link::new(kind, now));
-        self.outputs.push_back(Output::Link(LinkOp::Open(by)));
+        let mut link = Link::new(kind, now);
+        let op = match (pending.offered, answer) {
+            (false, _) => LinkOp::Open {
+                peer: by,
+                within: None,
+            },
+            (true, Some(sdp)) => {
+                link.negotiated = true;
+                LinkOp::ApplyAnswer { peer: by, sdp }
+            }
+            // A confirmer of the draft's flow read past the offer: it waits for an OFFER.
+            (true, None) => LinkOp::SendOffer(by),
+        };
+        self.links.insert(by, link);
+        self.outputs.push_back(Output::Link(op));
     }
 
     /// A peer asks us for a link (as its parent or its warm backup).
-    fn on_request(&mut self, from: PublicKey, standby: bool, work: u8) {
+    fn on_request(&mut self, from: PublicKey, standby: bool, work: u8, offer: Option<String>) {
         let now = self.now;
+        if self.pending.is_some_and(|p| p.peer == from && p.offered) {
+            // We are asking it for a link ourselves, on a link our offer opened: one link
+            // per pair of peers.
+            self.refuse(from, 0);
+            return;
+        }
+        if offer.is_some()
+            && let Some(link) = self.links.remove(&from)
+        {
+            // A fresh offer: the requester starts a new link, so the one we held with it is
+            // gone at its end (it restarted, or its DROP is still on the way).
+            tracing::debug!(peer = %from, kind = ?link.kind, "link replaced by a new offer");
+            self.outputs.push_back(Output::Link(LinkOp::Close(from)));
+        }
         if let Some(link) = self.links.get_mut(&from)
             && link.kind.downstream()
         {
@@ -1359,7 +1432,7 @@ impl Participant {
             } else {
                 LinkKind::Child
             };
-            self.confirm(from, standby);
+            self.confirm(from, standby, None);
             return;
         }
         let price = self.price();
@@ -1435,16 +1508,34 @@ impl Participant {
             LinkKind::Child
         };
         self.links.insert(from, Link::new(kind, now));
-        self.confirm(from, standby);
+        self.confirm(from, standby, offer);
     }
 
-    fn confirm(&mut self, requester: PublicKey, standby: bool) {
-        self.publish(Message::Confirm(Reservation {
-            requester,
-            confirmer: self.me,
-            role: Some(LinkRole::Consumer),
-            standby,
-        }));
+    /// Confirms `requester`'s reservation; with its `offer`, our answer rides in the CONFIRM.
+    fn confirm(&mut self, requester: PublicKey, standby: bool, offer: Option<String>) {
+        let confirm = self.publication(
+            Message::Confirm(Reservation {
+                requester,
+                confirmer: self.me,
+                role: Some(LinkRole::Consumer),
+                standby,
+                sdp: None,
+            }),
+            0,
+        );
+        match offer {
+            Some(sdp) => {
+                if let Some(link) = self.links.get_mut(&requester) {
+                    link.negotiated = true;
+                }
+                self.outputs.push_back(Output::Link(LinkOp::Answer {
+                    peer: requester,
+                    sdp,
+                    within: Some(confirm),
+                }));
+            }
+            None => self.outputs.push_back(Output::Publish(confirm)),
+        }
         // A backup becoming the tree link already carries audio.
         if !standby
             && self
@@ -1471,6 +1562,7 @@ impl Participant {
             confirmer: self.me,
             role: Some(LinkRole::Consumer),
             standby: false,
+            sdp: None,
         }));
     }
 
@@ -1487,7 +1579,7 @@ impl Participant {
     /// the warm backup at once.
     fn lose(&mut self, peer: PublicKey) {
         if self.pending.is_some_and(|p| p.peer == peer) {
-            self.pending = None;
+            self.abandon_pending();
         }
         self.links.forget_displacer(&peer);
         let Some(link) = self.links.remove(&peer) else {
@@ -1521,7 +1613,7 @@ impl Participant {
             self.links.remove(&peer);
             self.outputs.push_back(Output::Link(LinkOp::Close(peer)));
         }
-        self.pending = None;
+        self.abandon_pending();
     }
 
     /// Emits routing and speaking changes, and refreshes the statistics.

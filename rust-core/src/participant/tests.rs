@@ -85,7 +85,7 @@ impl Alone {
         self.drain()
             .into_iter()
             .filter_map(|o| match o {
-                Output::Publish { message, .. } => Some(message),
+                Output::Publish(Publication { message, .. }) => Some(message),
                 _ => None,
             })
             .collect()
@@ -98,6 +98,7 @@ fn reserve(requester: u8, confirmer: u8) -> Message {
         confirmer: keys(confirmer).public_key(),
         role: Some(LinkRole::Consumer),
         standby: false,
+        sdp: None,
     })
 }
 
@@ -123,6 +124,7 @@ fn confirm(requester: u8, confirmer: u8) -> Message {
         confirmer: keys(confirmer).public_key(),
         role: None,
         standby: false,
+        sdp: None,
     })
 }
 
@@ -133,6 +135,7 @@ fn delivering(requester: u8, confirmer: u8) -> Message {
         confirmer: keys(confirmer).public_key(),
         role: None,
         standby: false,
+        sdp: None,
     })
 }
 
@@ -247,12 +250,13 @@ fn a_confirmed_parent_that_never_connects_is_dropped_and_avoided() {
             confirmer: keys(1).public_key(),
             role: None,
             standby: false,
+            sdp: None,
         }),
     );
-    assert!(
-        me.drain()
-            .contains(&Output::Link(LinkOp::Open(keys(1).public_key())))
-    );
+    assert!(me.drain().contains(&Output::Link(LinkOp::Open {
+        peer: keys(1).public_key(),
+        within: None
+    })));
     // The host answers, but the link never connects.
     me.event(1, answer(5));
     me.advance(CONNECT_DEADLINE.as_millis() as Millis - 1);
@@ -667,7 +671,10 @@ fn a_parent_that_confirms_and_never_answers_is_left_for_the_next_candidate() {
     me.drain();
     // It confirms at once, then never answers our offer.
     me.event(author, confirm(5, author));
-    assert!(me.drain().contains(&Output::Link(LinkOp::Open(first))));
+    assert!(me.drain().contains(&Output::Link(LinkOp::Open {
+        peer: first,
+        within: None
+    })));
     me.advance(NEGOTIATE_DEADLINE.as_millis() as Millis - 1);
     assert!(drops_to(&me.published()).is_empty(), "not yet");
     me.advance(1);
@@ -885,11 +892,11 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
     let paid: Vec<(PublicKey, u8)> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Publish {
+            Output::Publish(Publication {
                 message: Message::Reserve(r),
                 work,
                 ..
-            } => Some((r.confirmer, *work)),
+            }) => Some((r.confirmer, *work)),
             _ => None,
         })
         .collect();
@@ -918,11 +925,11 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
         .drain()
         .iter()
         .filter_map(|o| match o {
-            Output::Publish {
+            Output::Publish(Publication {
                 message: Message::Reserve(_),
                 work,
                 ..
-            } => Some(*work),
+            }) => Some(*work),
             _ => None,
         })
         .collect();
@@ -992,14 +999,14 @@ fn announcements_carry_the_capacity_in_max_audio_outputs() {
     );
     let announced = |p: &mut Participant| {
         std::iter::from_fn(|| p.poll_output()).find_map(|o| match o {
-            Output::Publish {
+            Output::Publish(Publication {
                 message: Message::Create(info),
                 ..
-            } => Some(info.host_metrics.max_audio_outputs),
-            Output::Publish {
+            }) => Some(info.host_metrics.max_audio_outputs),
+            Output::Publish(Publication {
                 message: Message::Join(info),
                 ..
-            } => Some(info.metrics.max_audio_outputs),
+            }) => Some(info.metrics.max_audio_outputs),
             _ => None,
         })
     };
@@ -1039,11 +1046,11 @@ fn private_payloads_go_in_clear_only_to_draft_peers_and_only_in_compatibility_mo
             .drain()
             .into_iter()
             .filter_map(|o| match o {
-                Output::Publish {
+                Output::Publish(Publication {
                     message: Message::Confirm(r),
                     plaintext,
                     ..
-                } => Some((r.requester, plaintext)),
+                }) => Some((r.requester, plaintext)),
                 _ => None,
             })
             .collect();
@@ -1126,6 +1133,7 @@ fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
             confirmer: keys(1).public_key(),
             role: Some(LinkRole::Consumer),
             standby: true,
+            sdp: None,
         }),
     );
     host.event(4, join(2_000));
@@ -1338,4 +1346,218 @@ fn a_saturated_uplink_still_shows_within_two_report_rounds() {
     let stats = host.me.stats();
     assert_eq!(stats.capacity_cuts, 1, "{stats:?}");
     assert!(stats.children < 8, "{stats:?}");
+}
+
+/// A listener (5) in a space whose host (1) announced our dialect, asking the host.
+fn asking_a_host_of_our_dialect() -> Alone {
+    let mut me = Alone::new(5, 1, wifi(2_000));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(5_000),
+            nip44: true,
+            ..SpaceInfo::default()
+        }),
+    );
+    me.stored_end();
+    assert_eq!(
+        me.me.pending().map(|(peer, _)| peer),
+        Some(keys(1).public_key())
+    );
+    me
+}
+
+/// The one link operation among `outputs`.
+fn link_op(outputs: &[Output]) -> &LinkOp {
+    let ops: Vec<&LinkOp> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Link(op) => Some(op),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ops.len(), 1, "{outputs:?}");
+    ops[0]
+}
+
+fn confirm_carrying(requester: u8, confirmer: u8, sdp: Option<&str>) -> Message {
+    Message::Confirm(Reservation {
+        requester: keys(requester).public_key(),
+        confirmer: keys(confirmer).public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+        sdp: sdp.map(str::to_owned),
+    })
+}
+
+#[test]
+fn to_a_peer_of_our_dialect_the_offer_rides_in_the_reserve_and_the_answer_in_the_confirm() {
+    let mut me = asking_a_host_of_our_dialect();
+    let out = me.drain();
+    // No RESERVE goes out alone: the driver opens the link and sends it with the offer.
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Publish(Publication {
+                message: Message::Reserve(_),
+                ..
+            })
+        )),
+        "{out:?}"
+    );
+    let LinkOp::Open {
+        peer,
+        within: Some(reserve),
+    } = link_op(&out)
+    else {
+        panic!("an early offer: {out:?}")
+    };
+    assert_eq!(*peer, keys(1).public_key());
+    let Message::Reserve(r) = &reserve.message else {
+        panic!("the offer rides in a RESERVE: {reserve:?}")
+    };
+    assert_eq!(r.confirmer, keys(1).public_key());
+    let carried = reserve.clone().carrying("v=0 offer".into());
+    assert!(
+        matches!(&carried.message, Message::Reserve(r) if r.sdp.as_deref() == Some("v=0 offer"))
+    );
+    // The answer comes in the CONFIRM: applied at once, no OFFER of ours.
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    let out = me.drain();
+    assert_eq!(
+        link_op(&out),
+        &LinkOp::ApplyAnswer {
+            peer: keys(1).public_key(),
+            sdp: "v=0 answer".into()
+        }
+    );
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+    // Negotiated already: the SDP deadline does not drop the link.
+    me.advance(NEGOTIATE_DEADLINE.as_millis() as Millis + 1);
+    assert!(drops_to(&me.published()).is_empty());
+}
+
+#[test]
+fn a_confirmer_that_reads_past_the_early_offer_gets_it_again_in_an_offer() {
+    let mut me = asking_a_host_of_our_dialect();
+    me.drain();
+    me.event(1, confirm_carrying(5, 1, None));
+    let out = me.drain();
+    assert_eq!(link_op(&out), &LinkOp::SendOffer(keys(1).public_key()));
+    // Its ANSWER, in the draft's flow, completes the link.
+    me.event(1, answer(5));
+    assert_eq!(
+        link_op(&me.drain()),
+        &LinkOp::ApplyAnswer {
+            peer: keys(1).public_key(),
+            sdp: "v=0".into()
+        }
+    );
+}
+
+#[test]
+fn an_early_offer_that_is_refused_or_unanswered_closes_its_link() {
+    // Refused: the host DROPs the reservation.
+    let mut me = asking_a_host_of_our_dialect();
+    me.drain();
+    me.event(
+        1,
+        Message::Drop {
+            target: keys(5).public_key(),
+            price: 0,
+        },
+    );
+    assert!(
+        me.drain()
+            .contains(&Output::Link(LinkOp::Close(keys(1).public_key()))),
+        "the link the offer opened goes with the reservation"
+    );
+    // Unanswered: the reservation times out.
+    let mut me = asking_a_host_of_our_dialect();
+    me.drain();
+    me.advance(RESERVE_TIMEOUT.as_millis() as Millis);
+    let out = me.drain();
+    assert!(
+        out.contains(&Output::Link(LinkOp::Close(keys(1).public_key()))),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_confirmer_answers_an_offer_that_rode_in_the_reserve_inside_its_confirm() {
+    // 200 kbit/s: one child.
+    let mut host = Alone::new(1, 1, wifi(200));
+    host.stored_end();
+    host.drain();
+    host.event(
+        7,
+        Message::Join(MemberInfo {
+            metrics: wifi(1_000),
+            nip44: true,
+            ..MemberInfo::default()
+        }),
+    );
+    host.drain();
+    host.event(
+        7,
+        Message::Reserve(Reservation {
+            requester: keys(7).public_key(),
+            confirmer: keys(1).public_key(),
+            role: Some(LinkRole::Consumer),
+            standby: false,
+            sdp: Some("v=0 offer".into()),
+        }),
+    );
+    let out = host.drain();
+    let LinkOp::Answer {
+        peer,
+        sdp,
+        within: Some(confirm),
+    } = link_op(&out)
+    else {
+        panic!("the answer rides in the CONFIRM: {out:?}")
+    };
+    assert_eq!((*peer, sdp.as_str()), (keys(7).public_key(), "v=0 offer"));
+    assert!(matches!(&confirm.message, Message::Confirm(r) if r.requester == keys(7).public_key()));
+    let alone: Vec<Message> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish(p) => Some(p.message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        confirms_to(&alone).is_empty(),
+        "no CONFIRM goes out without the answer"
+    );
+    assert_eq!(host.me.stats().children, 1);
+    // Refused requesters' offers are never answered (no link, no candidates): the full host
+    // refuses the next eight.
+    for n in 20..28 {
+        host.event(n, join(1_000));
+        host.event(
+            n,
+            Message::Reserve(Reservation {
+                requester: keys(n).public_key(),
+                confirmer: keys(1).public_key(),
+                role: Some(LinkRole::Consumer),
+                standby: false,
+                sdp: Some(format!("v=0 offer {n}")),
+            }),
+        );
+    }
+    let out = host.drain();
+    let answers = out
+        .iter()
+        .filter(|o| matches!(o, Output::Link(LinkOp::Answer { .. })))
+        .count();
+    assert_eq!(answers, 0, "{out:?}");
+    let published: Vec<Message> = out
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Publish(p) => Some(p.message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drops_to(&published).len(), 8);
 }

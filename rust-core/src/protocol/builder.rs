@@ -102,7 +102,16 @@ impl<'a> EventWriter<'a> {
                     Some(LinkRole::Consumer) => "consumer",
                     _ => "provider",
                 };
-                let content = self.seal(recipient, &json!({ "type": role }).to_string())?;
+                let mut payload = json!({ "type": role });
+                // A re-published CONFIRM (delivering) answers nothing.
+                if let Some(sdp) = r
+                    .sdp
+                    .as_ref()
+                    .filter(|_| !matches!(message, Message::Delivering(_)))
+                {
+                    payload["sdp"] = json!(sdp);
+                }
+                let content = self.seal(recipient, &payload.to_string())?;
                 let mut tags = self.with_d(&[&r.requester, &r.confirmer]);
                 tags.push(Tag::public_key(*recipient));
                 if r.standby {

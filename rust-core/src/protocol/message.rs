@@ -203,6 +203,11 @@ pub struct Reservation {
     /// its parent, so losing the parent costs no audio. Public (tag `["link", "standby"]`) so
     /// every member can tell the tree from its backups.
     pub standby: bool,
+    /// Our dialect's one-round-trip handshake: the requester's SDP offer riding in its
+    /// RESERVE, the confirmer's answer in its CONFIRM (`"sdp"` in the encrypted payload).
+    /// `None` in the draft's flow, where OFFER and ANSWER follow the CONFIRM, and whenever the
+    /// payload was not for us.
+    pub sdp: Option<String>,
 }
 
 /// A trickled ICE candidate as browsers exchange it.

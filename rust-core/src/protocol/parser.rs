@@ -183,12 +183,15 @@ impl Parser {
                 };
                 tags.check_d(space, &[&requester, &confirmer])?;
                 // The draft's reference client may send no content at all: a listener.
-                let role = if event.content.trim().is_empty() {
-                    Some(LinkRole::Consumer)
+                let (role, sdp) = if event.content.trim().is_empty() {
+                    (Some(LinkRole::Consumer), None)
                 } else {
                     match self.open(event, &other)? {
-                        Some(plain) => Some(parse_link_role(&plain)?),
-                        None => None,
+                        Some(plain) => {
+                            let (role, sdp) = parse_link_content(&plain)?;
+                            (Some(role), sdp)
+                        }
+                        None => (None, None),
                     }
                 };
                 let reservation = Reservation {
@@ -198,6 +201,8 @@ impl Parser {
                     standby: tags
                         .iter("link")
                         .any(|t| t.get(1).is_some_and(|v| v == "standby")),
+                    // A re-published CONFIRM only says the link delivers: it answers nothing.
+                    sdp: sdp.filter(|_| !tags.delivering()),
                 };
                 if reserve {
                     Message::Reserve(reservation)
@@ -531,40 +536,53 @@ fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
 
 /// `{"type": "provider" | "consumer"}`; without `type` (draft-literal peers), a consumer: a
 /// listener asking for audio.
-fn parse_link_role(plain: &str) -> Result<LinkRole, ProtocolError> {
-    #[derive(Deserialize)]
-    struct TypeContent {
-        #[serde(rename = "type", default)]
-        kind: Option<String>,
-    }
-    let content: TypeContent = serde_json::from_str(plain).map_err(bad_json)?;
-    let Some(kind) = content.kind else {
-        return Ok(LinkRole::Consumer);
-    };
-    match kind.to_ascii_lowercase().as_str() {
-        "provider" => Ok(LinkRole::Provider),
-        "consumer" => Ok(LinkRole::Consumer),
-        other => Err(ProtocolError::BadContent(format!(
-            "connection type {other:?}"
-        ))),
+/// A session description as clients write it: the SDP text, or a browser's
+/// `RTCSessionDescription` (`{type, sdp}`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Sdp {
+    Text(String),
+    Description { sdp: String },
+}
+
+impl From<Sdp> for String {
+    fn from(sdp: Sdp) -> Self {
+        match sdp {
+            Sdp::Text(sdp) | Sdp::Description { sdp } => sdp,
+        }
     }
 }
 
-fn parse_sdp(plain: &str) -> Result<String, ProtocolError> {
+/// A RESERVE's or CONFIRM's payload: the link role (a listener's when absent) and, in our
+/// dialect, the offer or answer riding with it.
+fn parse_link_content(plain: &str) -> Result<(LinkRole, Option<String>), ProtocolError> {
     #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Sdp {
-        Text(String),
-        Description { sdp: String },
+    struct LinkContent {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        #[serde(default)]
+        sdp: Option<Sdp>,
     }
+    let content: LinkContent = serde_json::from_str(plain).map_err(bad_json)?;
+    let role = match content.kind.map(|k| k.to_ascii_lowercase()).as_deref() {
+        None | Some("consumer") => LinkRole::Consumer,
+        Some("provider") => LinkRole::Provider,
+        Some(other) => {
+            return Err(ProtocolError::BadContent(format!(
+                "connection type {other:?}"
+            )));
+        }
+    };
+    Ok((role, content.sdp.map(String::from)))
+}
+
+fn parse_sdp(plain: &str) -> Result<String, ProtocolError> {
     #[derive(Deserialize)]
     struct SdpContent {
         sdp: Sdp,
     }
     let content: SdpContent = serde_json::from_str(plain).map_err(bad_json)?;
-    Ok(match content.sdp {
-        Sdp::Text(sdp) | Sdp::Description { sdp } => sdp,
-    })
+    Ok(content.sdp.into())
 }
 
 fn parse_ice(plain: &str) -> Result<IceCandidate, ProtocolError> {

@@ -43,6 +43,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
         confirmer: h,
         role: Some(LinkRole::Consumer),
         standby: false,
+        sdp: None,
     };
     vec![
         (
@@ -225,6 +226,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         confirmer: host.public_key(),
         role: Some(LinkRole::Provider),
         standby: false,
+        sdp: None,
     });
     let event = EventWriter::new(&peer, &space)
         .build(&reserve, now())
@@ -237,6 +239,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
             confirmer: host.public_key(),
             role: None,
             standby: false,
+            sdp: None,
         })
     );
     // The sender can read its own payload back (resync from a relay after a restart).
@@ -248,6 +251,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         confirmer: host.public_key(),
         role: Some(LinkRole::Consumer),
         standby: true,
+        sdp: None,
     });
     let event = EventWriter::new(&host, &space)
         .build(&backup, now())
@@ -267,6 +271,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         confirmer: host.public_key(),
         role: Some(LinkRole::Consumer),
         standby: false,
+        sdp: None,
     });
     let event = EventWriter::new(&host, &space)
         .build(&delivering, now())
@@ -277,6 +282,89 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         Message::Delivering(Reservation { role: None, .. })
     ));
     assert_eq!(own.parse(&event, now()).unwrap().message, delivering);
+}
+
+#[test]
+fn an_offer_rides_sealed_in_a_reserve_and_an_answer_in_a_confirm() {
+    let (host, peer, other) = (keys(1), keys(2), keys(3));
+    let space = space(&host);
+    let reservation = |sdp: &str| Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+        sdp: Some(sdp.into()),
+    };
+    let reserve = Message::Reserve(reservation("v=0 offer 192.0.2.7"));
+    let event = EventWriter::new(&peer, &space)
+        .build(&reserve, now())
+        .unwrap();
+    assert!(!event.content.contains("192.0.2.7"), "sealed like an OFFER");
+    let at_host = Parser::new(Limits::default(), Some(space.clone()), Some(host.clone()));
+    assert_eq!(at_host.parse(&event, now()).unwrap().message, reserve);
+    // Everyone else sees the reservation, not the offer.
+    let outsider = Parser::new(Limits::default(), Some(space.clone()), Some(other.clone()));
+    assert!(matches!(
+        outsider.parse(&event, now()).unwrap().message,
+        Message::Reserve(Reservation {
+            role: None,
+            sdp: None,
+            ..
+        })
+    ));
+    let confirm = Message::Confirm(reservation("v=0 answer"));
+    let event = EventWriter::new(&host, &space)
+        .build(&confirm, now())
+        .unwrap();
+    let at_peer = Parser::new(Limits::default(), Some(space.clone()), Some(peer.clone()));
+    assert_eq!(at_peer.parse(&event, now()).unwrap().message, confirm);
+    // A browser writes its description as an object; the draft's payload has none.
+    for (payload, sdp) in [
+        (
+            r#"{"type":"consumer","sdp":{"type":"offer","sdp":"v=0 b"}}"#,
+            Some("v=0 b"),
+        ),
+        (r#"{"type":"consumer"}"#, None),
+    ] {
+        let sealed = nostr::nips::nip44::encrypt(
+            peer.secret_key(),
+            &host.public_key(),
+            payload,
+            nostr::nips::nip44::Version::V2,
+        )
+        .unwrap();
+        let d = format!(
+            "{}||{}||{}||{}",
+            space.id(),
+            host.public_key().to_hex(),
+            peer.public_key().to_hex(),
+            host.public_key().to_hex()
+        );
+        let event = raw(
+            &peer,
+            SpaceKind::ReserveConnection.kind().as_u16(),
+            &sealed,
+            vec![
+                vec!["s".into(), space.id().into()],
+                vec!["h".into(), host.public_key().to_hex()],
+                vec!["d".into(), d],
+                vec!["p".into(), host.public_key().to_hex()],
+            ],
+            now().as_secs(),
+        );
+        let Message::Reserve(r) = at_host.parse(&event, now()).unwrap().message else {
+            panic!("a RESERVE")
+        };
+        assert_eq!(r.sdp.as_deref(), sdp, "{payload}");
+    }
+    // A CONFIRM re-published once the link delivers answers nothing.
+    let event = EventWriter::new(&host, &space)
+        .build(&Message::Delivering(reservation("v=0 stale")), now())
+        .unwrap();
+    assert!(matches!(
+        at_peer.parse(&event, now()).unwrap().message,
+        Message::Delivering(Reservation { sdp: None, .. })
+    ));
 }
 
 fn raw(author: &Keys, kind: u16, content: &str, tags: Vec<Vec<String>>, at: u64) -> Event {
@@ -338,6 +426,7 @@ fn draft_literal_peers_are_understood() {
             confirmer: host.public_key(),
             role: Some(LinkRole::Consumer),
             standby: false,
+            sdp: None,
         })
     );
     // A RESERVE without `type`, or with no content at all, is a listener's.
@@ -726,6 +815,7 @@ fn proof_of_work_is_read_from_the_id_up_to_the_committed_target() {
         confirmer: host.public_key(),
         role: Some(LinkRole::Consumer),
         standby: false,
+        sdp: None,
     });
     let writer = EventWriter::new(&peer, &space);
     let parser = Parser::new(Limits::default(), Some(space.clone()), Some(host.clone()));
@@ -792,6 +882,7 @@ fn we_announce_nip44_and_write_in_clear_only_when_asked() {
         confirmer: host.public_key(),
         role: Some(LinkRole::Consumer),
         standby: false,
+        sdp: None,
     });
     let sealed = writer.build(&reserve, now()).expect("builds");
     assert!(!sealed.content.starts_with('{'), "NIP-44 by default");

@@ -365,6 +365,12 @@ impl PeerLink {
         Ok(offer.sdp)
     }
 
+    /// The offer this link made, while the answer has not come: sent again when the peer
+    /// confirmed without taking it from our RESERVE.
+    pub async fn pending_offer(&self) -> Option<String> {
+        self.pc.pending_local_description().await.map(|d| d.sdp)
+    }
+
     /// Applies a remote offer and returns the local answer's SDP.
     pub async fn accept_offer(&self, sdp: String) -> Result<String, RtcError> {
         self.pc

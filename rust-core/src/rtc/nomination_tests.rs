@@ -164,7 +164,10 @@ fn the_offerer_selects_a_direct_pair_after_one_check_round_trip() {
     let answerer = connected[1].expect("the answerer connects");
     // One round trip and the time to process it; regular nomination took two round trips and
     // up to a check interval between them.
-    assert!(offerer <= rtt + Duration::from_millis(5), "offerer after {offerer:?}");
+    assert!(
+        offerer <= rtt + Duration::from_millis(5),
+        "offerer after {offerer:?}"
+    );
     // The answerer selects on the nomination itself, half a round trip in.
     assert!(
         answerer <= ONE_WAY + Duration::from_millis(85),

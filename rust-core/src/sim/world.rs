@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::relay::{RateLimit, Relay};
 use crate::participant::{
-    Input, LinkInput, LinkKind, LinkOp, Millis, Output, Participant, ParticipantConfig, UserCommand,
+    Input, LinkInput, LinkKind, LinkOp, Millis, Output, Participant, ParticipantConfig,
+    Publication, UserCommand,
 };
 use crate::protocol::{IceCandidate, Message, NetworkMetrics, SpaceEvent, SpaceRef};
 use crate::topology::CapacityPolicy;
@@ -568,22 +569,7 @@ impl World {
     fn flush(&mut self, node: NodeId) {
         while let Some(output) = self.nodes[node].participant.poll_output() {
             match output {
-                Output::Publish {
-                    message,
-                    created_at,
-                    work,
-                    ..
-                } => {
-                    let worked = match &message {
-                        Message::Reserve(r) if work > 0 => Some(r.confirmer),
-                        _ => None,
-                    };
-                    self.publish(node, message, created_at, work);
-                    if let Some(confirmer) = worked {
-                        // The driver reports a worked RESERVE once out: here, at once.
-                        self.input(node, Input::WorkedReservationSent { confirmer });
-                    }
-                }
+                Output::Publish(publication) => self.publish_out(node, publication),
                 Output::Link(op) => self.link(node, op),
                 Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
             }
@@ -596,6 +582,25 @@ impl World {
         if n.wake.is_none_or(|w| wake < w) {
             n.wake = Some(wake);
             self.at(wake, Action::Wake(node));
+        }
+    }
+
+    /// What the participant decided to publish goes out, as its driver sends it.
+    fn publish_out(&mut self, node: NodeId, publication: Publication) {
+        let Publication {
+            message,
+            created_at,
+            work,
+            ..
+        } = publication;
+        let worked = match &message {
+            Message::Reserve(r) if work > 0 => Some(r.confirmer),
+            _ => None,
+        };
+        self.publish(node, message, created_at, work);
+        if let Some(confirmer) = worked {
+            // The driver reports a worked RESERVE once out: here, at once.
+            self.input(node, Input::WorkedReservationSent { confirmer });
         }
     }
 
@@ -630,22 +635,29 @@ impl World {
         let now = self.now;
         let created_at = Timestamp::from_secs(now / 1_000);
         match op {
-            LinkOp::Open(peer) => {
+            LinkOp::Open { peer, within } => {
                 self.traffic.links_opened += 1;
-                self.offer(node, peer, created_at);
+                match within {
+                    // The simulated SDP is empty: only its presence matters.
+                    Some(reserve) => self.publish_out(node, reserve.carrying(String::new())),
+                    None => self.offer(node, peer, created_at),
+                }
                 self.candidates(node, peer, created_at);
             }
-            LinkOp::Restart(peer) => self.offer(node, peer, created_at),
-            LinkOp::Answer { peer, .. } => {
-                self.publish(
-                    node,
-                    Message::Answer {
-                        target: peer,
-                        sdp: String::new(),
-                    },
-                    created_at,
-                    0,
-                );
+            LinkOp::Restart(peer) | LinkOp::SendOffer(peer) => self.offer(node, peer, created_at),
+            LinkOp::Answer { peer, within, .. } => {
+                match within {
+                    Some(confirm) => self.publish_out(node, confirm.carrying(String::new())),
+                    None => self.publish(
+                        node,
+                        Message::Answer {
+                            target: peer,
+                            sdp: String::new(),
+                        },
+                        created_at,
+                        0,
+                    ),
+                }
                 self.candidates(node, peer, created_at);
             }
             LinkOp::ApplyAnswer { peer, .. } => {

@@ -53,11 +53,16 @@ pub enum Command {
         standby: bool,
         /// The proof of work its RESERVE carries, bits (NIP-13).
         work: u8,
+        /// Its SDP offer, when it rode in the RESERVE (our dialect).
+        offer: Option<String>,
     },
-    /// A peer accepted our reservation: start the WebRTC handshake.
+    /// A peer accepted our reservation: start the WebRTC handshake, or finish it when the
+    /// answer to the offer in our RESERVE rode in the CONFIRM.
     ConnectionConfirmed {
         /// The confirmer.
         by: PublicKey,
+        /// Its SDP answer to the offer our RESERVE carried.
+        answer: Option<String>,
     },
     /// A peer ended its link with us.
     ConnectionDropped(PublicKey),

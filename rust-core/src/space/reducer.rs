@@ -257,6 +257,7 @@ impl Space {
                 role: r.role,
                 standby: r.standby,
                 work,
+                offer: r.sdp.clone(),
             },
         ));
         Ok(commands)
@@ -277,7 +278,13 @@ impl Space {
                 delivering: false,
             },
         );
-        Ok(self.for_me(r.requester, Command::ConnectionConfirmed { by: author }))
+        Ok(self.for_me(
+            r.requester,
+            Command::ConnectionConfirmed {
+                by: author,
+                answer: r.sdp.clone(),
+            },
+        ))
     }
 
     /// The confirmer attests its link to `r.requester` carries audio. Seen before the CONFIRM

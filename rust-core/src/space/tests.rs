@@ -249,6 +249,7 @@ fn member_only_actions_from_non_members_are_ignored() {
         confirmer: key(LISTENER),
         role: None,
         standby: false,
+        sdp: None,
     };
     let messages = [
         Message::Chat { text: "hi".into() },
@@ -459,6 +460,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         confirmer: key(LISTENER),
         role: Some(LinkRole::Provider),
         standby: false,
+        sdp: Some("v=0 offer".into()),
     };
     let commands = world.ok(SPEAKER, Message::Reserve(reservation.clone()), 10);
     assert_eq!(
@@ -468,6 +470,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
             role: Some(LinkRole::Provider),
             standby: false,
             work: 0,
+            offer: Some("v=0 offer".into()),
         }]
     );
     assert!(matches!(
@@ -480,6 +483,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         confirmer: key(COHOST),
         role: None,
         standby: false,
+        sdp: None,
     };
     assert_eq!(
         world.apply(COHOST, Message::Confirm(unsolicited), 11),
@@ -491,6 +495,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         confirmer: key(HOST),
         role: Some(LinkRole::Consumer),
         standby: false,
+        sdp: None,
     };
     assert_eq!(
         world.ok(LISTENER, Message::Reserve(ours.clone()), 12),
@@ -498,7 +503,10 @@ fn the_reservation_handshake_reaches_the_right_peer() {
     );
     assert_eq!(
         world.ok(HOST, Message::Confirm(ours), 13),
-        vec![Command::ConnectionConfirmed { by: key(HOST) }]
+        vec![Command::ConnectionConfirmed {
+            by: key(HOST),
+            answer: None
+        }]
     );
     // A warm backup beside the tree link: confirmed, and marked as a backup for everyone.
     let backup = Reservation {
@@ -506,11 +514,15 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         confirmer: key(SPEAKER),
         role: Some(LinkRole::Consumer),
         standby: true,
+        sdp: None,
     };
     world.ok(LISTENER, Message::Reserve(backup.clone()), 14);
     assert_eq!(
         world.ok(SPEAKER, Message::Confirm(backup), 15),
-        vec![Command::ConnectionConfirmed { by: key(SPEAKER) }]
+        vec![Command::ConnectionConfirmed {
+            by: key(SPEAKER),
+            answer: None
+        }]
     );
     assert!(matches!(
         world.space.links().get(&(key(LISTENER), key(SPEAKER))),
@@ -737,6 +749,7 @@ fn a_delivering_confirm_proves_a_seat_in_either_order_and_is_no_confirmation() {
             confirmer: key(HOST),
             role: None,
             standby: false,
+            sdp: None,
         })
     };
     // Seen before the CONFIRM (relays may deliver them in either order): a proven seat.
@@ -759,11 +772,15 @@ fn a_delivering_confirm_proves_a_seat_in_either_order_and_is_no_confirmation() {
         confirmer: key(HOST),
         role: None,
         standby: false,
+        sdp: None,
     };
     world.ok(LISTENER, Message::Reserve(reservation.clone()), 13);
     assert_eq!(
         world.ok(HOST, Message::Confirm(reservation), 14),
-        vec![Command::ConnectionConfirmed { by: key(HOST) }]
+        vec![Command::ConnectionConfirmed {
+            by: key(HOST),
+            answer: None
+        }]
     );
     assert_eq!(world.ok(HOST, delivering(LISTENER), 15), vec![]);
 }

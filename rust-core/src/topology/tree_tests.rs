@@ -88,6 +88,7 @@ fn world(b_full: bool) -> (Space, u32) {
             confirmer: key(parent),
             role: Some(LinkRole::Consumer),
             standby,
+            sdp: None,
         };
         apply(space, child, Message::Reserve(r.clone()));
         apply(space, parent, Message::Confirm(r));
@@ -161,6 +162,7 @@ fn backups_do_not_count_as_tree_links() {
                 confirmer: key(B),
                 role: Some(LinkRole::Consumer),
                 standby: true,
+                sdp: None,
             }),
         ),
         (
@@ -170,6 +172,7 @@ fn backups_do_not_count_as_tree_links() {
                 confirmer: key(B),
                 role: Some(LinkRole::Consumer),
                 standby: true,
+                sdp: None,
             }),
         ),
     ] {
