@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spaces_core::media::RTP_TICKS_PER_FRAME;
-use spaces_core::rtc::{LinkConfig, LinkEvent};
+use spaces_core::rtc::{LinkConfig, LinkEvent, LinkState, PeerLink};
 use spaces_tests::rtc_harness::{Node, TONE_SOURCE, connect, stream_tone, stream_tone_from};
 
 const TONE: f32 = 440.0;
@@ -147,15 +147,77 @@ async fn relay_only_links_go_through_a_real_turn_server() {
         child.count()
     );
     assert!(child.tone_share(TONE) >= 0.95);
-    // Neither side signalled anything but relay candidates: no device address leaves.
+    // Neither side signalled anything but relay candidates, trickled or in its description:
+    // no device address leaves.
     for end in [&up, &down] {
-        let candidates = end.candidates.lock().expect("lock").clone();
+        let mut candidates = end.candidates.lock().expect("lock").clone();
+        let description = end.link.local_description().await.expect("described");
+        candidates.extend(
+            description
+                .lines()
+                .filter(|l| l.starts_with("a=candidate:"))
+                .map(str::to_owned),
+        );
         assert!(!candidates.is_empty());
         assert!(
             candidates.iter().all(|c| c.contains("typ relay")),
             "{candidates:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offer_and_answer_carry_host_candidates_and_connect_without_trickling() {
+    let config = LinkConfig::loopback();
+    let sink = Node::new("sink");
+    let (up, mut up_events) = PeerLink::new("child", &config, Arc::clone(&sink) as _)
+        .await
+        .expect("link");
+    let (down, mut down_events) = PeerLink::new("parent", &config, Arc::clone(&sink) as _)
+        .await
+        .expect("link");
+    let offer = up.create_offer().await.expect("offer");
+    assert!(offer.contains("a=candidate:"), "{offer}");
+    let answer = down.accept_offer(offer).await.expect("answer");
+    assert!(answer.contains("a=candidate:"), "{answer}");
+    up.accept_answer(answer).await.expect("answer applied");
+    // Nothing is trickled: whatever either side gathers stays here, and what it reports
+    // was in its description already.
+    let connected = |events: &mut tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
+                     link: &PeerLink| {
+        let mut trickled = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            match event {
+                LinkEvent::LocalCandidate(c) if !link.described(&c) => trickled.push(c),
+                LinkEvent::State(LinkState::Connected) => return Ok(trickled),
+                _ => {}
+            }
+        }
+        Err(trickled)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connects without trickle"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        for (done, events, link) in [
+            (&mut up_done, &mut up_events, &up),
+            (&mut down_done, &mut down_events, &down),
+        ] {
+            match connected(events, link) {
+                Ok(trickled) => {
+                    assert!(trickled.is_empty(), "{trickled:?}");
+                    *done = true;
+                }
+                Err(trickled) => assert!(trickled.is_empty(), "{trickled:?}"),
+            }
+        }
+    }
+    up.close().await;
+    down.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

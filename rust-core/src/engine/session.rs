@@ -589,8 +589,13 @@ impl Driver {
     fn on_link_event(&mut self, peer: PublicKey, event: LinkEvent) {
         let input = match event {
             LinkEvent::LocalCandidate(candidate) => {
-                // Only links the participant agreed to exist, so only they trickle.
-                if self.links.contains_key(&peer) {
+                // Only links the participant agreed to exist, so only they trickle, and only
+                // what their offer or answer did not carry already.
+                if self
+                    .links
+                    .get(&peer)
+                    .is_some_and(|link| !link.described(&candidate))
+                {
                     self.send(Message::Ice {
                         target: peer,
                         candidate,
@@ -694,8 +699,9 @@ impl Driver {
                 }
             }
             LinkOp::SendOffer(peer) => {
+                // Before an answer, the description in force is our offer.
                 let offer = match self.links.get(&peer) {
-                    Some(link) => link.pending_offer().await,
+                    Some(link) => link.local_description().await,
                     None => None,
                 };
                 match offer {

@@ -1,6 +1,7 @@
 //! A WebRTC link to one peer: audio-only (Opus), offer/answer, trickle ICE, state events,
 //! fast stall detection, ICE restart.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -13,15 +14,15 @@ use ::rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, RTCStatsReportEntry,
-    Registry, SettingEngineBuilder, StatsSelector,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, RTCStatsReportEntry, Registry, SettingEngineBuilder, StatsSelector,
 };
 use webrtc::runtime::Runtime;
 
@@ -46,6 +47,12 @@ pub enum LinkEvent {
     /// ([`PeerLink::sent_loss`] or [`PeerLink::received_loss`]).
     Loss(f64),
 }
+
+/// How long an offer or answer waits for the link's candidates before it leaves: host
+/// candidates come at once (the sockets are bound), server-reflexive and relayed ones take a
+/// STUN or TURN round trip and are trickled if they miss it. Candidates in the description
+/// cost no ICE_CANDIDATE event of their own on the relays.
+const GATHER_WAIT: Duration = Duration::from_millis(25);
 
 /// How often a link sends RTCP reports (and so how fresh a parent's view of its children's
 /// loss is).
@@ -121,6 +128,10 @@ pub struct PeerLink {
     /// Remote candidates that arrived before the remote description (relays do not keep
     /// order between the SDP and trickled candidates).
     early_candidates: Mutex<Option<Vec<IceCandidate>>>,
+    /// Whether ICE gathering has completed for the current local description.
+    gathered: watch::Receiver<bool>,
+    /// Our candidates that went out inside a description: never trickled again.
+    described: Mutex<HashSet<String>>,
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
     counters: Arc<LinkCounters>,
     watchdog: tokio::task::JoinHandle<()>,
@@ -129,6 +140,7 @@ pub struct PeerLink {
 struct Handler {
     label: String,
     events: mpsc::UnboundedSender<LinkEvent>,
+    gathered: watch::Sender<bool>,
     sink: Arc<dyn RtpSink>,
     stall: Arc<Mutex<StallDetector>>,
     epoch: Instant,
@@ -154,6 +166,11 @@ impl PeerConnectionEventHandler for Handler {
             }
             Err(e) => tracing::warn!(link = %self.label, error = %e, "unusable local candidate"),
         }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        self.gathered
+            .send_replace(state == RTCIceGatheringState::Complete);
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -259,9 +276,11 @@ impl PeerLink {
             .build();
         let counters = Arc::new(LinkCounters::default());
         let stall = Arc::new(Mutex::new(StallDetector::new(config.stall_window)));
+        let (gathered_tx, gathered) = watch::channel(false);
         let handler = Arc::new(Handler {
             label: label.clone(),
             events: events_tx.clone(),
+            gathered: gathered_tx,
             sink,
             stall: Arc::clone(&stall),
             epoch: Instant::now(),
@@ -345,6 +364,8 @@ impl PeerLink {
                 next_seq: AtomicU16::new(rand_ssrc() as u16),
                 payload_type: Mutex::new(None),
                 early_candidates: Mutex::new(Some(Vec::new())),
+                gathered,
+                described: Mutex::default(),
                 sender,
                 counters,
                 watchdog,
@@ -358,17 +379,40 @@ impl PeerLink {
         &self.label
     }
 
-    /// Creates and applies a local offer; returns its SDP for signaling.
+    /// Creates and applies a local offer; returns its SDP for signaling, with the
+    /// candidates gathered by then.
     pub async fn create_offer(&self) -> Result<String, RtcError> {
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer.clone()).await?;
-        Ok(offer.sdp)
+        Ok(self.described_locally(offer.sdp).await)
     }
 
-    /// The offer this link made, while the answer has not come: sent again when the peer
-    /// confirmed without taking it from our RESERVE.
-    pub async fn pending_offer(&self) -> Option<String> {
-        self.pc.pending_local_description().await.map(|d| d.sdp)
+    /// The local description as it leaves: once gathering completes, or after
+    /// [`GATHER_WAIT`], with every candidate gathered by then (`fallback` if the link has
+    /// no local description). Those candidates are not trickled again.
+    async fn described_locally(&self, fallback: String) -> String {
+        let mut gathered = self.gathered.clone();
+        let _ = tokio::time::timeout(GATHER_WAIT, gathered.wait_for(|done| *done)).await;
+        let sdp = self.local_description().await.unwrap_or(fallback);
+        let mut described = self
+            .described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        described.extend(
+            sdp.lines()
+                .filter_map(|l| l.trim().strip_prefix("a="))
+                .filter(|l| l.starts_with("candidate:"))
+                .map(str::to_owned),
+        );
+        sdp
+    }
+
+    /// Whether our local `candidate` already went out in a description (nothing to trickle).
+    pub fn described(&self, candidate: &IceCandidate) -> bool {
+        self.described
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(candidate.candidate.trim().trim_start_matches("a="))
     }
 
     /// Applies a remote offer and returns the local answer's SDP.
@@ -379,7 +423,7 @@ impl PeerLink {
         self.flush_early_candidates().await;
         let answer = self.pc.create_answer(None).await?;
         self.pc.set_local_description(answer.clone()).await?;
-        Ok(answer.sdp)
+        Ok(self.described_locally(answer.sdp).await)
     }
 
     /// Applies the remote answer to our offer.

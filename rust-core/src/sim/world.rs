@@ -688,9 +688,10 @@ impl World {
         self.publish(node, offer, created_at, 0);
     }
 
-    /// Trickled candidates: a host candidate and a server-reflexive one per side.
+    /// Trickled candidates: one server-reflexive per side (a STUN round trip is longer than
+    /// an offer or answer waits for gathering; the host candidate rides in the description).
     fn candidates(&mut self, node: NodeId, peer: PublicKey, created_at: Timestamp) {
-        for candidate in ["host", "srflx"] {
+        for candidate in ["srflx"] {
             self.publish(
                 node,
                 Message::Ice {
