@@ -55,11 +55,18 @@ struct InFlight {
     packet: TaggedBytesMut,
 }
 
-/// Runs both agents until each has selected a pair, or 2 s of simulated time pass; returns
-/// when each was connected, from the start of the checks, and the pairs they selected.
-fn connect(
-    controlled_starts_first: Duration,
-) -> ([Option<Duration>; 2], [Option<(SocketAddr, SocketAddr)>; 2]) {
+/// What each end of [`connect`] saw.
+struct Connected {
+    /// When it selected a pair, from the start of its checks.
+    after: [Option<Duration>; 2],
+    /// The pairs selected (local, remote).
+    pairs: [Option<(SocketAddr, SocketAddr)>; 2],
+    /// Whether, on selecting, it asked its driver for a timer pass at once.
+    pass_at_once: [bool; 2],
+}
+
+/// Runs both agents until each has selected a pair, or 2 s of simulated time pass.
+fn connect(controlled_starts_first: Duration) -> Connected {
     let config = LinkConfig::default();
     let epoch = Instant::now();
     let addrs: [SocketAddr; 2] = [
@@ -83,6 +90,7 @@ fn connect(
     let mut now = epoch;
     let mut wire: VecDeque<InFlight> = VecDeque::new();
     let mut connected = [None, None];
+    let mut pass_at_once = [false, false];
     while now < epoch + Duration::from_secs(2) && connected.iter().any(Option::is_none) {
         for k in 0..2 {
             if !started[k] && now >= starts[k] {
@@ -107,6 +115,9 @@ fn connect(
             while let Some(event) = agent.poll_event() {
                 if let Event::ConnectionStateChange(ConnectionState::Connected) = event.event {
                     connected[k].get_or_insert(now - starts[k]);
+                    // The selection starts a DTLS client whose first flight only leaves on
+                    // a timer pass of the peer connection.
+                    pass_at_once[k] = agent.poll_timeout().is_some_and(|t| t <= now);
                 }
             }
         }
@@ -151,17 +162,25 @@ fn connect(
             .get_selected_candidate_pair()
             .map(|(local, remote)| (local.addr(), remote.addr()))
     });
-    (connected, pairs)
+    Connected {
+        after: connected,
+        pairs,
+        pass_at_once,
+    }
 }
 
 #[test]
 fn the_offerer_selects_a_direct_pair_after_one_check_round_trip() {
     // The answerer starts 80 ms earlier (its answer's trip to the offerer and back), as over
     // the relays: its early checks meet an offerer that cannot answer them yet.
-    let (connected, pairs) = connect(Duration::from_millis(80));
+    let Connected {
+        after,
+        pairs,
+        pass_at_once,
+    } = connect(Duration::from_millis(80));
     let rtt = ONE_WAY * 2;
-    let offerer = connected[0].expect("the offerer connects");
-    let answerer = connected[1].expect("the answerer connects");
+    let offerer = after[0].expect("the offerer connects");
+    let answerer = after[1].expect("the answerer connects");
     // One round trip and the time to process it; regular nomination took two round trips and
     // up to a check interval between them.
     assert!(
@@ -178,4 +197,6 @@ fn the_offerer_selects_a_direct_pair_after_one_check_round_trip() {
         panic!("both select a pair: {pairs:?}")
     };
     assert_eq!((a.0, a.1), (b.1, b.0));
+    // And neither leaves its DTLS flight waiting for the next check tick.
+    assert_eq!(pass_at_once, [true, true]);
 }

@@ -831,6 +831,11 @@ impl Agent {
 
             self.candidate_pairs[pair_index].nominated = true;
             self.selected_pair = Some(pair_index);
+            // Ask for a timeout pass at once. The selection starts a DTLS client's
+            // handshake, and rtc 0.21's DTLS handler drains the endpoint's first flight only
+            // on a timeout: without this the ClientHello waited for the next check tick
+            // (up to 50 ms here, on every link).
+            self.request_connectivity_check();
 
             self.update_connection_state(now, ConnectionState::Connected);
 
