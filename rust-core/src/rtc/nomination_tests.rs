@@ -91,6 +91,7 @@ fn connect(controlled_starts_first: Duration) -> Connected {
     let mut wire: VecDeque<InFlight> = VecDeque::new();
     let mut connected = [None, None];
     let mut pass_at_once = [false, false];
+    let mut selected = [false, false];
     while now < epoch + Duration::from_secs(2) && connected.iter().any(Option::is_none) {
         for k in 0..2 {
             if !started[k] && now >= starts[k] {
@@ -115,9 +116,6 @@ fn connect(controlled_starts_first: Duration) -> Connected {
             while let Some(event) = agent.poll_event() {
                 if let Event::ConnectionStateChange(ConnectionState::Connected) = event.event {
                     connected[k].get_or_insert(now - starts[k]);
-                    // The selection starts a DTLS client whose first flight only leaves on
-                    // a timer pass of the peer connection.
-                    pass_at_once[k] = agent.poll_timeout().is_some_and(|t| t <= now);
                 }
             }
         }
@@ -149,6 +147,14 @@ fn connect(controlled_starts_first: Duration) -> Connected {
                     transport,
                     message: packet.message,
                 });
+            }
+        }
+        for k in 0..2 {
+            if !selected[k] && agents[k].get_selected_candidate_pair().is_some() {
+                // The selection starts a DTLS client whose first flight only leaves on a
+                // timer pass of the peer connection: one must be due now.
+                selected[k] = true;
+                pass_at_once[k] = agents[k].poll_timeout().is_some_and(|t| t <= now);
             }
         }
         for k in 0..2 {
