@@ -762,7 +762,6 @@ impl Participant {
                         {
                             // Busy, and open to those who do the work: do it and ask again.
                             tracing::info!(%peer, price, "reservation priced; paying");
-                            self.abandon_pending();
                             self.reserve(peer, pending.standby);
                             return;
                         }
@@ -1237,6 +1236,9 @@ impl Participant {
             .max(announced)
             .min(MAX_PAY);
         tracing::debug!(%peer, standby, work, "reserve");
+        // One reservation at a time: one still waiting (a backup we were asking for when the
+        // parent died) gives way, with the link its offer opened.
+        self.abandon_pending();
         self.stats.reservations += 1;
         self.stats.paid_reservations += u64::from(work > 0);
         // With no link to the peer yet, the offer rides in the RESERVE to a peer of our
