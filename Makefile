@@ -12,7 +12,7 @@ LON        ?= -2.341
 PEERS      ?= 1000
 ARRIVAL    ?= random
 
-.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test node-test bench android ios clean
+.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test node-test bench anchors android ios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -64,6 +64,9 @@ kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on
 
 bench: relay-venv ## benchmarks (optimised build): criterion suites and the relay latency harness
 	$(CARGO) bench --workspace
+
+anchors: ## our link and forwarding benchmark beside Pion v4 on this machine, with ratios (Go fetches Pion)
+	./bench/anchors/run.sh
 
 android: ## Android .so files and Kotlin (needs the Android NDK and cargo-ndk)
 	./android/build-rust.sh

@@ -9,7 +9,7 @@
 //! its streams it cannot carry.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::rc::Rc;
 
 use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
@@ -151,7 +151,8 @@ pub struct Traffic {
     pub published: HashMap<&'static str, u64>,
     /// Events handed to subscribers.
     pub delivered: u64,
-    /// Links opened (offers for new links).
+    /// Links set up: a confirmed reservation's new link. An offer that rode in a RESERVE
+    /// counts once its CONFIRM answers it, not when it was made (it may be refused).
     pub links_opened: u64,
 }
 
@@ -183,6 +184,8 @@ pub struct World {
     next_report: Millis,
     /// What crossed the relay.
     pub traffic: Traffic,
+    /// Links whose offer rode in a RESERVE not answered yet, by (node, peer).
+    offered: HashSet<(NodeId, PublicKey)>,
 }
 
 /// How often links report their loss: as the product's RTCP reports and its reading of them do.
@@ -226,6 +229,7 @@ impl World {
             rng: super::Rng::new(seed ^ 0x5EED),
             next_report: T0 + REPORT_EVERY_MS,
             traffic: Traffic::default(),
+            offered: HashSet::new(),
         };
         world.spawn(host, host_uplink_kbps);
         world
@@ -636,15 +640,26 @@ impl World {
         let created_at = Timestamp::from_secs(now / 1_000);
         match op {
             LinkOp::Open { peer, within } => {
-                self.traffic.links_opened += 1;
                 match within {
                     // The simulated SDP is empty: only its presence matters.
-                    Some(reserve) => self.publish_out(node, reserve.carrying(String::new())),
-                    None => self.offer(node, peer, created_at),
+                    Some(reserve) => {
+                        self.offered.insert((node, peer));
+                        self.publish_out(node, reserve.carrying(String::new()));
+                    }
+                    None => {
+                        self.traffic.links_opened += 1;
+                        self.offer(node, peer, created_at);
+                    }
                 }
                 self.candidates(node, peer, created_at);
             }
-            LinkOp::Restart(peer) | LinkOp::SendOffer(peer) => self.offer(node, peer, created_at),
+            LinkOp::Restart(peer) => self.offer(node, peer, created_at),
+            LinkOp::SendOffer(peer) => {
+                if self.offered.remove(&(node, peer)) {
+                    self.traffic.links_opened += 1;
+                }
+                self.offer(node, peer, created_at);
+            }
             LinkOp::Answer { peer, within, .. } => {
                 match within {
                     Some(confirm) => self.publish_out(node, confirm.carrying(String::new())),
@@ -661,6 +676,9 @@ impl World {
                 self.candidates(node, peer, created_at);
             }
             LinkOp::ApplyAnswer { peer, .. } => {
+                if self.offered.remove(&(node, peer)) {
+                    self.traffic.links_opened += 1;
+                }
                 if let Some(other) = self.id_of(&peer) {
                     // Connectivity checks one round trip, DTLS one more.
                     let rtt = 2 * (self.nodes[node].link_ms + self.nodes[other].link_ms);
@@ -669,6 +687,7 @@ impl World {
             }
             LinkOp::AddCandidate { .. } => {}
             LinkOp::Close(peer) => {
+                self.offered.remove(&(node, peer));
                 // The other end hears nothing more on this link; its DROP usually arrives
                 // first, and then this is moot.
                 if let Some(other) = self.id_of(&peer)

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Runs our link and forwarding benchmark and its Pion v4 anchor one after the other on this
+# machine, and prints each figure with its ratio (ours / Pion): below 1, ours is cheaper or
+# faster. Go fetches Pion from the module proxy on first use (retried once).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+cd "$root"
+cargo bench -q -p spaces-tests --bench rtc_hops > "$out/ours.txt"
+cd "$here/pion"
+go build -o "$out/pion" . || { sleep 5; go build -o "$out/pion" .; }
+"$out/pion" > "$out/pion.txt"
+
+# figure NAME PATTERN FIELD: the number after PATTERN in each report.
+figure() {
+  sed -n "s/.*$1[^0-9]*\([0-9.]*\).*/\1/p" "$2" | head -1
+}
+row() {
+  ours=$(figure "$2" "$out/ours.txt"); pion=$(figure "$2" "$out/pion.txt")
+  ratio=$(awk -v a="$ours" -v b="$pion" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  printf '| %s | %s | %s | %s |\n' "$1" "$ours" "$pion" "$ratio"
+}
+echo "| Figure | Ours | Pion v4 | Ratio |"
+echo "|---|---|---|---|"
+row "link set-up p50, ms" "link set-up.*p50"
+row "link set-up p99, ms" "link set-up.*p99"
+row "latency at depth 1 p50, µs" "depth 1: latency p50"
+row "added per forwarding hop, µs" "added per forwarding hop (p50 slope, depth 1 -> 6):"
+row "CPU per child stream at 10 children, % of a core" "at 10 children.*): "
+row "CPU per child stream at 40 children, % of a core" "at 40 children.*): "
+echo
+echo "ours:"; cat "$out/ours.txt"
+echo "pion:"; cat "$out/pion.txt"
