@@ -147,6 +147,7 @@ fn proof_of_work(c: &mut Criterion) {
         confirmer: host.public_key(),
         role: Some(LinkRole::Consumer),
         standby: false,
+        sdp: None,
     });
     let mut group = c.benchmark_group("reserve_with_work");
     group.sample_size(30);

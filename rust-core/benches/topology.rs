@@ -80,6 +80,7 @@ fn space(n: u32) -> (Space, PublicKey) {
             confirmer: parent,
             role: Some(LinkRole::Consumer),
             standby: false,
+            sdp: None,
         };
         apply(&mut space, key(i), Message::Reserve(r.clone()));
         apply(&mut space, parent, Message::Confirm(r));

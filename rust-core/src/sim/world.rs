@@ -710,21 +710,19 @@ impl World {
     /// Trickled candidates: one server-reflexive per side (a STUN round trip is longer than
     /// an offer or answer waits for gathering; the host candidate rides in the description).
     fn candidates(&mut self, node: NodeId, peer: PublicKey, created_at: Timestamp) {
-        for candidate in ["srflx"] {
-            self.publish(
-                node,
-                Message::Ice {
-                    target: peer,
-                    candidate: IceCandidate {
-                        candidate: format!("candidate:sim {candidate}"),
-                        sdp_mid: Some("0".into()),
-                        sdp_m_line_index: Some(0),
-                    },
+        self.publish(
+            node,
+            Message::Ice {
+                target: peer,
+                candidate: IceCandidate {
+                    candidate: "candidate:sim srflx".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
                 },
-                created_at,
-                0,
-            );
-        }
+            },
+            created_at,
+            0,
+        );
     }
 
     /// Share of the host's frames each node hears now (0 for nodes that are gone): a frame
