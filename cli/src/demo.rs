@@ -36,6 +36,8 @@ pub struct DemoConfig {
     pub kill_relaying_listener_at: Option<u64>,
     /// Listeners the host promotes to speaker a third into the run, each with its own tone.
     pub speakers: usize,
+    /// Listeners keep warm backup links.
+    pub warm_backup: bool,
 }
 
 /// The tone of the `k`-th promoted speaker: clear of the host's 440 Hz and of each other.
@@ -53,6 +55,7 @@ impl Default for DemoConfig {
             tone_hz: 440.0,
             kill_relaying_listener_at: None,
             speakers: 0,
+            warm_backup: true,
         }
     }
 }
@@ -242,6 +245,7 @@ pub async fn run_demo(
         reserve_timeout: RESERVE_TIMEOUT,
         cells: Vec::new(),
         draft_compat: false,
+        warm_backup: config.warm_backup,
     })
     .await?;
     progress(format!(
@@ -278,6 +282,7 @@ pub async fn run_demo(
             reserve_timeout: RESERVE_TIMEOUT,
             cells: Vec::new(),
             draft_compat: false,
+            warm_backup: config.warm_backup,
         })
         .await?;
         started.push(Instant::now());

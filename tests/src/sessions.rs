@@ -56,6 +56,7 @@ pub fn config(keys: Keys, space: &SpaceRef, relay: &str, host: bool) -> SessionC
         reserve_timeout: RESERVE_TIMEOUT,
         cells: vec![],
         draft_compat: false,
+        warm_backup: true,
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Args {
     /// tone; the report says who heard whom.
     #[arg(long, default_value_t = 0)]
     speakers: usize,
+    /// Listeners keep no warm backup link (to measure what backups cost and what they save).
+    #[arg(long)]
+    no_backup: bool,
     /// Write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -58,6 +61,7 @@ pub fn run(args: &Args) -> Result<(), BadArgument> {
         seconds: args.seconds,
         relays: args.relays.clone(),
         host_uplink_kbps: args.host_uplink_kbps,
+        warm_backup: !args.no_backup,
         kill_relaying_listener_at: args.kill_relaying_listener_at,
         ..DemoConfig::default()
     };

@@ -48,6 +48,10 @@ pub struct Common {
     /// in clear on the relays, showing this machine's IP addresses to anyone reading them.
     #[arg(long)]
     draft_compat: bool,
+    /// No warm backup link: half the download of a listener below a relaying listener, but a
+    /// parent lost costs a gap (the stall window and a new reservation) instead of none.
+    #[arg(long)]
+    no_backup: bool,
     /// A STUN or TURN server (repeatable): `stun:HOST:PORT`, `turn://USER:PASSWORD@HOST:PORT`,
     /// `turns://…`, optionally with `?transport=tcp`.
     #[arg(long = "ice-server", value_name = "URL")]
@@ -239,6 +243,7 @@ fn session_config(
         reserve_timeout: RESERVE_TIMEOUT,
         cells,
         draft_compat: common.draft_compat,
+        warm_backup: !common.no_backup,
     })
 }
 

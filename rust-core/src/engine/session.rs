@@ -58,6 +58,9 @@ pub struct SessionConfig {
     /// Draft compatibility: private payloads in clear to peers that did not announce NIP-44
     /// (see [`crate::participant::ParticipantConfig::draft_compat`]). Off by default.
     pub draft_compat: bool,
+    /// Keep a warm backup link (see
+    /// [`crate::participant::ParticipantConfig::warm_backup`]). On by default.
+    pub warm_backup: bool,
 }
 
 /// What a session knows about itself, for progress and reports.
@@ -176,6 +179,7 @@ impl Session {
                 connect_deadline: CONNECT_DEADLINE,
                 rules: TreeRules::default(),
                 draft_compat: config.draft_compat,
+                warm_backup: config.warm_backup,
             },
             clock.now(),
         );

@@ -383,6 +383,7 @@ fn config(
         reserve_timeout: RESERVE_TIMEOUT,
         cells,
         draft_compat: settings.draft_compat,
+        warm_backup: true,
     })
 }
 

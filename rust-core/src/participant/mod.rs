@@ -141,6 +141,11 @@ pub struct ParticipantConfig {
     /// that did not announce NIP-44. Off by default: relays are public, and SDP and ICE carry
     /// IP addresses; on, draft-literal clients can take part.
     pub draft_compat: bool,
+    /// Keep a warm backup link below depth 1: a second parent that sends every frame too, so
+    /// that losing the parent costs no audio. It doubles what a listener downloads and costs
+    /// its backup parent an upload stream; without it, a lost parent costs the stall window
+    /// and a new reservation (BENCHMARKS.md, "Warm backups"). On by default.
+    pub warm_backup: bool,
 }
 
 impl ParticipantConfig {
@@ -156,6 +161,7 @@ impl ParticipantConfig {
             connect_deadline: CONNECT_DEADLINE,
             rules: TreeRules::default(),
             draft_compat: false,
+            warm_backup: true,
         }
     }
 }
@@ -1154,7 +1160,7 @@ impl Participant {
         if self.climb(parent) {
             return;
         }
-        if self.links.one(LinkKind::Standby).is_some() || !settled {
+        if !self.config.warm_backup || self.links.one(LinkKind::Standby).is_some() || !settled {
             return;
         }
         self.last_standby_try = now;
@@ -1225,7 +1231,9 @@ impl Participant {
             .get(&parent)
             .is_some_and(|l| l.connected_at.is_some());
         let speaker = self.space.role_of(&self.me).speaks();
-        connected && parent != host && (speaker || self.links.one(LinkKind::Standby).is_none())
+        connected
+            && parent != host
+            && (speaker || (self.config.warm_backup && self.links.one(LinkKind::Standby).is_none()))
     }
 
     fn reserve(&mut self, peer: PublicKey, standby: bool) {

@@ -231,7 +231,7 @@ impl World {
             traffic: Traffic::default(),
             offered: HashSet::new(),
         };
-        world.spawn(host, host_uplink_kbps);
+        world.spawn(host, host_uplink_kbps, |_| {});
         world
     }
 
@@ -262,16 +262,30 @@ impl World {
 
     /// A listener joins now, announcing `metrics`, with `uplink_kbps` of real uplink.
     pub fn join(&mut self, metrics: NetworkMetrics, uplink_kbps: f64) -> NodeId {
-        self.spawn(metrics, uplink_kbps)
+        self.spawn(metrics, uplink_kbps, |_| {})
     }
 
-    fn spawn(&mut self, metrics: NetworkMetrics, uplink_kbps: f64) -> NodeId {
+    /// [`Self::join`] with settings of its own (`configure` changes the defaults).
+    pub fn join_configured(
+        &mut self,
+        metrics: NetworkMetrics,
+        uplink_kbps: f64,
+        configure: impl FnOnce(&mut ParticipantConfig),
+    ) -> NodeId {
+        self.spawn(metrics, uplink_kbps, configure)
+    }
+
+    fn spawn(
+        &mut self,
+        metrics: NetworkMetrics,
+        uplink_kbps: f64,
+        configure: impl FnOnce(&mut ParticipantConfig),
+    ) -> NodeId {
         let id = self.nodes.len();
         let key = keys(self.seed, id as u64).public_key();
-        let participant = Participant::new(
-            ParticipantConfig::new(key, self.space.clone(), metrics),
-            self.now,
-        );
+        let mut config = ParticipantConfig::new(key, self.space.clone(), metrics);
+        configure(&mut config);
+        let participant = Participant::new(config, self.now);
         let (relay_lo, relay_hi) = self.network.relay_ms;
         let (link_lo, link_hi) = self.network.link_ms;
         let relay_ms = self.rng.between(relay_lo, relay_hi);
