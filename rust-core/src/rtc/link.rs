@@ -1,5 +1,5 @@
-//! A WebRTC link to one peer: audio-only (Opus), offer/answer, trickle ICE, state events,
-//! fast stall detection, ICE restart.
+//! A WebRTC link to one peer: audio-only (Opus), offer/answer carrying the candidates gathered
+//! by then (later ones trickled), state events, fast stall detection, ICE restart.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
@@ -35,7 +35,8 @@ use crate::protocol::IceCandidate;
 /// What a link reports to its owner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkEvent {
-    /// A local ICE candidate to send to the peer (trickle ICE).
+    /// A local ICE candidate: to send to the peer unless the offer or answer carried it
+    /// already ([`PeerLink::described`]).
     LocalCandidate(IceCandidate),
     /// The connection state changed.
     State(LinkState),
