@@ -38,6 +38,8 @@ row "latency at depth 1 p50, µs" "depth 1: latency p50"
 row "added per forwarding hop, µs" "added per forwarding hop (p50 slope, depth 1 -> 6):"
 row "CPU per child stream at 10 children, % of a core" "at 10 children.*): "
 row "CPU per child stream at 40 children, % of a core" "at 40 children.*): "
+row "RSS per link (both ends), idle, KiB" "RSS per link.*idle"
+row "RSS per link (both ends), with traffic, KiB" "RSS per link.*with traffic"
 echo
 echo "ours:"; cat "$out/ours.txt"
 echo "pion:"; cat "$out/pion.txt"

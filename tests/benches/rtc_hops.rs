@@ -32,6 +32,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Process CPU time (user + system) from /proc, in seconds.
+/// Resident memory of this process, KiB (`VmRSS`).
+fn rss_kib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
@@ -145,14 +155,24 @@ async fn main() {
         let kids: Vec<Arc<Node>> = (0..children)
             .map(|i| Node::new(&format!("cpu-{children}-{i}")))
             .collect();
+        let rss_before = rss_kib();
         let mut ends = Vec::new();
         for kid in &kids {
             ends.push(connect(&parent, kid, &config).await);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let rss_idle = rss_kib();
         let before = cpu_seconds();
         send(&parent, Instant::now()).await;
         let used = cpu_seconds() - before;
+        if children == 40 {
+            let per_link = |rss: f64| (rss - rss_before) / children as f64;
+            println!(
+                "RSS per link (both ends) at 40 children: idle {:.0} KiB, with traffic {:.0} KiB",
+                per_link(rss_idle),
+                per_link(rss_kib())
+            );
+        }
         cpu.push((children, used));
         close(ends).await;
     }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -126,6 +128,20 @@ func percentile(v []float64, q float64) float64 {
 	return s[int(q*float64(len(s)-1)+0.5)]
 }
 
+// rssKiB is this process's resident memory (VmRSS), KiB.
+func rssKiB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	must(err)
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			must(err)
+			return v
+		}
+	}
+	return 0
+}
+
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
 	must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
@@ -179,7 +195,7 @@ func main() {
 		links[d-1], _ = connect(func(p *rtp.Packet) {
 			sent := time.Duration(binary.BigEndian.Uint64(p.Payload))
 			mu.Lock()
-			latencies[d] = append(latencies[d], float64((time.Since(epoch)-sent).Microseconds()))
+			latencies[d] = append(latencies[d], float64((time.Since(epoch) - sent).Microseconds()))
 			mu.Unlock()
 			if d < depth {
 				must(links[d].track.WriteRTP(p))
@@ -208,15 +224,21 @@ func main() {
 	for _, children := range []int{0, 10, 40} {
 		var kids []*link
 		var tracks []*webrtc.TrackLocalStaticRTP
+		rssBefore := rssKiB()
 		for i := 0; i < children; i++ {
 			l, _ := connect(func(*rtp.Packet) {})
 			kids = append(kids, l)
 			tracks = append(tracks, l.track)
 		}
 		time.Sleep(200 * time.Millisecond)
+		rssIdle := rssKiB()
 		before := cpuSeconds()
 		send(tracks, time.Now())
 		used := cpuSeconds() - before
+		if children == 40 {
+			fmt.Printf("RSS per link (both ends) at 40 children: idle %.0f KiB, with traffic %.0f KiB\n",
+				(rssIdle-rssBefore)/40, (rssKiB()-rssBefore)/40)
+		}
 		if children == 0 {
 			none = used
 		} else {
