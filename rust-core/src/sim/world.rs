@@ -283,6 +283,8 @@ impl World {
     ) -> NodeId {
         let id = self.nodes.len();
         let key = keys(self.seed, id as u64).public_key();
+        // Logs name nodes by number and peers by key: this line links the two.
+        tracing::debug!(node = id, %key, t = self.now - T0, "node joins");
         let mut config = ParticipantConfig::new(key, self.space.clone(), metrics);
         configure(&mut config);
         let participant = Participant::new(config, self.now);
