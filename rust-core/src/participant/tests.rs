@@ -408,9 +408,11 @@ fn weak_listeners_first_then_strong_ones_all_hear() {
     }
 }
 
-#[test]
-fn a_relaying_listener_crashes_and_its_children_keep_hearing_through_their_backups() {
-    // The host feeds two strong relays; six more listeners hang below them with backups.
+/// A host feeding two strong relays and six more listeners below them, settled and hearing;
+/// returns the world, every listener and the first relay's children. `lower` sets up the six.
+fn two_relays_and_six_below(
+    lower: impl Fn(&mut ParticipantConfig),
+) -> (World, Vec<NodeId>, Vec<NodeId>) {
     let mut world = world_of(240);
     let mut listeners = Vec::new();
     for _ in 0..2 {
@@ -418,34 +420,41 @@ fn a_relaying_listener_crashes_and_its_children_keep_hearing_through_their_backu
         world.run_until(world.now() + 500);
     }
     for _ in 0..6 {
-        listeners.push(world.join(wifi(1_000), 1_000.0));
+        listeners.push(world.join_configured(wifi(1_000), 1_000.0, &lower));
         world.run_until(world.now() + 500);
     }
     run_sampled(&mut world, 10_000);
     assert!(everyone_hears(&world, &listeners));
-    let relay = listeners[0];
-    let children: Vec<NodeId> = listeners
+    let relay = *world.node(listeners[0]).participant.me();
+    let children: Vec<NodeId> = listeners[2..]
         .iter()
         .copied()
-        .filter(|id| {
-            world.node(*id).participant.stats().parent == Some(*world.node(relay).participant.me())
-        })
+        .filter(|id| world.node(*id).participant.stats().parent == Some(relay))
         .collect();
     assert!(!children.is_empty(), "the first relay feeds someone");
+    (world, listeners, children)
+}
+
+/// Crashes the first relay of [`two_relays_and_six_below`], checks every other listener hears
+/// 10 s later, and returns each node's longest gap meanwhile.
+fn crash_first_relay(world: &mut World, listeners: &[NodeId]) -> Vec<Millis> {
+    world.crash(listeners[0]);
+    let gaps = run_sampled(world, 10_000);
+    assert!(everyone_hears(world, &listeners[1..]), "a new parent found");
+    gaps
+}
+
+#[test]
+fn a_relaying_listener_crashes_and_its_children_keep_hearing_through_their_backups() {
+    // The host feeds two strong relays; six more listeners hang below them with backups.
+    let (mut world, listeners, children) = two_relays_and_six_below(|_| {});
     for child in &children {
         assert!(
             world.node(*child).participant.stats().standby.is_some(),
             "settled children have a warm backup"
         );
     }
-    world.crash(relay);
-    let gaps = run_sampled(&mut world, 10_000);
-    let survivors: Vec<NodeId> = listeners
-        .iter()
-        .copied()
-        .filter(|id| *id != relay)
-        .collect();
-    assert!(everyone_hears(&world, &survivors));
+    let gaps = crash_first_relay(&mut world, &listeners);
     for child in &children {
         // The backup already delivers: under 100 ms (one sample).
         assert!(
@@ -460,38 +469,12 @@ fn a_relaying_listener_crashes_and_its_children_keep_hearing_through_their_backu
 #[test]
 fn without_warm_backups_a_relay_crash_costs_its_children_a_gap_they_recover_from() {
     // The same tree as above, the lower listeners keeping no backup.
-    let mut world = world_of(240);
-    let mut listeners = Vec::new();
-    for _ in 0..2 {
-        listeners.push(world.join(wifi(5_000), 5_000.0));
-        world.run_until(world.now() + 500);
-    }
-    for _ in 0..6 {
-        listeners.push(world.join_configured(wifi(1_000), 1_000.0, |c| c.warm_backup = false));
-        world.run_until(world.now() + 500);
-    }
-    run_sampled(&mut world, 10_000);
-    assert!(everyone_hears(&world, &listeners));
+    let (mut world, listeners, children) =
+        two_relays_and_six_below(|c: &mut ParticipantConfig| c.warm_backup = false);
     for id in &listeners[2..] {
         assert_eq!(world.node(*id).participant.stats().standby, None);
     }
-    let relay = listeners[0];
-    let children: Vec<NodeId> = listeners[2..]
-        .iter()
-        .copied()
-        .filter(|id| {
-            world.node(*id).participant.stats().parent == Some(*world.node(relay).participant.me())
-        })
-        .collect();
-    assert!(!children.is_empty(), "the first relay feeds someone");
-    world.crash(relay);
-    let gaps = run_sampled(&mut world, 10_000);
-    let survivors: Vec<NodeId> = listeners
-        .iter()
-        .copied()
-        .filter(|id| *id != relay)
-        .collect();
-    assert!(everyone_hears(&world, &survivors), "a new parent found");
+    let gaps = crash_first_relay(&mut world, &listeners);
     for child in &children {
         // Nothing covers the stall window (300 ms) and the new reservation: 500-700 ms here,
         // against none with a backup (the test above).
