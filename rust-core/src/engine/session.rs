@@ -695,8 +695,9 @@ impl Driver {
                 };
                 match (within, offer) {
                     (Some(reserve), Some(sdp)) => self.publish_out(reserve.carrying(sdp)),
-                    // No offer to carry: the RESERVE goes alone, and the CONFIRM without an
-                    // answer brings us back here through `SendOffer`, which finds no link.
+                    // No offer to carry: the RESERVE goes alone; the CONFIRM without an answer
+                    // asks for the offer again (`SendOffer`), there is none, and the
+                    // negotiation deadline ends the link.
                     (Some(reserve), None) => self.publish_out(reserve),
                     (None, Some(sdp)) => self.send(Message::Offer { target: peer, sdp }),
                     (None, None) => {}

@@ -534,8 +534,6 @@ fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
     })
 }
 
-/// `{"type": "provider" | "consumer"}`; without `type` (draft-literal peers), a consumer: a
-/// listener asking for audio.
 /// A session description as clients write it: the SDP text, or a browser's
 /// `RTCSessionDescription` (`{type, sdp}`).
 #[derive(Deserialize)]
@@ -553,8 +551,9 @@ impl From<Sdp> for String {
     }
 }
 
-/// A RESERVE's or CONFIRM's payload: the link role (a listener's when absent) and, in our
-/// dialect, the offer or answer riding with it.
+/// A RESERVE's or CONFIRM's payload, `{"type": "provider" | "consumer"}` (without `type`, as
+/// draft-literal peers write it, a consumer: a listener asking for audio) and, in our dialect,
+/// `"sdp"`: the offer or answer riding with it.
 fn parse_link_content(plain: &str) -> Result<(LinkRole, Option<String>), ProtocolError> {
     #[derive(Deserialize)]
     struct LinkContent {

@@ -671,9 +671,7 @@ impl World {
             }
             LinkOp::Restart(peer) => self.offer(node, peer, created_at),
             LinkOp::SendOffer(peer) => {
-                if self.offered.remove(&(node, peer)) {
-                    self.traffic.links_opened += 1;
-                }
+                self.confirmed_offer(node, peer);
                 self.offer(node, peer, created_at);
             }
             LinkOp::Answer { peer, within, .. } => {
@@ -692,9 +690,7 @@ impl World {
                 self.candidates(node, peer, created_at);
             }
             LinkOp::ApplyAnswer { peer, .. } => {
-                if self.offered.remove(&(node, peer)) {
-                    self.traffic.links_opened += 1;
-                }
+                self.confirmed_offer(node, peer);
                 if let Some(other) = self.id_of(&peer) {
                     // Connectivity checks one round trip, DTLS one more.
                     let rtt = 2 * (self.nodes[node].link_ms + self.nodes[other].link_ms);
@@ -712,6 +708,14 @@ impl World {
                     self.silence(other, node);
                 }
             }
+        }
+    }
+
+    /// A link whose offer rode in `node`'s RESERVE to `peer` was confirmed: it counts as set
+    /// up now. Any other link was counted when it opened.
+    fn confirmed_offer(&mut self, node: NodeId, peer: PublicKey) {
+        if self.offered.remove(&(node, peer)) {
+            self.traffic.links_opened += 1;
         }
     }
 
