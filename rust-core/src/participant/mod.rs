@@ -1426,10 +1426,12 @@ impl Participant {
             return;
         }
         if offer.is_some()
+            && self.links.get(&from).is_some_and(|l| l.kind.downstream())
             && let Some(link) = self.links.remove(&from)
         {
-            // A fresh offer: the requester starts a new link, so the one we held with it is
-            // gone at its end (it restarted, or its DROP is still on the way).
+            // A fresh offer from a child: it starts a new link, so the one we held with it is
+            // gone at its end (it restarted, or its DROP is still on the way). A link that
+            // feeds us is never replaced this way: such a request is refused below.
             tracing::debug!(peer = %from, kind = ?link.kind, "link replaced by a new offer");
             self.outputs.push_back(Output::Link(LinkOp::Close(from)));
         }

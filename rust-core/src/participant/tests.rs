@@ -1514,6 +1514,32 @@ fn an_early_offer_that_is_refused_or_unanswered_closes_its_link() {
 }
 
 #[test]
+fn an_offer_from_the_peer_that_feeds_us_never_replaces_our_parent_link() {
+    let mut me = asking_a_host_of_our_dialect();
+    me.drain();
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    me.drain();
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+    // Our parent asks us for a link, offer and all (a confused or hostile client).
+    me.event(
+        1,
+        Message::Reserve(Reservation {
+            requester: keys(1).public_key(),
+            confirmer: keys(5).public_key(),
+            role: Some(LinkRole::Consumer),
+            standby: false,
+            sdp: Some("v=0 offer".into()),
+        }),
+    );
+    let out = me.drain();
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Link(_))),
+        "no link closed or answered: {out:?}"
+    );
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+}
+
+#[test]
 fn a_confirmer_answers_an_offer_that_rode_in_the_reserve_inside_its_confirm() {
     // 200 kbit/s: one child.
     let mut host = Alone::new(1, 1, wifi(200));
