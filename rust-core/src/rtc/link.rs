@@ -22,11 +22,10 @@ use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
     RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription, RTCStatsReportEntry, Registry, SettingEngineBuilder, StatsSelector,
+    RTCSessionDescription, RTCStatsReportEntry, Registry, StatsSelector,
 };
 use webrtc::runtime::Runtime;
 
-use super::config::NominationWaits;
 use super::reports::{ReportReader, ReportedLoss};
 use super::stall::{StallChange, StallDetector};
 use super::{LinkConfig, RtcError};
@@ -106,7 +105,7 @@ fn runtime() -> Result<Arc<dyn Runtime>, RtcError> {
 }
 
 /// The Opus codec every link negotiates (stereo signalling per RFC 7587, mono content).
-fn opus_codec() -> RTCRtpCodec {
+pub(super) fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48_000,
@@ -288,21 +287,7 @@ impl PeerLink {
             counters: Arc::clone(&counters),
         });
         let epoch = handler.epoch;
-        // The same ~1.4 s budget of attempts per candidate pair as webrtc-rs's default
-        // (7 × 200 ms), at a faster pace.
-        let attempts = (1_400 / config.ice_check_interval.as_millis().max(1)).clamp(7, 100) as u16;
-        // The answerer waits as DTLS server: its transport is up since it answered, so the
-        // offerer's first ClientHello is never lost to a peer whose DTLS has not started yet
-        // (a lost flight costs webrtc-rs's 1 s retransmission timer).
-        let waits = NominationWaits::for_config(config);
-        let settings = SettingEngineBuilder::new()
-            .with_ice_connection_attempts(Some(config.ice_check_interval), Some(attempts))
-            .with_host_acceptance_min_wait(Some(waits.host))
-            .with_prflx_acceptance_min_wait(Some(waits.peer_reflexive))
-            .with_srflx_acceptance_min_wait(Some(waits.server_reflexive))
-            .with_relay_acceptance_min_wait(Some(waits.relay))
-            .with_answering_dtls_role(::rtc::peer_connection::transport::RTCDtlsRole::Server)
-            .build();
+        let settings = config.setting_engine();
         // RTCP reports both ways: ours tell our parent what we lose, our children's (read by
         // the last interceptor) tell us what they lose of ours, which our uplink estimate
         // rests on.

@@ -8,6 +8,8 @@
 mod config;
 mod error;
 mod forward;
+#[cfg(test)]
+mod handshake_tests;
 mod link;
 #[cfg(test)]
 mod nomination_tests;

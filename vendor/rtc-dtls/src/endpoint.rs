@@ -25,6 +25,9 @@ use std::time::Instant;
 #[non_exhaustive]
 pub enum EndpointEvent {
     /// The handshake finished; application data may now be sent, and SRTP keys can be exported.
+    /// A client reports it at False Start (RFC 7918: its Finished sent over an ECDHE suite with
+    /// AEAD), before the server's Finished arrives; application data written until then is
+    /// queued and leaves when the handshake really completes.
     HandshakeComplete,
     /// Decrypted application data arrived.
     ApplicationData(BytesMut),
@@ -210,7 +213,10 @@ impl Endpoint {
             conn.handshake_rx = None;
             conn.handshake_timeout(now)?;
         }
-        if !is_handshake_completed_before && conn.is_handshake_completed() {
+        let completed = !is_handshake_completed_before && conn.is_handshake_completed();
+        // A client reports completion at False Start (its Finished just sent) rather than on
+        // the server's Finished, half a round trip later: SRTP keys are final then.
+        if (completed && !conn.false_started()) || conn.start_false_start() {
             messages.push(EndpointEvent::HandshakeComplete)
         }
         Ok(())

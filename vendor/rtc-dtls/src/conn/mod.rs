@@ -92,6 +92,9 @@ pub struct DTLSConn {
     pub(crate) state: State, // Internal state
 
     handshake_completed: bool,
+    /// The handshake was reported complete at False Start, before the server's Finished
+    /// arrived; its real completion is not reported again.
+    false_started: bool,
     connection_closed_by_user: bool,
     // closeLock              sync.Mutex
     closed: bool, //  *closer.Closer
@@ -174,6 +177,7 @@ impl DTLSConn {
             cache: HandshakeCache::new(),
             state,
             handshake_completed: false,
+            false_started: false,
             connection_closed_by_user: false,
             closed: false,
             closed_by_peer: false,
@@ -484,6 +488,37 @@ impl DTLSConn {
 
     pub(crate) fn is_handshake_completed(&self) -> bool {
         self.handshake_completed
+    }
+
+    /// Starts RFC 7918 False Start, once: true when this client has just sent its Finished
+    /// flight over an ECDHE suite with AEAD, so the keying material is final and the server's
+    /// certificate already checked, and the server's Finished is still on its way. The caller
+    /// reports the handshake complete then, so that SRTP, keyed from the exported material,
+    /// flows half a round trip sooner; DTLS application data still waits in
+    /// `outgoing_queued_packets` for the real completion. The flight keeps being retransmitted
+    /// until the server's Finished arrives.
+    pub(crate) fn start_false_start(&mut self) -> bool {
+        let ready = self.is_client
+            && !self.false_started
+            && !self.handshake_completed
+            && self.current_handshake_state == HandshakeState::Waiting
+            && self.current_flight.allows_false_start()
+            && self.state.local_epoch > 0
+            && self
+                .state
+                .cipher_suite
+                .as_ref()
+                .is_some_and(|suite| allows_false_start(suite.id()));
+        if ready {
+            self.false_started = true;
+            debug!("[handshake:client] False Start: keys final, the server's Finished pending");
+        }
+        ready
+    }
+
+    /// Whether the handshake was already reported complete at False Start.
+    pub(crate) fn false_started(&self) -> bool {
+        self.false_started
     }
 
     /// Feeds one received datagram into the connection.
@@ -922,4 +957,17 @@ fn split_bytes(bytes: &[u8], split_len: usize) -> Vec<Vec<u8>> {
     }
 
     splits
+}
+
+/// RFC 7918 §3: False Start only with forward-secret key exchange and AEAD ciphers, where an
+/// attacker who tampered with the handshake learns nothing from the early records.
+fn allows_false_start(suite: crate::cipher_suite::CipherSuiteId) -> bool {
+    use crate::cipher_suite::CipherSuiteId;
+    matches!(
+        suite,
+        CipherSuiteId::Tls_Ecdhe_Ecdsa_With_Aes_128_Gcm_Sha256
+            | CipherSuiteId::Tls_Ecdhe_Rsa_With_Aes_128_Gcm_Sha256
+            | CipherSuiteId::Tls_Ecdhe_Ecdsa_With_ChaCha20_Poly1305_Sha256
+            | CipherSuiteId::Tls_Ecdhe_Rsa_With_ChaCha20_Poly1305_Sha256
+    )
 }

@@ -35,6 +35,10 @@ impl Flight for Flight5 {
         true
     }
 
+    fn allows_false_start(&self) -> bool {
+        true
+    }
+
     fn parse(
         &self,
         //_tx: &mut mpsc::Sender<mpsc::Sender<()>>,

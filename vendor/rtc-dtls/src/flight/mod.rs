@@ -66,6 +66,12 @@ pub(crate) trait Flight: fmt::Display + fmt::Debug + Send + Sync {
     fn has_retransmit(&self) -> bool {
         true
     }
+    /// Whether a client that has sent this flight may send application data before the
+    /// server's last flight arrives (RFC 7918 False Start). Only the client's last flight,
+    /// which carries its Finished, allows it.
+    fn allows_false_start(&self) -> bool {
+        false
+    }
 
     fn parse(
         &self,
