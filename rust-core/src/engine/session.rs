@@ -180,6 +180,7 @@ impl Session {
                 rules: TreeRules::default(),
                 draft_compat: config.draft_compat,
                 warm_backup: config.warm_backup,
+                ask_host_first: true,
             },
             clock.now(),
         );

@@ -146,6 +146,12 @@ pub struct ParticipantConfig {
     /// its backup parent an upload stream; without it, a lost parent costs the stall window
     /// and a new reservation (BENCHMARKS.md, "Warm backups"). On by default.
     pub warm_backup: bool,
+    /// Ask the host for a seat as soon as we join, before the space is read: in a space with
+    /// room near the host the CONFIRM comes a relay round trip sooner (~80 ms of first audio
+    /// on 40 ms links, BENCHMARKS.md). The host is taken to speak our dialect; the read then
+    /// keeps the reservation or gives it up. In a space whose host is full it costs a RESERVE
+    /// per newcomer, and the host's refusals (rate-limited). On by default.
+    pub ask_host_first: bool,
 }
 
 impl ParticipantConfig {
@@ -162,6 +168,7 @@ impl ParticipantConfig {
             rules: TreeRules::default(),
             draft_compat: false,
             warm_backup: true,
+            ask_host_first: true,
         }
     }
 }
@@ -210,6 +217,9 @@ struct Pending {
     /// Our offer rode in the RESERVE: the driver holds a link to the peer already, which
     /// goes if the reservation does.
     offered: bool,
+    /// Sent to the host before the space was read ([`ParticipantConfig::ask_host_first`]):
+    /// the read settles whether it stands.
+    before_read: bool,
 }
 
 /// One member of a space, deciding.
@@ -221,6 +231,9 @@ pub struct Participant {
     muted: bool,
     links: Links,
     pending: Option<Pending>,
+    /// The host we asked before reading the space and then passed over: if it confirms all
+    /// the same, a DROP frees the seat it holds for us.
+    passed_over: Option<PublicKey>,
     avoid: HashMap<PublicKey, Millis>,
     /// Links a peer agreed to and never set up, and when its avoidance for the last one ends:
     /// each doubles the next avoidance. Forgotten [`AVOID_MAX`] after that end, so an attack
@@ -276,6 +289,7 @@ impl Participant {
             muted: false,
             links: Links::default(),
             pending: None,
+            passed_over: None,
             avoid: HashMap::new(),
             strikes: HashMap::new(),
             pressure: VecDeque::new(),
@@ -307,6 +321,9 @@ impl Participant {
             participant.publish(Message::Room(record));
         } else {
             participant.publish(Message::Presence(Presence::default()));
+            if participant.config.ask_host_first {
+                participant.ask_host_first();
+            }
         }
         participant.route();
         participant
@@ -442,10 +459,17 @@ impl Participant {
             },
             Input::StoredEnd => {
                 if let Some(mut backlog) = self.backlog.take() {
-                    backlog.sort_by_key(|e| (e.created_at, e.id));
+                    // Within a second, ours go last: they answer what we read.
+                    let me = self.me;
+                    backlog.sort_by_key(|e| (e.created_at, e.author == me, e.id));
                     for event in &backlog {
-                        self.apply(event);
+                        if event.author == me {
+                            self.apply_own(event);
+                        } else {
+                            self.apply(event);
+                        }
                     }
+                    self.settle_early_ask();
                     // The tree is known now: ask for a parent at once.
                     self.seek();
                 }
@@ -657,22 +681,12 @@ impl Participant {
                 message: message.clone(),
                 work,
             };
-            match self.space.apply(&own, self.timestamp()) {
-                Ok(commands) => {
-                    for command in commands {
-                        // Only what concerns roles: our own reservations need no answer.
-                        if matches!(command, Command::RoleChanged { .. }) {
-                            self.on_role(command);
-                        }
-                    }
-                }
-                Err(rejection) => {
-                    tracing::info!(
-                        reason = rejection.reason(),
-                        kind = message.name(),
-                        "not allowed"
-                    );
-                }
+            match self.backlog.as_mut() {
+                // Before the space is read our events wait with the stored ones, in time
+                // order: a RESERVE to the host asked first must follow the host's CREATE, or
+                // the host's CONFIRM would answer a reservation the view never saw.
+                Some(backlog) => backlog.push(own),
+                None => self.apply_own(&own),
             }
         }
         let plaintext = match &message {
@@ -685,6 +699,27 @@ impl Participant {
             created_at,
             work,
             plaintext,
+        }
+    }
+
+    /// Applies one of our own events to our view: only what concerns roles follows (our own
+    /// reservations need no answer).
+    fn apply_own(&mut self, own: &SpaceEvent) {
+        match self.space.apply(own, self.timestamp()) {
+            Ok(commands) => {
+                for command in commands {
+                    if matches!(command, Command::RoleChanged { .. }) {
+                        self.on_role(command);
+                    }
+                }
+            }
+            Err(rejection) => {
+                tracing::info!(
+                    reason = rejection.reason(),
+                    kind = own.message.name(),
+                    "not allowed"
+                );
+            }
         }
     }
 
@@ -1243,17 +1278,57 @@ impl Participant {
             .unwrap_or(0)
             .max(announced)
             .min(MAX_PAY);
-        tracing::debug!(%peer, standby, work, "reserve");
-        // One reservation at a time: one still waiting (a backup we were asking for when the
-        // parent died) gives way, with the link its offer opened.
-        self.abandon_pending();
-        self.stats.reservations += 1;
-        self.stats.paid_reservations += u64::from(work > 0);
         // With no link to the peer yet, the offer rides in the RESERVE to a peer of our
         // dialect: its answer comes back in the CONFIRM, a relay round trip sooner than the
         // draft's RESERVE, CONFIRM, OFFER, ANSWER. A link we already have (a warm backup
         // becoming the parent) needs no offer.
         let offered = self.links.get(&peer).is_none() && self.takes_early_offer(&peer);
+        self.ask(peer, standby, work, offered, false);
+    }
+
+    /// Asks the host for a seat before the space is read, taking it to speak our dialect
+    /// (the offer rides sealed in the RESERVE, as our hosts take it): in a space with room near
+    /// the host, the CONFIRM comes a relay round trip sooner. [`Self::settle_early_ask`] keeps
+    /// or gives it up once the space is read.
+    fn ask_host_first(&mut self) {
+        let host = *self.config.space.host();
+        self.ask(host, false, 0, true, true);
+    }
+
+    /// Once the space is read: the reservation asked of the host before it stands if the tree
+    /// rules choose the host now, the host reads our dialect and asks no work of us; otherwise
+    /// it goes, with its link, and a CONFIRM the host may still send is answered with a DROP.
+    fn settle_early_ask(&mut self) {
+        let Some(pending) = self.pending.filter(|p| p.before_read) else {
+            return;
+        };
+        let host = pending.peer;
+        let price = self
+            .space
+            .members()
+            .get(&host)
+            .map_or(0, |m| m.price)
+            .max(self.price_of(&host).unwrap_or(0));
+        let tree = TreeView::of(&self.space);
+        let stands = self.takes_early_offer(&host)
+            && price <= pending.work
+            && self.choose(&tree, Want::Parent, None) == Some(host);
+        if let Some(pending) = self.pending.as_mut().filter(|_| stands) {
+            pending.before_read = false;
+            return;
+        }
+        tracing::debug!(%host, "the space read chose otherwise than the host asked first");
+        self.abandon_pending();
+        self.passed_over = Some(host);
+    }
+
+    fn ask(&mut self, peer: PublicKey, standby: bool, work: u8, offered: bool, before_read: bool) {
+        tracing::debug!(%peer, standby, work, before_read, "reserve");
+        // One reservation at a time: one still waiting (a backup we were asking for when the
+        // parent died) gives way, with the link its offer opened.
+        self.abandon_pending();
+        self.stats.reservations += 1;
+        self.stats.paid_reservations += u64::from(work > 0);
         self.pending = Some(Pending {
             peer,
             since: self.now,
@@ -1261,6 +1336,7 @@ impl Participant {
             work,
             sent: None,
             offered,
+            before_read,
         });
         let reserve = self.publication(
             Message::Reserve(Reservation {
@@ -1367,6 +1443,15 @@ impl Participant {
 
     fn on_confirmed(&mut self, by: PublicKey, answer: Option<String>) {
         let Some(pending) = self.pending.filter(|p| p.peer == by) else {
+            if self.passed_over == Some(by) && self.links.get(&by).is_none() {
+                // The host we asked first and then passed over admitted us: free the seat
+                // rather than leave it to its set-up deadline (which would count against us).
+                self.passed_over = None;
+                self.publish(Message::Drop {
+                    target: by,
+                    price: 0,
+                });
+            }
             return;
         };
         self.pending = None;

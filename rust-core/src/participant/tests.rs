@@ -34,17 +34,30 @@ struct Alone {
 }
 
 impl Alone {
+    /// A participant that asks for a seat once the space is read (the host is not asked
+    /// first), its first outputs drained.
     fn new(me: u8, host: u8, metrics: NetworkMetrics) -> Self {
+        Self::configured(me, host, metrics, |c| c.ask_host_first = false).0
+    }
+
+    /// A participant with the default settings but for `tweak`, and what it did on creation.
+    fn configured(
+        me: u8,
+        host: u8,
+        metrics: NetworkMetrics,
+        tweak: impl FnOnce(&mut ParticipantConfig),
+    ) -> (Self, Vec<Output>) {
         let space = SpaceRef::new("tests", keys(host).public_key()).expect("id");
-        let config = ParticipantConfig::new(keys(me).public_key(), space.clone(), metrics);
+        let mut config = ParticipantConfig::new(keys(me).public_key(), space.clone(), metrics);
+        tweak(&mut config);
         let mut alone = Self {
             me: Participant::new(config, T0),
             space,
             now: T0,
             serial: 0,
         };
-        alone.drain();
-        alone
+        let created = alone.drain();
+        (alone, created)
     }
 
     fn event(&mut self, author: u8, message: Message) {
@@ -575,7 +588,12 @@ fn relays_that_reorder_authors_by_half_a_second_still_give_everyone_a_parent() {
         .collect();
     run_sampled(&mut world, 30_000);
     assert!(everyone_hears(&world, &listeners));
-    let rejected: u64 = listeners
+    // The host (node 0) included: it reads every newcomer's JOIN and, at once after it, the
+    // RESERVE asked of it first.
+    let everyone: Vec<NodeId> = std::iter::once(0)
+        .chain(listeners.iter().copied())
+        .collect();
+    let rejected: u64 = everyone
         .iter()
         .map(|id| {
             world
@@ -588,7 +606,7 @@ fn relays_that_reorder_authors_by_half_a_second_still_give_everyone_a_parent() {
                 .unwrap_or(0)
         })
         .sum();
-    let all: Vec<_> = listeners
+    let all: Vec<_> = everyone
         .iter()
         .map(|id| world.node(*id).participant.stats().rejected.clone())
         .collect();
@@ -1616,4 +1634,90 @@ fn a_confirmer_answers_an_offer_that_rode_in_the_reserve_inside_its_confirm() {
         })
         .collect();
     assert_eq!(drops_to(&published).len(), 8);
+}
+
+/// A space whose host (1, 5 Mbit/s) announced our dialect.
+fn created_by_a_host_of_our_dialect(host_kbps: u32) -> Message {
+    Message::Create(SpaceInfo {
+        host_metrics: wifi(host_kbps),
+        nip44: true,
+        ..SpaceInfo::default()
+    })
+}
+
+#[test]
+fn a_newcomer_asks_the_host_before_the_space_is_read_and_keeps_the_seat_the_read_confirms() {
+    let (mut me, created) = Alone::configured(5, 1, wifi(2_000), |_| {});
+    // Before a single event is read: JOIN, then the RESERVE to the host with our offer.
+    let LinkOp::Open {
+        peer,
+        within: Some(reserve),
+    } = link_op(&created)
+    else {
+        panic!("an early offer to the host: {created:?}")
+    };
+    assert_eq!(*peer, keys(1).public_key());
+    assert!(matches!(&reserve.message, Message::Reserve(r) if r.confirmer == keys(1).public_key()));
+    let position = |wanted: fn(&Output) -> bool| created.iter().position(wanted);
+    assert!(
+        position(|o| matches!(
+            o,
+            Output::Publish(Publication {
+                message: Message::Join(_),
+                ..
+            })
+        )) < position(|o| matches!(o, Output::Link(LinkOp::Open { .. }))),
+        "the host reads who we are before what we ask: {created:?}"
+    );
+    me.event(1, created_by_a_host_of_our_dialect(5_000));
+    me.stored_end();
+    let out = me.drain();
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Link(_)
+                | Output::Publish(Publication {
+                    message: Message::Reserve(_),
+                    ..
+                })
+        )),
+        "the read keeps the reservation: {out:?}"
+    );
+    // The host's CONFIRM answers a reservation our view now holds.
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    assert_eq!(
+        link_op(&me.drain()),
+        &LinkOp::ApplyAnswer {
+            peer: keys(1).public_key(),
+            sdp: "v=0 answer".into()
+        }
+    );
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+    assert_eq!(me.me.stats().reservations, 1);
+}
+
+#[test]
+fn the_read_gives_up_a_full_host_asked_first_and_frees_the_seat_it_grants_all_the_same() {
+    let (mut me, _) = Alone::configured(5, 1, wifi(2_000), |_| {});
+    // Three seats at 400 kbit/s, held by relays stronger than us (no seat to take).
+    me.event(1, created_by_a_host_of_our_dialect(400));
+    for relay in 10..13 {
+        me.event(relay, join(5_000));
+        me.event(relay, reserve(relay, 1));
+        me.event(1, confirm(relay, 1));
+        me.event(1, delivering(relay, 1));
+    }
+    me.stored_end();
+    let out = me.drain();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Link(LinkOp::Close(p)) if *p == keys(1).public_key())),
+        "the link our early offer opened goes: {out:?}"
+    );
+    let (asked, _) = me.me.pending().expect("a reservation below the host");
+    assert!((10..13).any(|r| asked == keys(r).public_key()));
+    // The host's own count differed from our view and it admitted us: its seat is freed.
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    assert_eq!(drops_to(&me.published()), vec![keys(1).public_key()]);
+    assert_eq!(me.me.pending().map(|(p, _)| p), Some(asked));
 }
