@@ -148,6 +148,7 @@ fn proof_of_work(c: &mut Criterion) {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
+        before_read: false,
     });
     let mut group = c.benchmark_group("reserve_with_work");
     group.sample_size(30);

@@ -81,6 +81,7 @@ fn space(n: u32) -> (Space, PublicKey) {
             role: Some(LinkRole::Consumer),
             standby: false,
             sdp: None,
+            before_read: false,
         };
         apply(&mut space, key(i), Message::Reserve(r.clone()));
         apply(&mut space, parent, Message::Confirm(r));

@@ -56,6 +56,7 @@ fn message(keys: Vec<Keys>) -> impl Strategy<Value = (usize, Message)> {
                     role: Some(LinkRole::Provider),
                     standby: false,
                     sdp: Some(text.clone()),
+                    before_read: false,
                 }),
                 6 => Message::Confirm(Reservation {
                     requester: target,
@@ -63,6 +64,7 @@ fn message(keys: Vec<Keys>) -> impl Strategy<Value = (usize, Message)> {
                     role: Some(LinkRole::Consumer),
                     standby: false,
                     sdp: None,
+                    before_read: false,
                 }),
                 7 => Message::Drop {
                     target,

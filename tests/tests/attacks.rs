@@ -63,6 +63,7 @@ async fn sybil_wave(range: std::ops::Range<u16>, space: &SpaceRef, pool: &RelayP
             role: Some(LinkRole::Consumer),
             standby: false,
             sdp: None,
+            before_read: false,
         });
         for message in [join, reserve] {
             let event = writer.build(&message, Timestamp::now()).expect("builds");
@@ -193,6 +194,7 @@ async fn sybils_that_confirm_and_never_answer_are_never_tried() {
                 role: Some(LinkRole::Consumer),
                 standby: false,
                 sdp: None,
+                before_read: false,
             });
             let event = EventWriter::new(keys, &responder_space)
                 .build(&confirm, Timestamp::now())

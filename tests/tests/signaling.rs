@@ -141,6 +141,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 role: Some(LinkRole::Consumer),
                 standby: false,
                 sdp: None,
+                before_read: false,
             }),
         ),
         (
@@ -151,6 +152,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 role: Some(LinkRole::Consumer),
                 standby: false,
                 sdp: None,
+                before_read: false,
             }),
         ),
         (

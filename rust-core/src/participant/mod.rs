@@ -459,9 +459,25 @@ impl Participant {
             },
             Input::StoredEnd => {
                 if let Some(mut backlog) = self.backlog.take() {
-                    // Within a second, ours go last: they answer what we read.
+                    // Within a second, ours go after what they follow (the host's CREATE) and
+                    // before what answers them (the host's CONFIRM, read before the end of
+                    // the stored events when relays are slow to say so).
                     let me = self.me;
-                    backlog.sort_by_key(|e| (e.created_at, e.author == me, e.id));
+                    let answers_us = |e: &SpaceEvent| match &e.message {
+                        Message::Confirm(r) | Message::Delivering(r) => r.requester == me,
+                        Message::Drop { target, .. } => *target == me,
+                        _ => false,
+                    };
+                    backlog.sort_by_key(|e| {
+                        let order = if e.author == me {
+                            1
+                        } else if answers_us(e) {
+                            2
+                        } else {
+                            0
+                        };
+                        (e.created_at, order, e.id)
+                    });
                     for event in &backlog {
                         if event.author == me {
                             self.apply_own(event);
@@ -512,7 +528,9 @@ impl Participant {
                 name: self.config.name.clone(),
                 host_metrics: self.announced_metrics(),
                 cells: self.config.cells.clone(),
-                nip44: false,
+                // What the wire says: our CREATE always carries `["encryption","nip44"]` (the
+                // simulator hands this message over unserialized).
+                nip44: true,
             })
         } else {
             self.join_message()
@@ -756,8 +774,9 @@ impl Participant {
                 standby,
                 work,
                 offer,
+                first,
                 ..
-            } => self.on_request(from, standby, work, offer),
+            } => self.on_request(from, standby, work, offer, first),
             Command::ConnectionConfirmed { by, answer } => self.on_confirmed(by, answer),
             Command::RemoteOffer { from, sdp } => {
                 // Only a peer we agreed to link with gets an answer (and our ICE candidates):
@@ -1345,6 +1364,7 @@ impl Participant {
                 role: Some(LinkRole::Consumer),
                 standby,
                 sdp: None,
+                before_read,
             }),
             work,
         );
@@ -1502,7 +1522,14 @@ impl Participant {
     }
 
     /// A peer asks us for a link (as its parent or its warm backup).
-    fn on_request(&mut self, from: PublicKey, standby: bool, work: u8, offer: Option<String>) {
+    fn on_request(
+        &mut self,
+        from: PublicKey,
+        standby: bool,
+        work: u8,
+        offer: Option<String>,
+        first: bool,
+    ) {
         let now = self.now;
         if self.pending.is_some_and(|p| p.peer == from && p.offered) {
             // We are asking it for a link ourselves, on a link our offer opened: one link
@@ -1593,6 +1620,16 @@ impl Participant {
                     link.displaced_by = Some(from);
                 }
             }
+            Admission::Refuse if first => {
+                // Asked before the requester read the space: the read tells it there is no
+                // room here, and a DROP would only load the relays (one per newcomer).
+                *self
+                    .stats
+                    .rejected
+                    .entry("asked first, no room")
+                    .or_default() += 1;
+                return;
+            }
             Admission::Refuse => {
                 // No room (or not receiving): a plain refusal, whatever the price.
                 self.refuse(from, 0);
@@ -1617,6 +1654,7 @@ impl Participant {
                 role: Some(LinkRole::Consumer),
                 standby,
                 sdp: None,
+                before_read: false,
             }),
             0,
         );
@@ -1660,6 +1698,7 @@ impl Participant {
             role: Some(LinkRole::Consumer),
             standby: false,
             sdp: None,
+            before_read: false,
         }));
     }
 

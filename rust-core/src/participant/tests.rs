@@ -112,6 +112,7 @@ fn reserve(requester: u8, confirmer: u8) -> Message {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
+        before_read: false,
     })
 }
 
@@ -138,6 +139,7 @@ fn confirm(requester: u8, confirmer: u8) -> Message {
         role: None,
         standby: false,
         sdp: None,
+        before_read: false,
     })
 }
 
@@ -149,6 +151,7 @@ fn delivering(requester: u8, confirmer: u8) -> Message {
         role: None,
         standby: false,
         sdp: None,
+        before_read: false,
     })
 }
 
@@ -264,6 +267,7 @@ fn a_confirmed_parent_that_never_connects_is_dropped_and_avoided() {
             role: None,
             standby: false,
             sdp: None,
+            before_read: false,
         }),
     );
     assert!(me.drain().contains(&Output::Link(LinkOp::Open {
@@ -1182,6 +1186,7 @@ fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
             role: Some(LinkRole::Consumer),
             standby: true,
             sdp: None,
+            before_read: false,
         }),
     );
     host.event(4, join(2_000));
@@ -1435,6 +1440,7 @@ fn confirm_carrying(requester: u8, confirmer: u8, sdp: Option<&str>) -> Message 
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: sdp.map(str::to_owned),
+        before_read: false,
     })
 }
 
@@ -1547,6 +1553,7 @@ fn an_offer_from_the_peer_that_feeds_us_never_replaces_our_parent_link() {
             role: Some(LinkRole::Consumer),
             standby: false,
             sdp: Some("v=0 offer".into()),
+            before_read: false,
         }),
     );
     let out = me.drain();
@@ -1580,6 +1587,7 @@ fn a_confirmer_answers_an_offer_that_rode_in_the_reserve_inside_its_confirm() {
             role: Some(LinkRole::Consumer),
             standby: false,
             sdp: Some("v=0 offer".into()),
+            before_read: false,
         }),
     );
     let out = host.drain();
@@ -1617,6 +1625,7 @@ fn a_confirmer_answers_an_offer_that_rode_in_the_reserve_inside_its_confirm() {
                 role: Some(LinkRole::Consumer),
                 standby: false,
                 sdp: Some(format!("v=0 offer {n}")),
+                before_read: false,
             }),
         );
     }
@@ -1720,4 +1729,34 @@ fn the_read_gives_up_a_full_host_asked_first_and_frees_the_seat_it_grants_all_th
     me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
     assert_eq!(drops_to(&me.published()), vec![keys(1).public_key()]);
     assert_eq!(me.me.pending().map(|(p, _)| p), Some(asked));
+}
+
+#[test]
+fn a_full_host_refuses_a_reservation_asked_before_the_read_silently_and_others_with_a_drop() {
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    for strong in 10..13 {
+        host.event(strong, join(5_000));
+        host.event(strong, reserve(strong, 1));
+    }
+    assert_eq!(confirms_to(&host.published()).len(), 3);
+    // A newcomer no stronger than the children, asking before it read the space: it will see
+    // the host full on its own, so no DROP loads the relays.
+    host.event(20, join(1_000));
+    host.event(
+        20,
+        Message::Reserve(Reservation {
+            before_read: true,
+            ..match reserve(20, 1) {
+                Message::Reserve(r) => r,
+                _ => unreachable!("reserve() builds a RESERVE"),
+            }
+        }),
+    );
+    let published = host.published();
+    assert!(confirms_to(&published).is_empty() && drops_to(&published).is_empty());
+    // One that read the space and asks all the same is told.
+    host.event(21, join(1_000));
+    host.event(21, reserve(21, 1));
+    assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
 }

@@ -29,6 +29,9 @@ pub const ENCRYPTION_TAG: [&str; 2] = ["encryption", "nip44"];
 
 /// The tag of a CONFIRM re-published once its link carries audio ([`Message::Delivering`]).
 pub const DELIVERING_TAG: [&str; 2] = ["state", "delivering"];
+/// Marks a RESERVE sent before its author read the space (our dialect): see
+/// [`super::Reservation::before_read`].
+pub const ASK_FIRST_TAG: [&str; 2] = ["ask", "first"];
 
 impl<'a> EventWriter<'a> {
     /// A writer signing with `keys` for `space`.
@@ -116,6 +119,9 @@ impl<'a> EventWriter<'a> {
                 tags.push(Tag::public_key(*recipient));
                 if r.standby {
                     tags.push(Tag::custom("link", ["standby"]));
+                }
+                if r.before_read && matches!(message, Message::Reserve(_)) {
+                    tags.push(Tag::custom(ASK_FIRST_TAG[0], [ASK_FIRST_TAG[1]]));
                 }
                 if matches!(message, Message::Delivering(_)) {
                     tags.push(Tag::custom(DELIVERING_TAG[0], [DELIVERING_TAG[1]]));

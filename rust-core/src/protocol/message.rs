@@ -208,6 +208,11 @@ pub struct Reservation {
     /// `None` in the draft's flow, where OFFER and ANSWER follow the CONFIRM, and whenever the
     /// payload was not for us.
     pub sdp: Option<String>,
+    /// A RESERVE sent before the requester read the space (tag `["ask","first"]`): the
+    /// requester decides on its own once it has read the space, so a confirmer with no room
+    /// refuses it silently instead of publishing a DROP, and nobody counts it as a seat taken
+    /// while it waits. Public, like `standby`, for that count.
+    pub before_read: bool,
 }
 
 /// A trickled ICE candidate as browsers exchange it.

@@ -14,7 +14,7 @@ mod space_ref;
 mod verified;
 
 pub use builder::{
-    DELIVERING_TAG, DISCOVERY_TAG, ENCRYPTION_TAG, EventWriter, TRANSPORT_TAG_VALUE,
+    ASK_FIRST_TAG, DELIVERING_TAG, DISCOVERY_TAG, ENCRYPTION_TAG, EventWriter, TRANSPORT_TAG_VALUE,
 };
 pub use error::ProtocolError;
 pub use kind::SpaceKind;

@@ -203,6 +203,11 @@ impl Parser {
                         .any(|t| t.get(1).is_some_and(|v| v == "standby")),
                     // A re-published CONFIRM only says the link delivers: it answers nothing.
                     sdp: sdp.filter(|_| !tags.delivering()),
+                    before_read: reserve
+                        && tags.iter(super::builder::ASK_FIRST_TAG[0]).any(|t| {
+                            t.get(1)
+                                .is_some_and(|v| v == super::builder::ASK_FIRST_TAG[1])
+                        }),
                 };
                 if reserve {
                     Message::Reserve(reservation)

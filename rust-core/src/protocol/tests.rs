@@ -44,6 +44,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
+        before_read: false,
     };
     vec![
         (
@@ -227,6 +228,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         role: Some(LinkRole::Provider),
         standby: false,
         sdp: None,
+        before_read: false,
     });
     let event = EventWriter::new(&peer, &space)
         .build(&reserve, now())
@@ -240,6 +242,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
             role: None,
             standby: false,
             sdp: None,
+            before_read: false,
         })
     );
     // The sender can read its own payload back (resync from a relay after a restart).
@@ -252,6 +255,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         role: Some(LinkRole::Consumer),
         standby: true,
         sdp: None,
+        before_read: false,
     });
     let event = EventWriter::new(&host, &space)
         .build(&backup, now())
@@ -272,6 +276,7 @@ fn private_payloads_are_encrypted_and_readable_only_by_their_recipient() {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
+        before_read: false,
     });
     let event = EventWriter::new(&host, &space)
         .build(&delivering, now())
@@ -294,6 +299,7 @@ fn an_offer_rides_sealed_in_a_reserve_and_an_answer_in_a_confirm() {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: Some(sdp.into()),
+        before_read: false,
     };
     let reserve = Message::Reserve(reservation("v=0 offer 192.0.2.7"));
     let event = EventWriter::new(&peer, &space)
@@ -427,6 +433,7 @@ fn draft_literal_peers_are_understood() {
             role: Some(LinkRole::Consumer),
             standby: false,
             sdp: None,
+            before_read: false,
         })
     );
     // A RESERVE without `type`, or with no content at all, is a listener's.
@@ -816,6 +823,7 @@ fn proof_of_work_is_read_from_the_id_up_to_the_committed_target() {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
+        before_read: false,
     });
     let writer = EventWriter::new(&peer, &space);
     let parser = Parser::new(Limits::default(), Some(space.clone()), Some(host.clone()));
@@ -883,6 +891,7 @@ fn we_announce_nip44_and_write_in_clear_only_when_asked() {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
+        before_read: false,
     });
     let sealed = writer.build(&reserve, now()).expect("builds");
     assert!(!sealed.content.starts_with('{'), "NIP-44 by default");
@@ -922,4 +931,53 @@ fn a_verified_event_is_checked_once_and_parses_as_a_checked_one() {
         parser.parse(&good, now)
     );
     assert_eq!(verified.into_inner(), good);
+}
+
+#[test]
+fn a_reserve_asked_before_the_space_was_read_says_so_in_public_and_nothing_else_does() {
+    let (host, peer, other) = (keys(1), keys(2), keys(3));
+    let space = space(&host);
+    let first = Reservation {
+        requester: peer.public_key(),
+        confirmer: host.public_key(),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+        sdp: Some("v=0 offer".into()),
+        before_read: true,
+    };
+    let event = EventWriter::new(&peer, &space)
+        .build(&Message::Reserve(first.clone()), now())
+        .expect("builds");
+    assert!(
+        event
+            .tags
+            .iter()
+            .any(|t| t.as_slice() == ["ask".to_owned(), "first".to_owned()]),
+        "{:?}",
+        event.tags
+    );
+    // The host reads all of it; an outsider still sees that it was asked first (so that its
+    // view does not count the seat as taken), not the offer.
+    let at_host = Parser::new(Limits::default(), Some(space.clone()), Some(host.clone()))
+        .parse(&event, now())
+        .expect("parses");
+    assert_eq!(at_host.message, Message::Reserve(first.clone()));
+    let outsider = Parser::new(Limits::default(), Some(space.clone()), Some(other))
+        .parse(&event, now())
+        .expect("parses");
+    assert!(matches!(outsider.message, Message::Reserve(r) if r.before_read && r.sdp.is_none()));
+    // A CONFIRM never carries the mark, even if asked to.
+    let confirm = EventWriter::new(&host, &space)
+        .build(&Message::Confirm(first), now())
+        .expect("builds");
+    assert!(
+        !confirm
+            .tags
+            .iter()
+            .any(|t| t.as_slice().first().is_some_and(|n| n == "ask"))
+    );
+    let parsed = Parser::new(Limits::default(), Some(space), Some(peer))
+        .parse(&confirm, now())
+        .expect("parses");
+    assert!(matches!(parsed.message, Message::Confirm(r) if !r.before_read));
 }

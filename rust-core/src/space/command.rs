@@ -55,6 +55,8 @@ pub enum Command {
         work: u8,
         /// Its SDP offer, when it rode in the RESERVE (our dialect).
         offer: Option<String>,
+        /// Asked before the requester read the space: refused silently when there is no room.
+        first: bool,
     },
     /// A peer accepted our reservation: start the WebRTC handshake, or finish it when the
     /// answer to the offer in our RESERVE rode in the CONFIRM.

@@ -248,6 +248,7 @@ impl Space {
             LinkState::Reserved {
                 at: clock.created_at,
                 standby: r.standby,
+                first: r.before_read,
             },
         );
         commands.extend(self.for_me(
@@ -258,6 +259,7 @@ impl Space {
                 standby: r.standby,
                 work,
                 offer: r.sdp.clone(),
+                first: r.before_read,
             },
         ));
         Ok(commands)

@@ -47,6 +47,9 @@ pub enum LinkState {
         at: Timestamp,
         /// A warm backup rather than a tree link.
         standby: bool,
+        /// Asked before the requester read the space: not a seat others should count as
+        /// taken (the requester may give it up, and a full confirmer does not answer it).
+        first: bool,
     },
     /// CONFIRM seen.
     Confirmed {

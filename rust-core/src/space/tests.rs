@@ -250,6 +250,7 @@ fn member_only_actions_from_non_members_are_ignored() {
         role: None,
         standby: false,
         sdp: None,
+        before_read: false,
     };
     let messages = [
         Message::Chat { text: "hi".into() },
@@ -461,6 +462,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         role: Some(LinkRole::Provider),
         standby: false,
         sdp: Some("v=0 offer".into()),
+        before_read: false,
     };
     let commands = world.ok(SPEAKER, Message::Reserve(reservation.clone()), 10);
     assert_eq!(
@@ -471,6 +473,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
             standby: false,
             work: 0,
             offer: Some("v=0 offer".into()),
+            first: false,
         }]
     );
     assert!(matches!(
@@ -484,6 +487,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         role: None,
         standby: false,
         sdp: None,
+        before_read: false,
     };
     assert_eq!(
         world.apply(COHOST, Message::Confirm(unsolicited), 11),
@@ -496,6 +500,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
+        before_read: false,
     };
     assert_eq!(
         world.ok(LISTENER, Message::Reserve(ours.clone()), 12),
@@ -515,6 +520,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
         role: Some(LinkRole::Consumer),
         standby: true,
         sdp: None,
+        before_read: false,
     };
     world.ok(LISTENER, Message::Reserve(backup.clone()), 14);
     assert_eq!(
@@ -750,6 +756,7 @@ fn a_delivering_confirm_proves_a_seat_in_either_order_and_is_no_confirmation() {
             role: None,
             standby: false,
             sdp: None,
+            before_read: false,
         })
     };
     // Seen before the CONFIRM (relays may deliver them in either order): a proven seat.
@@ -773,6 +780,7 @@ fn a_delivering_confirm_proves_a_seat_in_either_order_and_is_no_confirmation() {
         role: None,
         standby: false,
         sdp: None,
+        before_read: false,
     };
     world.ok(LISTENER, Message::Reserve(reservation.clone()), 13);
     assert_eq!(

@@ -88,10 +88,14 @@ impl TreeView {
                 LinkState::Confirmed { standby: true, .. } => {
                     *tree.standbys.entry(*parent).or_default() += 1;
                 }
-                LinkState::Reserved { standby: false, .. } => {
+                LinkState::Reserved {
+                    standby: false,
+                    first: false,
+                    ..
+                } => {
                     *tree.asked.entry(*parent).or_default() += 1;
                 }
-                LinkState::Reserved { standby: true, .. } => {}
+                LinkState::Reserved { .. } => {}
             }
         }
         tree

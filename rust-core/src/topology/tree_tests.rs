@@ -89,6 +89,7 @@ fn world(b_full: bool) -> (Space, u32) {
             role: Some(LinkRole::Consumer),
             standby,
             sdp: None,
+            before_read: false,
         };
         apply(space, child, Message::Reserve(r.clone()));
         apply(space, parent, Message::Confirm(r));
@@ -163,6 +164,7 @@ fn backups_do_not_count_as_tree_links() {
                 role: Some(LinkRole::Consumer),
                 standby: true,
                 sdp: None,
+                before_read: false,
             }),
         ),
         (
@@ -173,6 +175,7 @@ fn backups_do_not_count_as_tree_links() {
                 role: Some(LinkRole::Consumer),
                 standby: true,
                 sdp: None,
+                before_read: false,
             }),
         ),
     ] {
@@ -187,4 +190,26 @@ fn backups_do_not_count_as_tree_links() {
     let avoid = HashSet::from([key(B)]);
     assert_eq!(pick(&space, Want::Standby { parent: key(A) }, &avoid), None);
     assert_eq!(pick(&space, Want::Parent, &avoid), Some(key(A)));
+}
+
+#[test]
+fn a_reservation_asked_before_the_read_is_no_seat_taken_and_a_read_one_is() {
+    let (mut space, mut n) = world(false);
+    let ask = |before_read| {
+        Message::Reserve(Reservation {
+            requester: key(D),
+            confirmer: key(B),
+            role: Some(LinkRole::Consumer),
+            standby: false,
+            sdp: None,
+            before_read,
+        })
+    };
+    n += 1;
+    accept(&mut space, n, D, ask(true));
+    assert_eq!(TreeView::of(&space).asked(&key(B)), 0);
+    // The same requester, having read the space, asks again: now it counts.
+    n += 1;
+    accept(&mut space, n, D, ask(false));
+    assert_eq!(TreeView::of(&space).asked(&key(B)), 1);
 }
