@@ -21,7 +21,9 @@ use crate::participant::{
     ParticipantStats, Publication, Routing, UserCommand,
 };
 use crate::protocol::filter::session_filters;
-use crate::protocol::{EventWriter, Limits, Message, NetworkMetrics, Parser, Presence, SpaceRef};
+use crate::protocol::{
+    EventWriter, IceCandidate, Limits, Message, NetworkMetrics, Parser, Presence, SpaceRef,
+};
 use crate::rtc::{Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
 use crate::space::Command;
@@ -214,6 +216,7 @@ impl Session {
             audio: Arc::clone(&audio),
             link_config: config.link,
             routing: Routing::default(),
+            held: HashMap::new(),
             ui: events.clone(),
             state: Arc::clone(&state),
         };
@@ -479,6 +482,9 @@ struct Driver {
     link_config: LinkConfig,
     /// The participant's last routing, applied again whenever a link appears.
     routing: Routing,
+    /// Candidates of links whose reservation was asked before the space was read, held until
+    /// the read settles it ([`Participant::asked_before_read`]).
+    held: HashMap<PublicKey, Vec<IceCandidate>>,
     ui: broadcast::Sender<Command>,
     state: Arc<Mutex<SessionStats>>,
 }
@@ -594,6 +600,10 @@ impl Driver {
     fn on_link_event(&mut self, peer: PublicKey, event: LinkEvent) {
         let input = match event {
             LinkEvent::LocalCandidate(candidate) => {
+                if self.participant.asked_before_read(&peer) {
+                    self.held.entry(peer).or_default().push(candidate);
+                    return;
+                }
                 // Only links the participant agreed to exist, so only they trickle, and only
                 // what their offer or answer did not carry already.
                 if self
@@ -642,8 +652,32 @@ impl Driver {
                 }
             }
         }
+        self.release_held();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.tree.clone_from(self.participant.stats());
+    }
+
+    /// Trickles the candidates held for a reservation asked before the read once the read kept
+    /// it; forgets them if it did not.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let settled: Vec<PublicKey> = self
+            .held
+            .keys()
+            .filter(|peer| !self.participant.asked_before_read(peer))
+            .copied()
+            .collect();
+        for peer in settled {
+            let candidates = self.held.remove(&peer).unwrap_or_default();
+            if !self.participant.wants_link(&peer) {
+                continue;
+            }
+            for candidate in candidates {
+                self.on_link_event(peer, LinkEvent::LocalCandidate(candidate));
+            }
+        }
     }
 
     /// Sends out what the participant decided to publish: signed at once, or mined first

@@ -354,6 +354,19 @@ impl Participant {
         self.pending.map(|p| (p.peer, p.standby))
     }
 
+    /// Whether our reservation of `peer` was asked before the space was read and the read has
+    /// not settled it yet: the driver holds the link's trickled candidates until it does (in a
+    /// space whose host is full, they would only load the relays).
+    pub fn asked_before_read(&self, peer: &PublicKey) -> bool {
+        self.pending
+            .is_some_and(|p| p.before_read && p.peer == *peer)
+    }
+
+    /// Whether we still want a link with `peer`: one we hold, or the reservation we wait on.
+    pub fn wants_link(&self, peer: &PublicKey) -> bool {
+        self.links.get(peer).is_some() || self.pending.is_some_and(|p| p.peer == *peer)
+    }
+
     /// Peers we keep away from for now.
     pub fn avoided(&self) -> usize {
         self.avoid.len()

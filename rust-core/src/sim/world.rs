@@ -186,6 +186,8 @@ pub struct World {
     pub traffic: Traffic,
     /// Links whose offer rode in a RESERVE not answered yet, by (node, peer).
     offered: HashSet<(NodeId, PublicKey)>,
+    /// Links whose candidates wait for the read to settle a reservation asked before it.
+    held: HashSet<(NodeId, PublicKey)>,
 }
 
 /// How often links report their loss: as the product's RTCP reports and its reading of them do.
@@ -230,6 +232,7 @@ impl World {
             next_report: T0 + REPORT_EVERY_MS,
             traffic: Traffic::default(),
             offered: HashSet::new(),
+            held: HashSet::new(),
         };
         world.spawn(host, host_uplink_kbps, |_| {});
         world
@@ -594,6 +597,25 @@ impl World {
                 Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
             }
         }
+        if !self.held.is_empty() {
+            let mut settled: Vec<PublicKey> = self
+                .held
+                .iter()
+                .filter(|(n, peer)| {
+                    *n == node && !self.nodes[node].participant.asked_before_read(peer)
+                })
+                .map(|(_, peer)| *peer)
+                .collect();
+            // In key order: the run stays a function of its seed.
+            settled.sort();
+            for peer in settled {
+                self.held.remove(&(node, peer));
+                if self.nodes[node].participant.wants_link(&peer) {
+                    let created_at = Timestamp::from_secs(self.now / 1_000);
+                    self.candidates(node, peer, created_at);
+                }
+            }
+        }
         let n = &mut self.nodes[node];
         if !n.alive || n.participant.is_done() {
             return;
@@ -667,7 +689,12 @@ impl World {
                         self.offer(node, peer, created_at);
                     }
                 }
-                self.candidates(node, peer, created_at);
+                if self.nodes[node].participant.asked_before_read(&peer) {
+                    // Held until the read settles the reservation, as the driver does.
+                    self.held.insert((node, peer));
+                } else {
+                    self.candidates(node, peer, created_at);
+                }
             }
             LinkOp::Restart(peer) => self.offer(node, peer, created_at),
             LinkOp::SendOffer(peer) => {
