@@ -169,6 +169,7 @@ async function overAnnouncingHost() {
     }
     const reports = await Promise.all(listeners.map((l) => l.report));
     show('over-announcing host', reports, listenMs);
+    keepLogs('over', h, listeners);
     const last = lastStatus(h.status);
     const cut = / \(cut \d+x\)/.test(last.line);
     console.log(`over-announcing host: status, last: ${last.line || '(none)'}; capacity cut from receiver reports: ${cut}`);
