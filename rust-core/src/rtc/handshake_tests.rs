@@ -7,23 +7,20 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ::rtc::media_stream::MediaStreamTrack;
 use ::rtc::peer_connection::configuration::media_engine::MediaEngine;
 use ::rtc::peer_connection::configuration::setting_engine::SettingEngine;
 use ::rtc::peer_connection::event::RTCPeerConnectionEvent;
 use ::rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use ::rtc::peer_connection::state::RTCPeerConnectionState;
-use ::rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use ::rtc::peer_connection::transport::RTCIceCandidate;
 use ::rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use ::rtc::rtp_transceiver::RTCRtpSenderId;
-use ::rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use ::rtc::sansio::Protocol;
 use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::LinkConfig;
-use super::link::opus_codec;
+use super::link::audio_track;
+use super::nomination_tests::host_candidate;
 
 /// One way across the simulated wire: the lossy bed's 40 ms per link.
 const ONE_WAY: Duration = Duration::from_millis(40);
@@ -44,40 +41,14 @@ fn peer(
         .with_media_engine(media)
         .build(epoch)
         .expect("peer connection");
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..CandidateConfig::default()
-        },
-        ..CandidateHostConfig::default()
-    }
-    .new_candidate_host()
-    .expect("host candidate");
+    let candidate = host_candidate(addr);
     pc.add_local_candidate(
         RTCIceCandidate::from(&candidate)
             .to_json()
             .expect("candidate json"),
     )
     .expect("local candidate");
-    let track = MediaStreamTrack::new(
-        "spaces-test".to_owned(),
-        "audio".to_owned(),
-        "audio".to_owned(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(SSRC),
-                ..Default::default()
-            },
-            active: true,
-            codec: opus_codec(),
-            ..Default::default()
-        }],
-    );
-    let sender = pc.add_track(track).expect("track");
+    let sender = pc.add_track(audio_track("test", SSRC)).expect("track");
     (pc, sender)
 }
 

@@ -104,6 +104,25 @@ fn runtime() -> Result<Arc<dyn Runtime>, RtcError> {
         .ok_or_else(|| RtcError::WebRtc("no async runtime".into()))
 }
 
+/// The one audio track a link sends on: Opus, with our SSRC.
+pub(super) fn audio_track(label: &str, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        format!("spaces-{label}"),
+        "audio".to_owned(),
+        "audio".to_owned(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            active: true,
+            codec: opus_codec(),
+            ..Default::default()
+        }],
+    )
+}
+
 /// The Opus codec every link negotiates (stereo signalling per RFC 7587, mono content).
 pub(super) fn opus_codec() -> RTCRtpCodec {
     RTCRtpCodec {
@@ -322,21 +341,7 @@ impl PeerLink {
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
         let ssrc: u32 = rand_ssrc();
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            format!("spaces-{label}"),
-            "audio".to_owned(),
-            "audio".to_owned(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                active: true,
-                codec: opus_codec(),
-                ..Default::default()
-            }],
-        )));
+        let track = Arc::new(TrackLocalStaticRTP::new(audio_track(&label, ssrc)));
         let sender = pc
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await?;

@@ -33,7 +33,8 @@ fn agent(epoch: Instant, config: &LinkConfig) -> Agent {
     Agent::new(epoch, Arc::new(agent_config), crypto).expect("agent")
 }
 
-fn host_candidate(addr: SocketAddr) -> Candidate {
+/// A host candidate at `addr`, as a link gathers one.
+pub(super) fn host_candidate(addr: SocketAddr) -> Candidate {
     CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
