@@ -44,6 +44,9 @@ pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 /// back long before the connection deadline. Rate-limited relays queue a busy member's events
 /// by a second or so, which this leaves room for.
 pub const NEGOTIATE_DEADLINE: Duration = Duration::from_millis(2_500);
+/// An upstream link that stalled within this long of connecting never carried a packet worth
+/// the name: with [`CONNECT_DEADLINE`] of that behind it, it is not a link.
+const SILENT_FROM_THE_START: Millis = 1_000;
 
 /// How far back links never set up count as pressure.
 pub const PRESSURE_WINDOW: Duration = Duration::from_secs(30);
@@ -1154,6 +1157,35 @@ impl Participant {
                 self.drop_link(peer);
             }
             self.strike(peer);
+        }
+        // Connected is not delivering: a parent of our dialect sends audio or keep-alives from
+        // the moment its link is up, so one that sent nothing for the connect deadline after
+        // it (keys that do not match, a link its end forgot) is let go, as one that never
+        // connected is. The host is asked again at once; anyone else is kept away.
+        let host = *self.config.space.host();
+        let mute: Vec<PublicKey> = self
+            .links
+            .iter()
+            .filter(|(k, l)| {
+                l.kind.upstream()
+                    && self.space.members().get(*k).is_some_and(|m| m.nip44)
+                    && l.connected_at.is_some_and(|c| {
+                        now >= c + deadline
+                            && l.stalled_since
+                                .is_some_and(|s| s <= c + SILENT_FROM_THE_START)
+                    })
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for peer in mute {
+            tracing::info!(%peer, "connected upstream link never carried audio");
+            if peer == host {
+                self.stats.upstream_lost += 1;
+                self.drop_link(peer);
+            } else {
+                self.upstream_lost(peer);
+                self.strike(peer);
+            }
         }
         let shed: Vec<PublicKey> = self
             .links

@@ -1760,3 +1760,73 @@ fn a_full_host_refuses_a_reservation_asked_before_the_read_silently_and_others_w
     host.event(21, reserve(21, 1));
     assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
 }
+
+#[test]
+fn a_parent_link_that_connects_and_never_carries_a_packet_is_let_go() {
+    let mut me = Alone::new(5, 1, wifi(2_000));
+    me.event(1, created_by_a_host_of_our_dialect(5_000));
+    me.stored_end();
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    let link = |me: &mut Alone, event| {
+        me.me.handle_input(
+            Input::Link {
+                peer: keys(1).public_key(),
+                event,
+            },
+            me.now,
+        )
+    };
+    link(&mut me, LinkInput::Connected);
+    me.advance(300);
+    // Nothing arrived since the link came up: not even a keep-alive.
+    link(&mut me, LinkInput::Stalled);
+    me.drain();
+    me.advance(CONNECT_DEADLINE.as_millis() as Millis - 400);
+    assert!(drops_to(&me.published()).is_empty(), "not yet");
+    me.advance(200);
+    let out = me.drain();
+    let published: Vec<Message> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish(Publication { message, .. }) => Some(message.clone()),
+            Output::Link(LinkOp::Open {
+                within: Some(Publication { message, .. }),
+                ..
+            }) => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drops_to(&published), vec![keys(1).public_key()], "{out:?}");
+    // The host is asked again at once, on a new link.
+    assert!(
+        published
+            .iter()
+            .any(|m| matches!(m, Message::Reserve(r) if r.confirmer == keys(1).public_key())),
+        "{out:?}"
+    );
+    assert_eq!(me.me.stats().upstream_lost, 1);
+}
+
+#[test]
+fn a_parent_that_delivered_and_then_went_quiet_is_kept() {
+    let mut me = Alone::new(5, 1, wifi(2_000));
+    me.event(1, created_by_a_host_of_our_dialect(5_000));
+    me.stored_end();
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    let link = |me: &mut Alone, event| {
+        me.me.handle_input(
+            Input::Link {
+                peer: keys(1).public_key(),
+                event,
+            },
+            me.now,
+        )
+    };
+    link(&mut me, LinkInput::Connected);
+    // Audio for three seconds, then silence without keep-alives (a frozen host).
+    me.advance(3_000);
+    link(&mut me, LinkInput::Stalled);
+    me.advance(CONNECT_DEADLINE.as_millis() as Millis * 2);
+    assert!(drops_to(&me.published()).is_empty());
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+}
