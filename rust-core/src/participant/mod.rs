@@ -863,7 +863,7 @@ impl Participant {
             tracing::info!(?role, "our role changed");
             // A demoted speaker held a seat beside the host's tree; when the host is over
             // capacity it moves down to a relay with room, keeping the host until then.
-            let tree = TreeView::of(&self.space);
+            let tree = TreeView::at(&self.space, self.timestamp());
             let over =
                 tree.children(&host).len() as u32 > self.config.rules.capacity(&self.space, &host);
             if !role.speaks()
@@ -1212,7 +1212,7 @@ impl Participant {
             if now < self.next_search {
                 return;
             }
-            let tree = TreeView::of(&self.space);
+            let tree = TreeView::at(&self.space, self.timestamp());
             match self.choose(&tree, Want::Parent, None) {
                 Some(parent) => self.reserve(parent, false),
                 None => self.next_search = now + ms(SEARCH_AGAIN),
@@ -1227,7 +1227,7 @@ impl Participant {
             // Our parent went quiet and no backup delivers: find a parent outside its subtree
             // and keep the quiet one until the new one delivers (it may only be frozen).
             if self.links.one(LinkKind::Retiring).is_none() {
-                let tree = TreeView::of(&self.space);
+                let tree = TreeView::at(&self.space, self.timestamp());
                 if let Some(instead) = self.choose(&tree, Want::Instead { parent }, None) {
                     self.reserve(instead, false);
                 }
@@ -1263,7 +1263,7 @@ impl Participant {
             return;
         }
         self.last_standby_try = now;
-        let tree = TreeView::of(&self.space);
+        let tree = TreeView::at(&self.space, self.timestamp());
         match self.choose(&tree, Want::Standby { parent }, None) {
             Some(backup) => self.reserve(backup, true),
             // Nobody has a free output: rooms open slowly, look again later (each look
@@ -1289,7 +1289,7 @@ impl Participant {
             return false;
         }
         self.next_climb = now + ms(CLIMB_EVERY);
-        let tree = TreeView::of(&self.space);
+        let tree = TreeView::at(&self.space, self.timestamp());
         let Some(depth) = tree.depth(&self.me) else {
             return false;
         };
@@ -1373,7 +1373,7 @@ impl Participant {
             .get(&host)
             .map_or(0, |m| m.price)
             .max(self.price_of(&host).unwrap_or(0));
-        let tree = TreeView::of(&self.space);
+        let tree = TreeView::at(&self.space, self.timestamp());
         let stands = self.takes_early_offer(&host)
             && price <= pending.work
             && self.choose(&tree, Want::Parent, None) == Some(host);
@@ -1640,7 +1640,7 @@ impl Participant {
                 .map(|(k, l)| (*k, l.displaced_by.is_some()))
                 .collect();
             let standbys: Vec<PublicKey> = self.links.of_kind(LinkKind::StandbyChild).collect();
-            let tree = TreeView::of(&self.space);
+            let tree = TreeView::at(&self.space, self.timestamp());
             self.config.rules.admit(
                 &self.space,
                 &tree,

@@ -10,7 +10,9 @@ mod tree;
 pub use capacity::CapacityPolicy;
 pub use metrics::{MetricsError, PeerMetrics};
 pub use score::{Candidate, ScoreWeights, score};
-pub use tree::{Admission, SEAT_PROVEN_SECS, Seats, TreeRules, TreeView, Want};
+pub use tree::{
+    Admission, RESERVATION_FRESH_SECS, SEAT_PROVEN_SECS, Seats, TreeRules, TreeView, Want,
+};
 
 #[cfg(test)]
 mod tests;

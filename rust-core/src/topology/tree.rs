@@ -16,6 +16,10 @@ pub const MEMBER_FRESH_SECS: u64 = 330;
 /// Unanswered reservations after which a member is left alone for now: its answers are queued
 /// (relays rate-limit every author), and one more request would only time out.
 pub const BUSY_AFTER: u32 = 3;
+/// A tree reservation unanswered for this long no longer counts as a seat taken: its requester
+/// gave up long ago (2 s without a CONFIRM, 10 s at most when it had work to do first), and a
+/// confirmer that refused silently (a rate-limited refusal) never answers it.
+pub const RESERVATION_FRESH_SECS: u64 = 10;
 
 /// How long a seat (a confirmed tree link) must have stood before a newcomer picks its holder
 /// as a relay when the confirmer never said the link delivers: longer than a confirmed link
@@ -73,7 +77,26 @@ pub struct TreeView {
 }
 
 impl TreeView {
-    /// The tree a space's confirmed links describe.
+    /// The tree a space's confirmed links describe, as seen at `now`: reservations older than
+    /// [`RESERVATION_FRESH_SECS`] are not counted as asked.
+    pub fn at(space: &Space, now: Timestamp) -> Self {
+        let mut tree = Self::of(space);
+        tree.asked.clear();
+        for ((_, parent), state) in space.links() {
+            if let LinkState::Reserved {
+                standby: false,
+                first: false,
+                at,
+            } = state
+                && at.as_secs() + RESERVATION_FRESH_SECS > now.as_secs()
+            {
+                *tree.asked.entry(*parent).or_default() += 1;
+            }
+        }
+        tree
+    }
+
+    /// The tree a space's confirmed links describe (every unanswered reservation counted).
     pub fn of(space: &Space) -> Self {
         let mut tree = TreeView {
             host: Some(*space.space_ref().host()),

@@ -213,3 +213,30 @@ fn a_reservation_asked_before_the_read_is_no_seat_taken_and_a_read_one_is() {
     accept(&mut space, n, D, ask(false));
     assert_eq!(TreeView::of(&space).asked(&key(B)), 1);
 }
+
+#[test]
+fn a_reservation_left_unanswered_stops_counting_once_its_requester_gave_up() {
+    let (mut space, mut n) = world(false);
+    n += 1;
+    accept(
+        &mut space,
+        n,
+        D,
+        Message::Reserve(Reservation {
+            requester: key(D),
+            confirmer: key(B),
+            role: Some(LinkRole::Consumer),
+            standby: false,
+            sdp: None,
+            before_read: false,
+        }),
+    );
+    let asked_at = T0 + u64::from(n);
+    let seen =
+        |after: u64| TreeView::at(&space, Timestamp::from_secs(asked_at + after)).asked(&key(B));
+    assert_eq!(seen(0), 1);
+    assert_eq!(seen(crate::topology::RESERVATION_FRESH_SECS - 1), 1);
+    // B refused silently (its refusals rate-limited) or never answered: no seat is taken.
+    assert_eq!(seen(crate::topology::RESERVATION_FRESH_SECS), 0);
+    assert_eq!(TreeView::of(&space).asked(&key(B)), 1);
+}
