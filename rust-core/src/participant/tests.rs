@@ -1761,25 +1761,35 @@ fn a_full_host_refuses_a_reservation_asked_before_the_read_silently_and_others_w
     assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
 }
 
-#[test]
-fn a_parent_link_that_connects_and_never_carries_a_packet_is_let_go() {
+/// A listener (5) whose link to the host (1, of our dialect) has just connected.
+fn linked_to_a_host_of_our_dialect() -> Alone {
     let mut me = Alone::new(5, 1, wifi(2_000));
     me.event(1, created_by_a_host_of_our_dialect(5_000));
     me.stored_end();
     me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
-    let link = |me: &mut Alone, event| {
-        me.me.handle_input(
+    me.host_link(LinkInput::Connected);
+    me
+}
+
+impl Alone {
+    /// What our link to the host (1) reports now.
+    fn host_link(&mut self, event: LinkInput) {
+        self.me.handle_input(
             Input::Link {
                 peer: keys(1).public_key(),
                 event,
             },
-            me.now,
-        )
-    };
-    link(&mut me, LinkInput::Connected);
+            self.now,
+        );
+    }
+}
+
+#[test]
+fn a_parent_link_that_connects_and_never_carries_a_packet_is_let_go() {
+    let mut me = linked_to_a_host_of_our_dialect();
     me.advance(300);
     // Nothing arrived since the link came up: not even a keep-alive.
-    link(&mut me, LinkInput::Stalled);
+    me.host_link(LinkInput::Stalled);
     me.drain();
     me.advance(CONNECT_DEADLINE.as_millis() as Millis - 400);
     assert!(drops_to(&me.published()).is_empty(), "not yet");
@@ -1809,23 +1819,10 @@ fn a_parent_link_that_connects_and_never_carries_a_packet_is_let_go() {
 
 #[test]
 fn a_parent_that_delivered_and_then_went_quiet_is_kept() {
-    let mut me = Alone::new(5, 1, wifi(2_000));
-    me.event(1, created_by_a_host_of_our_dialect(5_000));
-    me.stored_end();
-    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
-    let link = |me: &mut Alone, event| {
-        me.me.handle_input(
-            Input::Link {
-                peer: keys(1).public_key(),
-                event,
-            },
-            me.now,
-        )
-    };
-    link(&mut me, LinkInput::Connected);
+    let mut me = linked_to_a_host_of_our_dialect();
     // Audio for three seconds, then silence without keep-alives (a frozen host).
     me.advance(3_000);
-    link(&mut me, LinkInput::Stalled);
+    me.host_link(LinkInput::Stalled);
     me.advance(CONNECT_DEADLINE.as_millis() as Millis * 2);
     assert!(drops_to(&me.published()).is_empty());
     assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));

@@ -192,19 +192,22 @@ fn backups_do_not_count_as_tree_links() {
     assert_eq!(pick(&space, Want::Parent, &avoid), Some(key(A)));
 }
 
+/// D's tree RESERVE to B.
+fn d_asks_b(before_read: bool) -> Message {
+    Message::Reserve(Reservation {
+        requester: key(D),
+        confirmer: key(B),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+        sdp: None,
+        before_read,
+    })
+}
+
 #[test]
 fn a_reservation_asked_before_the_read_is_no_seat_taken_and_a_read_one_is() {
     let (mut space, mut n) = world(false);
-    let ask = |before_read| {
-        Message::Reserve(Reservation {
-            requester: key(D),
-            confirmer: key(B),
-            role: Some(LinkRole::Consumer),
-            standby: false,
-            sdp: None,
-            before_read,
-        })
-    };
+    let ask = |before_read| d_asks_b(before_read);
     n += 1;
     accept(&mut space, n, D, ask(true));
     assert_eq!(TreeView::of(&space).asked(&key(B)), 0);
@@ -218,19 +221,7 @@ fn a_reservation_asked_before_the_read_is_no_seat_taken_and_a_read_one_is() {
 fn a_reservation_left_unanswered_stops_counting_once_its_requester_gave_up() {
     let (mut space, mut n) = world(false);
     n += 1;
-    accept(
-        &mut space,
-        n,
-        D,
-        Message::Reserve(Reservation {
-            requester: key(D),
-            confirmer: key(B),
-            role: Some(LinkRole::Consumer),
-            standby: false,
-            sdp: None,
-            before_read: false,
-        }),
-    );
+    accept(&mut space, n, D, d_asks_b(false));
     let asked_at = T0 + u64::from(n);
     let seen =
         |after: u64| TreeView::at(&space, Timestamp::from_secs(asked_at + after)).asked(&key(B));
