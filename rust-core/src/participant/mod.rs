@@ -863,7 +863,7 @@ impl Participant {
             tracing::info!(?role, "our role changed");
             // A demoted speaker held a seat beside the host's tree; when the host is over
             // capacity it moves down to a relay with room, keeping the host until then.
-            let tree = TreeView::at(&self.space, self.timestamp());
+            let tree = self.tree();
             let over =
                 tree.children(&host).len() as u32 > self.config.rules.capacity(&self.space, &host);
             if !role.speaks()
@@ -1212,7 +1212,7 @@ impl Participant {
             if now < self.next_search {
                 return;
             }
-            let tree = TreeView::at(&self.space, self.timestamp());
+            let tree = self.tree();
             match self.choose(&tree, Want::Parent, None) {
                 Some(parent) => self.reserve(parent, false),
                 None => self.next_search = now + ms(SEARCH_AGAIN),
@@ -1227,7 +1227,7 @@ impl Participant {
             // Our parent went quiet and no backup delivers: find a parent outside its subtree
             // and keep the quiet one until the new one delivers (it may only be frozen).
             if self.links.one(LinkKind::Retiring).is_none() {
-                let tree = TreeView::at(&self.space, self.timestamp());
+                let tree = self.tree();
                 if let Some(instead) = self.choose(&tree, Want::Instead { parent }, None) {
                     self.reserve(instead, false);
                 }
@@ -1263,7 +1263,7 @@ impl Participant {
             return;
         }
         self.last_standby_try = now;
-        let tree = TreeView::at(&self.space, self.timestamp());
+        let tree = self.tree();
         match self.choose(&tree, Want::Standby { parent }, None) {
             Some(backup) => self.reserve(backup, true),
             // Nobody has a free output: rooms open slowly, look again later (each look
@@ -1289,7 +1289,7 @@ impl Participant {
             return false;
         }
         self.next_climb = now + ms(CLIMB_EVERY);
-        let tree = TreeView::at(&self.space, self.timestamp());
+        let tree = self.tree();
         let Some(depth) = tree.depth(&self.me) else {
             return false;
         };
@@ -1335,13 +1335,20 @@ impl Participant {
             && (speaker || (self.config.warm_backup && self.links.one(LinkKind::Standby).is_none()))
     }
 
+    /// The tree as we see it now.
+    fn tree(&self) -> TreeView {
+        TreeView::at(&self.space, self.timestamp())
+    }
+
+    /// The proof of work a RESERVE to `peer` carries: the price it announced or told us in a
+    /// refusal, up to what we pay at most.
+    fn work_for(&self, peer: &PublicKey) -> u8 {
+        let announced = self.space.members().get(peer).map_or(0, |m| m.price);
+        self.price_of(peer).unwrap_or(0).max(announced).min(MAX_PAY)
+    }
+
     fn reserve(&mut self, peer: PublicKey, standby: bool) {
-        let announced = self.space.members().get(&peer).map_or(0, |m| m.price);
-        let work = self
-            .price_of(&peer)
-            .unwrap_or(0)
-            .max(announced)
-            .min(MAX_PAY);
+        let work = self.work_for(&peer);
         // With no link to the peer yet, the offer rides in the RESERVE to a peer of our
         // dialect: its answer comes back in the CONFIRM, a relay round trip sooner than the
         // draft's RESERVE, CONFIRM, OFFER, ANSWER. A link we already have (a warm backup
@@ -1367,15 +1374,9 @@ impl Participant {
             return;
         };
         let host = pending.peer;
-        let price = self
-            .space
-            .members()
-            .get(&host)
-            .map_or(0, |m| m.price)
-            .max(self.price_of(&host).unwrap_or(0));
-        let tree = TreeView::at(&self.space, self.timestamp());
+        let tree = self.tree();
         let stands = self.takes_early_offer(&host)
-            && price <= pending.work
+            && self.work_for(&host) <= pending.work
             && self.choose(&tree, Want::Parent, None) == Some(host);
         if let Some(pending) = self.pending.as_mut().filter(|_| stands) {
             pending.before_read = false;
@@ -1640,7 +1641,7 @@ impl Participant {
                 .map(|(k, l)| (*k, l.displaced_by.is_some()))
                 .collect();
             let standbys: Vec<PublicKey> = self.links.of_kind(LinkKind::StandbyChild).collect();
-            let tree = TreeView::at(&self.space, self.timestamp());
+            let tree = self.tree();
             self.config.rules.admit(
                 &self.space,
                 &tree,

@@ -105,15 +105,20 @@ impl Alone {
     }
 }
 
-fn reserve(requester: u8, confirmer: u8) -> Message {
-    Message::Reserve(Reservation {
+/// A listener's tree reservation of `confirmer`, asked after reading the space, no offer.
+fn reservation(requester: u8, confirmer: u8) -> Reservation {
+    Reservation {
         requester: keys(requester).public_key(),
         confirmer: keys(confirmer).public_key(),
         role: Some(LinkRole::Consumer),
         standby: false,
         sdp: None,
         before_read: false,
-    })
+    }
+}
+
+fn reserve(requester: u8, confirmer: u8) -> Message {
+    Message::Reserve(reservation(requester, confirmer))
 }
 
 fn join(upload_kbps: u32) -> Message {
@@ -1181,12 +1186,8 @@ fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
     host.event(
         3,
         Message::Reserve(Reservation {
-            requester: keys(3).public_key(),
-            confirmer: keys(1).public_key(),
-            role: Some(LinkRole::Consumer),
             standby: true,
-            sdp: None,
-            before_read: false,
+            ..reservation(3, 1)
         }),
     );
     host.event(4, join(2_000));
@@ -1435,12 +1436,8 @@ fn link_op(outputs: &[Output]) -> &LinkOp {
 
 fn confirm_carrying(requester: u8, confirmer: u8, sdp: Option<&str>) -> Message {
     Message::Confirm(Reservation {
-        requester: keys(requester).public_key(),
-        confirmer: keys(confirmer).public_key(),
-        role: Some(LinkRole::Consumer),
-        standby: false,
         sdp: sdp.map(str::to_owned),
-        before_read: false,
+        ..reservation(requester, confirmer)
     })
 }
 
@@ -1548,12 +1545,8 @@ fn an_offer_from_the_peer_that_feeds_us_never_replaces_our_parent_link() {
     me.event(
         1,
         Message::Reserve(Reservation {
-            requester: keys(1).public_key(),
-            confirmer: keys(5).public_key(),
-            role: Some(LinkRole::Consumer),
-            standby: false,
             sdp: Some("v=0 offer".into()),
-            before_read: false,
+            ..reservation(1, 5)
         }),
     );
     let out = me.drain();
@@ -1582,12 +1575,8 @@ fn a_confirmer_answers_an_offer_that_rode_in_the_reserve_inside_its_confirm() {
     host.event(
         7,
         Message::Reserve(Reservation {
-            requester: keys(7).public_key(),
-            confirmer: keys(1).public_key(),
-            role: Some(LinkRole::Consumer),
-            standby: false,
             sdp: Some("v=0 offer".into()),
-            before_read: false,
+            ..reservation(7, 1)
         }),
     );
     let out = host.drain();
@@ -1620,12 +1609,8 @@ fn a_confirmer_answers_an_offer_that_rode_in_the_reserve_inside_its_confirm() {
         host.event(
             n,
             Message::Reserve(Reservation {
-                requester: keys(n).public_key(),
-                confirmer: keys(1).public_key(),
-                role: Some(LinkRole::Consumer),
-                standby: false,
                 sdp: Some(format!("v=0 offer {n}")),
-                before_read: false,
+                ..reservation(n, 1)
             }),
         );
     }
@@ -1747,10 +1732,7 @@ fn a_full_host_refuses_a_reservation_asked_before_the_read_silently_and_others_w
         20,
         Message::Reserve(Reservation {
             before_read: true,
-            ..match reserve(20, 1) {
-                Message::Reserve(r) => r,
-                _ => unreachable!("reserve() builds a RESERVE"),
-            }
+            ..reservation(20, 1)
         }),
     );
     let published = host.published();

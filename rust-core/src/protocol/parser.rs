@@ -203,11 +203,7 @@ impl Parser {
                         .any(|t| t.get(1).is_some_and(|v| v == "standby")),
                     // A re-published CONFIRM only says the link delivers: it answers nothing.
                     sdp: sdp.filter(|_| !tags.delivering()),
-                    before_read: reserve
-                        && tags.iter(super::builder::ASK_FIRST_TAG[0]).any(|t| {
-                            t.get(1)
-                                .is_some_and(|v| v == super::builder::ASK_FIRST_TAG[1])
-                        }),
+                    before_read: reserve && tags.tagged(super::builder::ASK_FIRST_TAG),
                 };
                 if reserve {
                     Message::Reserve(reservation)
@@ -371,18 +367,20 @@ impl<'a> Tags<'a> {
         self.iter(name).next().is_some()
     }
 
-    /// The author announced it reads NIP-44 ([`super::builder::ENCRYPTION_TAG`]).
-    fn reads_nip44(&self) -> bool {
-        let [name, value] = super::builder::ENCRYPTION_TAG;
+    /// Whether a `[name, value, …]` tag is present.
+    fn tagged(&self, [name, value]: [&'a str; 2]) -> bool {
         self.iter(name)
             .any(|t| t.get(1).is_some_and(|v| v == value))
     }
 
+    /// The author announced it reads NIP-44 ([`super::builder::ENCRYPTION_TAG`]).
+    fn reads_nip44(&self) -> bool {
+        self.tagged(super::builder::ENCRYPTION_TAG)
+    }
+
     /// A CONFIRM that attests its link carries audio ([`super::builder::DELIVERING_TAG`]).
     fn delivering(&self) -> bool {
-        let [name, value] = super::builder::DELIVERING_TAG;
-        self.iter(name)
-            .any(|t| t.get(1).is_some_and(|v| v == value))
+        self.tagged(super::builder::DELIVERING_TAG)
     }
 
     fn flag(&self, name: &'a str) -> bool {

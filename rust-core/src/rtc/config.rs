@@ -127,9 +127,7 @@ impl LinkConfig {
             ..Self::default()
         }
     }
-}
 
-impl LinkConfig {
     /// The webrtc-rs settings every link runs with.
     pub(crate) fn setting_engine(&self) -> SettingEngine {
         // The same ~1.4 s budget of attempts per candidate pair as webrtc-rs's default

@@ -9,7 +9,7 @@
 //! its streams it cannot carry.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::rc::Rc;
 
 use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
@@ -187,7 +187,7 @@ pub struct World {
     /// Links whose offer rode in a RESERVE not answered yet, by (node, peer).
     offered: HashSet<(NodeId, PublicKey)>,
     /// Links whose candidates wait for the read to settle a reservation asked before it.
-    held: HashSet<(NodeId, PublicKey)>,
+    held: BTreeSet<(NodeId, PublicKey)>,
 }
 
 /// How often links report their loss: as the product's RTCP reports and its reading of them do.
@@ -232,7 +232,7 @@ impl World {
             next_report: T0 + REPORT_EVERY_MS,
             traffic: Traffic::default(),
             offered: HashSet::new(),
-            held: HashSet::new(),
+            held: BTreeSet::new(),
         };
         world.spawn(host, host_uplink_kbps, |_| {});
         world
@@ -598,7 +598,8 @@ impl World {
             }
         }
         if !self.held.is_empty() {
-            let mut settled: Vec<PublicKey> = self
+            // In key order (a sorted set): the run stays a function of its seed.
+            let settled: Vec<PublicKey> = self
                 .held
                 .iter()
                 .filter(|(n, peer)| {
@@ -606,8 +607,6 @@ impl World {
                 })
                 .map(|(_, peer)| *peer)
                 .collect();
-            // In key order: the run stays a function of its seed.
-            settled.sort();
             for peer in settled {
                 self.held.remove(&(node, peer));
                 if self.nodes[node].participant.wants_link(&peer) {

@@ -80,24 +80,19 @@ impl TreeView {
     /// The tree a space's confirmed links describe, as seen at `now`: reservations older than
     /// [`RESERVATION_FRESH_SECS`] are not counted as asked.
     pub fn at(space: &Space, now: Timestamp) -> Self {
-        let mut tree = Self::of(space);
-        tree.asked.clear();
-        for ((_, parent), state) in space.links() {
-            if let LinkState::Reserved {
-                standby: false,
-                first: false,
-                at,
-            } = state
-                && at.as_secs() + RESERVATION_FRESH_SECS > now.as_secs()
-            {
-                *tree.asked.entry(*parent).or_default() += 1;
-            }
-        }
-        tree
+        Self::counting(space, |at| {
+            at.as_secs() + RESERVATION_FRESH_SECS > now.as_secs()
+        })
     }
 
     /// The tree a space's confirmed links describe (every unanswered reservation counted).
     pub fn of(space: &Space) -> Self {
+        Self::counting(space, |_| true)
+    }
+
+    /// The tree, counting as asked the unanswered tree reservations made at a time `fresh`
+    /// accepts.
+    fn counting(space: &Space, fresh: impl Fn(&Timestamp) -> bool) -> Self {
         let mut tree = TreeView {
             host: Some(*space.space_ref().host()),
             ..TreeView::default()
@@ -114,8 +109,8 @@ impl TreeView {
                 LinkState::Reserved {
                     standby: false,
                     first: false,
-                    ..
-                } => {
+                    at,
+                } if fresh(at) => {
                     *tree.asked.entry(*parent).or_default() += 1;
                 }
                 LinkState::Reserved { .. } => {}
