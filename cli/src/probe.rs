@@ -15,6 +15,9 @@ use spaces_core::media::{FRAME_MS, RTP_TICKS_PER_FRAME};
 /// Frames of history the clock keeps per voice (a minute).
 const CLOCK_FRAMES: u32 = 3_000;
 
+/// Gaps at least this long (5 frames, 100 ms) are logged when they end.
+const GAP_LOGGED_FRAMES: u64 = 5;
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -157,7 +160,13 @@ impl AudioTap for Probe {
             }
         };
         match heard {
-            Some(true) => state.gap_frames = 0,
+            Some(true) => {
+                if state.gap_frames >= GAP_LOGGED_FRAMES {
+                    // When the gap ended, to line it up with the session's logs.
+                    tracing::info!(gap_ms = state.gap_frames * u64::from(FRAME_MS), "audio gap");
+                }
+                state.gap_frames = 0;
+            }
             Some(false) => {
                 state.gap_frames += 1;
                 let gap = (state.gap_frames * u64::from(FRAME_MS)) as f64;

@@ -246,11 +246,15 @@ async function frozenRelay() {
   await inBed(async (bed, relay) => {
     const { hostSite, sites } = peerSites(bed, 5);
     // Two seats at the host (240 kbit/s on Wi-Fi): the other three listeners hang below them.
-    const { address } = await host(bed, hostSite, relay, listenMs / 1000 + 10,
+    const hostRun = await host(bed, hostSite, relay, listenMs / 1000 + 10,
       ['--uplink-kbps', '240']);
+    const { address } = hostRun;
+    // Everyone stops at the same moment: a listener that stayed on after its parent and
+    // backup left would count the moves their leaving costs as gaps of the freeze.
+    const end = Date.now() + listenMs;
     const listeners = [];
     for (const site of sites) {
-      listeners.push(listener(bed, site, address, relay, listenMs));
+      listeners.push(listener(bed, site, address, relay, end - Date.now()));
       await sleep(400);
     }
     // Status lines come every 5 s: wait for two, then freeze a listener that has children.
@@ -263,6 +267,7 @@ async function frozenRelay() {
     await sleep(3000);
     frozen.kill('SIGCONT');
     const reports = await Promise.all(listeners.map((l) => l.report));
+    keepLogs('frozen', hostRun, listeners);
     show('frozen relay', reports, listenMs);
     const gaps = reports.filter((_, n) => n !== relaying).map((r) => r.gap_ms_max ?? Infinity);
     console.log(`frozen relay: listener ${relaying} frozen 3 s; longest gaps of the others: ${gaps.join(', ')} ms`);

@@ -41,9 +41,9 @@ pub struct Common {
     /// Announced uplink in kbit/s (decides how many listeners you feed).
     #[arg(long, default_value_t = 5_000)]
     uplink_kbps: u32,
-    /// Stop after this many seconds (default: until Ctrl-C).
-    #[arg(long)]
-    seconds: Option<u64>,
+    /// Stop after this many seconds, decimals allowed (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_seconds)]
+    seconds: Option<Duration>,
     /// Let draft-literal clients (no NIP-44) take part: reservations, SDP and ICE to them go
     /// in clear on the relays, showing this machine's IP addresses to anyone reading them.
     #[arg(long)]
@@ -247,16 +247,30 @@ fn session_config(
     })
 }
 
-async fn run_until_done(session: &Session, seconds: Option<u64>, promote_hands: bool) {
-    let mut events = session.events();
-    let wait = async {
-        match seconds {
-            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// `--seconds`: a positive number of seconds, decimals allowed (`12`, `24.6`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if seconds <= 0.0 {
+        return Err(format!("`{text}`: the run must last more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// Waits `seconds`, or for Ctrl-C without them.
+async fn until_done(seconds: Option<Duration>) {
+    match seconds {
+        Some(s) => tokio::time::sleep(s).await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
         }
-    };
+    }
+}
+
+async fn run_until_done(session: &Session, seconds: Option<Duration>, promote_hands: bool) {
+    let mut events = session.events();
+    let wait = until_done(seconds);
     let mut ticker = tokio::time::interval(Duration::from_secs(5));
     tokio::pin!(wait);
     loop {
@@ -547,14 +561,7 @@ pub fn geo(args: &GeoArgs) -> Result<(), BadArgument> {
             Some(path) => read_fixes(path, started).map_err(|e| bad("--fixes", e))?,
             None => tokio::sync::mpsc::unbounded_channel().1,
         };
-        let wait = async {
-            match common.seconds {
-                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        };
+        let wait = until_done(common.seconds);
         tokio::pin!(wait);
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -651,4 +658,18 @@ fn parse_fix(line: &str, time_ms: u64) -> Result<Fix, String> {
         },
         time_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_take_decimals_and_refuse_what_is_not_a_positive_duration() {
+        assert_eq!(parse_seconds("12"), Ok(Duration::from_secs(12)));
+        assert_eq!(parse_seconds("24.6"), Ok(Duration::from_millis(24_600)));
+        for bad in ["0", "-1", "abc", "", "NaN", "inf", "1e30"] {
+            assert!(parse_seconds(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

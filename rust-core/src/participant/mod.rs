@@ -1307,7 +1307,10 @@ impl Participant {
         true
     }
 
-    /// The tree rules' choice for us, passing over avoided peers and `also_avoid`.
+    /// The tree rules' choice for us, passing over avoided peers, `also_avoid`, and peers we
+    /// feed. A peer we feed as its warm backup is outside our subtree, so the tree allows it;
+    /// but we have one link per peer, and reserving it would close the feed it may be taking
+    /// over with at that very moment (its parent frozen, as ours).
     fn choose(
         &self,
         tree: &TreeView,
@@ -1317,7 +1320,9 @@ impl Participant {
         self.config
             .rules
             .choose_parent(&self.space, tree, &self.me, want, self.timestamp(), |k| {
-                Some(*k) == also_avoid || self.avoid.contains_key(k)
+                Some(*k) == also_avoid
+                    || self.avoid.contains_key(k)
+                    || self.links.get(k).is_some_and(|l| l.kind.downstream())
             })
     }
 

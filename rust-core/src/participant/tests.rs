@@ -846,6 +846,61 @@ fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
     assert!(everyone_hears(&world, &listeners));
 }
 
+/// The namespace suite's frozen relay, in every order the seeds give: a two-seat host, five
+/// listeners of one kind joining 400 ms apart, each of them that forwards frozen for 3 s in a
+/// world of its own. Whoever depends on it (as parent or as warm backup) must neither lose
+/// audio nor be cut off by a peer that makes it its own backup: a backup link and a child
+/// link to the same peer are one link, and choosing a peer we feed closes its feed.
+#[test]
+fn a_frozen_relay_costs_no_other_listener_its_audio_in_any_arrival_order() {
+    for seed in 0..24 {
+        let settle = |seed: u64| {
+            let mut world = World::new(seed, NetworkModel::default(), wifi(240), 240.0);
+            // The space is out before anyone joins, as the suite's host prints it first.
+            world.run_until(world.now() + 1_000);
+            let listeners: Vec<NodeId> = (0..5)
+                .map(|_| {
+                    let id = world.join(wifi(5_000), 5_000.0);
+                    world.run_until(world.now() + 400);
+                    id
+                })
+                .collect();
+            run_sampled(&mut world, 10_000);
+            assert!(everyone_hears(&world, &listeners), "seed {seed}: settled");
+            (world, listeners)
+        };
+        let (world, listeners) = settle(seed);
+        let feeding: Vec<usize> = (0..listeners.len())
+            .filter(|n| {
+                let stats = world.node(listeners[*n]).participant.stats();
+                stats.children + stats.standby_children > 0
+            })
+            .collect();
+        for frozen in feeding {
+            let (mut world, listeners) = settle(seed);
+            world.freeze(listeners[frozen], 3_000);
+            let gaps = run_sampled(&mut world, 10_000);
+            for (n, id) in listeners.iter().enumerate().filter(|(n, _)| *n != frozen) {
+                assert!(
+                    gaps[*id] <= 200,
+                    "seed {seed}, listener {frozen} frozen: listener {n} went {} ms without audio",
+                    gaps[*id]
+                );
+            }
+            let others: Vec<NodeId> = listeners
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| *n != frozen)
+                .map(|(_, id)| *id)
+                .collect();
+            assert!(
+                everyone_hears(&world, &others),
+                "seed {seed}: all hear after"
+            );
+        }
+    }
+}
+
 /// The prices in the refusals among `messages`, by target.
 fn prices(messages: &[Message]) -> Vec<(PublicKey, u8)> {
     messages

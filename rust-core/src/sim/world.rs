@@ -188,6 +188,21 @@ pub struct World {
     offered: HashSet<(NodeId, PublicKey)>,
     /// Links whose candidates wait for the read to settle a reservation asked before it.
     held: BTreeSet<(NodeId, PublicKey)>,
+    /// The link each node holds with each peer, by (node, peer): an id the offerer's end
+    /// gives it and its offer carries (the simulated SDP), so that closing one end silences
+    /// the other only while the other still holds that same link, not a newer one.
+    held_links: HashMap<(NodeId, NodeId), u64>,
+    /// The last link id given.
+    last_link: u64,
+}
+
+/// The simulated SDP: this prefix and the id of the offerer's link (the rest of an offer
+/// does not matter here).
+const SDP_LINK: &str = "sim-link ";
+
+/// The link id a simulated SDP names.
+fn sdp_link(sdp: &str) -> Option<u64> {
+    sdp.strip_prefix(SDP_LINK)?.parse().ok()
 }
 
 /// How often links report their loss: as the product's RTCP reports and its reading of them do.
@@ -233,6 +248,8 @@ impl World {
             traffic: Traffic::default(),
             offered: HashSet::new(),
             held: BTreeSet::new(),
+            held_links: HashMap::new(),
+            last_link: 0,
         };
         world.spawn(host, host_uplink_kbps, |_| {});
         world
@@ -544,8 +561,13 @@ impl World {
                     *self.nodes[a].participant.me(),
                     *self.nodes[b].participant.me(),
                 );
+                let same_link = self
+                    .held_links
+                    .get(&(a, b))
+                    .is_some_and(|id| self.held_links.get(&(b, a)) == Some(id));
                 let both = self.nodes[a].alive
                     && self.nodes[b].alive
+                    && same_link
                     && self.nodes[a].participant.links().get(&kb).is_some()
                     && self.nodes[b].participant.links().get(&ka).is_some();
                 if !both {
@@ -677,11 +699,11 @@ impl World {
         let created_at = Timestamp::from_secs(now / 1_000);
         match op {
             LinkOp::Open { peer, within } => {
+                let sdp = self.new_link(node, &peer);
                 match within {
-                    // The simulated SDP is empty: only its presence matters.
                     Some(reserve) => {
                         self.offered.insert((node, peer));
-                        self.publish_out(node, reserve.carrying(String::new()));
+                        self.publish_out(node, reserve.carrying(sdp));
                     }
                     None => {
                         self.traffic.links_opened += 1;
@@ -700,7 +722,12 @@ impl World {
                 self.confirmed_offer(node, peer);
                 self.offer(node, peer, created_at);
             }
-            LinkOp::Answer { peer, within, .. } => {
+            LinkOp::Answer { peer, within, sdp } => {
+                if let Some(other) = self.id_of(&peer) {
+                    // The answering end holds the link the offer opened.
+                    let id = sdp_link(&sdp).unwrap_or_else(|| self.next_link());
+                    self.held_links.insert((node, other), id);
+                }
                 match within {
                     Some(confirm) => self.publish_out(node, confirm.carrying(String::new())),
                     None => self.publish(
@@ -726,12 +753,17 @@ impl World {
             LinkOp::AddCandidate { .. } => {}
             LinkOp::Close(peer) => {
                 self.offered.remove(&(node, peer));
-                // The other end hears nothing more on this link; its DROP usually arrives
-                // first, and then this is moot.
-                if let Some(other) = self.id_of(&peer)
-                    && self.nodes[other].alive
-                {
-                    self.silence(other, node);
+                // The other end hears nothing more on this link, if it still holds it (not a
+                // newer one it opened since); its DROP usually arrives first, and then this
+                // is moot.
+                if let Some(other) = self.id_of(&peer) {
+                    let closed = self.held_links.remove(&(node, other));
+                    if closed.is_some()
+                        && self.held_links.get(&(other, node)) == closed.as_ref()
+                        && self.nodes[other].alive
+                    {
+                        self.silence(other, node);
+                    }
                 }
             }
         }
@@ -745,11 +777,31 @@ impl World {
         }
     }
 
+    /// A new link from `node` to `peer`, held at `node`'s end; returns the simulated SDP of
+    /// its offer (which names it).
+    fn new_link(&mut self, node: NodeId, peer: &PublicKey) -> String {
+        let id = self.next_link();
+        if let Some(other) = self.id_of(peer) {
+            self.held_links.insert((node, other), id);
+        }
+        format!("{SDP_LINK}{id}")
+    }
+
+    fn next_link(&mut self) -> u64 {
+        self.last_link += 1;
+        self.last_link
+    }
+
+    /// An offer (a new one or again, or an ICE restart) on the link `node` holds with `peer`.
     fn offer(&mut self, node: NodeId, peer: PublicKey, created_at: Timestamp) {
-        let offer = Message::Offer {
-            target: peer,
-            sdp: String::new(),
+        let id = self
+            .id_of(&peer)
+            .and_then(|other| self.held_links.get(&(node, other)).copied());
+        let sdp = match id {
+            Some(id) => format!("{SDP_LINK}{id}"),
+            None => self.new_link(node, &peer),
         };
+        let offer = Message::Offer { target: peer, sdp };
         self.publish(node, offer, created_at, 0);
     }
 
