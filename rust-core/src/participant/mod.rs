@@ -48,6 +48,12 @@ pub const NEGOTIATE_DEADLINE: Duration = Duration::from_millis(2_500);
 /// the name: with [`CONNECT_DEADLINE`] of that behind it, it is not a link.
 const SILENT_FROM_THE_START: Millis = 1_000;
 
+/// How long after our last seat was taken a newcomer's read surely shows us full (our CONFIRM
+/// on the relays before it read): a reservation asked before the read that comes later is
+/// refused silently (the read told it); sooner, it may have read seats free, and waits for an
+/// answer, so it gets a DROP.
+const FULL_SHOWN_AFTER: Millis = 1_000;
+
 /// How far back links never set up count as pressure.
 pub const PRESSURE_WINDOW: Duration = Duration::from_secs(30);
 
@@ -602,6 +608,7 @@ impl Participant {
         }
         match self.space.apply(event, self.timestamp()) {
             Ok(commands) => {
+                self.unpark_superseded(event);
                 let joined = commands
                     .iter()
                     .any(|c| matches!(c, Command::MemberJoined(_) | Command::SpaceOpened));
@@ -622,11 +629,34 @@ impl Participant {
                 if matches!(rejection.reason(), "not_a_member" | "target_not_member")
                     && self.parked.len() < MAX_PARKED
                 {
+                    self.unpark_superseded(event);
                     self.parked.push((event.clone(), self.now));
                 }
                 *self.stats.rejected.entry(rejection.reason()).or_default() += 1;
             }
         }
+    }
+
+    /// Forgets parked reservations that `event` supersedes: a reservation event of the same
+    /// author for the same pair of peers came after them (the draft makes them replaceable,
+    /// one per pair). A RESERVE parked until its confirmer was known, and replayed after the
+    /// requester asked again, would otherwise reopen the link the requester closed.
+    fn unpark_superseded(&mut self, event: &SpaceEvent) {
+        let Some(pair) = event
+            .message
+            .reservation()
+            .map(|r| (r.requester, r.confirmer))
+        else {
+            return;
+        };
+        self.parked.retain(|(old, _)| {
+            old.author != event.author
+                || old
+                    .message
+                    .reservation()
+                    .map(|r| (r.requester, r.confirmer))
+                    != Some(pair)
+        });
     }
 
     /// Re-applies parked events until none more succeeds; forgets those parked for longer than
@@ -1607,7 +1637,7 @@ impl Participant {
             } else {
                 LinkKind::Child
             };
-            self.confirm(from, standby, None);
+            self.confirm(from, standby, None, first);
             return;
         }
         let price = self.price();
@@ -1671,7 +1701,7 @@ impl Participant {
                     link.displaced_by = Some(from);
                 }
             }
-            Admission::Refuse if first => {
+            Admission::Refuse if first && self.full_shown() => {
                 // Asked before the requester read the space: the read tells it there is no
                 // room here, and a DROP would only load the relays (one per newcomer).
                 *self
@@ -1693,11 +1723,26 @@ impl Participant {
             LinkKind::Child
         };
         self.links.insert(from, Link::new(kind, now));
-        self.confirm(from, standby, offer);
+        self.confirm(from, standby, offer, first);
+    }
+
+    /// Whether every newcomer reading the space now sees our seats taken: the last was taken
+    /// [`FULL_SHOWN_AFTER`] ago or more. In a crowd arriving together, the first asks all
+    /// read the seats free.
+    fn full_shown(&self) -> bool {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.kind.downstream())
+            .map(|(_, l)| l.confirmed_at)
+            .max()
+            .is_none_or(|last| self.now >= last + FULL_SHOWN_AFTER)
     }
 
     /// Confirms `requester`'s reservation; with its `offer`, our answer rides in the CONFIRM.
-    fn confirm(&mut self, requester: PublicKey, standby: bool, offer: Option<String>) {
+    /// The CONFIRM of a reservation asked `first` (before the requester read the space) says
+    /// so: a requester that gave that ask up and has asked again since must not take it for
+    /// the answer to its new one.
+    fn confirm(&mut self, requester: PublicKey, standby: bool, offer: Option<String>, first: bool) {
         let confirm = self.publication(
             Message::Confirm(Reservation {
                 requester,
@@ -1705,7 +1750,7 @@ impl Participant {
                 role: Some(LinkRole::Consumer),
                 standby,
                 sdp: None,
-                before_read: false,
+                before_read: first,
             }),
             0,
         );

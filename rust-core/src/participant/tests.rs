@@ -901,6 +901,43 @@ fn a_frozen_relay_costs_no_other_listener_its_audio_in_any_arrival_order() {
     }
 }
 
+/// Listeners waiting for a space to open join the moment its host does, alone or as a crowd
+/// larger than the host's seats: their first RESERVE may reach the host before it has read
+/// its own space (it parks it, and must not replay it after a newer one), each end reads the
+/// other's events out of order, and a crowd's first asks all read the seats free (the host
+/// says no to those it cannot take instead of leaving them to their timeout). Each listener
+/// hears within two seconds.
+#[test]
+fn listeners_that_join_as_the_space_opens_hear_at_once() {
+    for (seed, host_kbps, apart) in (0..12).flat_map(|seed| {
+        [(240, 0), (240, 400), (5_000, 0), (5_000, 400)].map(|(kbps, ms)| (seed, kbps, ms))
+    }) {
+        let mut world = World::new(
+            seed,
+            NetworkModel::default(),
+            wifi(host_kbps),
+            f64::from(host_kbps),
+        );
+        let listeners: Vec<NodeId> = (0..5)
+            .map(|_| {
+                let id = world.join(wifi(5_000), 5_000.0);
+                run_sampled(&mut world, apart);
+                id
+            })
+            .collect();
+        run_sampled(&mut world, 8_000);
+        for id in &listeners {
+            let node = world.node(*id);
+            let first = node.first_audio.map(|at| at - node.joined_at);
+            assert!(
+                first.is_some_and(|ms| ms <= 2_000),
+                "seed {seed}, host {host_kbps} kbit/s, {apart} ms apart, node {id}: first \
+                 audio after {first:?} ms"
+            );
+        }
+    }
+}
+
 /// The prices in the refusals among `messages`, by target.
 fn prices(messages: &[Message]) -> Vec<(PublicKey, u8)> {
     messages
@@ -1780,16 +1817,23 @@ fn a_full_host_refuses_a_reservation_asked_before_the_read_silently_and_others_w
         host.event(strong, reserve(strong, 1));
     }
     assert_eq!(confirms_to(&host.published()).len(), 3);
-    // A newcomer no stronger than the children, asking before it read the space: it will see
-    // the host full on its own, so no DROP loads the relays.
-    host.event(20, join(1_000));
-    host.event(
-        20,
+    let asked_first = |n: u8| {
         Message::Reserve(Reservation {
             before_read: true,
-            ..reservation(20, 1)
-        }),
-    );
+            ..reservation(n, 1)
+        })
+    };
+    // One of the crowd that arrived with the children: its read may have shown seats free,
+    // so it would wait for an answer. It is told.
+    host.event(19, join(1_000));
+    host.event(19, asked_first(19));
+    assert_eq!(drops_to(&host.published()), vec![keys(19).public_key()]);
+    // A newcomer no stronger than the children, asking before it read the space, once the
+    // seats have been taken long enough for every read to show it: it will see the host full
+    // on its own, so no DROP loads the relays.
+    host.advance(FULL_SHOWN_AFTER);
+    host.event(20, join(1_000));
+    host.event(20, asked_first(20));
     let published = host.published();
     assert!(confirms_to(&published).is_empty() && drops_to(&published).is_empty());
     // One that read the space and asks all the same is told.

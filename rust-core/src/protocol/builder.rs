@@ -120,7 +120,7 @@ impl<'a> EventWriter<'a> {
                 if r.standby {
                     tags.push(Tag::custom("link", ["standby"]));
                 }
-                if r.before_read && matches!(message, Message::Reserve(_)) {
+                if r.before_read && !matches!(message, Message::Delivering(_)) {
                     tags.push(Tag::custom(ASK_FIRST_TAG[0], [ASK_FIRST_TAG[1]]));
                 }
                 if matches!(message, Message::Delivering(_)) {

@@ -152,6 +152,14 @@ impl Message {
             Message::Admin { .. } => "admin",
         }
     }
+
+    /// The reservation a RESERVE, CONFIRM or delivering CONFIRM is about.
+    pub fn reservation(&self) -> Option<&Reservation> {
+        match self {
+            Message::Reserve(r) | Message::Confirm(r) | Message::Delivering(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// CREATE_SPACE content.
@@ -211,7 +219,10 @@ pub struct Reservation {
     /// A RESERVE sent before the requester read the space (tag `["ask","first"]`): the
     /// requester decides on its own once it has read the space, so a confirmer with no room
     /// refuses it silently instead of publishing a DROP, and nobody counts it as a seat taken
-    /// while it waits. Public, like `standby`, for that count.
+    /// while it waits. Public, like `standby`, for that count. The CONFIRM of such a RESERVE
+    /// carries the tag too: a requester that gave that ask up after reading, and has asked the
+    /// same peer again since, knows it for a stale answer (its answer SDP, if any, is for the
+    /// link it closed).
     pub before_read: bool,
 }
 

@@ -203,7 +203,7 @@ impl Parser {
                         .any(|t| t.get(1).is_some_and(|v| v == "standby")),
                     // A re-published CONFIRM only says the link delivers: it answers nothing.
                     sdp: sdp.filter(|_| !tags.delivering()),
-                    before_read: reserve && tags.tagged(super::builder::ASK_FIRST_TAG),
+                    before_read: !tags.delivering() && tags.tagged(super::builder::ASK_FIRST_TAG),
                 };
                 if reserve {
                     Message::Reserve(reservation)

@@ -934,7 +934,8 @@ fn a_verified_event_is_checked_once_and_parses_as_a_checked_one() {
 }
 
 #[test]
-fn a_reserve_asked_before_the_space_was_read_says_so_in_public_and_nothing_else_does() {
+fn a_reserve_asked_before_the_space_was_read_and_its_confirm_say_so_in_public_and_nothing_else_does()
+ {
     let (host, peer, other) = (keys(1), keys(2), keys(3));
     let space = space(&host);
     let first = Reservation {
@@ -966,18 +967,30 @@ fn a_reserve_asked_before_the_space_was_read_says_so_in_public_and_nothing_else_
         .parse(&event, now())
         .expect("parses");
     assert!(matches!(outsider.message, Message::Reserve(r) if r.before_read && r.sdp.is_none()));
-    // A CONFIRM never carries the mark, even if asked to.
+    // Its CONFIRM says so too (a requester that asked again since knows it for stale); the
+    // CONFIRM saying the link delivers never does, even if asked to.
+    let marked = |event: &Event| {
+        event
+            .tags
+            .iter()
+            .any(|t| t.as_slice() == ["ask".to_owned(), "first".to_owned()])
+    };
     let confirm = EventWriter::new(&host, &space)
-        .build(&Message::Confirm(first), now())
+        .build(&Message::Confirm(first.clone()), now())
+        .expect("builds");
+    assert!(marked(&confirm));
+    let at_peer = Parser::new(Limits::default(), Some(space.clone()), Some(peer.clone()));
+    let parsed = at_peer.parse(&confirm, now()).expect("parses");
+    assert!(matches!(parsed.message, Message::Confirm(r) if r.before_read));
+    let delivering = EventWriter::new(&host, &space)
+        .build(&Message::Delivering(first), now())
         .expect("builds");
     assert!(
-        !confirm
+        !delivering
             .tags
             .iter()
             .any(|t| t.as_slice().first().is_some_and(|n| n == "ask"))
     );
-    let parsed = Parser::new(Limits::default(), Some(space), Some(peer))
-        .parse(&confirm, now())
-        .expect("parses");
-    assert!(matches!(parsed.message, Message::Confirm(r) if !r.before_read));
+    let parsed = at_peer.parse(&delivering, now()).expect("parses");
+    assert!(matches!(parsed.message, Message::Delivering(r) if !r.before_read));
 }

@@ -268,7 +268,13 @@ impl Space {
     fn confirm(&mut self, author: PublicKey, r: &Reservation, at: Timestamp) -> Outcome {
         self.require_member(author, "confirm a connection")?;
         let key = (r.requester, r.confirmer);
-        let reserved = matches!(self.links.get(&key), Some(LinkState::Reserved { .. }));
+        // Ours only if it confirms the reservation we hold: not one we hold no more, nor the
+        // ask we sent before reading the space and replaced by another since (its CONFIRM
+        // says `first`; a draft client's never does, and confirms whatever we asked last).
+        let reserved = matches!(
+            self.links.get(&key),
+            Some(LinkState::Reserved { first, .. }) if *first || !r.before_read
+        );
         if r.requester == self.me && !reserved {
             return Err(Rejection::UnknownReservation);
         }

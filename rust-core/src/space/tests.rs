@@ -792,3 +792,41 @@ fn a_delivering_confirm_proves_a_seat_in_either_order_and_is_no_confirmation() {
     );
     assert_eq!(world.ok(HOST, delivering(LISTENER), 15), vec![]);
 }
+
+#[test]
+fn the_confirm_of_an_ask_given_up_is_not_the_answer_to_the_ask_that_replaced_it() {
+    let mut world = World::new();
+    let ask = |confirmer: u8, before_read: bool| Reservation {
+        requester: key(LISTENER),
+        confirmer: key(confirmer),
+        role: Some(LinkRole::Consumer),
+        standby: false,
+        sdp: None,
+        before_read,
+    };
+    let confirmed = |by: u8| {
+        vec![Command::ConnectionConfirmed {
+            by: key(by),
+            answer: None,
+        }]
+    };
+    // Asked the host before reading, gave that up, asked it again after reading: the CONFIRM
+    // of the first ask (it says so) is stale; the one of the second is ours.
+    world.ok(LISTENER, Message::Reserve(ask(HOST, true)), 10);
+    world.ok(LISTENER, Message::Reserve(ask(HOST, false)), 10);
+    assert_eq!(
+        world.apply(HOST, Message::Confirm(ask(HOST, true)), 10),
+        Err(Rejection::UnknownReservation)
+    );
+    assert_eq!(
+        world.ok(HOST, Message::Confirm(ask(HOST, false)), 11),
+        confirmed(HOST)
+    );
+    // A draft client never echoes the mark: its CONFIRM of an ask made before the read is
+    // the answer to it.
+    world.ok(LISTENER, Message::Reserve(ask(SPEAKER, true)), 12);
+    assert_eq!(
+        world.ok(SPEAKER, Message::Confirm(ask(SPEAKER, false)), 12),
+        confirmed(SPEAKER)
+    );
+}
