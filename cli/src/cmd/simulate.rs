@@ -153,6 +153,12 @@ pub fn run_simulation(args: &Args) -> Result<(), BadArgument> {
         "capacity cuts          {} (uplinks that carried less than announced)",
         report.capacity_cuts
     );
+    let tally: Vec<String> = report
+        .decisions
+        .iter()
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect();
+    println!("decisions              {}", tally.join(", "));
     println!(
         "wall time              {wall_ms} ms ({} steps)",
         report.steps

@@ -205,7 +205,8 @@ pub struct ParticipantStats {
     pub reservations: u64,
     /// Of those, made with proof of work (a busy confirmer priced them).
     pub paid_reservations: u64,
-    /// Events the state machine refused, by reason.
+    /// Events the state machine refused, and requests for a link it refused, by reason
+    /// (`refusals` counts every refusal sent, whatever its reason).
     pub rejected: HashMap<&'static str, u64>,
     /// Outputs we feed now: the announced uplink's, or what receiver reports taught us.
     pub capacity: u32,
@@ -1659,7 +1660,11 @@ impl Participant {
                 .is_some_and(|l| {
                     l.delivers() || (l.connected_at.is_none() && now < l.confirmed_at + deadline)
                 });
-        let admission = if !delivering || self.links.get(&from).is_some() {
+        let admission = if !delivering {
+            *self.stats.rejected.entry("not delivering").or_default() += 1;
+            Admission::Refuse
+        } else if self.links.get(&from).is_some() {
+            *self.stats.rejected.entry("linked otherwise").or_default() += 1;
             Admission::Refuse
         } else if self.avoid.contains_key(&from) {
             // It failed us lately (a link it never set up, or one that broke).
@@ -1667,6 +1672,7 @@ impl Participant {
             Admission::Refuse
         } else if self.links.iter().any(|(_, l)| l.displaced_by.is_some()) {
             // One seat handed on at a time: the tree never holds more than one extra child.
+            *self.stats.rejected.entry("handing a seat on").or_default() += 1;
             Admission::Refuse
         } else {
             let children: Vec<(PublicKey, bool)> = self
@@ -1713,6 +1719,7 @@ impl Participant {
             }
             Admission::Refuse => {
                 // No room (or not receiving): a plain refusal, whatever the price.
+                *self.stats.rejected.entry("refusals").or_default() += 1;
                 self.refuse(from, 0);
                 return;
             }

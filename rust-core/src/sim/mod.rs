@@ -176,6 +176,10 @@ pub struct SimReport {
     /// Capacity cuts from receiver reports (an uplink that carried less than announced), by
     /// every peer of the run.
     pub capacity_cuts: u64,
+    /// What every peer of the run did and refused, summed from its own counters: reservations
+    /// made, upstream links lost, warm-backup takeovers, ICE restarts, and each reason an
+    /// event or a request was refused (where churn comes from).
+    pub decisions: BTreeMap<String, u64>,
     /// Simulated actions processed.
     pub steps: u64,
 }
@@ -450,8 +454,29 @@ pub fn run(config: &SimConfig) -> SimReport {
             .iter()
             .map(|n| n.participant.stats().capacity_cuts)
             .sum(),
+        decisions: decisions(&world),
         steps: world.steps(),
     }
+}
+
+/// The peers' own counters, summed (see [`SimReport::decisions`]).
+fn decisions(world: &World) -> BTreeMap<String, u64> {
+    let mut tally = BTreeMap::new();
+    for node in world.nodes() {
+        let stats = node.participant.stats();
+        for (name, count) in [
+            ("reservations", stats.reservations),
+            ("upstream_lost", stats.upstream_lost),
+            ("standby_takeovers", stats.standby_takeovers),
+            ("ice_restarts", stats.ice_restarts),
+        ]
+        .into_iter()
+        .chain(stats.rejected.iter().map(|(reason, n)| (*reason, *n)))
+        {
+            *tally.entry(name.to_owned()).or_default() += count;
+        }
+    }
+    tally
 }
 
 /// A listener still in the space, drawn at random, other than `except`.
@@ -509,6 +534,12 @@ mod tests {
         assert_eq!(report.never_heard, 0);
         assert!(report.receiving_share_steady >= 0.99, "{report:?}");
         assert!(report.max_depth <= report.depth_goal + 1, "{report:?}");
+        // The tally is the peers' own: each reservation they count is a RESERVE they sent.
+        assert_eq!(
+            report.decisions.get("reservations"),
+            report.events_by_kind.get("reserve"),
+            "{report:?}"
+        );
         let other = run(&SimConfig { seed: 2, ..config });
         assert_ne!(report.steps, other.steps, "another seed, another run");
     }
