@@ -365,6 +365,18 @@ fn world_of(host_kbps: u32) -> World {
     )
 }
 
+/// `n` listeners on Wi-Fi with `kbps` of uplink (announced and real) joining `world`, `apart`
+/// ms from one another.
+fn join_apart(world: &mut World, n: usize, kbps: u32, apart: Millis) -> Vec<NodeId> {
+    (0..n)
+        .map(|_| {
+            let id = world.join(wifi(kbps), f64::from(kbps));
+            world.run_until(world.now() + apart);
+            id
+        })
+        .collect()
+}
+
 /// Runs `world` for `duration` ms, sampling every 100 ms; returns, per node, the longest
 /// stretch (ms) it did not hear the host after first hearing it.
 fn run_sampled(world: &mut World, duration: Millis) -> Vec<Millis> {
@@ -778,13 +790,7 @@ fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
     let mut world = world_of(120);
     let relay = world.join(wifi(2_000), 2_000.0);
     world.run_until(world.now() + 1_000);
-    let children: Vec<NodeId> = (0..3)
-        .map(|_| {
-            let id = world.join(wifi(300), 300.0);
-            world.run_until(world.now() + 500);
-            id
-        })
-        .collect();
+    let children = join_apart(&mut world, 3, 300, 500);
     run_sampled(&mut world, 15_000);
     assert_eq!(world.depth(relay), Some(1));
     assert!(everyone_hears(&world, &children));
@@ -805,20 +811,8 @@ fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
     // Two seats at the host: two relays, and the listeners below one have warm backups on
     // the other.
     let mut world = world_of(240);
-    let relays: Vec<NodeId> = (0..2)
-        .map(|_| {
-            let id = world.join(wifi(2_000), 2_000.0);
-            world.run_until(world.now() + 500);
-            id
-        })
-        .collect();
-    let listeners: Vec<NodeId> = (0..4)
-        .map(|_| {
-            let id = world.join(wifi(100), 100.0);
-            world.run_until(world.now() + 500);
-            id
-        })
-        .collect();
+    let relays = join_apart(&mut world, 2, 2_000, 500);
+    let listeners = join_apart(&mut world, 4, 100, 500);
     run_sampled(&mut world, 20_000);
     let frozen = relays[0];
     let frozen_key = *world.node(frozen).participant.me();
@@ -858,13 +852,7 @@ fn a_frozen_relay_costs_no_other_listener_its_audio_in_any_arrival_order() {
             let mut world = World::new(seed, NetworkModel::default(), wifi(240), 240.0);
             // The space is out before anyone joins, as the suite's host prints it first.
             world.run_until(world.now() + 1_000);
-            let listeners: Vec<NodeId> = (0..5)
-                .map(|_| {
-                    let id = world.join(wifi(5_000), 5_000.0);
-                    world.run_until(world.now() + 400);
-                    id
-                })
-                .collect();
+            let listeners = join_apart(&mut world, 5, 5_000, 400);
             run_sampled(&mut world, 10_000);
             assert!(everyone_hears(&world, &listeners), "seed {seed}: settled");
             (world, listeners)
