@@ -643,20 +643,12 @@ impl Participant {
     /// one per pair). A RESERVE parked until its confirmer was known, and replayed after the
     /// requester asked again, would otherwise reopen the link the requester closed.
     fn unpark_superseded(&mut self, event: &SpaceEvent) {
-        let Some(pair) = event
-            .message
-            .reservation()
-            .map(|r| (r.requester, r.confirmer))
-        else {
+        let Some(pair) = event.message.reservation().map(Reservation::pair) else {
             return;
         };
         self.parked.retain(|(old, _)| {
             old.author != event.author
-                || old
-                    .message
-                    .reservation()
-                    .map(|r| (r.requester, r.confirmer))
-                    != Some(pair)
+                || old.message.reservation().map(Reservation::pair) != Some(pair)
         });
     }
 

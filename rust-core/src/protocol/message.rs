@@ -226,6 +226,14 @@ pub struct Reservation {
     pub before_read: bool,
 }
 
+impl Reservation {
+    /// The pair of peers it is about, (requester, confirmer): the link's key in every view,
+    /// and the address the draft makes reservation events replaceable by.
+    pub fn pair(&self) -> (PublicKey, PublicKey) {
+        (self.requester, self.confirmer)
+    }
+}
+
 /// A trickled ICE candidate as browsers exchange it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -194,6 +194,7 @@ impl Parser {
                         None => (None, None),
                     }
                 };
+                let delivering = tags.delivering();
                 let reservation = Reservation {
                     requester,
                     confirmer,
@@ -202,12 +203,12 @@ impl Parser {
                         .iter("link")
                         .any(|t| t.get(1).is_some_and(|v| v == "standby")),
                     // A re-published CONFIRM only says the link delivers: it answers nothing.
-                    sdp: sdp.filter(|_| !tags.delivering()),
-                    before_read: !tags.delivering() && tags.tagged(super::builder::ASK_FIRST_TAG),
+                    sdp: sdp.filter(|_| !delivering),
+                    before_read: !delivering && tags.tagged(super::builder::ASK_FIRST_TAG),
                 };
                 if reserve {
                     Message::Reserve(reservation)
-                } else if tags.delivering() {
+                } else if delivering {
                     Message::Delivering(reservation)
                 } else {
                     Message::Confirm(reservation)

@@ -244,7 +244,7 @@ impl Space {
             return Err(Rejection::TargetNotMember("reserve a connection with"));
         }
         self.links.insert(
-            (r.requester, r.confirmer),
+            r.pair(),
             LinkState::Reserved {
                 at: clock.created_at,
                 standby: r.standby,
@@ -267,7 +267,7 @@ impl Space {
 
     fn confirm(&mut self, author: PublicKey, r: &Reservation, at: Timestamp) -> Outcome {
         self.require_member(author, "confirm a connection")?;
-        let key = (r.requester, r.confirmer);
+        let key = r.pair();
         // Ours only if it confirms the reservation we hold: not one we hold no more, nor the
         // ask we sent before reading the space and replaced by another since (its CONFIRM
         // says `first`; a draft client's never does, and confirms whatever we asked last).
@@ -300,7 +300,7 @@ impl Space {
     /// never a new confirmation.
     fn delivering(&mut self, author: PublicKey, r: &Reservation, at: Timestamp) -> Outcome {
         self.require_member(author, "confirm a connection")?;
-        let key = (r.requester, r.confirmer);
+        let key = r.pair();
         let confirmed_at = match self.links.get(&key) {
             Some(LinkState::Confirmed { at, .. }) => *at,
             _ if r.requester == self.me => return Err(Rejection::UnknownReservation),
