@@ -4,7 +4,7 @@ CARGO      ?= cargo
 MVN        ?= mvn
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 PROFILE_DIR = $(TARGET_DIR)/debug
-LIB         = $(PROFILE_DIR)/libspaces_core.so
+LIB         = $(PROFILE_DIR)/libspaces_ffi.so
 BINDINGS    = $(TARGET_DIR)/bindings
 LAT        ?= 48.853
 LON        ?= -2.341
@@ -45,7 +45,8 @@ rust-test: relay-venv ## the Rust unit, property and integration tests (real rel
 	$(CARGO) test --workspace
 
 bindings: ## generate Kotlin and Swift from the built library (UniFFI library mode)
-	$(CARGO) build -p spaces-core --lib --bin uniffi-bindgen
+	$(CARGO) build -p spaces-ffi --lib
+	$(CARGO) build -p spaces-ffi --features bindgen --bin uniffi-bindgen
 	rm -rf $(BINDINGS)
 	$(PROFILE_DIR)/uniffi-bindgen generate $(LIB) --config uniffi.toml --no-format \
 	  --language kotlin --out-dir $(BINDINGS)/kotlin

@@ -2,7 +2,7 @@
 //!
 //! Live audio rooms ("spaces") over Nostr relays and WebRTC, with no company server in the
 //! middle. This crate is the whole engine; the Android and iOS apps are thin shells over
-//! its [`ffi`] module.
+//! it, through the `spaces-ffi` crate.
 //!
 //! Pure, deterministic modules sit at the centre and do no I/O:
 //! - [`geo`]: UPlanet grid cells, their NIP-101 GeoKeys and cell tracking from GPS fixes.
@@ -10,7 +10,6 @@
 #![warn(missing_docs)]
 
 pub mod engine;
-pub mod ffi;
 pub mod geo;
 pub mod media;
 pub mod participant;
@@ -20,5 +19,3 @@ pub mod signaling;
 pub mod sim;
 pub mod space;
 pub mod topology;
-
-uniffi::setup_scaffolding!();

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::SpacesError;
-use crate::geo::{self, Cell, GeoKey, Level, Point, Scheme};
+use spaces_core::geo::{self, Cell, GeoKey, Level, Point, Scheme};
 
 /// A grid level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

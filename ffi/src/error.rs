@@ -1,6 +1,6 @@
 //! The one error type foreign code sees (`SpacesException` in Kotlin, `SpacesError` in Swift).
 
-use crate::geo::{FixError, GeoError};
+use spaces_core::geo::{FixError, GeoError};
 
 /// Why a call failed. Each variant carries a human-readable reason for logs.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, uniffi::Error)]
@@ -67,9 +67,9 @@ pub enum SpacesError {
     },
 }
 
-impl From<crate::engine::EngineError> for SpacesError {
-    fn from(err: crate::engine::EngineError) -> Self {
-        use crate::engine::EngineError;
+impl From<spaces_core::engine::EngineError> for SpacesError {
+    fn from(err: spaces_core::engine::EngineError) -> Self {
+        use spaces_core::engine::EngineError;
         let reason = err.to_string();
         match err {
             EngineError::Signaling(_) | EngineError::Rtc(_) => Self::Network { reason },
@@ -105,9 +105,9 @@ impl From<FixError> for SpacesError {
     }
 }
 
-impl From<crate::engine::roam::RoamError> for SpacesError {
-    fn from(err: crate::engine::roam::RoamError) -> Self {
-        use crate::engine::roam::RoamError;
+impl From<spaces_core::engine::roam::RoamError> for SpacesError {
+    fn from(err: spaces_core::engine::roam::RoamError) -> Self {
+        use spaces_core::engine::roam::RoamError;
         match err {
             RoamError::Fix(e) => e.into(),
             RoamError::Geo(e) => e.into(),

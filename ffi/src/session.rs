@@ -7,15 +7,15 @@ use nostr::prelude::{Keys, PublicKey, Timestamp};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{GeoCell, GpsFix, SpacesError, TrackerSettings};
-use crate::engine::roam::{self, RoamConfig};
-use crate::engine::{self, EngineError, RESERVE_TIMEOUT, Session, SessionConfig};
-use crate::geo;
-use crate::media::CodecSettings;
-use crate::media::device::{InputSpec, OutputSpec, open_input, open_output};
-use crate::protocol::{ConnectionType, NetworkMetrics, Role, SpaceRef};
-use crate::rtc::LinkConfig;
-use crate::signaling::EmbeddedRelay;
-use crate::space::Command;
+use spaces_core::engine::roam::{self, RoamConfig};
+use spaces_core::engine::{self, EngineError, RESERVE_TIMEOUT, Session, SessionConfig};
+use spaces_core::geo;
+use spaces_core::media::CodecSettings;
+use spaces_core::media::device::{InputSpec, OutputSpec, open_input, open_output};
+use spaces_core::protocol::{ConnectionType, NetworkMetrics, Role, SpaceRef};
+use spaces_core::rtc::LinkConfig;
+use spaces_core::signaling::EmbeddedRelay;
+use spaces_core::space::Command;
 
 /// One multi-threaded runtime for every session of the process: foreign code awaits our
 /// futures on its own executor, the work runs here.
@@ -338,7 +338,7 @@ fn config(
     space: SpaceRef,
     cells: Vec<String>,
 ) -> Result<SessionConfig, SpacesError> {
-    let audio = |e: crate::media::MediaError| SpacesError::Audio {
+    let audio = |e: spaces_core::media::MediaError| SpacesError::Audio {
         reason: e.to_string(),
     };
     let input = match settings.input {
@@ -360,7 +360,7 @@ fn config(
         ice_servers: settings
             .ice_servers
             .iter()
-            .map(|server| crate::rtc::IceServer {
+            .map(|server| spaces_core::rtc::IceServer {
                 urls: vec![server.url.clone()],
                 username: server.username.clone(),
                 credential: server.credential.clone(),
