@@ -59,6 +59,12 @@ pub enum SpacesError {
         /// What failed.
         reason: String,
     },
+    /// A chat line or reaction is empty or too long; nothing was sent.
+    #[error("not sent: {reason}")]
+    NotSent {
+        /// What is wrong.
+        reason: String,
+    },
     /// The session has ended.
     #[error("stopped: {reason}")]
     Stopped {
@@ -76,6 +82,7 @@ impl From<spaces_core::engine::EngineError> for SpacesError {
             EngineError::Protocol(_) => Self::InvalidSpace { reason },
             EngineError::Media(_) => Self::Audio { reason },
             EngineError::Stopped => Self::Stopped { reason },
+            EngineError::NotSent { .. } => Self::NotSent { reason },
         }
     }
 }

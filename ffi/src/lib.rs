@@ -7,9 +7,16 @@
 
 #![warn(missing_docs)]
 
+mod directory;
 mod error;
 mod geo;
+mod identity;
+mod logging;
 mod session;
+
+pub use directory::{SpaceListing, SpaceTransport, browse_spaces};
+pub use identity::Identity;
+pub use logging::{LogLevel, LogSink, init_logging};
 
 pub use error::SpacesError;
 pub use geo::{
@@ -19,7 +26,7 @@ pub use geo::{
 pub use session::{
     AudioInput, AudioOutput, CellPlacement, CellRoamer, IceServerInfo, LocalRelay, NetworkInfo,
     NetworkKind, SessionEvent, SessionInfo, SessionListener, SessionSettings, SpaceRole,
-    SpaceSession, VoiceInfo, voice_id,
+    SpaceSession, Subscription, VoiceInfo, voice_id,
 };
 
 uniffi::setup_scaffolding!();

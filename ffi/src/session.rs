@@ -37,7 +37,7 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, SpacesError> {
 }
 
 /// Runs a future on the core's runtime and awaits it from any executor.
-async fn on_runtime<T: Send + 'static>(
+pub(crate) async fn on_runtime<T: Send + 'static>(
     work: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, SpacesError> {
     runtime()?
@@ -217,6 +217,11 @@ pub struct SessionInfo {
 /// What happens in a space, for the UI.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum SessionEvent {
+    /// The session's state when the subscription began: always the first event.
+    State {
+        /// The state.
+        info: SessionInfo,
+    },
     /// The host's space is open.
     Opened,
     /// The space ended.
@@ -310,6 +315,27 @@ impl SessionEvent {
             },
             _ => return None,
         })
+    }
+}
+
+/// A listener's subscription to a session's events: [`Subscription::cancel`] or dropping it
+/// stops the deliveries.
+#[derive(uniffi::Object)]
+pub struct Subscription {
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[uniffi::export]
+impl Subscription {
+    /// Stops delivering events (an event being delivered still arrives).
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -507,10 +533,17 @@ impl SpaceSession {
         })
     }
 
-    /// Delivers every further event to `listener` (replacing none: call once).
-    pub fn set_listener(&self, listener: Arc<dyn SessionListener>) -> Result<(), SpacesError> {
+    /// Delivers the session's state, then every further event, to `listener`, until the
+    /// returned handle is cancelled or dropped. Each call makes its own subscription.
+    pub fn subscribe(
+        &self,
+        listener: Arc<dyn SessionListener>,
+    ) -> Result<Arc<Subscription>, SpacesError> {
+        // Subscribe before reading the state, so that nothing happens unseen in between.
         let mut events = self.with(|s| Ok(s.events()))?;
-        runtime()?.spawn(async move {
+        let state = self.info()?;
+        let task = runtime()?.spawn(async move {
+            listener.on_event(SessionEvent::State { info: state });
             loop {
                 match events.recv().await {
                     Ok(command) => {
@@ -525,7 +558,19 @@ impl SpaceSession {
                 }
             }
         });
-        Ok(())
+        Ok(Arc::new(Subscription { task }))
+    }
+
+    /// Sends a chat line (NIP-53 kind 1311) to everyone in the space. Empty lines and lines
+    /// over 2,000 bytes are refused with `NotSent`.
+    pub fn send_chat(&self, text: String) -> Result<(), SpacesError> {
+        self.with(|s| s.chat(text))
+    }
+
+    /// Reacts (kind 7: an emoji or `+`), to a speaker when `target` (hex or npub) names one.
+    pub fn react(&self, content: String, target: Option<String>) -> Result<(), SpacesError> {
+        let target = target.as_deref().map(parse_key).transpose()?;
+        self.with(|s| s.react(content, target))
     }
 
     /// Host or co-host: lets a member speak.

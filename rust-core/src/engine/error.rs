@@ -23,4 +23,12 @@ pub enum EngineError {
     /// The session has already stopped.
     #[error("the session has stopped")]
     Stopped,
+    /// A chat line or reaction the user typed is empty or too long; nothing was sent.
+    #[error("{what} not sent: {reason}")]
+    NotSent {
+        /// "chat line" or "reaction".
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
 }

@@ -9,4 +9,6 @@ mod session;
 
 pub use audio::{AudioStats, AudioTap, PlayedFrame, SourceStats, source_id};
 pub use error::EngineError;
-pub use session::{RESERVE_TIMEOUT, Session, SessionConfig, SessionStats};
+pub use session::{
+    MAX_CHAT_BYTES, MAX_REACTION_BYTES, RESERVE_TIMEOUT, Session, SessionConfig, SessionStats,
+};

@@ -85,6 +85,24 @@ pub struct Session {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Longest chat line sent, bytes of UTF-8 (a few paragraphs; relays refuse far larger events,
+/// and every member receives each line).
+pub const MAX_CHAT_BYTES: usize = 2_000;
+
+/// Longest reaction sent, bytes (an emoji sequence, or a short custom shortcode).
+pub const MAX_REACTION_BYTES: usize = 64;
+
+fn check_typed(what: &'static str, text: &str, max: usize) -> Result<(), EngineError> {
+    let reason = if text.trim().is_empty() {
+        "empty".to_owned()
+    } else if text.len() > max {
+        format!("{} bytes, at most {max}", text.len())
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::NotSent { what, reason })
+}
+
 /// Events a session keeps for a slow UI before the oldest are dropped.
 const UI_EVENTS: usize = 256;
 
@@ -317,6 +335,20 @@ impl Session {
             hand_raised: raised,
             ..Presence::default()
         }))
+    }
+
+    /// Sends a chat line (NIP-53 kind 1311): every member and every NIP-53 client of the
+    /// space reads it. Empty lines and lines over [`MAX_CHAT_BYTES`] are refused.
+    pub fn chat(&self, text: String) -> Result<(), EngineError> {
+        check_typed("chat line", &text, MAX_CHAT_BYTES)?;
+        self.send(Message::Chat { text })
+    }
+
+    /// Reacts (kind 7: an emoji, or `+`), to a speaker when `target` names one. Empty
+    /// reactions and reactions over [`MAX_REACTION_BYTES`] are refused.
+    pub fn react(&self, content: String, target: Option<PublicKey>) -> Result<(), EngineError> {
+        check_typed("reaction", &content, MAX_REACTION_BYTES)?;
+        self.send(Message::Reaction { content, target })
     }
 
     /// Our key.
