@@ -41,12 +41,15 @@ class SpaceSessionTest {
         val host = SpaceSession.host(settings(relay.url(), AudioInput.Tone(440f)), "jvm space", listOf("48.85,-2.34"))
         val listener = SpaceSession.join(settings(relay.url(), AudioInput.Tone(660f)), host.address())
         val events = LinkedBlockingQueue<SessionEvent>()
-        listener.setListener(object : SessionListener {
+        val subscription = listener.subscribe(object : SessionListener {
             override fun onEvent(event: SessionEvent) {
                 events.add(event)
             }
         })
         try {
+            // A subscription starts with the session's state.
+            val first = events.poll(5, TimeUnit.SECONDS)
+            assertTrue(first is SessionEvent.State, "first event: $first")
             val hostVoice = voiceId(host.publicKey())
             // The host's tone arrives and is played: ~1 s of it at 440 Hz.
             val heard = waitFor(15, "the host's voice") {
@@ -70,6 +73,7 @@ class SpaceSessionTest {
             }
             assertTrue(abs(spoken.frequencyHz!! - 660.0) < 20.0, "host heard ${spoken.frequencyHz} Hz")
         } finally {
+            subscription.close()
             listener.leave()
             host.leave()
             relay.stop()
@@ -122,6 +126,76 @@ class CellRoamerTest {
             second.leave()
             first.leave()
             relay.stop()
+        }
+        Unit
+    }
+}
+
+/** What an app needs besides audio: the user's own key, the space list, chat, core logs. */
+class AppSurfaceTest {
+
+    @Test
+    fun theUsersKeyRoundTripsThroughItsNsecAndBadKeysAreRefused() {
+        val made = Identity.generate()
+        val restored = Identity.import(made.exportNsec())
+        assertEquals(made.publicKey(), restored.publicKey())
+        assertTrue(made.npub().startsWith("npub1"), made.npub())
+        assertTrue(made.exportNsec().startsWith("nsec1"))
+        assertThrows<SpacesException.InvalidKey> { Identity.import("nsec1notakey") }
+    }
+
+    @Test
+    fun aSpaceIsListedChatReachesTheOtherPhoneAndCoreLogsReachTheApp() = runBlocking {
+        val lines = LinkedBlockingQueue<String>()
+        initLogging("spaces_core=info", object : LogSink {
+            override fun log(level: LogLevel, target: String, message: String) {
+                lines.add("$level $target $message")
+            }
+        })
+        val relay = LocalRelay.start(null)
+        val me = Identity.generate()
+        val hostSettings = settings(relay.url(), AudioInput.None).copy(secretKey = me.exportNsec())
+        val host = SpaceSession.host(hostSettings, "listed space", emptyList())
+        val listener = SpaceSession.join(settings(relay.url(), AudioInput.None), host.address())
+        val chat = LinkedBlockingQueue<SessionEvent.Chat>()
+        val subscription = host.subscribe(object : SessionListener {
+            override fun onEvent(event: SessionEvent) {
+                if (event is SessionEvent.Chat) chat.add(event)
+            }
+        })
+        try {
+            assertEquals(me.publicKey(), host.publicKey(), "the session runs as the user's key")
+
+            val listed = browseSpaces(listOf(relay.url()), null, 3_600uL, 5_000uL)
+                .firstOrNull { it.address == host.address() }
+            assertTrue(listed != null, "the space is listed")
+            assertEquals("listed space", listed!!.name)
+            assertTrue(listed.playable)
+            assertEquals(me.publicKey(), listed.host)
+
+            listener.sendChat("hello from the JVM")
+            val line = chat.poll(10, TimeUnit.SECONDS)
+            assertEquals("hello from the JVM", line?.text)
+            assertEquals(listener.publicKey(), line?.from)
+            assertThrows<SpacesException.NotSent> { listener.sendChat("   ") }
+            assertThrows<SpacesException.NotSent> { listener.sendChat("x".repeat(3_000)) }
+
+            // Once cancelled, a subscription delivers nothing more.
+            subscription.cancel()
+            listener.sendChat("unheard")
+            assertEquals(null, chat.poll(1, TimeUnit.SECONDS))
+
+            assertTrue(lines.any { it.startsWith("INFO spaces_core") }, "core logs reached the app: ${lines.take(5)}")
+        } finally {
+            subscription.close()
+            listener.leave()
+            host.leave()
+            relay.stop()
+        }
+        assertThrows<SpacesException.InvalidSettings> {
+            initLogging("debug", object : LogSink {
+                override fun log(level: LogLevel, target: String, message: String) {}
+            })
         }
         Unit
     }
