@@ -88,8 +88,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SinkLayer {
             }
         }
         let metadata = event.metadata();
-        self.sink
-            .log(metadata.level().into(), metadata.target().to_owned(), message);
+        self.sink.log(
+            metadata.level().into(),
+            metadata.target().to_owned(),
+            message,
+        );
     }
 }
 

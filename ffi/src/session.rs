@@ -93,7 +93,8 @@ impl From<NetworkInfo> for NetworkMetrics {
 /// Where our voice comes from.
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Enum)]
 pub enum AudioInput {
-    /// The microphone (opened now; sends only while we speak).
+    /// The microphone: opened only while we speak (a host from the start, a listener once
+    /// promoted) and closed while muted, so a listener's phone never records.
     Microphone,
     /// A sine tone (tests, demos).
     Tone {

@@ -21,24 +21,20 @@ fn nests_room() -> nostr::prelude::Event {
         serde_json::from_str(include_str!("../fixtures/nip53-rooms.json")).expect("fixtures");
     let room = &fixtures[0];
     let host = keys(7);
-    let tags = room["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .map(|tag| {
-            let parts: Vec<String> = tag
-                .as_array()
-                .expect("tag")
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .expect("text")
-                        .replace("$HOST", &host.public_key().to_hex())
-                        .replace("$SPEAKER", &keys(8).public_key().to_hex())
-                })
-                .collect();
-            Tag::parse(parts).expect("tag")
-        });
+    let tags = room["tags"].as_array().expect("tags").iter().map(|tag| {
+        let parts: Vec<String> = tag
+            .as_array()
+            .expect("tag")
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .expect("text")
+                    .replace("$HOST", &host.public_key().to_hex())
+                    .replace("$SPEAKER", &keys(8).public_key().to_hex())
+            })
+            .collect();
+        Tag::parse(parts).expect("tag")
+    });
     let kind = u16::try_from(room["kind"].as_u64().expect("kind")).expect("kind");
     EventBuilder::new(Kind::from(kind), "")
         .tags(tags)
@@ -99,7 +95,10 @@ async fn the_space_list_shows_live_spaces_with_their_listeners_and_other_clients
     assert!(ours.playable());
     assert_eq!(ours.transport, Transport::NostrSpaces);
     assert_eq!(ours.name, "host");
-    assert_eq!(ours.listeners, 2, "two listeners' presence, the host not counted");
+    assert_eq!(
+        ours.listeners, 2,
+        "two listeners' presence, the host not counted"
+    );
 
     let room = find(&listings, &nests).expect("the other client's room is listed");
     assert!(!room.playable());

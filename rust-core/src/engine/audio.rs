@@ -457,17 +457,31 @@ async fn capture(forwarder: Arc<Forwarder>, outbound: Arc<Outbound>, mut capture
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut frame = vec![0i16; FRAME_SAMPLES];
     let source = capture.source;
+    let (mut active, mut retry_at) = (false, 0u32);
     for n in 0u32.. {
         ticker.tick().await;
-        // Keep reading while muted: a sound card's ring must not fill with stale audio.
-        if let Some(input) = capture.input.as_mut()
-            && let Err(e) = input.read(&mut frame)
-        {
-            tracing::warn!(error = %e, "capture failed; sending silence");
-            frame.fill(0);
+        let wanted = outbound.speaking.load(Ordering::Relaxed);
+        if let Some(input) = capture.input.as_mut() {
+            // The microphone opens when we start speaking and closes when we stop (muted,
+            // demoted): a device that fails to open costs our voice, not the session, and
+            // is tried again a second later.
+            if wanted != active && n >= retry_at {
+                match input.set_active(wanted) {
+                    Ok(()) => active = wanted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "microphone did not open; trying again in 1 s");
+                        retry_at = n + 1_000 / FRAME_MS;
+                    }
+                }
+            }
+            // Keep reading while muted: a source's buffer must not fill with stale audio.
+            if let Err(e) = input.read(&mut frame) {
+                tracing::warn!(error = %e, "capture failed; sending silence");
+                frame.fill(0);
+            }
         }
         let timestamp = n.wrapping_mul(RTP_TICKS_PER_FRAME);
-        let speaking = capture.input.is_some() && outbound.speaking.load(Ordering::Relaxed);
+        let speaking = capture.input.is_some() && active;
         let payload = if speaking {
             match capture.encoder.encode(&frame) {
                 Ok(payload) => payload,
@@ -670,6 +684,79 @@ mod tests {
         assert!((hz - 660.0).abs() < 2.0, "{hz} Hz");
         assert_eq!(stats.frames, 50);
         assert_eq!(SourceStats::default().frequency_hz(), None);
+    }
+
+    /// A microphone that logs when it is opened and closed; its first `fail` opens fail.
+    struct LoggedMic {
+        log: Arc<Mutex<Vec<bool>>>,
+        fail: usize,
+    }
+
+    impl AudioSource for LoggedMic {
+        fn read(&mut self, frame: &mut [i16]) -> Result<bool, crate::media::MediaError> {
+            frame.fill(0);
+            Ok(true)
+        }
+
+        fn set_active(&mut self, active: bool) -> Result<(), crate::media::MediaError> {
+            lock(&self.log).push(active);
+            if active && self.fail > 0 {
+                self.fail -= 1;
+                return Err(crate::media::MediaError::Device("busy".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn with_mic(fail: usize) -> (Audio, Arc<Mutex<Vec<bool>>>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let audio = Audio::start(
+            Arc::new(Forwarder::new(16)),
+            AudioConfig {
+                input: Some(Box::new(LoggedMic {
+                    log: Arc::clone(&log),
+                    fail,
+                })),
+                output: Box::new(crate::media::device::NullSink),
+                codec: CodecSettings::default(),
+                tap: None,
+                routing: Routing::default(),
+                speaking: false,
+                keepalive: false,
+            },
+        )
+        .expect("audio");
+        (audio, log)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_microphone_is_open_only_while_we_speak() {
+        let (audio, log) = with_mic(0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            lock(&log).is_empty(),
+            "a listener's microphone stays closed"
+        );
+        assert!(audio.set_speaking(true));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*lock(&log), [true], "opened once on promotion");
+        audio.set_speaking(false);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*lock(&log), [true, false], "closed when muted");
+        audio.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_microphone_that_fails_to_open_is_tried_again_a_second_later() {
+        let (audio, log) = with_mic(1);
+        audio.set_speaking(true);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(*lock(&log), [true], "one attempt, then a pause");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(*lock(&log), [true, true], "tried again, and open");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(lock(&log).len(), 2, "no further attempt once open");
+        audio.stop();
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use file::{WavSink, WavSource};
 pub use resample::Resampler;
 #[cfg(feature = "sound-card")]
-pub use sound_card::{SoundCardSink, SoundCardSource};
+pub use sound_card::{Microphone, SoundCardSink, SoundCardSource};
 pub use synthetic::{NullSink, NullSource, ToneSource};
 
 use super::MediaError;
@@ -22,6 +22,14 @@ pub trait AudioSource: Send {
     /// Fills `frame` ([`super::FRAME_SAMPLES`] samples) with the next 20 ms. `Ok(false)` when
     /// the source has ended (end of a file); the frame is then silence.
     fn read(&mut self, frame: &mut [i16]) -> Result<bool, MediaError>;
+
+    /// Whether its audio is wanted now (we speak and are not muted). A microphone opens the
+    /// device only while active, so that a listener's phone never records, and reads
+    /// silence otherwise; other sources ignore it.
+    fn set_active(&mut self, active: bool) -> Result<(), MediaError> {
+        let _ = active;
+        Ok(())
+    }
 }
 
 /// Consumes 20 ms mono 48 kHz frames.
@@ -71,7 +79,7 @@ pub fn open_input(spec: &InputSpec) -> Result<Box<dyn AudioSource>, MediaError> 
         InputSpec::Wav(path) => Box::new(WavSource::open(path)?),
         InputSpec::Null => Box::new(NullSource),
         #[cfg(feature = "sound-card")]
-        InputSpec::SoundCard => Box::new(SoundCardSource::open_default()?),
+        InputSpec::SoundCard => Box::new(Microphone::default_device()?),
         #[cfg(not(feature = "sound-card"))]
         InputSpec::SoundCard => {
             return Err(MediaError::NoDevice {

@@ -197,6 +197,51 @@ impl AudioSource for SoundCardSource {
     }
 }
 
+/// The default microphone, opened only while its audio is wanted
+/// ([`AudioSource::set_active`]): a listener's phone never records, and a muted speaker's
+/// microphone is closed (the platform's recording indicator goes off). Silence while closed.
+pub struct Microphone {
+    open: Option<SoundCardSource>,
+}
+
+impl Microphone {
+    /// The default input device, closed. [`MediaError::NoDevice`] when the system has none,
+    /// so that a session fails at its start rather than at its first promotion.
+    pub fn default_device() -> Result<Self, MediaError> {
+        if cpal::default_host().default_input_device().is_none() {
+            return Err(MediaError::NoDevice {
+                direction: "input",
+                reason: "the system reports no default microphone".into(),
+            });
+        }
+        Ok(Self { open: None })
+    }
+}
+
+impl AudioSource for Microphone {
+    fn read(&mut self, frame: &mut [i16]) -> Result<bool, MediaError> {
+        match &mut self.open {
+            Some(source) => source.read(frame),
+            None => {
+                frame.fill(0);
+                Ok(true)
+            }
+        }
+    }
+
+    fn set_active(&mut self, active: bool) -> Result<(), MediaError> {
+        match (active, self.open.is_some()) {
+            (true, false) => self.open = Some(SoundCardSource::open_default()?),
+            (false, true) => {
+                self.open = None;
+                tracing::info!("microphone closed");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// The default speaker, fed 48 kHz mono frames.
 pub struct SoundCardSink {
     producer: Producer<i16>,
