@@ -67,6 +67,16 @@ class CellWatcher(
         }
     }
 
+    // Abstract before API 30 (minSdk is 26): without them the platform's first provider
+    // change crashes the app with AbstractMethodError. Nothing to do: fixes simply stop or resume.
+    override fun onProviderDisabled(provider: String) {}
+
+    override fun onProviderEnabled(provider: String) {}
+
+    @Deprecated("Called only before API 29")
+    @Suppress("DEPRECATION")
+    override fun onStatusChanged(provider: String?, status: Int, extras: android.os.Bundle?) {}
+
     private companion object {
         const val TAG = "CellWatcher"
     }

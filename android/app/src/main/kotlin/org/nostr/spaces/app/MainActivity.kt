@@ -1,78 +1,209 @@
 package org.nostr.spaces.app
 
-import android.Manifest
 import android.app.Activity
+import android.content.ComponentName
+import android.content.Context
+import android.content.Intent
+import android.content.ServiceConnection
 import android.content.pm.PackageManager
-import android.location.LocationManager
-import android.net.ConnectivityManager
 import android.os.Bundle
+import android.os.IBinder
+import android.view.View
+import android.widget.Button
+import android.widget.EditText
+import android.widget.LinearLayout
+import android.widget.ScrollView
 import android.widget.TextView
-import org.nostr.spaces.core.SessionEvent
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.launch
+import org.nostr.spaces.core.SpaceListing
+import org.nostr.spaces.core.SpacesException
+import org.nostr.spaces.core.browseSpaces
 
-/** Shows the user's UMAP cell, its npub, and the cell's live space the phone is in. */
+/**
+ * Two screens in one activity, built in code (the shell has no resources): the space list
+ * (nearby, and every live space on the relays) and, once in a space, the space itself (role,
+ * mute, hand, chat, raised hands for moderators, leave). The session lives in [SpaceService]:
+ * this activity binds to it and can be destroyed and recreated (rotation) at any time.
+ */
 class MainActivity : Activity() {
+    private val scope = CoroutineScope(SupervisorJob() + Dispatchers.Main)
+    private lateinit var root: LinearLayout
     private lateinit var status: TextView
-    private var cellLine = "Waiting for a location fix…"
-    private var spaceLine = ""
-    private var watcher: CellWatcher? = null
-    private var roaming: SpaceRoaming? = null
+    private lateinit var list: LinearLayout
+    private lateinit var space: LinearLayout
+    private var service: SpaceService? = null
+    private var unobserve: (() -> Unit)? = null
+    private var plan = PermissionPlan(canSpeak = false, followsCell = false, notifies = false)
+
+    /** The space list as last browsed (fetched again on every start, rotation included; the
+     *  session itself lives in the service). */
+    var listings: List<SpaceListing> = emptyList()
+        private set
+
+    private val connection = object : ServiceConnection {
+        override fun onServiceConnected(name: ComponentName, binder: IBinder) {
+            val bound = (binder as SpaceService.Local).service
+            service = bound
+            unobserve = bound.observe(::show)
+        }
+
+        override fun onServiceDisconnected(name: ComponentName) {
+            unobserve?.invoke()
+            unobserve = null
+            service = null
+            show(SpaceState())
+        }
+    }
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        status = TextView(this).apply { text = cellLine }
-        setContentView(status)
-        val roaming = SpaceRoaming(
-            getSystemService(ConnectivityManager::class.java),
-            relays = listOf("wss://relay.copylaradio.com", "wss://relay.damus.io"),
-            hostIfEmpty = true,
-            onPlacement = { placement ->
-                show(space = placement.address?.let { if (placement.hosting) "Hosting $it" else "In $it" }
-                    ?: "No live space here")
-            },
-            onEvent = { event ->
-                if (event is SessionEvent.RoleChanged) show(space = "$spaceLine\n${event.peer.take(8)} is now ${event.role}")
-            },
-        )
-        this.roaming = roaming
-        watcher = CellWatcher(getSystemService(LocationManager::class.java), { move, key ->
-            show(cell = "Cell ${move.to.latLabel}, ${move.to.lonLabel}\n${key.npub}")
-        }, roaming::offer)
-    }
-
-    private fun show(cell: String = cellLine, space: String = spaceLine) = runOnUiThread {
-        cellLine = cell
-        spaceLine = space
-        status.text = "$cellLine\n\n$spaceLine"
+        status = TextView(this)
+        list = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
+        space = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL }
+        root = LinearLayout(this).apply {
+            orientation = LinearLayout.VERTICAL
+            addView(status)
+            addView(button("Nearby") { nearby() })
+            addView(button("Host a space") { host() })
+            addView(button("Refresh") { refresh() })
+            addView(list)
+            addView(space)
+        }
+        setContentView(ScrollView(this).apply { addView(root) })
+        show(SpaceState())
     }
 
     override fun onStart() {
         super.onStart()
-        val needed = arrayOf(Manifest.permission.ACCESS_FINE_LOCATION, Manifest.permission.RECORD_AUDIO)
-        if (needed.all { checkSelfPermission(it) == PackageManager.PERMISSION_GRANTED }) {
-            begin()
-        } else {
-            requestPermissions(needed, 1)
-        }
+        val wanted = PermissionPlan.wanted()
+        plan = PermissionPlan.of(::granted)
+        if (wanted.any { !granted(it) }) requestPermissions(wanted, PERMISSIONS)
+        // Binding does not start the service: only joining or hosting does.
+        bindService(Intent(this, SpaceService::class.java), connection, Context.BIND_AUTO_CREATE)
+        refresh()
     }
 
     override fun onRequestPermissionsResult(code: Int, permissions: Array<out String>, results: IntArray) {
         super.onRequestPermissionsResult(code, permissions, results)
-        if (results.isNotEmpty() && results.all { it == PackageManager.PERMISSION_GRANTED }) begin()
-    }
-
-    private fun begin() {
-        roaming?.start()
-        watcher?.start()
+        // Whatever was granted, in part or approximately, the plan says what still works.
+        plan = PermissionPlan.of(::granted)
+        show(service?.state ?: SpaceState())
     }
 
     override fun onStop() {
-        watcher?.stop()
-        roaming?.stop()
+        // The space keeps playing: the service holds it, only the screen goes.
+        unobserve?.invoke()
+        unobserve = null
+        if (service != null) unbindService(connection)
+        service = null
         super.onStop()
     }
 
     override fun onDestroy() {
-        roaming?.close()
+        scope.cancel()
         super.onDestroy()
+    }
+
+    private fun granted(permission: String) = checkSelfPermission(permission) == PackageManager.PERMISSION_GRANTED
+
+    private fun start(action: String, extras: Intent.() -> Unit = {}) {
+        startForegroundService(SpaceService.intent(this, action).apply(extras))
+    }
+
+    private fun join(address: String, name: String) = start(SpaceService.ACTION_JOIN) {
+        putExtra(SpaceService.EXTRA_ADDRESS, address)
+        putExtra(SpaceService.EXTRA_NAME, name)
+    }
+
+    private fun host() {
+        if (!plan.canSpeak) return toast("Hosting needs the microphone")
+        start(SpaceService.ACTION_HOST) { putExtra(SpaceService.EXTRA_NAME, "${android.os.Build.MODEL}'s space") }
+    }
+
+    private fun nearby() {
+        if (!plan.followsCell) return toast("Nearby spaces need precise location")
+        start(SpaceService.ACTION_NEARBY) { putExtra(SpaceService.EXTRA_HOST_IF_EMPTY, plan.canSpeak) }
+    }
+
+    private fun refresh() {
+        scope.launch {
+            listings = try {
+                browseSpaces(SpaceService.DEFAULT_RELAYS, null, BROWSE_WITHIN_SECS, BROWSE_TIMEOUT_MS)
+            } catch (e: SpacesException) {
+                toast("Spaces not listed: ${e.message}")
+                emptyList()
+            }
+            showList()
+        }
+    }
+
+    private fun showList() {
+        list.removeAllViews()
+        for (listing in listings) {
+            val line = "${listing.name} · ${listing.listeners} listening" +
+                if (listing.playable) "" else " · plays in another app"
+            list.addView(TextView(this).apply { text = line })
+            if (listing.playable) list.addView(button("Join") { join(listing.address, listing.name) })
+        }
+    }
+
+    /** Shows the service's state; called at once on binding, then on every change. */
+    fun show(state: SpaceState) {
+        val speakHint = if (plan.canSpeak) "" else "\nListening only: the microphone is not allowed."
+        status.text = when {
+            state.error != null -> "Error: ${state.error}"
+            state.address == null && state.starting -> "Joining ${state.name}…"
+            state.address == null -> "In no space.$speakHint"
+            else -> "${state.name}\n${state.role ?: "joining"} · ${state.members} others$speakHint"
+        }
+        list.visibility = if (state.address == null) View.VISIBLE else View.GONE
+        space.removeAllViews()
+        if (state.address == null) return
+        val session = { service?.session() }
+        space.addView(button(if (state.muted) "Unmute" else "Mute") { service?.setMuted(!state.muted) })
+        space.addView(button(if (state.handRaised) "Lower hand" else "Raise hand") {
+            act { session()?.raiseHand(!state.handRaised) }
+        })
+        space.addView(button("Leave") { service?.leave() })
+        if (state.moderating) {
+            for (peer in state.hands) {
+                space.addView(button("Let ${peer.take(8)} speak") { act { session()?.promoteSpeaker(peer) } })
+            }
+        }
+        for (line in state.chat.takeLast(CHAT_SHOWN)) {
+            space.addView(TextView(this).apply { text = "${line.from.take(8)}: ${line.text}" })
+        }
+        val input = EditText(this).apply { hint = "Say something" }
+        space.addView(input)
+        space.addView(button("Send") {
+            act { session()?.sendChat(input.text.toString()) }
+            input.text.clear()
+        })
+    }
+
+    private fun act(action: () -> Unit) {
+        try {
+            action()
+        } catch (e: SpacesException) {
+            toast(e.message ?: e.toString())
+        }
+    }
+
+    private fun toast(text: String) = android.widget.Toast.makeText(this, text, android.widget.Toast.LENGTH_SHORT).show()
+
+    private fun button(label: String, onClick: () -> Unit) = Button(this).apply {
+        text = label
+        setOnClickListener { onClick() }
+    }
+
+    private companion object {
+        const val PERMISSIONS = 1
+        const val CHAT_SHOWN = 20
+        const val BROWSE_WITHIN_SECS = 21_600uL
+        const val BROWSE_TIMEOUT_MS = 4_000uL
     }
 }
