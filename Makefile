@@ -12,7 +12,7 @@ LON        ?= -2.341
 PEERS      ?= 1000
 ARRIVAL    ?= random
 
-.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test node-test bench anchors android ios clean
+.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test android-test node-test bench anchors android ios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -32,7 +32,7 @@ simulate: ## the product's own participants at scale on a simulated network (PEE
 geokey: ## the GeoKeys of a point (LAT=.. LON=..)
 	$(CARGO) run --release -q -p spaces-cli --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
 
-test: lint rust-test kotlin-test node-test ## every test: format, lints, Rust suites, Kotlin on the JVM, Chromium and nostr-tools against the CLI
+test: lint rust-test kotlin-test android-test node-test ## every test: format, lints, Rust suites, Kotlin on the JVM, the Android app under Robolectric, Chromium and nostr-tools against the CLI
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -52,6 +52,8 @@ bindings: ## generate Kotlin and Swift from the built library (UniFFI library mo
 	  --language kotlin --out-dir $(BINDINGS)/kotlin
 	$(PROFILE_DIR)/uniffi-bindgen generate $(LIB) --config uniffi.toml --no-format \
 	  --language swift --out-dir $(BINDINGS)/swift
+	$(PROFILE_DIR)/uniffi-bindgen generate $(LIB) --config android/uniffi-android.toml --no-format \
+	  --language kotlin --out-dir $(BINDINGS)/android-kotlin
 
 node-test: relay-venv ## the spaces CLI against independent peers (Chromium, nostr-tools as peer and attacker) and on real networks in namespaces (needs root); audio checked at the far end
 	$(CARGO) build -p spaces-cli --bin spaces -p spaces-impair --bin impair
@@ -62,6 +64,12 @@ node-test: relay-venv ## the spaces CLI against independent peers (Chromium, nos
 
 kotlin-test: bindings ## compile the generated Kotlin and run the JUnit suite on the JVM
 	$(MVN) -B -ntp -f tests/kotlin/pom.xml test -Dnative.dir=$(PROFILE_DIR) -Dbindings.dir=$(BINDINGS)/kotlin
+
+ANDROID_CHECK = $(MVN) -B -ntp -f android/jvm-check/pom.xml test -Dnative.dir=$(PROFILE_DIR) -Dbindings.dir=$(BINDINGS)/android-kotlin
+
+android-test: bindings ## the Android app's Kotlin against the Android API under Robolectric, at the target SDK (35) and the minSdk (26)
+	$(ANDROID_CHECK) -Drobolectric.sdks=35
+	$(ANDROID_CHECK) -o -Drobolectric.sdks=26
 
 bench: relay-venv ## benchmarks (optimised build): criterion suites and the relay latency harness
 	$(CARGO) bench --workspace

@@ -23,4 +23,6 @@ dependencies {
     // The `@aar` JNA carries libjnidispatch for every Android ABI.
     implementation("net.java.dev.jna:jna:5.18.1@aar")
     implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.10.2")
+    // The bindings generated with android_cleaner import androidx.annotation.RequiresApi.
+    implementation("androidx.annotation:annotation:1.9.1")
 }

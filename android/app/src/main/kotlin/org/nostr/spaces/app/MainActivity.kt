@@ -45,13 +45,13 @@ class MainActivity : Activity() {
         private set
 
     private val connection = object : ServiceConnection {
-        override fun onServiceConnected(name: ComponentName, binder: IBinder) {
-            val bound = (binder as SpaceService.Local).service
+        override fun onServiceConnected(name: ComponentName?, binder: IBinder?) {
+            val bound = (binder as? SpaceService.Local)?.service ?: return
             service = bound
             unobserve = bound.observe(::show)
         }
 
-        override fun onServiceDisconnected(name: ComponentName) {
+        override fun onServiceDisconnected(name: ComponentName?) {
             unobserve?.invoke()
             unobserve = null
             service = null
@@ -132,7 +132,7 @@ class MainActivity : Activity() {
     private fun refresh() {
         scope.launch {
             listings = try {
-                browseSpaces(SpaceService.DEFAULT_RELAYS, null, BROWSE_WITHIN_SECS, BROWSE_TIMEOUT_MS)
+                browseSpaces(AppConfig.of(this@MainActivity).relays, null, BROWSE_WITHIN_SECS, BROWSE_TIMEOUT_MS)
             } catch (e: SpacesException) {
                 toast("Spaces not listed: ${e.message}")
                 emptyList()

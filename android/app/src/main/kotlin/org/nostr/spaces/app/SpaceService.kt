@@ -89,9 +89,9 @@ class SpaceService : Service() {
     override fun onBind(intent: Intent): IBinder = binder
 
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
-        val relays = intent?.getStringArrayExtra(EXTRA_RELAYS)?.toList() ?: DEFAULT_RELAYS
-        val ice = intent?.getStringArrayExtra(EXTRA_ICE_SERVERS)?.map { IceServerInfo(it, "", "") }
-            ?: DEFAULT_ICE_SERVERS
+        val config = AppConfig.of(this)
+        val relays = config.relays
+        val ice = config.iceServers
         when (intent?.action) {
             ACTION_JOIN -> intent.getStringExtra(EXTRA_ADDRESS)?.let { address ->
                 enter(intent.getStringExtra(EXTRA_NAME) ?: "", hosting = false) { settings ->
@@ -361,7 +361,7 @@ class SpaceService : Service() {
         private const val TAG = "SpaceService"
         private const val CHANNEL = "space"
         private const val NOTIFICATION = 1
-        private const val PREFS = "spaces"
+        private const val PREFS = "identity"
 
         /** Join the space [EXTRA_ADDRESS]. */
         const val ACTION_JOIN = "org.nostr.spaces.JOIN"
@@ -374,18 +374,12 @@ class SpaceService : Service() {
         /** Leave and stop (the notification's button). */
         const val ACTION_LEAVE = "org.nostr.spaces.LEAVE"
 
+        /** The space to join (`30312:…`). */
         const val EXTRA_ADDRESS = "address"
+        /** The space's name, to show. */
         const val EXTRA_NAME = "name"
-        const val EXTRA_RELAYS = "relays"
-        const val EXTRA_ICE_SERVERS = "iceServers"
+        /** With [ACTION_NEARBY]: open a space in a cell that has none. */
         const val EXTRA_HOST_IF_EMPTY = "hostIfEmpty"
-
-        /** Relays used when the caller names none. */
-        val DEFAULT_RELAYS = listOf("wss://relay.copylaradio.com", "wss://relay.damus.io", "wss://nos.lol")
-
-        /** A public STUN server, so that peers behind ordinary NATs find each other; TURN
-         *  needs credentials, which the user or their community gives. */
-        val DEFAULT_ICE_SERVERS = listOf(IceServerInfo("stun:stun.l.google.com:19302", "", ""))
 
         /** Seals the user's key in the app's preferences: the Android Keystore on phones. JVM
          *  tests, where no Keystore exists, put another here. */

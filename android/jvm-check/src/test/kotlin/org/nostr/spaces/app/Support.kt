@@ -1,0 +1,46 @@
+package org.nostr.spaces.app
+
+import android.app.Application
+import android.os.Looper
+import java.util.concurrent.TimeUnit
+import org.nostr.spaces.core.AudioInput
+import org.nostr.spaces.core.AudioOutput
+import org.nostr.spaces.core.NetworkInfo
+import org.nostr.spaces.core.NetworkKind
+import org.nostr.spaces.core.SessionSettings
+import org.robolectric.RuntimeEnvironment
+import org.robolectric.Shadows.shadowOf
+
+/** The app under test. */
+fun app(): Application = RuntimeEnvironment.getApplication()
+
+/**
+ * Waits for `probe` to give a value, running the main looper meanwhile (the service posts
+ * to it): a failure bound, not a speed assertion.
+ */
+fun <T> waitFor(seconds: Long, what: String, probe: () -> T?): T {
+    val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds)
+    while (System.nanoTime() < deadline) {
+        shadowOf(Looper.getMainLooper()).idle()
+        probe()?.let { return it }
+        Thread.sleep(50)
+    }
+    error("timed out waiting for $what")
+}
+
+/** The JVM has no Android Keystore: the key is kept as it is (the sealing is not under test here). */
+object ClearProtector : SecretProtector {
+    override fun seal(secret: String) = "clear:$secret"
+    override fun open(sealed: String) = sealed.removePrefix("clear:").also { require(it != sealed) }
+}
+
+/** A host phone outside the app: the core's own API, playing a tone. */
+fun hostSettings(relay: String, hz: Float) = SessionSettings(
+    relays = listOf(relay),
+    name = "host",
+    secretKey = null,
+    network = NetworkInfo(NetworkKind.WIFI, 5_000u, 20_000u, 0u),
+    input = AudioInput.Tone(hz),
+    output = AudioOutput.SILENT,
+    iceServers = emptyList(),
+)
