@@ -12,7 +12,7 @@ LON        ?= -2.341
 PEERS      ?= 1000
 ARRIVAL    ?= random
 
-.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test android-test node-test bench anchors android ios clean
+.PHONY: help setup relay-venv build demo simulate geokey test lint rust-test bindings kotlin-test android-test swift-test node-test bench anchors android ios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -32,7 +32,7 @@ simulate: ## the product's own participants at scale on a simulated network (PEE
 geokey: ## the GeoKeys of a point (LAT=.. LON=..)
 	$(CARGO) run --release -q -p spaces-cli --bin spaces -- geokey --lat $(LAT) --lon $(LON) --level all
 
-test: lint rust-test kotlin-test android-test node-test ## every test: format, lints, Rust suites, Kotlin on the JVM, the Android app under Robolectric, Chromium and nostr-tools against the CLI
+test: lint rust-test kotlin-test android-test swift-test node-test ## every test: format, lints, Rust suites, Kotlin on the JVM, the Android app under Robolectric, Swift on Linux, Chromium and nostr-tools against the CLI
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -70,6 +70,21 @@ ANDROID_CHECK = $(MVN) -B -ntp -f android/jvm-check/pom.xml test -Dnative.dir=$(
 android-test: bindings ## the Android app's Kotlin against the Android API under Robolectric, at the target SDK (35) and the minSdk (26)
 	$(ANDROID_CHECK) -Drobolectric.sdks=35
 	$(ANDROID_CHECK) -o -Drobolectric.sdks=26
+
+SWIFT_CHECK = $(TARGET_DIR)/swift-check
+
+swift-test: bindings ## the Swift bindings and the iOS shell's platform-free code under XCTest on Linux (Swift 6.0.3 in a Debian trixie chroot; needs root)
+	rm -rf $(SWIFT_CHECK)/Sources $(SWIFT_CHECK)/Tests $(SWIFT_CHECK)/lib
+	mkdir -p $(SWIFT_CHECK)/lib
+	cp -r ios/LinuxCheck/. $(SWIFT_CHECK)/
+	mkdir -p $(SWIFT_CHECK)/Sources/SpacesCoreFFI $(SWIFT_CHECK)/Sources/SpacesCore $(SWIFT_CHECK)/Sources/SpacesApp
+	cp $(BINDINGS)/swift/SpacesCoreFFI.h $(SWIFT_CHECK)/Sources/SpacesCoreFFI/
+	cp $(BINDINGS)/swift/SpacesCoreFFI.modulemap $(SWIFT_CHECK)/Sources/SpacesCoreFFI/module.modulemap
+	cp $(BINDINGS)/swift/SpacesCore.swift $(SWIFT_CHECK)/Sources/SpacesCore/
+	cp ios/Sources/SpacesApp/*.swift $(SWIFT_CHECK)/Sources/SpacesApp/
+	cp tests/fixtures/geokey-vectors.json $(SWIFT_CHECK)/Tests/SpacesAppTests/Fixtures/
+	strip --strip-debug -o $(SWIFT_CHECK)/lib/libspaces_ffi.so $(LIB)
+	./scripts/swift-linux.sh test $(SWIFT_CHECK)
 
 bench: relay-venv ## benchmarks (optimised build): criterion suites and the relay latency harness
 	$(CARGO) bench --workspace

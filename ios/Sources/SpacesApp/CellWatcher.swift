@@ -39,7 +39,7 @@ public final class CellWatcher: NSObject, CLLocationManagerDelegate {
                 lat: location.coordinate.latitude,
                 lon: location.coordinate.longitude,
                 accuracyM: location.horizontalAccuracy,
-                timeMs: UInt64(max(0, location.timestamp.timeIntervalSince1970 * 1000))
+                timeMs: FixClock.ms(of: location.timestamp)
             )
             onFix(fix)
             guard let move = try? tracker.update(fix: fix) else { continue }
@@ -49,5 +49,17 @@ public final class CellWatcher: NSObject, CLLocationManagerDelegate {
                 }
             }
         }
+    }
+}
+
+/// Fix times on the monotonic clock (milliseconds since boot), as the core's tracker wants
+/// them: the wall clock can step back when the network corrects it, and the tracker refuses a
+/// fix older than the last one, so fixes stamped by the wall clock would be refused until it
+/// caught up. A fix's age is what carries over.
+public enum FixClock {
+    public static func ms(of timestamp: Date, now: Date = Date(),
+                          uptime: TimeInterval = ProcessInfo.processInfo.systemUptime) -> UInt64 {
+        let age = max(0, now.timeIntervalSince(timestamp))
+        return UInt64(max(0, (uptime - age) * 1000))
     }
 }

@@ -11,24 +11,18 @@ public final class SpaceRoaming {
     private let monitor = NWPathMonitor()
     private var fixes: AsyncStream<GpsFix>.Continuation?
     private var consumer: Task<Void, Never>?
+    private var subscription: Subscription?
     private let onPlacement: (CellPlacement) -> Void
     private let onEvent: (SessionEvent) -> Void
 
+    /// `settings` are the user's (their key, relays, ICE servers); its network is replaced by
+    /// what the path monitor reports.
     public init(
-        relays: [String],
+        settings: SessionSettings,
         hostIfEmpty: Bool,
         onPlacement: @escaping (CellPlacement) -> Void,
         onEvent: @escaping (SessionEvent) -> Void
     ) throws {
-        let settings = SessionSettings(
-            relays: relays,
-            name: "iPhone",
-            secretKey: nil, // the Keychain provides the user's nsec in a full build
-            network: NetworkInfo(kind: .unknown, uplinkKbps: 0, downlinkKbps: 0, maxAudioOutputs: 0),
-            input: .microphone,
-            output: .speaker,
-            iceServers: []
-        )
         roamer = try CellRoamer(settings: settings, hostIfEmpty: hostIfEmpty, tracker: defaultTrackerSettings())
         self.onPlacement = onPlacement
         self.onEvent = onEvent
@@ -36,21 +30,18 @@ public final class SpaceRoaming {
 
     public func start() {
         monitor.pathUpdateHandler = { [roamer] path in
-            let kind: NetworkKind = path.usesInterfaceType(.wifi) ? .wifi
-                : path.usesInterfaceType(.cellular) ? .cellular
-                : path.usesInterfaceType(.wiredEthernet) ? .ethernet : .unknown
-            // iOS gives no bandwidth estimate: the core measures its links.
-            try? roamer.session()?.networkChanged(
-                network: NetworkInfo(kind: kind, uplinkKbps: 0, downlinkKbps: 0, maxAudioOutputs: 0))
+            try? roamer.session()?.networkChanged(network: NetworkPolicy.info(of: path))
         }
         monitor.start(queue: DispatchQueue(label: "org.nostr.spaces.path"))
         let (stream, continuation) = AsyncStream<GpsFix>.makeStream(bufferingPolicy: .bufferingNewest(1))
         fixes = continuation
-        consumer = Task { [roamer, onPlacement, onEvent] in
+        consumer = Task { [weak self, roamer, onPlacement, onEvent] in
             for await fix in stream {
                 do {
                     guard let placement = try await roamer.fix(fix: fix) else { continue }
-                    try roamer.session()?.setListener(listener: EventRelay(onEvent))
+                    // The new space's events, its state first; the old subscription ends with it.
+                    let subscription = try roamer.session()?.subscribe(listener: EventRelay(onEvent))
+                    self?.subscription = subscription
                     onPlacement(placement)
                 } catch {
                     NSLog("fix not followed: \(error)")
@@ -64,18 +55,56 @@ public final class SpaceRoaming {
         fixes?.yield(fix)
     }
 
+    /// The space of the cell the user is in, if any.
+    public func session() -> SpaceSession? { roamer.session() }
+
     /// Leaves the space; `start` rejoins on the next fix.
     public func stop() {
         monitor.cancel()
         fixes?.finish()
         consumer?.cancel()
+        subscription?.cancel()
+        subscription = nil
         Task { [roamer] in try? await roamer.leave() }
+    }
+}
+
+/// What the core is told of the network. iOS gives no bandwidth estimate: the uplink is
+/// unknown (0), and the core starts with two relayed streams and measures its links.
+public enum NetworkPolicy {
+    /// Relayed streams on an expensive path (cellular, a phone's hotspot): the user pays.
+    public static let expensiveOutputs: UInt32 = 4
+    /// Relayed streams in Low Data Mode or Low Power Mode.
+    public static let constrainedOutputs: UInt32 = 2
+
+    /// Whether the phone is in Low Power Mode (never on Linux).
+    public static var lowPower: Bool {
+        #if os(iOS)
+        return ProcessInfo.processInfo.isLowPowerModeEnabled
+        #else
+        return false
+        #endif
+    }
+
+    /// The network as the core takes it.
+    public static func info(kind: NetworkKind, expensive: Bool, constrained: Bool,
+                            lowPower: Bool = NetworkPolicy.lowPower) -> NetworkInfo {
+        let outputs: UInt32 = constrained || lowPower ? constrainedOutputs : expensive ? expensiveOutputs : 0
+        return NetworkInfo(kind: kind, uplinkKbps: 0, downlinkKbps: 0, maxAudioOutputs: outputs)
+    }
+
+    /// The network a path describes.
+    public static func info(of path: NWPath) -> NetworkInfo {
+        let kind: NetworkKind = path.usesInterfaceType(.wifi) ? .wifi
+            : path.usesInterfaceType(.cellular) ? .cellular
+            : path.usesInterfaceType(.wiredEthernet) ? .ethernet : .unknown
+        return info(kind: kind, expensive: path.isExpensive, constrained: path.isConstrained)
     }
 }
 
 /// Hands core events to a closure (the core calls it on one of its threads; the closure only
 /// dispatches to the main queue, hence `@unchecked Sendable`).
-private final class EventRelay: SessionListener, @unchecked Sendable {
+final class EventRelay: SessionListener, @unchecked Sendable {
     private let handler: (SessionEvent) -> Void
     init(_ handler: @escaping (SessionEvent) -> Void) { self.handler = handler }
     func onEvent(event: SessionEvent) { handler(event) }
