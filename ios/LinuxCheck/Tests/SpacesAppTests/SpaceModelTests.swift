@@ -7,6 +7,8 @@ import XCTest
 /// host, plays its tone, follows a promotion and the chat, mutes on an interruption, leaves.
 final class SpaceModelTests: XCTestCase {
     func testTheModelJoinsHearsIsPromotedChatsAndLeaves() async throws {
+        let logged = Moves()
+        CoreLog.install(fallback: { _, line in logged.add(line) })
         let relay = try await LocalRelay.start(port: nil)
         let host = try await SpaceSession.host(settings: hostSettings(relay: relay.url(), hz: 440),
                                                name: "tone space", cells: [])
@@ -28,6 +30,8 @@ final class SpaceModelTests: XCTestCase {
         }
         XCTAssertEqual(heard.frequencyHz ?? 0, 440, accuracy: 15)
         _ = try await waitFor(10, "our role") { model.state.role == .listener ? true : nil }
+
+        XCTAssertTrue(logged.all.contains { $0.hasPrefix("spaces_core") }, "core logs reach the app")
 
         // The host lets us speak; the event reaches the state.
         try host.promoteSpeaker(peer: me)

@@ -73,6 +73,7 @@ class SpaceService : Service() {
 
     override fun onCreate() {
         super.onCreate()
+        CoreLog.install()
         audio = CallAudio(this, requireNotNull(getSystemService(AudioManager::class.java)), main, ::interruption)
         val battery = getSystemService(BatteryManager::class.java)
         val power = getSystemService(PowerManager::class.java)

@@ -25,6 +25,7 @@ import org.nostr.spaces.core.voiceId
 import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.Shadows.shadowOf
+import org.robolectric.shadows.ShadowLog
 
 /**
  * The app's own path to a space: the activity starts [SpaceService], whose session joins a
@@ -80,6 +81,11 @@ class SpaceServiceTest {
             service.session()?.info()?.voices?.firstOrNull { it.voice == hostVoice && it.frames >= 50uL }
         }
         assertTrue("heard ${heard.frequencyHz} Hz", abs(heard.frequencyHz!! - 440.0) < 15.0)
+        // The core's own logs reach logcat.
+        assertTrue(
+            "core lines in logcat",
+            ShadowLog.getLogsForTag(CoreLog.TAG).any { it.msg.startsWith("spaces_core") },
+        )
         val state = waitFor(10, "the session's state") { service.state.takeIf { it.role != null } }
         assertEquals(SpaceRole.LISTENER, state.role)
         assertEquals(host.address(), state.address)
