@@ -13,7 +13,7 @@ use spaces_core::engine::{
 };
 use spaces_core::media::CodecSettings;
 use spaces_core::media::device::{AudioSource, NullSink, ToneSource};
-use spaces_core::protocol::{ConnectionType, NetworkMetrics, SpaceRef};
+use spaces_core::protocol::{ConnectionType, NetworkMetrics, Signer, SpaceRef};
 use spaces_core::rtc::LinkConfig;
 use spaces_core::signaling::EmbeddedRelay;
 
@@ -227,7 +227,7 @@ pub async fn run_demo(
     let host_probe = Probe::new(&clock, host_voice, None);
     let link = LinkConfig::loopback();
     let host = Session::start(SessionConfig {
-        keys: host_keys,
+        signer: host_keys.into(),
         space: space.clone(),
         name: "host".into(),
         metrics: NetworkMetrics {
@@ -269,7 +269,7 @@ pub async fn run_demo(
             .map(|k| Box::new(ToneSource::new(speaker_tone_hz(k), 0.5)) as Box<dyn AudioSource>);
         let probe = Probe::new(&clock, host_voice, Some(config.tone_hz));
         let session = Session::start(SessionConfig {
-            keys: keys((u64::from(std::process::id()) << 16) + 1 + i as u64),
+            signer: Signer::from(keys((u64::from(std::process::id()) << 16) + 1 + i as u64)),
             space: space.clone(),
             name: format!("listener {i}"),
             metrics: listener_metrics(i),

@@ -65,6 +65,12 @@ pub enum SpacesError {
         /// What is wrong.
         reason: String,
     },
+    /// The signer holding the user's key refused or failed (or an app callback failed).
+    #[error("signer: {reason}")]
+    Signer {
+        /// What it said.
+        reason: String,
+    },
     /// The session has ended.
     #[error("stopped: {reason}")]
     Stopped {
@@ -119,6 +125,14 @@ impl From<spaces_core::engine::roam::RoamError> for SpacesError {
             RoamError::Fix(e) => e.into(),
             RoamError::Geo(e) => e.into(),
             RoamError::Engine(e) => e.into(),
+        }
+    }
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for SpacesError {
+    fn from(err: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        Self::Signer {
+            reason: format!("the app's callback failed: {}", err.reason),
         }
     }
 }

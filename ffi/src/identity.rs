@@ -57,3 +57,10 @@ impl Identity {
             .unwrap_or_else(|_| self.keys.secret_key().to_secret_hex())
     }
 }
+
+impl Identity {
+    /// The keys, for signing on the app's behalf.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+}

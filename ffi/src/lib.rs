@@ -13,10 +13,12 @@ mod geo;
 mod identity;
 mod logging;
 mod session;
+mod signer;
 
 pub use directory::{SpaceListing, SpaceTransport, browse_spaces};
 pub use identity::Identity;
 pub use logging::{LogLevel, LogSink, init_logging};
+pub use signer::ExternalSigner;
 
 pub use error::SpacesError;
 pub use geo::{

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use nostr::prelude::{Keys, PublicKey, Timestamp};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{GeoCell, GpsFix, SpacesError, TrackerSettings};
+use super::signer::ForeignSigner;
+use super::{ExternalSigner, GeoCell, GpsFix, SpacesError, TrackerSettings};
 use spaces_core::engine::roam::{self, RoamConfig};
 use spaces_core::engine::{self, EngineError, RESERVE_TIMEOUT, Session, SessionConfig};
 use spaces_core::geo;
 use spaces_core::media::CodecSettings;
 use spaces_core::media::device::{InputSpec, OutputSpec, open_input, open_output};
-use spaces_core::protocol::{ConnectionType, NetworkMetrics, Role, SpaceRef};
+use spaces_core::protocol::{ConnectionType, NetworkMetrics, Role, Signer, SpaceRef};
 use spaces_core::rtc::LinkConfig;
 use spaces_core::signaling::EmbeddedRelay;
 use spaces_core::space::Command;
@@ -353,6 +354,12 @@ pub fn voice_id(public_key: String) -> Result<u32, SpacesError> {
     Ok(engine::source_id(&parse_key(&public_key)?))
 }
 
+fn parse_address(address: &str) -> Result<SpaceRef, SpacesError> {
+    SpaceRef::from_room_address(address).map_err(|e| SpacesError::InvalidSpace {
+        reason: e.to_string(),
+    })
+}
+
 fn parse_key(hex_or_npub: &str) -> Result<PublicKey, SpacesError> {
     PublicKey::parse(hex_or_npub).map_err(|e| SpacesError::InvalidKey {
         reason: format!("{hex_or_npub:?}: {e}"),
@@ -361,7 +368,7 @@ fn parse_key(hex_or_npub: &str) -> Result<PublicKey, SpacesError> {
 
 fn config(
     settings: &SessionSettings,
-    keys: Keys,
+    signer: Signer,
     space: SpaceRef,
     cells: Vec<String>,
 ) -> Result<SessionConfig, SpacesError> {
@@ -402,7 +409,7 @@ fn config(
         });
     }
     Ok(SessionConfig {
-        keys,
+        signer,
         space,
         name: settings.name.clone(),
         metrics: settings.network.into(),
@@ -440,15 +447,31 @@ impl SpaceSession {
     async fn start(
         settings: SessionSettings,
         space: SpaceRef,
-        keys: Keys,
+        signer: Signer,
         cells: Vec<String>,
     ) -> Result<Arc<Self>, SpacesError> {
-        let config = config(&settings, keys, space.clone(), cells)?;
+        let config = config(&settings, signer, space.clone(), cells)?;
         let session = on_runtime(Session::start(config)).await??;
         Ok(Arc::new(Self {
             space,
             session: Mutex::new(Some(session)),
         }))
+    }
+
+    async fn open(
+        settings: SessionSettings,
+        name: String,
+        cells: Vec<String>,
+        signer: Signer,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let id = format!("space-{}", Timestamp::now().as_secs());
+        let space =
+            SpaceRef::new(id, signer.public_key()).map_err(|e| SpacesError::InvalidSpace {
+                reason: e.to_string(),
+            })?;
+        let mut settings = settings;
+        settings.name = name;
+        Self::start(settings, space, signer, cells).await
     }
 
     fn with<T>(
@@ -473,15 +496,21 @@ impl SpaceSession {
         name: String,
         cells: Vec<String>,
     ) -> Result<Arc<Self>, SpacesError> {
-        let keys = keys(&settings)?;
-        let id = format!("space-{}", Timestamp::now().as_secs());
-        let space =
-            SpaceRef::new(id, keys.public_key()).map_err(|e| SpacesError::InvalidSpace {
-                reason: e.to_string(),
-            })?;
-        let mut settings = settings;
-        settings.name = name;
-        Self::start(settings, space, keys, cells).await
+        let signer = Signer::Keys(keys(&settings)?);
+        Self::open(settings, name, cells, signer).await
+    }
+
+    /// [`Self::host`], every event signed by `signer`, which holds the user's key (a NIP-55
+    /// signer app, a NIP-46 remote signer); `settings.secret_key` is not used.
+    #[uniffi::constructor]
+    pub async fn host_signed_by(
+        settings: SessionSettings,
+        name: String,
+        cells: Vec<String>,
+        signer: Arc<dyn ExternalSigner>,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let signer = Signer::Remote(Arc::new(ForeignSigner::new(signer)?));
+        Self::open(settings, name, cells, signer).await
     }
 
     /// Joins a space by its address `30312:<host hex>:<id>`.
@@ -490,12 +519,19 @@ impl SpaceSession {
         settings: SessionSettings,
         address: String,
     ) -> Result<Arc<Self>, SpacesError> {
-        let space =
-            SpaceRef::from_room_address(&address).map_err(|e| SpacesError::InvalidSpace {
-                reason: e.to_string(),
-            })?;
-        let keys = keys(&settings)?;
-        Self::start(settings, space, keys, Vec::new()).await
+        let signer = Signer::Keys(keys(&settings)?);
+        Self::start(settings, parse_address(&address)?, signer, Vec::new()).await
+    }
+
+    /// [`Self::join`], every event signed by `signer`, which holds the user's key.
+    #[uniffi::constructor]
+    pub async fn join_signed_by(
+        settings: SessionSettings,
+        address: String,
+        signer: Arc<dyn ExternalSigner>,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let signer = Signer::Remote(Arc::new(ForeignSigner::new(signer)?));
+        Self::start(settings, parse_address(&address)?, signer, Vec::new()).await
     }
 
     /// The space's address (`30312:<host hex>:<id>`), to share.
@@ -728,8 +764,13 @@ impl CellRoamer {
             }));
         };
         let address = space.room_address();
-        let session =
-            SpaceSession::start(self.settings.clone(), space, self.keys.clone(), cells).await?;
+        let session = SpaceSession::start(
+            self.settings.clone(),
+            space,
+            Signer::Keys(self.keys.clone()),
+            cells,
+        )
+        .await?;
         *self.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
         Ok(Some(CellPlacement {
             cell,

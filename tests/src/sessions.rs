@@ -34,7 +34,7 @@ pub fn keys(n: u8) -> Keys {
 /// A session of `keys` in `space` on `relay`: Wi-Fi, 2 Mbit/s up; the host streams 440 Hz.
 pub fn config(keys: Keys, space: &SpaceRef, relay: &str, host: bool) -> SessionConfig {
     SessionConfig {
-        keys,
+        signer: keys.into(),
         space: space.clone(),
         name: if host {
             "host".into()

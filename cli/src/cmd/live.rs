@@ -219,7 +219,7 @@ fn session_config(
 ) -> Result<SessionConfig, BadArgument> {
     let default_input = if host { "mic" } else { "none" };
     Ok(SessionConfig {
-        keys,
+        signer: keys.into(),
         space,
         name: common.name.clone(),
         metrics: NetworkMetrics {

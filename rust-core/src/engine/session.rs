@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use nostr::prelude::{Event, Keys, PublicKey, Timestamp};
+use nostr::prelude::{Event, PublicKey, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument;
 
@@ -22,7 +22,8 @@ use crate::participant::{
 };
 use crate::protocol::filter::session_filters;
 use crate::protocol::{
-    EventWriter, IceCandidate, Limits, Message, NetworkMetrics, Parser, Presence, SpaceRef,
+    Draft, EventWriter, IceCandidate, Limits, Message, NetworkMetrics, Parser, Presence,
+    RemoteSigner, Signer, SpaceKind, SpaceRef,
 };
 use crate::rtc::{Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
@@ -33,8 +34,9 @@ pub use crate::participant::RESERVE_TIMEOUT;
 
 /// Everything a session needs.
 pub struct SessionConfig {
-    /// The participant's own key (never a GeoKey: those give no authority).
-    pub keys: Keys,
+    /// The user's identity: their own keys, or a signer elsewhere that holds them (never a
+    /// GeoKey: those give no authority).
+    pub signer: Signer,
     /// The space.
     pub space: SpaceRef,
     /// Display name.
@@ -151,7 +153,7 @@ const LOSS_EVERY: Duration = crate::rtc::REPORT_EVERY;
 impl Session {
     /// Connects, announces itself (CREATE for the host, JOIN otherwise) and runs until stopped.
     pub async fn start(config: SessionConfig) -> Result<Self, EngineError> {
-        let me = config.keys.public_key();
+        let me = config.signer.public_key();
         // Every log line of this session names it: a phone runs one, a test or a relay host
         // many side by side.
         let span = tracing::info_span!(
@@ -160,6 +162,12 @@ impl Session {
             space = %config.space.id()
         );
         let (pool, incoming) = RelayPool::connect(&config.relays, PoolOptions::default()).await?;
+        // A signer elsewhere opens what is sealed to us, in arrival order, before the driver
+        // reads it; our own keys open it in the parser.
+        let incoming = match &config.signer {
+            Signer::Keys(_) => incoming,
+            Signer::Remote(signer) => open_in_order(Arc::clone(signer), incoming),
+        };
         let since = Timestamp::from_secs(Timestamp::now().as_secs().saturating_sub(600));
         pool.subscribe(session_filters(&config.space, &me, Some(since)))
             .await?;
@@ -210,7 +218,7 @@ impl Session {
         let publisher = tokio::spawn(
             publish_in_order(
                 Arc::clone(&pool),
-                config.keys.clone(),
+                config.signer.clone(),
                 config.space.clone(),
                 queue_rx,
                 mined_tx,
@@ -220,12 +228,12 @@ impl Session {
         let mut driver = Driver {
             participant,
             clock,
-            keys: config.keys.clone(),
+            signer: config.signer.clone(),
             space: config.space.clone(),
             parser: Parser::new(
                 Limits::default(),
                 Some(config.space.clone()),
-                Some(config.keys.clone()),
+                config.signer.keys().cloned(),
             ),
             queue,
             links: HashMap::new(),
@@ -389,6 +397,8 @@ enum Outgoing {
     Ready(Event, &'static str),
     /// To be built with proof of work first (a reservation a busy confirmer priced).
     Mine(Publication),
+    /// Written, for the signer elsewhere to seal and sign.
+    Draft(Draft, &'static str),
 }
 
 /// Publishes the participant's events in its order, without waiting for one relay's OK before
@@ -399,7 +409,7 @@ enum Outgoing {
 /// CONFIRM starts then).
 async fn publish_in_order(
     pool: Arc<RelayPool>,
-    keys: Keys,
+    signer: Signer,
     space: SpaceRef,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     mined: mpsc::UnboundedSender<PublicKey>,
@@ -418,7 +428,7 @@ async fn publish_in_order(
                 continue;
             }
         };
-        let Some((event, kind, confirmer)) = build_outgoing(&keys, &space, outgoing).await else {
+        let Some((event, kind, confirmer)) = build_outgoing(&signer, &space, outgoing).await else {
             continue;
         };
         let pool = Arc::clone(&pool);
@@ -451,59 +461,184 @@ async fn publish_in_order(
 /// Signs what the queue carries, mining proof of work first where a confirmer priced it.
 /// Returns the event, its kind's name, and the confirmer of a mined reservation.
 async fn build_outgoing(
-    keys: &Keys,
+    signer: &Signer,
     space: &SpaceRef,
     outgoing: Outgoing,
 ) -> Option<(Event, &'static str, Option<PublicKey>)> {
-    match outgoing {
-        Outgoing::Ready(event, kind) => Some((event, kind, None)),
-        Outgoing::Mine(Publication {
-            message,
-            created_at,
-            work,
-            plaintext,
-        }) => {
-            // Mining is CPU-bound: a blocking thread, never the runtime's or the audio's.
-            let (keys, space) = (keys.clone(), space.clone());
-            let started = Instant::now();
-            let kind = message.name();
-            let confirmer = match &message {
-                Message::Reserve(r) => Some(r.confirmer),
-                _ => None,
+    let publication = match outgoing {
+        Outgoing::Ready(event, kind) => return Some((event, kind, None)),
+        Outgoing::Draft(draft, kind) => {
+            let Signer::Remote(remote) = signer else {
+                tracing::warn!(kind, "a draft with local keys: not published");
+                return None;
             };
-            let built = tokio::task::spawn_blocking(move || {
-                EventWriter::new(&keys, &space)
-                    .plaintext(plaintext)
-                    .build_with_work(&message, created_at, work)
-            })
-            .await;
-            match built {
-                Ok(Ok(event)) => {
-                    tracing::info!(
-                        work,
-                        ms = started.elapsed().as_millis(),
-                        kind,
-                        "proof of work done"
-                    );
-                    Some((event, kind, confirmer))
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, kind, "cannot build event");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, kind, "proof of work did not finish");
-                    None
+            return finish_remotely(remote.as_ref(), draft, 0, kind)
+                .await
+                .map(|event| (event, kind, None));
+        }
+        Outgoing::Mine(publication) => publication,
+    };
+    let Publication {
+        message,
+        created_at,
+        work,
+        plaintext,
+    } = publication;
+    let kind = message.name();
+    let confirmer = match &message {
+        Message::Reserve(r) => Some(r.confirmer),
+        _ => None,
+    };
+    let keys = match signer {
+        Signer::Keys(keys) => keys.clone(),
+        Signer::Remote(remote) => {
+            let draft = EventWriter::drafts_for(remote.public_key(), space)
+                .plaintext(plaintext)
+                .draft(&message, created_at)
+                .inspect_err(|e| tracing::warn!(error = %e, kind, "cannot build event"))
+                .ok()?;
+            return finish_remotely(remote.as_ref(), draft, work, kind)
+                .await
+                .map(|event| (event, kind, confirmer));
+        }
+    };
+    // Mining is CPU-bound: a blocking thread, never the runtime's or the audio's.
+    let space = space.clone();
+    let started = Instant::now();
+    let built = tokio::task::spawn_blocking(move || {
+        EventWriter::new(&keys, &space)
+            .plaintext(plaintext)
+            .build_with_work(&message, created_at, work)
+    })
+    .await;
+    match built {
+        Ok(Ok(event)) => {
+            tracing::info!(
+                work,
+                ms = started.elapsed().as_millis(),
+                kind,
+                "proof of work done"
+            );
+            Some((event, kind, confirmer))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, kind, "cannot build event");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, kind, "proof of work did not finish");
+            None
+        }
+    }
+}
+
+/// Has the signer elsewhere seal a draft's payload and sign it, mining `work` bits of proof of
+/// work in between (on a blocking thread). `None`, logged, when the signer refuses or fails:
+/// the participant's deadlines treat it as an event lost on the way.
+async fn finish_remotely(
+    signer: &dyn RemoteSigner,
+    draft: Draft,
+    work: u8,
+    kind: &'static str,
+) -> Option<Event> {
+    let started = Instant::now();
+    let draft = match draft.seal_to() {
+        Some(peer) => match signer.nip44_encrypt(peer, draft.content().to_owned()).await {
+            Ok(ciphertext) => draft.sealed(ciphertext),
+            Err(e) => {
+                tracing::warn!(error = %e, kind, "signer did not seal");
+                return None;
+            }
+        },
+        None => draft,
+    };
+    let unsigned = match tokio::task::spawn_blocking(move || draft.unsigned(work)).await {
+        Ok(Ok(unsigned)) => unsigned,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, kind, "cannot build event");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, kind, "proof of work did not finish");
+            return None;
+        }
+    };
+    match signer.sign(unsigned).await {
+        Ok(event) => {
+            tracing::debug!(ms = started.elapsed().as_millis(), kind, "signed elsewhere");
+            Some(event)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, kind, "signer did not sign");
+            None
+        }
+    }
+}
+
+/// Opens, in arrival order, the private payloads sealed to us (or by us) with the signer
+/// elsewhere, so that the parser reads them as it reads a payload in clear. Events the signer
+/// cannot open are dropped, as the parser drops what it cannot decrypt.
+fn open_in_order(
+    signer: Arc<dyn RemoteSigner>,
+    mut incoming: mpsc::Receiver<Incoming>,
+) -> mpsc::Receiver<Incoming> {
+    let (tx, rx) = mpsc::channel(INCOMING_OPENED);
+    let me = signer.public_key();
+    tokio::spawn(
+        async move {
+            while let Some(message) = incoming.recv().await {
+                let message = match message {
+                    Incoming::Event { event, relay } => match sealed_peer(&event, &me) {
+                        None => Incoming::Event { event, relay },
+                        Some(peer) => {
+                            match signer.nip44_decrypt(peer, event.content.clone()).await {
+                                Ok(plaintext) => Incoming::Event {
+                                    event: event.opened(plaintext),
+                                    relay,
+                                },
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "signer did not open a payload");
+                                    continue;
+                                }
+                            }
+                        }
+                    },
+                    other => other,
+                };
+                if tx.send(message).await.is_err() {
+                    break;
                 }
             }
         }
+        .in_current_span(),
+    );
+    rx
+}
+
+/// Events a signer elsewhere may hold opened for the driver (each waits its turn).
+const INCOMING_OPENED: usize = 256;
+
+/// The other party of a NIP-44 payload sealed to or by `me`, if `event` carries one: a private
+/// kind whose content is not draft-literal JSON in clear.
+fn sealed_peer(event: &Event, me: &PublicKey) -> Option<PublicKey> {
+    let private = SpaceKind::from_number(event.kind.as_u16()).is_some_and(SpaceKind::is_private);
+    if !private || event.content.trim_start().starts_with('{') {
+        return None;
+    }
+    let recipient = event.tags.public_keys().next()?;
+    if recipient == *me {
+        Some(event.pubkey)
+    } else if event.pubkey == *me {
+        Some(recipient)
+    } else {
+        None
     }
 }
 
 struct Driver {
     participant: Participant,
     clock: Clock,
-    keys: Keys,
+    signer: Signer,
     space: SpaceRef,
     parser: Parser,
     queue: mpsc::UnboundedSender<Outgoing>,
@@ -726,14 +861,25 @@ impl Driver {
         }
     }
 
-    /// Signs and queues an event (the queue publishes in order without blocking us).
+    /// Signs and queues an event (the queue publishes in order without blocking us); with a
+    /// signer elsewhere, queues its draft for the queue to have it sealed and signed.
     fn publish(&self, message: &Message, created_at: Timestamp, plaintext: bool) {
-        let writer = EventWriter::new(&self.keys, &self.space).plaintext(plaintext);
-        match writer.build(message, created_at) {
-            Ok(event) => {
-                let _ = self.queue.send(Outgoing::Ready(event, message.name()));
+        let kind = message.name();
+        let outgoing = match &self.signer {
+            Signer::Keys(keys) => EventWriter::new(keys, &self.space)
+                .plaintext(plaintext)
+                .build(message, created_at)
+                .map(|event| Outgoing::Ready(event, kind)),
+            Signer::Remote(remote) => EventWriter::drafts_for(remote.public_key(), &self.space)
+                .plaintext(plaintext)
+                .draft(message, created_at)
+                .map(|draft| Outgoing::Draft(draft, kind)),
+        };
+        match outgoing {
+            Ok(outgoing) => {
+                let _ = self.queue.send(outgoing);
             }
-            Err(e) => tracing::warn!(error = %e, kind = message.name(), "cannot build event"),
+            Err(e) => tracing::warn!(error = %e, kind, "cannot build event"),
         }
     }
 

@@ -6,6 +6,7 @@ use nostr::nips::nip13::SingleThreadPow;
 use nostr::nips::nip44;
 use nostr::prelude::{
     Event, EventBuilder, FinalizeEvent, FinalizeUnsignedEvent, Keys, PublicKey, Tag, Timestamp,
+    UnsignedEvent,
 };
 use serde_json::json;
 
@@ -19,9 +20,64 @@ pub const TRANSPORT_TAG_VALUE: &str = "nostr-spaces-webrtc";
 
 /// Writes the events of one participant in one space.
 pub struct EventWriter<'a> {
-    keys: &'a Keys,
+    author: PublicKey,
+    /// The author's keys, when they are in this process; without them the writer only makes
+    /// [`Draft`]s, for a signer elsewhere to finish.
+    keys: Option<&'a Keys>,
     space: &'a SpaceRef,
     plaintext: bool,
+}
+
+/// An event written but not yet sealed or signed: what a signer that holds the user's key
+/// elsewhere (a NIP-46 bunker, a NIP-55 signer app) finishes. A private payload is in clear
+/// here until [`Draft::sealed`] puts its NIP-44 ciphertext in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    author: PublicKey,
+    kind: SpaceKind,
+    content: String,
+    tags: Vec<Tag>,
+    created_at: Timestamp,
+    seal_to: Option<PublicKey>,
+}
+
+impl Draft {
+    /// The one recipient its payload must be NIP-44 sealed to, if it still must be.
+    pub fn seal_to(&self) -> Option<PublicKey> {
+        self.seal_to
+    }
+
+    /// Its content: the payload in clear while [`Self::seal_to`] is set.
+    pub fn content(&self) -> &str {
+        &self.content
+    }
+
+    /// The draft with its payload replaced by `ciphertext`, sealed to [`Self::seal_to`].
+    pub fn sealed(mut self, ciphertext: String) -> Self {
+        self.content = ciphertext;
+        self.seal_to = None;
+        self
+    }
+
+    /// The unsigned event, with `work` bits of NIP-13 proof of work mined into it (0: none;
+    /// CPU-bound, each bit doubles the time). Refused while the payload is unsealed.
+    pub fn unsigned(self, work: u8) -> Result<UnsignedEvent, ProtocolError> {
+        if self.seal_to.is_some() {
+            return Err(ProtocolError::Build("private payload not sealed".into()));
+        }
+        let unsigned = EventBuilder::new(self.kind.kind(), self.content)
+            .tags(self.tags)
+            .custom_created_at(self.created_at)
+            .finalize_unsigned(self.author);
+        match NonZeroU8::new(work) {
+            // NIP-13: a nonce tag committing to `work`, mined until the id has that many
+            // leading zero bits. CPU-bound: callers run it off the audio path.
+            Some(bits) => unsigned
+                .mine(&SingleThreadPow, bits)
+                .map_err(|e| ProtocolError::Build(format!("proof of work: {e:?}"))),
+            None => Ok(unsigned),
+        }
+    }
 }
 
 /// The capability tag on CREATE and JOIN: we read NIP-44 private payloads.
@@ -37,7 +93,18 @@ impl<'a> EventWriter<'a> {
     /// A writer signing with `keys` for `space`.
     pub fn new(keys: &'a Keys, space: &'a SpaceRef) -> Self {
         Self {
-            keys,
+            author: keys.public_key(),
+            keys: Some(keys),
+            space,
+            plaintext: false,
+        }
+    }
+
+    /// A writer of [`Draft`]s by `author`, whose key is held by a signer elsewhere.
+    pub fn drafts_for(author: PublicKey, space: &'a SpaceRef) -> Self {
+        Self {
+            author,
+            keys: None,
             space,
             plaintext: false,
         }
@@ -64,7 +131,33 @@ impl<'a> EventWriter<'a> {
         created_at: Timestamp,
         work: u8,
     ) -> Result<Event, ProtocolError> {
-        let me = self.keys.public_key();
+        let keys = self.keys.ok_or_else(|| {
+            ProtocolError::Build("no keys here: finish the draft elsewhere".into())
+        })?;
+        let draft = self.draft(message, created_at)?;
+        let draft = match draft.seal_to() {
+            Some(recipient) => {
+                let ciphertext = nip44::encrypt(
+                    keys.secret_key(),
+                    &recipient,
+                    draft.content(),
+                    nip44::Version::V2,
+                )
+                .map_err(|e| ProtocolError::Build(format!("NIP-44: {e}")))?;
+                draft.sealed(ciphertext)
+            }
+            None => draft,
+        };
+        draft
+            .unsigned(work)?
+            .finalize(keys)
+            .map_err(|e| ProtocolError::Build(e.to_string()))
+    }
+
+    /// The event carrying `message`, written but neither sealed nor signed.
+    pub fn draft(&self, message: &Message, created_at: Timestamp) -> Result<Draft, ProtocolError> {
+        let me = self.author;
+        let mut seal_to = None;
         let (kind, content, tags) = match message {
             Message::Create(info) => {
                 let content = json!({
@@ -114,7 +207,8 @@ impl<'a> EventWriter<'a> {
                 {
                     payload["sdp"] = json!(sdp);
                 }
-                let content = self.seal(recipient, &payload.to_string())?;
+                let content = payload.to_string();
+                seal_to = self.seal(recipient);
                 let mut tags = self.with_d(&[&r.requester, &r.confirmer]);
                 tags.push(Tag::public_key(*recipient));
                 if r.standby {
@@ -147,11 +241,13 @@ impl<'a> EventWriter<'a> {
                     Message::Offer { .. } => SpaceKind::SdpOffer,
                     _ => SpaceKind::SdpAnswer,
                 };
-                let content = self.seal(target, &json!({ "sdp": sdp }).to_string())?;
+                let content = json!({ "sdp": sdp }).to_string();
+                seal_to = self.seal(target);
                 (kind, content, self.addressed(target))
             }
             Message::Ice { target, candidate } => {
-                let content = self.seal(target, &json!({ "ice": candidate }).to_string())?;
+                let content = json!({ "ice": candidate }).to_string();
+                seal_to = self.seal(target);
                 (SpaceKind::IceCandidate, content, self.addressed(target))
             }
             Message::RequestSpeech => {
@@ -227,21 +323,14 @@ impl<'a> EventWriter<'a> {
                 (SpaceKind::Nip53Admin, String::new(), tags)
             }
         };
-        let unsigned = EventBuilder::new(kind.kind(), content)
-            .tags(tags)
-            .custom_created_at(created_at)
-            .finalize_unsigned(self.keys.public_key());
-        let unsigned = match NonZeroU8::new(work) {
-            // NIP-13: a nonce tag committing to `work`, mined until the id has that many
-            // leading zero bits. CPU-bound: callers run it off the audio path.
-            Some(bits) => unsigned
-                .mine(&SingleThreadPow, bits)
-                .map_err(|e| ProtocolError::Build(format!("proof of work: {e:?}")))?,
-            None => unsigned,
-        };
-        unsigned
-            .finalize(self.keys)
-            .map_err(|e| ProtocolError::Build(e.to_string()))
+        Ok(Draft {
+            author: me,
+            kind,
+            content,
+            tags,
+            created_at,
+            seal_to,
+        })
     }
 
     /// `s`, `h` and `["webrtc","spaces"]`: on every draft event. We write `h` for peers that
@@ -279,16 +368,9 @@ impl<'a> EventWriter<'a> {
         )
     }
 
-    fn seal(&self, recipient: &PublicKey, plaintext: &str) -> Result<String, ProtocolError> {
-        if self.plaintext {
-            return Ok(plaintext.to_owned());
-        }
-        nip44::encrypt(
-            self.keys.secret_key(),
-            recipient,
-            plaintext,
-            nip44::Version::V2,
-        )
-        .map_err(|e| ProtocolError::Build(format!("NIP-44: {e}")))
+    /// Whom a private payload is sealed to: its one recipient, or nobody for a draft-literal
+    /// peer that reads no NIP-44 (draft-compatibility mode only).
+    fn seal(&self, recipient: &PublicKey) -> Option<PublicKey> {
+        (!self.plaintext).then_some(*recipient)
     }
 }

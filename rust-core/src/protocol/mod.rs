@@ -10,11 +10,13 @@ mod kind;
 mod message;
 mod metrics;
 mod parser;
+mod signer;
 mod space_ref;
 mod verified;
 
 pub use builder::{
-    ASK_FIRST_TAG, DELIVERING_TAG, DISCOVERY_TAG, ENCRYPTION_TAG, EventWriter, TRANSPORT_TAG_VALUE,
+    ASK_FIRST_TAG, DELIVERING_TAG, DISCOVERY_TAG, Draft, ENCRYPTION_TAG, EventWriter,
+    TRANSPORT_TAG_VALUE,
 };
 pub use error::ProtocolError;
 pub use kind::SpaceKind;
@@ -24,6 +26,7 @@ pub use message::{
 };
 pub use metrics::{ConnectionType, NetworkMetrics};
 pub use parser::{Limits, Parser};
+pub use signer::{RemoteSigner, Signer, SignerError};
 pub use space_ref::SpaceRef;
 pub use verified::VerifiedEvent;
 

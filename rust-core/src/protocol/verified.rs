@@ -27,6 +27,14 @@ impl VerifiedEvent {
         Self(event)
     }
 
+    /// The same event with its sealed payload replaced by the `plaintext` a signer elsewhere
+    /// opened (the signature covers the ciphertext and was checked on arrival; the parser
+    /// reads a payload in clear as it reads a draft-literal one).
+    pub(crate) fn opened(mut self, plaintext: String) -> Self {
+        self.0.content = plaintext;
+        self
+    }
+
     /// The event itself.
     pub fn into_inner(self) -> Event {
         *self.0
