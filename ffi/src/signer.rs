@@ -71,13 +71,16 @@ impl RemoteSigner for ForeignSigner {
         self.public_key
     }
 
-    async fn sign(&self, unsigned: UnsignedEvent) -> Result<Event, SignerError> {
-        let (json, id, me) = (unsigned.as_json(), unsigned.id, self.public_key);
+    async fn sign(&self, mut unsigned: UnsignedEvent) -> Result<Event, SignerError> {
+        // With its id: a signer that answers with the signature alone (NIP-55's `result`)
+        // lets the app put the event together.
+        let id = unsigned.id();
+        let (json, me) = (unsigned.as_json(), self.public_key);
         let signed = self.call(move |s| s.sign_event(json)).await?;
         let event = Event::from_json(&signed)
             .map_err(|e| SignerError(format!("the signer returned no event: {e}")))?;
         // Never publish what the signer changed or signed badly.
-        if event.pubkey != me || id.is_some_and(|id| id != event.id) {
+        if event.pubkey != me || event.id != id {
             return Err(SignerError("the signer returned another event".into()));
         }
         event
@@ -154,4 +157,126 @@ fn peer_key(peer: &str) -> Result<PublicKey, SpacesError> {
     PublicKey::parse(peer).map_err(|e| SpacesError::InvalidKey {
         reason: format!("{peer:?}: {e}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nostr::prelude::{EventBuilder, FinalizeUnsignedEvent, Keys, Kind};
+
+    /// A signer app that answers with `answer(unsigned JSON, its keys)`.
+    struct App {
+        keys: Keys,
+        answer: fn(&str, &Keys) -> String,
+    }
+
+    impl ExternalSigner for App {
+        fn public_key(&self) -> String {
+            self.keys.public_key().to_hex()
+        }
+        fn sign_event(&self, unsigned: String) -> Result<String, SpacesError> {
+            Ok((self.answer)(&unsigned, &self.keys))
+        }
+        fn nip44_encrypt(&self, _: String, _: String) -> Result<String, SpacesError> {
+            Err(SpacesError::Signer {
+                reason: "rejected".into(),
+            })
+        }
+        fn nip44_decrypt(&self, _: String, _: String) -> Result<String, SpacesError> {
+            Err(SpacesError::Signer {
+                reason: "rejected".into(),
+            })
+        }
+    }
+
+    fn honest(unsigned: &str, keys: &Keys) -> String {
+        UnsignedEvent::from_json(unsigned)
+            .expect("json")
+            .finalize(keys)
+            .expect("signs")
+            .as_json()
+    }
+
+    fn tampered(unsigned: &str, keys: &Keys) -> String {
+        let mut event = UnsignedEvent::from_json(unsigned).expect("json");
+        event.content = "something else".into();
+        event.id = None;
+        event.finalize(keys).expect("signs").as_json()
+    }
+
+    fn other_key(unsigned: &str, _: &Keys) -> String {
+        let event = UnsignedEvent::from_json(unsigned).expect("json");
+        EventBuilder::new(event.kind, event.content)
+            .finalize(&Keys::generate())
+            .expect("signs")
+            .as_json()
+    }
+
+    fn forged(unsigned: &str, keys: &Keys) -> String {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&honest(unsigned, keys)).expect("json");
+        json["sig"] = serde_json::Value::String("00".repeat(64));
+        json.to_string()
+    }
+
+    fn unsigned(keys: &Keys) -> UnsignedEvent {
+        EventBuilder::new(Kind::from(1311u16), "hello").finalize_unsigned(keys.public_key())
+    }
+
+    #[tokio::test]
+    async fn only_the_event_asked_for_signed_by_the_users_key_is_taken() {
+        for (answer, ok) in [
+            (honest as fn(&str, &Keys) -> String, true),
+            (tampered, false),
+            (other_key, false),
+            (forged, false),
+        ] {
+            let keys = Keys::generate();
+            let signer = ForeignSigner::new(Arc::new(App {
+                keys: keys.clone(),
+                answer,
+            }))
+            .expect("a key");
+            let signed = signer.sign(unsigned(&keys)).await;
+            assert_eq!(signed.is_ok(), ok, "{signed:?}");
+            if let Ok(event) = signed {
+                assert_eq!(event.content, "hello");
+                assert_eq!(event.pubkey, keys.public_key());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_a_signer_error_and_a_bad_key_is_refused_at_once() {
+        let keys = Keys::generate();
+        let signer = ForeignSigner::new(Arc::new(App {
+            keys,
+            answer: honest,
+        }))
+        .expect("a key");
+        let refused = signer
+            .nip44_encrypt(Keys::generate().public_key(), "x".into())
+            .await;
+        assert!(refused.is_err_and(|e| e.0.contains("rejected")));
+
+        struct NoKey;
+        impl ExternalSigner for NoKey {
+            fn public_key(&self) -> String {
+                "not a key".into()
+            }
+            fn sign_event(&self, _: String) -> Result<String, SpacesError> {
+                unreachable!()
+            }
+            fn nip44_encrypt(&self, _: String, _: String) -> Result<String, SpacesError> {
+                unreachable!()
+            }
+            fn nip44_decrypt(&self, _: String, _: String) -> Result<String, SpacesError> {
+                unreachable!()
+            }
+        }
+        assert!(matches!(
+            ForeignSigner::new(Arc::new(NoKey)),
+            Err(SpacesError::InvalidKey { .. })
+        ));
+    }
 }

@@ -70,6 +70,7 @@ class MainActivity : Activity() {
             addView(button("Nearby") { nearby() })
             addView(button("Host a space") { host() })
             addView(button("Refresh") { refresh() })
+            addView(button("Sign with a signer app") { login() })
             addView(list)
             addView(space)
         }
@@ -85,6 +86,27 @@ class MainActivity : Activity() {
         // Binding does not start the service: only joining or hosting does.
         bindService(Intent(this, SpaceService::class.java), connection, Context.BIND_AUTO_CREATE)
         refresh()
+    }
+
+    @Deprecated("Activity results: the plain Activity API of the shell")
+    override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
+        @Suppress("DEPRECATION")
+        super.onActivityResult(requestCode, resultCode, data)
+        if (requestCode != SIGNER_LOGIN) return
+        if (resultCode == RESULT_OK && Nip55Signer.remember(this, data)) {
+            toast("Signing with ${data?.getStringExtra("package")}")
+        } else {
+            toast("The signer app did not answer: the app's own key stays")
+        }
+    }
+
+    private fun login() {
+        try {
+            @Suppress("DEPRECATION")
+            startActivityForResult(Nip55Signer.loginIntent(), SIGNER_LOGIN)
+        } catch (e: android.content.ActivityNotFoundException) {
+            toast("No signer app (NIP-55) is installed")
+        }
     }
 
     override fun onRequestPermissionsResult(code: Int, permissions: Array<out String>, results: IntArray) {
@@ -202,6 +224,7 @@ class MainActivity : Activity() {
 
     private companion object {
         const val PERMISSIONS = 1
+        const val SIGNER_LOGIN = 2
         const val CHAT_SHOWN = 20
         const val BROWSE_WITHIN_SECS = 21_600uL
         const val BROWSE_TIMEOUT_MS = 4_000uL

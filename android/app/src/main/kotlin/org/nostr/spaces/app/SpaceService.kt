@@ -96,13 +96,20 @@ class SpaceService : Service() {
         when (intent?.action) {
             ACTION_JOIN -> intent.getStringExtra(EXTRA_ADDRESS)?.let { address ->
                 enter(intent.getStringExtra(EXTRA_NAME) ?: "", hosting = false) { settings ->
-                    SpaceSession.join(settings(relays, ice), address)
+                    // The user's key in a signer app when they chose one, else the app's own.
+                    when (val signer = Nip55Signer.of(this)) {
+                        null -> SpaceSession.join(settings(relays, ice), address)
+                        else -> SpaceSession.joinSignedBy(settings(relays, ice), address, signer)
+                    }
                 }
             }
             ACTION_HOST -> {
                 val name = intent.getStringExtra(EXTRA_NAME) ?: "Space"
                 enter(name, hosting = true) { settings ->
-                    SpaceSession.host(settings(relays, ice), name, emptyList())
+                    when (val signer = Nip55Signer.of(this)) {
+                        null -> SpaceSession.host(settings(relays, ice), name, emptyList())
+                        else -> SpaceSession.hostSignedBy(settings(relays, ice), name, emptyList(), signer)
+                    }
                 }
             }
             ACTION_NEARBY -> followCell(relays, ice, intent.getBooleanExtra(EXTRA_HOST_IF_EMPTY, false))
@@ -175,12 +182,17 @@ class SpaceService : Service() {
     }
 
     private fun settings(relays: List<String>, ice: List<IceServerInfo>): SessionSettings {
-        val identity = IdentityStore(getSharedPreferences(PREFS, Context.MODE_PRIVATE), protector).identity()
+        // Not needed (and not made) when a signer app holds the user's key.
+        val secret = if (Nip55Signer.of(this) == null) {
+            IdentityStore(getSharedPreferences(PREFS, Context.MODE_PRIVATE), protector).identity().exportNsec()
+        } else {
+            null
+        }
         val mic = checkSelfPermission(Manifest.permission.RECORD_AUDIO) == PackageManager.PERMISSION_GRANTED
         return SessionSettings(
             relays = relays,
             name = Build.MODEL ?: "phone",
-            secretKey = identity.exportNsec(),
+            secretKey = secret,
             network = network.current(),
             // The core opens the microphone only while we speak (a listener once promoted);
             // without the permission we can only listen.
