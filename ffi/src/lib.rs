@@ -18,7 +18,7 @@ mod signer;
 pub use directory::{SpaceListing, SpaceTransport, browse_spaces};
 pub use identity::Identity;
 pub use logging::{LogLevel, LogSink, init_logging};
-pub use signer::ExternalSigner;
+pub use signer::{ExternalSigner, UserSigner};
 
 pub use error::SpacesError;
 pub use geo::{

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use nostr::prelude::{Keys, PublicKey, Timestamp};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::signer::ForeignSigner;
-use super::{ExternalSigner, GeoCell, GpsFix, SpacesError, TrackerSettings};
+use super::{GeoCell, GpsFix, SpacesError, TrackerSettings, UserSigner};
 use spaces_core::engine::roam::{self, RoamConfig};
 use spaces_core::engine::{self, EngineError, RESERVE_TIMEOUT, Session, SessionConfig};
 use spaces_core::geo;
@@ -500,17 +499,16 @@ impl SpaceSession {
         Self::open(settings, name, cells, signer).await
     }
 
-    /// [`Self::host`], every event signed by `signer`, which holds the user's key (a NIP-55
-    /// signer app, a NIP-46 remote signer); `settings.secret_key` is not used.
+    /// [`Self::host`], every event signed by `signer` (a NIP-55 signer app, a NIP-46 bunker);
+    /// `settings.secret_key` is not used.
     #[uniffi::constructor]
     pub async fn host_signed_by(
         settings: SessionSettings,
         name: String,
         cells: Vec<String>,
-        signer: Arc<dyn ExternalSigner>,
+        signer: Arc<UserSigner>,
     ) -> Result<Arc<Self>, SpacesError> {
-        let signer = Signer::Remote(Arc::new(ForeignSigner::new(signer)?));
-        Self::open(settings, name, cells, signer).await
+        Self::open(settings, name, cells, signer.signer()).await
     }
 
     /// Joins a space by its address `30312:<host hex>:<id>`.
@@ -523,15 +521,20 @@ impl SpaceSession {
         Self::start(settings, parse_address(&address)?, signer, Vec::new()).await
     }
 
-    /// [`Self::join`], every event signed by `signer`, which holds the user's key.
+    /// [`Self::join`], every event signed by `signer`; `settings.secret_key` is not used.
     #[uniffi::constructor]
     pub async fn join_signed_by(
         settings: SessionSettings,
         address: String,
-        signer: Arc<dyn ExternalSigner>,
+        signer: Arc<UserSigner>,
     ) -> Result<Arc<Self>, SpacesError> {
-        let signer = Signer::Remote(Arc::new(ForeignSigner::new(signer)?));
-        Self::start(settings, parse_address(&address)?, signer, Vec::new()).await
+        Self::start(
+            settings,
+            parse_address(&address)?,
+            signer.signer(),
+            Vec::new(),
+        )
+        .await
     }
 
     /// The space's address (`30312:<host hex>:<id>`), to share.

@@ -5,11 +5,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nostr::nips::nip44;
 use nostr::prelude::{Event, FinalizeEvent, PublicKey, UnsignedEvent};
-use spaces_core::protocol::{RemoteSigner, SignerError};
+use spaces_core::protocol::{RemoteSigner, Signer, SignerError};
+use spaces_core::signaling::{Bunker, BunkerError};
 
+use super::session::on_runtime;
 use super::{Identity, SpacesError};
 
 /// The app's bridge to a signer that holds the user's key. Called on a blocking core thread,
@@ -101,6 +104,66 @@ impl RemoteSigner for ForeignSigner {
     async fn nip44_decrypt(&self, peer: PublicKey, payload: String) -> Result<String, SignerError> {
         self.call(move |s| s.nip44_decrypt(peer.to_hex(), payload))
             .await
+    }
+}
+
+/// Who signs a session: a signer app through the app's [`ExternalSigner`], a NIP-46 bunker,
+/// or an [`Identity`] the app holds. Given to `SpaceSession.host_signed_by` and
+/// `join_signed_by`.
+#[derive(uniffi::Object)]
+pub struct UserSigner {
+    signer: Signer,
+}
+
+#[uniffi::export]
+impl UserSigner {
+    /// A signer the app reaches itself (NIP-55 on Android: a signer app's content provider).
+    #[uniffi::constructor]
+    pub fn external(signer: Arc<dyn ExternalSigner>) -> Result<Arc<Self>, SpacesError> {
+        Ok(Arc::new(Self {
+            signer: Signer::Remote(Arc::new(ForeignSigner::new(signer)?)),
+        }))
+    }
+
+    /// A NIP-46 remote signer: `bunker://<key>?relay=<wss://…>&secret=<token>`. Connects and
+    /// asks for the user's key; each later request waits at most `timeout_ms` (the bunker may
+    /// wait for its owner's approval).
+    #[uniffi::constructor]
+    pub async fn bunker(uri: String, timeout_ms: u64) -> Result<Arc<Self>, SpacesError> {
+        let timeout = Duration::from_millis(timeout_ms);
+        let bunker = on_runtime(async move { Bunker::connect(&uri, timeout).await })
+            .await?
+            .map_err(|e| match e {
+                BunkerError::Uri(reason) => SpacesError::InvalidSettings {
+                    reason: format!("bunker URI: {reason}"),
+                },
+                other => SpacesError::Signer {
+                    reason: other.to_string(),
+                },
+            })?;
+        Ok(Arc::new(Self {
+            signer: Signer::Remote(Arc::new(bunker)),
+        }))
+    }
+
+    /// The app's own identity.
+    #[uniffi::constructor]
+    pub fn identity(identity: Arc<Identity>) -> Arc<Self> {
+        Arc::new(Self {
+            signer: Signer::Keys(identity.keys().clone()),
+        })
+    }
+
+    /// The user's public key (hex).
+    pub fn public_key(&self) -> String {
+        self.signer.public_key().to_hex()
+    }
+}
+
+impl UserSigner {
+    /// The core's signer.
+    pub(crate) fn signer(&self) -> Signer {
+        self.signer.clone()
     }
 }
 

@@ -21,6 +21,9 @@ public final class SpaceModel: @unchecked Sendable {
     public var iceServers: [IceServerInfo]
     /// Where the space's audio goes (the speaker; silent in tests).
     public var output: AudioOutput = .speaker
+    /// Who signs, when the user's key is held elsewhere (a NIP-46 bunker: `UserSigner.bunker`);
+    /// nil signs with the identity store's key.
+    public var signer: UserSigner?
     /// The network to start with (later changes go through `networkChanged`).
     public var network = NetworkPolicy.info(kind: .unknown, expensive: false, constrained: false)
 
@@ -53,15 +56,23 @@ public final class SpaceModel: @unchecked Sendable {
 
     /// Joins the space at `address`.
     public func join(address: String, name: String) async throws {
+        let signer = self.signer
         try await enter(name: name, hosting: false) { settings in
-            try await SpaceSession.join(settings: settings, address: address)
+            if let signer {
+                return try await SpaceSession.joinSignedBy(settings: settings, address: address, signer: signer)
+            }
+            return try await SpaceSession.join(settings: settings, address: address)
         }
     }
 
     /// Opens a space named `name`.
     public func host(name: String) async throws {
+        let signer = self.signer
         try await enter(name: name, hosting: true) { settings in
-            try await SpaceSession.host(settings: settings, name: name, cells: [])
+            if let signer {
+                return try await SpaceSession.hostSignedBy(settings: settings, name: name, cells: [], signer: signer)
+            }
+            return try await SpaceSession.host(settings: settings, name: name, cells: [])
         }
     }
 
@@ -100,7 +111,8 @@ public final class SpaceModel: @unchecked Sendable {
         SessionSettings(
             relays: relays,
             name: "iPhone",
-            secretKey: try identity.identity().exportNsec(),
+            // Not needed (and not made) when a signer holds the user's key.
+            secretKey: signer == nil ? try identity.identity().exportNsec() : nil,
             network: network,
             // Opened only while we speak: a listener's phone never records.
             input: .microphone,

@@ -5,12 +5,14 @@
 //! This module moves events; reading them is [`crate::protocol::Parser`]'s job.
 
 mod backoff;
+mod bunker;
 mod embedded;
 mod error;
 mod pool;
 mod transport;
 
 pub use backoff::Backoff;
+pub use bunker::{Bunker, BunkerError, BunkerUri};
 pub use embedded::EmbeddedRelay;
 pub use error::SignalingError;
 pub use pool::{Incoming, PoolOptions, PublishReport, RelayPool};

@@ -63,6 +63,28 @@ final class SpaceModelTests: XCTestCase {
         relay.stop()
     }
 
+    func testASignerElsewhereSignsTheSession() async throws {
+        let relay = try await LocalRelay.start(port: nil)
+        let host = try await SpaceSession.host(settings: hostSettings(relay: relay.url(), hz: 440),
+                                               name: "signed", cells: [])
+        let key = Identity.generate()
+        let external = CountingSigner(key)
+        let vault = MemoryVault()
+        let model = SpaceModel(identity: IdentityStore(vault: vault), relays: [relay.url()])
+        model.signer = try UserSigner.external(signer: external)
+        try await model.join(address: host.address(), name: "signed")
+        XCTAssertEqual(try model.running()?.publicKey(), key.publicKey())
+        let hostVoice = try voiceId(publicKey: host.publicKey())
+        _ = try await waitFor(20, "the host's tone") {
+            try model.running()?.info().voices.first { $0.voice == hostVoice && $0.frames >= 50 }
+        }
+        XCTAssertGreaterThanOrEqual(external.calls, 3, "signed, sealed and opened elsewhere")
+        XCTAssertNil(vault.secret, "no key of the app's own made")
+        await model.leave()
+        try await host.leave()
+        relay.stop()
+    }
+
     func testAFailedJoinSaysWhy() async throws {
         let model = SpaceModel(identity: IdentityStore(vault: MemoryVault()), relays: ["ws://127.0.0.1:9"])
         do {

@@ -34,3 +34,20 @@ func hostSettings(relay: String, hz: Float) -> SessionSettings {
 
 /// The tests' own folder.
 let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+/// A signer app as the app reaches it: the key is in an `Identity` the session never sees.
+final class CountingSigner: ExternalSigner, @unchecked Sendable {
+    private let key: Identity
+    private let lock = NSLock()
+    private var count = 0
+    init(_ key: Identity) { self.key = key }
+    var calls: Int { lock.lock(); defer { lock.unlock() }; return count }
+    private func counted<T>(_ work: () throws -> T) rethrows -> T {
+        lock.lock(); count += 1; lock.unlock()
+        return try work()
+    }
+    func publicKey() -> String { key.npub() }
+    func signEvent(unsignedEvent: String) throws -> String { try counted { try key.signEvent(unsignedEvent: unsignedEvent) } }
+    func nip44Encrypt(peer: String, plaintext: String) throws -> String { try counted { try key.nip44Encrypt(peer: peer, plaintext: plaintext) } }
+    func nip44Decrypt(peer: String, payload: String) throws -> String { try counted { try key.nip44Decrypt(peer: peer, payload: payload) } }
+}

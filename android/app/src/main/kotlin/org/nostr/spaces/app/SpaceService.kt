@@ -37,6 +37,7 @@ import org.nostr.spaces.core.SessionSettings
 import org.nostr.spaces.core.SpaceSession
 import org.nostr.spaces.core.SpacesException
 import org.nostr.spaces.core.Subscription
+import org.nostr.spaces.core.UserSigner
 
 /**
  * The space the phone is in. A foreground service (microphone and media playback, location
@@ -99,7 +100,7 @@ class SpaceService : Service() {
                     // The user's key in a signer app when they chose one, else the app's own.
                     when (val signer = Nip55Signer.of(this)) {
                         null -> SpaceSession.join(settings(relays, ice), address)
-                        else -> SpaceSession.joinSignedBy(settings(relays, ice), address, signer)
+                        else -> SpaceSession.joinSignedBy(settings(relays, ice), address, UserSigner.external(signer))
                     }
                 }
             }
@@ -108,7 +109,7 @@ class SpaceService : Service() {
                 enter(name, hosting = true) { settings ->
                     when (val signer = Nip55Signer.of(this)) {
                         null -> SpaceSession.host(settings(relays, ice), name, emptyList())
-                        else -> SpaceSession.hostSignedBy(settings(relays, ice), name, emptyList(), signer)
+                        else -> SpaceSession.hostSignedBy(settings(relays, ice), name, emptyList(), UserSigner.external(signer))
                     }
                 }
             }

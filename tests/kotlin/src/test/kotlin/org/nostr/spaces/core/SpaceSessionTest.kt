@@ -144,6 +144,42 @@ class AppSurfaceTest {
         assertThrows<SpacesException.InvalidKey> { Identity.import("nsec1notakey") }
     }
 
+    /** A signer app as the app reaches it: the key is in an [Identity] the session never sees. */
+    private class CountingSigner(private val key: Identity) : ExternalSigner {
+        val calls = java.util.concurrent.atomic.AtomicInteger()
+        override fun publicKey() = key.npub()
+        override fun signEvent(unsignedEvent: String) = key.signEvent(unsignedEvent).also { calls.incrementAndGet() }
+        override fun nip44Encrypt(peer: String, plaintext: String) = key.nip44Encrypt(peer, plaintext).also { calls.incrementAndGet() }
+        override fun nip44Decrypt(peer: String, payload: String) = key.nip44Decrypt(peer, payload).also { calls.incrementAndGet() }
+    }
+
+    @Test
+    fun aListenerSignedByAnExternalSignerHearsTheHost() = runBlocking {
+        val relay = LocalRelay.start(null)
+        val host = SpaceSession.host(settings(relay.url(), AudioInput.Tone(440f)), "signed", emptyList())
+        val key = Identity.generate()
+        val signer = CountingSigner(key)
+        val listener = SpaceSession.joinSignedBy(settings(relay.url(), AudioInput.None), host.address(), UserSigner.external(signer))
+        try {
+            assertEquals(key.publicKey(), listener.publicKey())
+            val hostVoice = voiceId(host.publicKey())
+            var heard: VoiceInfo? = null
+            for (i in 0 until 150) {
+                heard = listener.info().voices.firstOrNull { it.voice == hostVoice && it.frames >= 50uL }
+                if (heard != null) break
+                Thread.sleep(100)
+            }
+            assertTrue(heard != null && abs(heard.frequencyHz!! - 440.0) < 15.0, "heard $heard")
+            assertTrue(signer.calls.get() >= 3, "the signer signed, sealed and opened (${signer.calls.get()})")
+        } finally {
+            listener.leave()
+            host.leave()
+            relay.stop()
+        }
+        assertThrows<SpacesException.InvalidSettings> { runBlocking { UserSigner.bunker("bunker://nothex", 1_000uL) } }
+        Unit
+    }
+
     @Test
     fun aSpaceIsListedChatReachesTheOtherPhoneAndCoreLogsReachTheApp() = runBlocking {
         val lines = LinkedBlockingQueue<String>()
