@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use nostr::nips::nip44;
 use nostr::prelude::{Event, FinalizeEvent, PublicKey, UnsignedEvent};
-use spaces_core::protocol::{RemoteSigner, Signer, SignerError};
+use spaces_core::protocol::{RemoteSigner, Signer, SignerError, accept_signed};
 use spaces_core::signaling::{Bunker, BunkerError};
 
 use super::session::on_runtime;
@@ -80,16 +80,8 @@ impl RemoteSigner for ForeignSigner {
         let id = unsigned.id();
         let (json, me) = (unsigned.as_json(), self.public_key);
         let signed = self.call(move |s| s.sign_event(json)).await?;
-        let event = Event::from_json(&signed)
-            .map_err(|e| SignerError(format!("the signer returned no event: {e}")))?;
         // Never publish what the signer changed or signed badly.
-        if event.pubkey != me || event.id != id {
-            return Err(SignerError("the signer returned another event".into()));
-        }
-        event
-            .verify()
-            .map_err(|e| SignerError(format!("the signer's signature is invalid: {e}")))?;
-        Ok(event)
+        accept_signed(&signed, id, me)
     }
 
     async fn nip44_encrypt(

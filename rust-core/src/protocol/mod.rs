@@ -26,7 +26,7 @@ pub use message::{
 };
 pub use metrics::{ConnectionType, NetworkMetrics};
 pub use parser::{Limits, Parser};
-pub use signer::{RemoteSigner, Signer, SignerError};
+pub use signer::{RemoteSigner, Signer, SignerError, accept_signed};
 pub use space_ref::SpaceRef;
 pub use verified::VerifiedEvent;
 

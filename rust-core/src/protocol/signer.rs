@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use nostr::prelude::{Event, Keys, PublicKey, UnsignedEvent};
+use nostr::prelude::{Event, EventId, Keys, PublicKey, UnsignedEvent};
 
 /// Why a signer elsewhere did not sign, seal or open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +32,21 @@ pub trait RemoteSigner: Send + Sync + fmt::Debug {
 
     /// NIP-44 decrypts a `payload` from (or to) `peer`.
     async fn nip44_decrypt(&self, peer: PublicKey, payload: String) -> Result<String, SignerError>;
+}
+
+/// The event a signer elsewhere returned (NIP-01 JSON) when asked to sign event `id` as
+/// `author`: taken only if it is that very event, by that author, validly signed. A signer that
+/// changed the event, signed with another key or sent garbage is refused.
+pub fn accept_signed(json: &str, id: EventId, author: PublicKey) -> Result<Event, SignerError> {
+    let event =
+        Event::from_json(json).map_err(|e| SignerError(format!("no event returned: {e}")))?;
+    if event.pubkey != author || event.id != id {
+        return Err(SignerError("another event was returned".into()));
+    }
+    event
+        .verify()
+        .map_err(|e| SignerError(format!("invalid signature: {e}")))?;
+    Ok(event)
 }
 
 /// The user's identity as a session uses it.

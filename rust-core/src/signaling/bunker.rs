@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Incoming, PoolOptions, RelayPool, SignalingError};
-use crate::protocol::{RemoteSigner, SignerError};
+use crate::protocol::{RemoteSigner, SignerError, accept_signed};
 
 /// NIP-46 requests and responses.
 const NOSTR_CONNECT: u16 = 24_133;
@@ -272,15 +272,7 @@ impl RemoteSigner for Bunker {
     async fn sign(&self, mut unsigned: UnsignedEvent) -> Result<Event, SignerError> {
         let id = unsigned.id();
         let signed = self.request("sign_event", vec![unsigned.as_json()]).await?;
-        let event = Event::from_json(&signed)
-            .map_err(|e| SignerError(format!("the bunker returned no event: {e}")))?;
-        if event.pubkey != self.user || event.id != id {
-            return Err(SignerError("the bunker returned another event".into()));
-        }
-        event
-            .verify()
-            .map_err(|e| SignerError(format!("the bunker's signature is invalid: {e}")))?;
-        Ok(event)
+        accept_signed(&signed, id, self.user)
     }
 
     async fn nip44_encrypt(
