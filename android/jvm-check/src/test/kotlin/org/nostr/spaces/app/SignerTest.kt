@@ -64,27 +64,23 @@ class SignerAppProvider : ContentProvider() {
 /** Sessions signed by the user's key in a signer app (NIP-55), through the app's own path. */
 @RunWith(RobolectricTestRunner::class)
 class SignerTest {
-    private lateinit var relay: LocalRelay
-    private lateinit var host: SpaceSession
+    private lateinit var space: ToneHost
+    private val host get() = space.host
 
     @Before
-    fun setUp() = runBlocking {
-        SpaceService.protector = ClearProtector
+    fun setUp() {
         for (method in listOf("SIGN_EVENT", "NIP44_ENCRYPT", "NIP44_DECRYPT")) {
             Robolectric.setupContentProvider(SignerAppProvider::class.java, "${SignerAppProvider.PACKAGE}.$method")
         }
         SignerAppProvider.calls.clear()
         SignerAppProvider.rejecting = false
-        relay = LocalRelay.start(null)
-        AppConfig(listOf(relay.url()), emptyList()).save(app())
-        host = SpaceSession.host(hostSettings(relay.url(), 440f), "signed space", emptyList())
+        space = ToneHost("signed space")
     }
 
     @After
-    fun tearDown() = runBlocking {
+    fun tearDown() {
         Nip55Signer.forget(app())
-        host.leave()
-        relay.stop()
+        space.close()
     }
 
     @Test
@@ -118,7 +114,7 @@ class SignerTest {
         val calls = SignerAppProvider.calls.toSet()
         assertTrue("signed, sealed and opened by the signer app: $calls", calls.containsAll(listOf("SIGN_EVENT", "NIP44_ENCRYPT", "NIP44_DECRYPT")))
         assertNull("no key of the app's own made", app().getSharedPreferences("identity", 0).getString("identity.sealed", null))
-        controller.withIntent(SpaceService.intent(app(), SpaceService.ACTION_LEAVE)).startCommand(0, 2)
+        service.onStartCommand(SpaceService.intent(app(), SpaceService.ACTION_LEAVE), 0, 2)
         waitFor(10, "the service to stop") { shadowOf(service).isStoppedBySelf.takeIf { it } }
     }
 
@@ -127,10 +123,10 @@ class SignerTest {
         val signer = Nip55Signer(app().contentResolver, SignerAppProvider.PACKAGE, SignerAppProvider.key.publicKey())
         SignerAppProvider.rejecting = true
         val refused = runCatching { signer.nip44Encrypt(Identity.generate().publicKey(), "x") }.exceptionOrNull()
-        assertTrue("$refused", refused is SpacesException.Signer && refused.message!!.contains("refused"))
+        assertTrue("$refused", refused is SpacesException.Signer && refused.message.orEmpty().contains("refused"))
         val absent = Nip55Signer(app().contentResolver, "org.example.absent", SignerAppProvider.key.publicKey())
         val missing = runCatching { absent.signEvent("{}") }.exceptionOrNull()
-        assertTrue("$missing", missing is SpacesException.Signer && missing.message!!.contains("did not answer"))
+        assertTrue("$missing", missing is SpacesException.Signer && missing.message.orEmpty().contains("did not answer"))
     }
 }
 

@@ -34,22 +34,16 @@ import org.robolectric.shadows.ShadowLog
  */
 @RunWith(RobolectricTestRunner::class)
 class SpaceServiceTest {
-    private lateinit var relay: LocalRelay
-    private lateinit var host: SpaceSession
+    private lateinit var space: ToneHost
+    private val host get() = space.host
 
     @Before
-    fun setUp() = runBlocking {
-        SpaceService.protector = ClearProtector
-        relay = LocalRelay.start(null)
-        AppConfig(listOf(relay.url()), emptyList()).save(app())
-        host = SpaceSession.host(hostSettings(relay.url(), 440f), "tone space", emptyList())
+    fun setUp() {
+        space = ToneHost("tone space")
     }
 
     @After
-    fun tearDown() = runBlocking {
-        host.leave()
-        relay.stop()
-    }
+    fun tearDown() = space.close()
 
     private fun startService(action: String, extras: Intent.() -> Unit = {}) =
         Robolectric.buildService(SpaceService::class.java, SpaceService.intent(app(), action).apply(extras))
@@ -114,7 +108,7 @@ class SpaceServiceTest {
         waitFor(5, "muted by the noisy broadcast") { service.state.takeIf { it.muted } }
 
         // The notification's Leave: the session ends, the audio is given back, the service stops.
-        controller.withIntent(SpaceService.intent(app(), SpaceService.ACTION_LEAVE)).startCommand(0, 2)
+        service.onStartCommand(SpaceService.intent(app(), SpaceService.ACTION_LEAVE), 0, 2)
         waitFor(10, "the service to stop") { shadow.isStoppedBySelf.takeIf { it } }
         assertNull(service.session())
         assertEquals(AudioManager.MODE_NORMAL, audio.mode)
@@ -133,7 +127,7 @@ class SpaceServiceTest {
             service.session()?.info()?.voices?.firstOrNull { it.voice == hostVoice && it.frames >= 25uL }
         }
         assertTrue(!PermissionPlan.of({ app().checkSelfPermission(it) == 0 }).canSpeak)
-        controller.withIntent(SpaceService.intent(app(), SpaceService.ACTION_LEAVE)).startCommand(0, 2)
+        service.onStartCommand(SpaceService.intent(app(), SpaceService.ACTION_LEAVE), 0, 2)
         waitFor(10, "the service to stop") { shadowOf(service).isStoppedBySelf.takeIf { it } }
     }
 }

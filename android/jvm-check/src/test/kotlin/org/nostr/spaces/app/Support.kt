@@ -3,11 +3,14 @@ package org.nostr.spaces.app
 import android.app.Application
 import android.os.Looper
 import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.runBlocking
 import org.nostr.spaces.core.AudioInput
 import org.nostr.spaces.core.AudioOutput
+import org.nostr.spaces.core.LocalRelay
 import org.nostr.spaces.core.NetworkInfo
 import org.nostr.spaces.core.NetworkKind
 import org.nostr.spaces.core.SessionSettings
+import org.nostr.spaces.core.SpaceSession
 import org.robolectric.RuntimeEnvironment
 import org.robolectric.Shadows.shadowOf
 
@@ -44,3 +47,24 @@ fun hostSettings(relay: String, hz: Float) = SessionSettings(
     output = AudioOutput.SILENT,
     iceServers = emptyList(),
 )
+
+/**
+ * A host phone playing 440 Hz on an in-process relay, and the app configured for that relay
+ * (no ICE servers: everything is on this machine), with its key sealed in the clear.
+ */
+class ToneHost(name: String) : AutoCloseable {
+    val relay: LocalRelay
+    val host: SpaceSession
+
+    init {
+        SpaceService.protector = ClearProtector
+        relay = runBlocking { LocalRelay.start(null) }
+        AppConfig(listOf(relay.url()), emptyList()).save(app())
+        host = runBlocking { SpaceSession.host(hostSettings(relay.url(), 440f), name, emptyList()) }
+    }
+
+    override fun close() = runBlocking {
+        host.leave()
+        relay.stop()
+    }
+}
