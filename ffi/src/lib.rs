@@ -27,8 +27,10 @@ pub use geo::{
 };
 pub use session::{
     AudioInput, AudioOutput, CellPlacement, CellRoamer, IceServerInfo, LocalRelay, NetworkInfo,
-    NetworkKind, SessionEvent, SessionInfo, SessionListener, SessionSettings, SpaceRole,
-    SpaceSession, Subscription, VoiceInfo, voice_id,
+    SessionEvent, SessionInfo, SessionListener, SessionSettings, SpaceSession, Subscription,
+    VoiceInfo, voice_id,
 };
+/// The core's own types in the bindings (`#[uniffi::remote]` in `session`).
+pub use spaces_core::protocol::{ConnectionType, Role};
 
 uniffi::setup_scaffolding!();

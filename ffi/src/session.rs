@@ -48,15 +48,15 @@ pub(crate) async fn on_runtime<T: Send + 'static>(
         })
 }
 
-/// The kind of network the phone is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum NetworkKind {
+/// How the phone reaches the Internet: the core's own type.
+#[uniffi::remote(Enum)]
+pub enum ConnectionType {
     /// Wi-Fi.
     Wifi,
-    /// Mobile data.
-    Cellular,
     /// Wired.
     Ethernet,
+    /// Mobile data.
+    Cellular,
     /// Not known.
     Unknown,
 }
@@ -65,7 +65,7 @@ pub enum NetworkKind {
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
 pub struct NetworkInfo {
     /// Network kind.
-    pub kind: NetworkKind,
+    pub kind: ConnectionType,
     /// Uplink, kbit/s: decides how many listeners this phone feeds.
     pub uplink_kbps: u32,
     /// Downlink, kbit/s.
@@ -80,12 +80,7 @@ impl From<NetworkInfo> for NetworkMetrics {
             download_kbps: info.downlink_kbps,
             upload_kbps: info.uplink_kbps,
             max_audio_outputs: info.max_audio_outputs,
-            connection: match info.kind {
-                NetworkKind::Wifi => ConnectionType::Wifi,
-                NetworkKind::Cellular => ConnectionType::Cellular,
-                NetworkKind::Ethernet => ConnectionType::Ethernet,
-                NetworkKind::Unknown => ConnectionType::Unknown,
-            },
+            connection: info.kind,
         }
     }
 }
@@ -159,9 +154,9 @@ pub struct IceServerInfo {
     pub credential: String,
 }
 
-/// A participant's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum SpaceRole {
+/// A participant's role in a space: the core's own type.
+#[uniffi::remote(Enum)]
+pub enum Role {
     /// Listens.
     Listener,
     /// Speaks.
@@ -170,17 +165,6 @@ pub enum SpaceRole {
     Cohost,
     /// Opened the space.
     Host,
-}
-
-impl From<Role> for SpaceRole {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Listener => SpaceRole::Listener,
-            Role::Speaker => SpaceRole::Speaker,
-            Role::Cohost => SpaceRole::Cohost,
-            Role::Host => SpaceRole::Host,
-        }
-    }
 }
 
 /// One voice as this device hears it.
@@ -198,7 +182,7 @@ pub struct VoiceInfo {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct SessionInfo {
     /// Our role.
-    pub role: SpaceRole,
+    pub role: Role,
     /// Our parent in the relay tree (hex key).
     pub parent: Option<String>,
     /// Our warm backup parent (hex key).
@@ -247,7 +231,7 @@ pub enum SessionEvent {
         /// Whose.
         peer: String,
         /// The new role.
-        role: SpaceRole,
+        role: Role,
     },
     /// A hand went up or down.
     HandRaised {
@@ -298,7 +282,7 @@ impl SessionEvent {
             },
             Command::RoleChanged { peer, role } => Self::RoleChanged {
                 peer: peer.to_hex(),
-                role: role.into(),
+                role,
             },
             Command::HandRaised { peer, raised } => Self::HandRaised {
                 peer: peer.to_hex(),
@@ -552,7 +536,7 @@ impl SpaceSession {
         self.with(|s| {
             let stats = s.stats();
             Ok(SessionInfo {
-                role: stats.tree.role.into(),
+                role: stats.tree.role,
                 parent: stats.tree.parent.map(|p| p.to_hex()),
                 backup: stats.tree.standby.map(|p| p.to_hex()),
                 children: u32::try_from(stats.tree.children).unwrap_or(u32::MAX),

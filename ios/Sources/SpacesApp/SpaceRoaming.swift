@@ -87,7 +87,7 @@ public enum NetworkPolicy {
     }
 
     /// The network as the core takes it.
-    public static func info(kind: NetworkKind, expensive: Bool, constrained: Bool,
+    public static func info(kind: ConnectionType, expensive: Bool, constrained: Bool,
                             lowPower: Bool = NetworkPolicy.lowPower) -> NetworkInfo {
         let outputs: UInt32 = constrained || lowPower ? constrainedOutputs : expensive ? expensiveOutputs : 0
         return NetworkInfo(kind: kind, uplinkKbps: 0, downlinkKbps: 0, maxAudioOutputs: outputs)
@@ -95,7 +95,7 @@ public enum NetworkPolicy {
 
     /// The network a path describes.
     public static func info(of path: NWPath) -> NetworkInfo {
-        let kind: NetworkKind = path.usesInterfaceType(.wifi) ? .wifi
+        let kind: ConnectionType = path.usesInterfaceType(.wifi) ? .wifi
             : path.usesInterfaceType(.cellular) ? .cellular
             : path.usesInterfaceType(.wiredEthernet) ? .ethernet : .unknown
         return info(kind: kind, expensive: path.isExpensive, constrained: path.isConstrained)

@@ -21,7 +21,7 @@ public struct SpaceState: Equatable {
     /// We opened the space.
     public var hosting = false
     /// Our role; nil until the session runs.
-    public var role: SpaceRole?
+    public var role: Role?
     /// Our voice is muted (by us, a moderator, or an interruption such as a call).
     public var muted = false
     /// Our hand is up.
@@ -38,7 +38,7 @@ public struct SpaceState: Equatable {
     public var ended = false
 
     public init(address: String? = nil, name: String = "", me: String? = nil, hosting: Bool = false,
-                role: SpaceRole? = nil) {
+                role: Role? = nil) {
         self.address = address
         self.name = name
         self.me = me

@@ -7,7 +7,7 @@ import android.os.BatteryManager
 import android.os.Handler
 import android.os.PowerManager
 import org.nostr.spaces.core.NetworkInfo
-import org.nostr.spaces.core.NetworkKind
+import org.nostr.spaces.core.ConnectionType
 
 /** How many streams the phone lets itself relay, from what the platform says. */
 object NetworkPolicy {
@@ -22,7 +22,7 @@ object NetworkPolicy {
      * none: the core then starts with two streams and measures); the core learns the real
      * rate from its children's receiver reports either way.
      */
-    fun info(kind: NetworkKind, uplinkKbps: Int, downlinkKbps: Int, metered: Boolean, lowBattery: Boolean) =
+    fun info(kind: ConnectionType, uplinkKbps: Int, downlinkKbps: Int, metered: Boolean, lowBattery: Boolean) =
         NetworkInfo(
             kind = kind,
             uplinkKbps = uplinkKbps.coerceAtLeast(0).toUInt(),
@@ -35,11 +35,11 @@ object NetworkPolicy {
         )
 
     /** The kind of network these capabilities describe. */
-    fun kind(caps: NetworkCapabilities): NetworkKind = when {
-        caps.hasTransport(NetworkCapabilities.TRANSPORT_WIFI) -> NetworkKind.WIFI
-        caps.hasTransport(NetworkCapabilities.TRANSPORT_CELLULAR) -> NetworkKind.CELLULAR
-        caps.hasTransport(NetworkCapabilities.TRANSPORT_ETHERNET) -> NetworkKind.ETHERNET
-        else -> NetworkKind.UNKNOWN
+    fun kind(caps: NetworkCapabilities): ConnectionType = when {
+        caps.hasTransport(NetworkCapabilities.TRANSPORT_WIFI) -> ConnectionType.WIFI
+        caps.hasTransport(NetworkCapabilities.TRANSPORT_CELLULAR) -> ConnectionType.CELLULAR
+        caps.hasTransport(NetworkCapabilities.TRANSPORT_ETHERNET) -> ConnectionType.ETHERNET
+        else -> ConnectionType.UNKNOWN
     }
 }
 
@@ -77,7 +77,7 @@ class NetworkWatch(
     /** The network now (for a session about to start); also what later changes compare with. */
     fun current(): NetworkInfo {
         val now = connectivity.getNetworkCapabilities(connectivity.activeNetwork)?.let(::info)
-            ?: NetworkPolicy.info(NetworkKind.UNKNOWN, 0, 0, metered = false, lowBattery = lowBattery())
+            ?: NetworkPolicy.info(ConnectionType.UNKNOWN, 0, 0, metered = false, lowBattery = lowBattery())
         last = now
         return now
     }

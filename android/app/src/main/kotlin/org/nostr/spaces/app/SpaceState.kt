@@ -1,7 +1,7 @@
 package org.nostr.spaces.app
 
 import org.nostr.spaces.core.SessionEvent
-import org.nostr.spaces.core.SpaceRole
+import org.nostr.spaces.core.Role
 
 /** One line of the space's chat, as the screen shows it. */
 data class ChatLine(val from: String, val text: String)
@@ -23,7 +23,7 @@ data class SpaceState(
     /** Starting: the session is not running yet. */
     val starting: Boolean = false,
     /** Our role; null until the session runs. */
-    val role: SpaceRole? = null,
+    val role: Role? = null,
     /** Our voice is muted (by us, a moderator, or an interruption such as a phone call). */
     val muted: Boolean = false,
     /** Our hand is up. */
@@ -41,11 +41,11 @@ data class SpaceState(
 ) {
     /** Whether our role lets us speak. */
     val speaking: Boolean
-        get() = role == SpaceRole.HOST || role == SpaceRole.COHOST || role == SpaceRole.SPEAKER
+        get() = role == Role.HOST || role == Role.COHOST || role == Role.SPEAKER
 
     /** Whether we moderate: promote, demote, remove. */
     val moderating: Boolean
-        get() = role == SpaceRole.HOST || role == SpaceRole.COHOST
+        get() = role == Role.HOST || role == Role.COHOST
 
     /** The state after one event of the core's session. */
     fun after(event: SessionEvent): SpaceState = when (event) {

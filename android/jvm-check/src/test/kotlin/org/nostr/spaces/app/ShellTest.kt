@@ -19,7 +19,7 @@ import org.junit.runner.RunWith
 import org.nostr.spaces.core.CellMove
 import org.nostr.spaces.core.GeoKeyInfo
 import org.nostr.spaces.core.NetworkInfo
-import org.nostr.spaces.core.NetworkKind
+import org.nostr.spaces.core.ConnectionType
 import org.robolectric.Robolectric
 import org.robolectric.RobolectricTestRunner
 import org.robolectric.Shadows.shadowOf
@@ -76,7 +76,7 @@ class ShellTest {
         assertEquals("nothing before the network settles", 0, seen.size)
         shadowOf(Looper.getMainLooper()).idleFor(Duration.ofMillis(NetworkWatch.DEBOUNCE_MS))
         assertEquals(1, seen.size)
-        assertEquals(NetworkKind.CELLULAR, seen[0].kind)
+        assertEquals(ConnectionType.CELLULAR, seen[0].kind)
         assertEquals(3_000u, seen[0].uplinkKbps)
         assertEquals("metered: four relayed streams at most", NetworkPolicy.METERED_OUTPUTS, seen[0].maxAudioOutputs)
         // The same again: no ICE restart for nothing.
@@ -87,7 +87,7 @@ class ShellTest {
         callbacks.forEach { it.onCapabilitiesChanged(network, caps(NetworkCapabilities.TRANSPORT_WIFI, 10_000, metered = false)) }
         shadowOf(Looper.getMainLooper()).idleFor(Duration.ofMillis(NetworkWatch.DEBOUNCE_MS * 2))
         assertEquals(2, seen.size)
-        assertEquals(NetworkKind.WIFI, seen[1].kind)
+        assertEquals(ConnectionType.WIFI, seen[1].kind)
         assertEquals(0u, seen[1].maxAudioOutputs)
         watch.stop()
         assertEquals(0, shadowOf(connectivity).networkCallbacks.size)
@@ -96,10 +96,10 @@ class ShellTest {
 
     @Test
     fun lowBatteryCapsRelayingHarderThanAMeteredNetwork() {
-        val info = NetworkPolicy.info(NetworkKind.CELLULAR, 2_000, 10_000, metered = true, lowBattery = true)
+        val info = NetworkPolicy.info(ConnectionType.CELLULAR, 2_000, 10_000, metered = true, lowBattery = true)
         assertEquals(NetworkPolicy.LOW_BATTERY_OUTPUTS, info.maxAudioOutputs)
         // No platform estimate: unknown, never "cannot relay" (the core measures).
-        assertEquals(0u, NetworkPolicy.info(NetworkKind.UNKNOWN, -1, 0, metered = false, lowBattery = false).uplinkKbps)
+        assertEquals(0u, NetworkPolicy.info(ConnectionType.UNKNOWN, -1, 0, metered = false, lowBattery = false).uplinkKbps)
     }
 
     @Test

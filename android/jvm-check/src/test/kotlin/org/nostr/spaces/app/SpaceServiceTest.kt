@@ -19,7 +19,7 @@ import org.junit.Before
 import org.junit.Test
 import org.junit.runner.RunWith
 import org.nostr.spaces.core.LocalRelay
-import org.nostr.spaces.core.SpaceRole
+import org.nostr.spaces.core.Role
 import org.nostr.spaces.core.SpaceSession
 import org.nostr.spaces.core.voiceId
 import org.robolectric.Robolectric
@@ -81,7 +81,7 @@ class SpaceServiceTest {
             ShadowLog.getLogsForTag(CoreLog.TAG).any { it.msg.startsWith("spaces_core") },
         )
         val state = waitFor(10, "the session's state") { service.state.takeIf { it.role != null } }
-        assertEquals(SpaceRole.LISTENER, state.role)
+        assertEquals(Role.LISTENER, state.role)
         assertEquals(host.address(), state.address)
 
         // The screen comes and goes (rotation, screen off): it shows the service's state at

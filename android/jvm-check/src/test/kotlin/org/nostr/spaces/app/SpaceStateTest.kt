@@ -4,7 +4,7 @@ import org.junit.Assert.assertEquals
 import org.junit.Assert.assertTrue
 import org.junit.Test
 import org.nostr.spaces.core.SessionEvent
-import org.nostr.spaces.core.SpaceRole
+import org.nostr.spaces.core.Role
 
 /** The space screen's state from the core's events: platform-free. */
 class SpaceStateTest {
@@ -14,13 +14,13 @@ class SpaceStateTest {
 
     @Test
     fun handsRolesAndChatFollowTheEvents() {
-        var state = SpaceState(address = "30312:x:y", me = me, role = SpaceRole.HOST)
+        var state = SpaceState(address = "30312:x:y", me = me, role = Role.HOST)
         state = state.after(SessionEvent.MemberJoined(bob)).after(SessionEvent.MemberJoined(carol))
         assertEquals(2, state.members)
         state = state.after(SessionEvent.HandRaised(bob, true)).after(SessionEvent.HandRaised(carol, true))
             .after(SessionEvent.HandRaised(bob, true))
         assertEquals("oldest first, once each", listOf(bob, carol), state.hands)
-        state = state.after(SessionEvent.RoleChanged(bob, SpaceRole.SPEAKER))
+        state = state.after(SessionEvent.RoleChanged(bob, Role.SPEAKER))
         assertEquals("a promoted member's hand goes down", listOf(carol), state.hands)
         state = state.after(SessionEvent.MemberLeft(carol))
         assertEquals(emptyList<String>(), state.hands)
@@ -33,10 +33,10 @@ class SpaceStateTest {
 
     @Test
     fun aModeratorsRequestsAndTheEndReachUs() {
-        var state = SpaceState(address = "30312:x:y", me = me, role = SpaceRole.LISTENER)
+        var state = SpaceState(address = "30312:x:y", me = me, role = Role.LISTENER)
         state = state.after(SessionEvent.HandRaised(me, true))
         assertTrue(state.handRaised)
-        state = state.after(SessionEvent.RoleChanged(me, SpaceRole.SPEAKER))
+        state = state.after(SessionEvent.RoleChanged(me, Role.SPEAKER))
         assertTrue(state.speaking && !state.handRaised)
         state = state.after(SessionEvent.MuteRequested(bob))
         assertTrue(state.muted)

@@ -8,7 +8,7 @@ import org.nostr.spaces.core.AudioInput
 import org.nostr.spaces.core.AudioOutput
 import org.nostr.spaces.core.LocalRelay
 import org.nostr.spaces.core.NetworkInfo
-import org.nostr.spaces.core.NetworkKind
+import org.nostr.spaces.core.ConnectionType
 import org.nostr.spaces.core.SessionSettings
 import org.nostr.spaces.core.SpaceSession
 import org.robolectric.RuntimeEnvironment
@@ -42,7 +42,7 @@ fun hostSettings(relay: String, hz: Float) = SessionSettings(
     relays = listOf(relay),
     name = "host",
     secretKey = null,
-    network = NetworkInfo(NetworkKind.WIFI, 5_000u, 20_000u, 0u),
+    network = NetworkInfo(ConnectionType.WIFI, 5_000u, 20_000u, 0u),
     input = AudioInput.Tone(hz),
     output = AudioOutput.SILENT,
     iceServers = emptyList(),

@@ -10,7 +10,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
 
 /** Settings of a test phone on one relay, playing nothing. */
-private fun settings(relay: String, input: AudioInput, kind: NetworkKind = NetworkKind.WIFI) = SessionSettings(
+private fun settings(relay: String, input: AudioInput, kind: ConnectionType = ConnectionType.WIFI) = SessionSettings(
     relays = listOf(relay),
     name = "jvm",
     secretKey = null,
@@ -57,7 +57,7 @@ class SpaceSessionTest {
             }
             assertTrue(abs(heard.frequencyHz!! - 440.0) < 15.0, "heard ${heard.frequencyHz} Hz")
             assertEquals(host.publicKey(), listener.info().parent)
-            assertEquals(SpaceRole.LISTENER, listener.info().role)
+            assertEquals(Role.LISTENER, listener.info().role)
 
             host.promoteSpeaker(listener.publicKey())
             val promoted = waitFor(10, "the promotion event") {
@@ -65,7 +65,7 @@ class SpaceSessionTest {
                     it is SessionEvent.RoleChanged && it.peer == listener.publicKey()
                 }
             } as SessionEvent.RoleChanged
-            assertEquals(SpaceRole.SPEAKER, promoted.role)
+            assertEquals(Role.SPEAKER, promoted.role)
             // Its voice now reaches the host.
             val listenerVoice = voiceId(listener.publicKey())
             val spoken = waitFor(15, "the new speaker's voice at the host") {
@@ -94,8 +94,8 @@ class CellRoamerTest {
     fun theFirstPhoneOpensTheCellsSpaceTheSecondJoinsItThenWalksAway() = runBlocking {
         val relay = LocalRelay.start(null)
         val tracker = defaultTrackerSettings()
-        val first = CellRoamer(settings(relay.url(), AudioInput.Tone(440f), NetworkKind.CELLULAR), true, tracker)
-        val second = CellRoamer(settings(relay.url(), AudioInput.None, NetworkKind.CELLULAR), false, tracker)
+        val first = CellRoamer(settings(relay.url(), AudioInput.Tone(440f), ConnectionType.CELLULAR), true, tracker)
+        val second = CellRoamer(settings(relay.url(), AudioInput.None, ConnectionType.CELLULAR), false, tracker)
         try {
             val opened = first.fix(GpsFix(48.853, -2.341, 8.0, 0uL))!!
             assertTrue(opened.hosting)
