@@ -674,18 +674,45 @@ pub struct CellPlacement {
 }
 
 /// Auto-join by cell: feed it GPS fixes; when the user has really moved (hysteresis), it
-/// leaves the old cell's space and joins the newest live space of the new cell, or opens one
-/// tagged with the cell when allowed. Its session is [`CellRoamer::session`].
+/// looks up the new cell's spaces, leaves the old cell's space and joins the newest live space
+/// of the new cell, or opens one tagged with the cell when allowed. Its session is
+/// [`CellRoamer::session`].
 #[derive(uniffi::Object)]
 pub struct CellRoamer {
     settings: SessionSettings,
-    keys: Keys,
-    config: RoamConfig,
-    keyring: Arc<geo::GeoKeyring>,
-    tracker: Mutex<geo::CellTracker>,
-    session: Mutex<Option<Arc<SpaceSession>>>,
+    signer: Signer,
     /// One fix at a time: a move must finish before the next starts.
-    moving: tokio::sync::Mutex<()>,
+    follower: tokio::sync::Mutex<roam::CellFollower>,
+    session: Mutex<Option<Arc<SpaceSession>>>,
+}
+
+impl CellRoamer {
+    fn with_signer(
+        settings: SessionSettings,
+        host_if_empty: bool,
+        tracker: TrackerSettings,
+        signer: Signer,
+    ) -> Result<Arc<Self>, SpacesError> {
+        let config = RoamConfig {
+            relays: settings.relays.clone(),
+            host_if_empty,
+            tracker: geo::TrackerConfig::try_from(tracker)?,
+            ..RoamConfig::default()
+        };
+        Ok(Arc::new(Self {
+            follower: tokio::sync::Mutex::new(roam::CellFollower::new(config, signer.public_key())),
+            settings,
+            signer,
+            session: Mutex::new(None),
+        }))
+    }
+
+    fn take_session(&self) -> Option<Arc<SpaceSession>> {
+        self.session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
 }
 
 #[uniffi::export]
@@ -697,73 +724,54 @@ impl CellRoamer {
         host_if_empty: bool,
         tracker: TrackerSettings,
     ) -> Result<Arc<Self>, SpacesError> {
-        let tracker = geo::TrackerConfig::try_from(tracker)?;
-        Ok(Arc::new(Self {
-            keys: keys(&settings)?,
-            config: RoamConfig {
-                relays: settings.relays.clone(),
-                host_if_empty,
-                tracker,
-                ..RoamConfig::default()
-            },
-            settings,
-            keyring: Arc::new(geo::GeoKeyring::origin()),
-            tracker: Mutex::new(geo::CellTracker::new(tracker)),
-            session: Mutex::new(None),
-            moving: tokio::sync::Mutex::new(()),
-        }))
+        let signer = Signer::Keys(keys(&settings)?);
+        Self::with_signer(settings, host_if_empty, tracker, signer)
+    }
+
+    /// [`Self::new`], every session signed by `signer`; `settings.secret_key` is not used.
+    #[uniffi::constructor]
+    pub fn signed_by(
+        settings: SessionSettings,
+        host_if_empty: bool,
+        tracker: TrackerSettings,
+        signer: Arc<UserSigner>,
+    ) -> Result<Arc<Self>, SpacesError> {
+        Self::with_signer(settings, host_if_empty, tracker, signer.signer())
     }
 
     /// Feeds a fix. Returns the new placement when the user changed cells (or on the first
     /// fix), `null` when they stay. A refused fix changes nothing.
-    pub async fn fix(&self, fix: GpsFix) -> Result<Option<CellPlacement>, SpacesError> {
-        let _one_at_a_time = self.moving.lock().await;
-        let change = self
-            .tracker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .update(fix.into())?;
-        let Some(change) = change else {
-            return Ok(None);
-        };
-        let old = self
-            .session
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(old) = old {
-            old.leave().await?;
-        }
-        let (config, keyring, host) = (
-            self.config.clone(),
-            Arc::clone(&self.keyring),
-            self.keys.public_key(),
-        );
-        let placement =
-            on_runtime(async move { roam::place(&config, &keyring, &host, change.to).await })
-                .await??;
-        let cell = (*placement.cell()).into();
-        let Some((space, cells)) = placement.space_to_run() else {
-            return Ok(Some(CellPlacement {
+    pub async fn fix(self: Arc<Self>, fix: GpsFix) -> Result<Option<CellPlacement>, SpacesError> {
+        let this = Arc::clone(&self);
+        let placed = on_runtime(async move {
+            let mut follower = this.follower.lock().await;
+            let Some(placement) = follower.fix(fix.into()).await? else {
+                return Ok::<_, SpacesError>(None);
+            };
+            if let Some(old) = this.take_session() {
+                old.leave().await?;
+            }
+            let cell = (*placement.cell()).into();
+            let Some((space, cells)) = placement.space_to_run() else {
+                return Ok(Some(CellPlacement {
+                    cell,
+                    address: None,
+                    hosting: false,
+                }));
+            };
+            let address = space.room_address();
+            let session =
+                SpaceSession::start(this.settings.clone(), space, this.signer.clone(), cells)
+                    .await?;
+            *this.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
+            Ok(Some(CellPlacement {
                 cell,
-                address: None,
-                hosting: false,
-            }));
-        };
-        let address = space.room_address();
-        let session = SpaceSession::start(
-            self.settings.clone(),
-            space,
-            Signer::Keys(self.keys.clone()),
-            cells,
-        )
-        .await?;
-        *self.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
-        Ok(Some(CellPlacement {
-            cell,
-            address: Some(address),
-            hosting: placement.hosting(),
-        }))
+                address: Some(address),
+                hosting: placement.hosting(),
+            }))
+        })
+        .await??;
+        Ok(placed)
     }
 
     /// The session of the current cell, if any.
@@ -777,14 +785,8 @@ impl CellRoamer {
     /// Leaves the current space and forgets the cell: the next fix places the user afresh
     /// (an app coming back to the foreground rejoins its cell's space).
     pub async fn leave(&self) -> Result<(), SpacesError> {
-        *self.tracker.lock().unwrap_or_else(PoisonError::into_inner) =
-            geo::CellTracker::new(self.config.tracker);
-        let session = self
-            .session
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match session {
+        self.follower.lock().await.reset();
+        match self.take_session() {
             Some(session) => session.leave().await,
             None => Ok(()),
         }

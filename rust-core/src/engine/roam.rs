@@ -1,8 +1,8 @@
 //! Auto-join by cell: GPS fixes in, the user in the live space of their current UMAP cell out.
 //!
-//! The cell tracker's hysteresis decides when the user has really moved; a move leaves the
-//! old space politely (LEAVE, DROPs) and joins the newest live space of the new cell, or opens
-//! one tagged with the cell when the user allows it. Spaces are always signed with the
+//! The cell tracker's hysteresis decides when the user has really moved; a move looks up the
+//! new cell's spaces, leaves the old space politely (LEAVE, DROPs) and joins the newest live
+//! space of the new cell, or opens one tagged with the cell when the user allows it. Spaces are always signed with the
 //! device's own key: a GeoKey's secret is public and gives no authority.
 
 use std::time::Duration;
@@ -143,14 +143,55 @@ pub async fn place(
     })
 }
 
+/// Decides, fix by fix, when the device entered another cell and where to be there. Starts
+/// nothing: [`Roamer`] runs the sessions for the CLI, and the apps' roamer for the phones.
+pub struct CellFollower {
+    config: RoamConfig,
+    tracker: CellTracker,
+    keyring: GeoKeyring,
+    host: PublicKey,
+}
+
+impl CellFollower {
+    /// A follower in no cell yet; spaces it opens are `host`'s.
+    pub fn new(config: RoamConfig, host: PublicKey) -> Self {
+        Self {
+            tracker: CellTracker::new(config.tracker),
+            config,
+            keyring: GeoKeyring::origin(),
+            host,
+        }
+    }
+
+    /// Feeds one fix. Returns where to be when the fix moved the device to another cell (or
+    /// placed it for the first time); `None` when it stays. A refused fix changes nothing.
+    /// The old cell's space may play on while the new cell's spaces are looked up.
+    pub async fn fix(&mut self, fix: Fix) -> Result<Option<Placement>, RoamError> {
+        let Some(change) = self.tracker.update(fix)? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            place(&self.config, &self.keyring, &self.host, change.to).await?,
+        ))
+    }
+
+    /// The current cell.
+    pub fn cell(&self) -> Option<Cell> {
+        self.tracker.current()
+    }
+
+    /// Forgets the cell: the next fix places the device afresh.
+    pub fn reset(&mut self) {
+        self.tracker = CellTracker::new(self.config.tracker);
+    }
+}
+
 /// Follows the user from cell to cell. `make` builds a session's configuration for the
 /// device's keys, a space and the cell labels to tag it with (when hosting); it opens the
 /// audio devices, so it runs once per space.
 pub struct Roamer<F> {
-    config: RoamConfig,
+    follower: CellFollower,
     keys: Keys,
-    tracker: CellTracker,
-    keyring: GeoKeyring,
     make: F,
     session: Option<Session>,
 }
@@ -162,10 +203,8 @@ where
     /// A roamer in no cell yet.
     pub fn new(config: RoamConfig, keys: Keys, make: F) -> Self {
         Self {
-            tracker: CellTracker::new(config.tracker),
-            config,
+            follower: CellFollower::new(config, keys.public_key()),
             keys,
-            keyring: GeoKeyring::origin(),
             make,
             session: None,
         }
@@ -174,19 +213,12 @@ where
     /// Feeds one fix. Returns where the user is now when the fix moved them to another cell
     /// (or placed them for the first time); `None` when they stay.
     pub async fn fix(&mut self, fix: Fix) -> Result<Option<Placement>, RoamError> {
-        let Some(change) = self.tracker.update(fix)? else {
+        let Some(placement) = self.follower.fix(fix).await? else {
             return Ok(None);
         };
         if let Some(session) = self.session.take() {
             session.stop().await;
         }
-        let placement = place(
-            &self.config,
-            &self.keyring,
-            &self.keys.public_key(),
-            change.to,
-        )
-        .await?;
         let Some((space, cells)) = placement.space_to_run() else {
             return Ok(Some(placement));
         };
@@ -202,7 +234,7 @@ where
 
     /// The current cell.
     pub fn cell(&self) -> Option<Cell> {
-        self.tracker.current()
+        self.follower.cell()
     }
 
     /// Leaves the current space politely.
