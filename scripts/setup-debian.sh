@@ -3,7 +3,8 @@
 # (rustup) already present. Idempotent: skips what is already there.
 set -euo pipefail
 
-packages=(build-essential pkg-config cmake libasound2-dev coturn iproute2 iptables openjdk-17-jdk-headless maven python3-venv)
+# debootstrap: the Debian trixie chroot the Swift tests run in (scripts/swift-linux.sh).
+packages=(build-essential pkg-config cmake libasound2-dev coturn iproute2 iptables openjdk-17-jdk-headless maven python3-venv debootstrap)
 
 missing=()
 for pkg in "${packages[@]}"; do
