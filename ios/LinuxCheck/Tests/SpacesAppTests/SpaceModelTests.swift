@@ -26,7 +26,7 @@ final class SpaceModelTests: XCTestCase {
         // The host's tone, decoded and played through the model's session.
         let hostVoice = try voiceId(publicKey: host.publicKey())
         let heard = try await waitFor(20, "the host's tone") {
-            try model.running()?.info().voices.first { $0.voice == hostVoice && $0.frames >= 50 }
+            try model.running()?.info().voices.first { $0.voice == hostVoice && $0.frames >= 50 && abs(($0.frequencyHz ?? 0) - 440) < 15 }
         }
         XCTAssertEqual(heard.frequencyHz ?? 0, 440, accuracy: 15)
         _ = try await waitFor(10, "our role") { model.state.role == .listener ? true : nil }
@@ -76,7 +76,7 @@ final class SpaceModelTests: XCTestCase {
         XCTAssertEqual(try model.running()?.publicKey(), key.publicKey())
         let hostVoice = try voiceId(publicKey: host.publicKey())
         _ = try await waitFor(20, "the host's tone") {
-            try model.running()?.info().voices.first { $0.voice == hostVoice && $0.frames >= 50 }
+            try model.running()?.info().voices.first { $0.voice == hostVoice && $0.frames >= 50 && abs(($0.frequencyHz ?? 0) - 440) < 15 }
         }
         XCTAssertGreaterThanOrEqual(external.calls, 3, "signed, sealed and opened elsewhere")
         XCTAssertNil(vault.secret, "no key of the app's own made")

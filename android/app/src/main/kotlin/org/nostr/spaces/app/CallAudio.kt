@@ -34,6 +34,38 @@ class CallAudio(
     var focused = false
         private set
 
+    /** The route the user picked ([choose]), by device type; null: a headset when there is one. */
+    var chosen: Int? = null
+        private set
+
+    /** A place the space's audio can go, for the user to pick (API 31 and later). */
+    data class Route(val type: Int, val name: String)
+
+    /** The routes the platform offers for a call now; empty before API 31, where the platform
+     *  routes by itself (a Bluetooth headset through SCO). */
+    fun routes(): List<Route> = if (Build.VERSION.SDK_INT >= 31) {
+        manager.availableCommunicationDevices.map { Route(it.type, label(it)) }.distinct()
+    } else {
+        emptyList()
+    }
+
+    /** Sends the audio to the route of `type` while it is there (null: back to automatic).
+     *  False when the platform offers no such route. */
+    fun choose(type: Int?): Boolean {
+        if (type != null && routes().none { it.type == type }) return false
+        chosen = type
+        route()
+        return true
+    }
+
+    private fun label(device: AudioDeviceInfo): String = when (device.type) {
+        AudioDeviceInfo.TYPE_BUILTIN_EARPIECE -> "Phone"
+        AudioDeviceInfo.TYPE_BUILTIN_SPEAKER -> "Speaker"
+        AudioDeviceInfo.TYPE_WIRED_HEADSET, AudioDeviceInfo.TYPE_WIRED_HEADPHONES -> "Headset"
+        AudioDeviceInfo.TYPE_USB_HEADSET -> "USB headset"
+        else -> device.productName?.toString()?.takeIf { it.isNotBlank() } ?: "Bluetooth"
+    }
+
     private val focusRequest = AudioFocusRequest.Builder(AudioManager.AUDIOFOCUS_GAIN)
         .setAudioAttributes(
             AudioAttributes.Builder()
@@ -108,16 +140,18 @@ class CallAudio(
         }
     }
 
-    /** A headset or Bluetooth device when one is connected, else the platform's choice. */
+    /** The user's pick while it is there, else a headset or Bluetooth device when one is
+     *  connected, else the platform's choice. */
     private fun route() {
         if (!active) return
         if (Build.VERSION.SDK_INT >= 31) {
-            val preferred = manager.availableCommunicationDevices
-                .filter { it.type in HEADSETS }
-                .minByOrNull { HEADSETS.indexOf(it.type) }
+            val available = manager.availableCommunicationDevices
+            val preferred = available.firstOrNull { it.type == chosen }
+                ?: available.filter { it.type in HEADSETS }.minByOrNull { HEADSETS.indexOf(it.type) }
+            val current = manager.communicationDevice
             if (preferred == null) {
                 manager.clearCommunicationDevice()
-            } else if (manager.communicationDevice?.id != preferred.id) {
+            } else if (current == null || current.type != preferred.type || current.id != preferred.id) {
                 manager.setCommunicationDevice(preferred)
             }
         } else {

@@ -191,6 +191,9 @@ class MainActivity : Activity() {
             act { session()?.raiseHand(!state.handRaised) }
         })
         space.addView(button("Leave") { service?.leave() })
+        for (route in service?.routes().orEmpty()) {
+            space.addView(button("Audio: ${route.name}") { service?.chooseRoute(route.type) })
+        }
         if (state.moderating) {
             for (peer in state.hands) {
                 space.addView(button("Let ${peer.take(8)} speak") { act { session()?.promoteSpeaker(peer) } })

@@ -146,6 +146,12 @@ class SpaceService : Service() {
     /** The running session, for commands the screen sends (chat, hand, promotions). */
     fun session(): SpaceSession? = session ?: roaming?.session()
 
+    /** Where the audio can go now (empty where the platform routes by itself). */
+    fun routes(): List<CallAudio.Route> = audio.routes()
+
+    /** Sends the audio to the route of `type` (null: automatic, a headset when there is one). */
+    fun chooseRoute(type: Int?): Boolean = audio.choose(type)
+
     /** Mutes or unmutes our voice. */
     fun setMuted(muted: Boolean) {
         interrupted = false

@@ -3,6 +3,9 @@ package org.nostr.spaces.app
 import android.Manifest
 import android.content.Context
 import android.location.Location
+import android.media.AudioDeviceInfo
+import android.media.AudioManager
+import android.os.Build
 import android.location.LocationManager
 import android.net.ConnectivityManager
 import android.net.NetworkCapabilities
@@ -26,6 +29,7 @@ import org.robolectric.Shadows.shadowOf
 import org.robolectric.annotation.Config
 import org.robolectric.annotation.Implementation
 import org.robolectric.annotation.Implements
+import org.robolectric.shadows.AudioDeviceInfoBuilder
 import org.robolectric.shadows.ShadowConnectivityManager
 import org.robolectric.shadows.ShadowNetwork
 import org.robolectric.shadows.ShadowNetworkCapabilities
@@ -92,6 +96,30 @@ class ShellTest {
         watch.stop()
         assertEquals(0, shadowOf(connectivity).networkCallbacks.size)
         watch.stop()
+    }
+
+    @Test
+    fun callAudioPrefersAHeadsetFollowsTheUsersPickAndGivesTheAudioBack() {
+        val audio = requireNotNull(app().getSystemService(AudioManager::class.java))
+        val call = CallAudio(app(), audio, main) {}
+        call.start()
+        assertEquals(AudioManager.MODE_IN_COMMUNICATION, audio.mode)
+        if (Build.VERSION.SDK_INT >= 31) {
+            val speaker = AudioDeviceInfoBuilder.newBuilder().setType(AudioDeviceInfo.TYPE_BUILTIN_SPEAKER).build()
+            val headset = AudioDeviceInfoBuilder.newBuilder().setType(AudioDeviceInfo.TYPE_WIRED_HEADSET).build()
+            shadowOf(audio).addAvailableCommunicationDevice(speaker, true)
+            shadowOf(audio).addAvailableCommunicationDevice(headset, true)
+            shadowOf(Looper.getMainLooper()).idle()
+            assertEquals("a plugged headset is taken", AudioDeviceInfo.TYPE_WIRED_HEADSET, audio.communicationDevice?.type)
+            assertEquals(listOf("Speaker", "Headset"), call.routes().map { it.name })
+            assertTrue(call.choose(AudioDeviceInfo.TYPE_BUILTIN_SPEAKER))
+            assertEquals("the user's pick", AudioDeviceInfo.TYPE_BUILTIN_SPEAKER, audio.communicationDevice?.type)
+            assertTrue("no such route", !call.choose(AudioDeviceInfo.TYPE_USB_HEADSET))
+        } else {
+            assertEquals("before API 31 the platform routes", emptyList<CallAudio.Route>(), call.routes())
+        }
+        call.stop()
+        assertEquals(AudioManager.MODE_NORMAL, audio.mode)
     }
 
     @Test

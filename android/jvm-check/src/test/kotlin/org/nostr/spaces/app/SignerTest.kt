@@ -8,7 +8,6 @@ import android.database.Cursor
 import android.database.MatrixCursor
 import android.net.Uri
 import java.util.concurrent.ConcurrentLinkedQueue
-import kotlin.math.abs
 import kotlinx.coroutines.runBlocking
 import org.json.JSONObject
 import org.junit.After
@@ -106,10 +105,7 @@ class SignerTest {
         ).create().startCommand(0, 1)
         val service = controller.get()
         val hostVoice = voiceId(host.publicKey())
-        val heard = waitFor(20, "the host's tone") {
-            service.session()?.info()?.voices?.firstOrNull { it.voice == hostVoice && it.frames >= 50uL }
-        }
-        assertTrue(abs(heard.frequencyHz!! - 440.0) < 15.0)
+        waitForTone(20, { service.session() }, hostVoice, 440.0)
         assertEquals("the session is the signer's key", SignerAppProvider.key.publicKey(), service.session()?.publicKey())
         val calls = SignerAppProvider.calls.toSet()
         assertTrue("signed, sealed and opened by the signer app: $calls", calls.containsAll(listOf("SIGN_EVENT", "NIP44_ENCRYPT", "NIP44_DECRYPT")))

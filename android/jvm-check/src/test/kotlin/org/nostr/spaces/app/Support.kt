@@ -11,6 +11,7 @@ import org.nostr.spaces.core.NetworkInfo
 import org.nostr.spaces.core.ConnectionType
 import org.nostr.spaces.core.SessionSettings
 import org.nostr.spaces.core.SpaceSession
+import org.nostr.spaces.core.VoiceInfo
 import org.robolectric.RuntimeEnvironment
 import org.robolectric.Shadows.shadowOf
 
@@ -66,5 +67,23 @@ class ToneHost(name: String) : AutoCloseable {
     override fun close() = runBlocking {
         host.leave()
         relay.stop()
+    }
+}
+
+/**
+ * Waits until `session` has played at least a second of `voice` and its tone, measured over
+ * every frame played so far, is `hz` ± 15 Hz: the first frames (the jitter buffer filling, a
+ * loaded machine's late ticks) may be concealment, which the running measure outgrows. Fails
+ * with the last measure.
+ */
+fun waitForTone(seconds: Long, session: () -> SpaceSession?, voice: UInt, hz: Double): VoiceInfo {
+    var last: VoiceInfo? = null
+    return try {
+        waitFor(seconds, "$hz Hz") {
+            last = session()?.info()?.voices?.firstOrNull { it.voice == voice }
+            last?.takeIf { it.frames >= 50uL && kotlin.math.abs((it.frequencyHz ?: 0.0) - hz) < 15.0 }
+        }
+    } catch (e: IllegalStateException) {
+        throw AssertionError("never heard $hz Hz: last ${last?.frequencyHz} Hz over ${last?.frames} frames", e)
     }
 }

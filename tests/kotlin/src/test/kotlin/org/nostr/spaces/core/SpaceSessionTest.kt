@@ -53,7 +53,7 @@ class SpaceSessionTest {
             val hostVoice = voiceId(host.publicKey())
             // The host's tone arrives and is played: ~1 s of it at 440 Hz.
             val heard = waitFor(15, "the host's voice") {
-                listener.info().voices.firstOrNull { it.voice == hostVoice && it.frames >= 50uL }
+                listener.info().voices.firstOrNull { it.voice == hostVoice && it.frames >= 50uL && abs((it.frequencyHz ?: 0.0) - 440.0) < 15.0 }
             }
             assertTrue(abs(heard.frequencyHz!! - 440.0) < 15.0, "heard ${heard.frequencyHz} Hz")
             assertEquals(host.publicKey(), listener.info().parent)
@@ -69,7 +69,7 @@ class SpaceSessionTest {
             // Its voice now reaches the host.
             val listenerVoice = voiceId(listener.publicKey())
             val spoken = waitFor(15, "the new speaker's voice at the host") {
-                host.info().voices.firstOrNull { it.voice == listenerVoice && it.frames >= 50uL }
+                host.info().voices.firstOrNull { it.voice == listenerVoice && it.frames >= 50uL && abs((it.frequencyHz ?: 0.0) - 660.0) < 20.0 }
             }
             assertTrue(abs(spoken.frequencyHz!! - 660.0) < 20.0, "host heard ${spoken.frequencyHz} Hz")
         } finally {
@@ -165,7 +165,7 @@ class AppSurfaceTest {
             val hostVoice = voiceId(host.publicKey())
             var heard: VoiceInfo? = null
             for (i in 0 until 150) {
-                heard = listener.info().voices.firstOrNull { it.voice == hostVoice && it.frames >= 50uL }
+                heard = listener.info().voices.firstOrNull { it.voice == hostVoice && it.frames >= 50uL && abs((it.frequencyHz ?: 0.0) - 440.0) < 15.0 }
                 if (heard != null) break
                 Thread.sleep(100)
             }
