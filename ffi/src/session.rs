@@ -1,6 +1,7 @@
 //! Spaces from an app: host or join a space, follow what happens in it, change roles, report
 //! network changes. Thin wrappers over `engine::Session` running on the core's own runtime.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use nostr::prelude::{Keys, PublicKey, Timestamp};
@@ -308,19 +309,22 @@ impl SessionEvent {
 #[derive(uniffi::Object)]
 pub struct Subscription {
     task: tokio::task::JoinHandle<()>,
+    cancelled: Arc<AtomicBool>,
 }
 
 #[uniffi::export]
 impl Subscription {
-    /// Stops delivering events (an event being delivered still arrives).
+    /// Stops delivering events: none starts after this returns (one being delivered at that
+    /// moment still finishes).
     pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
         self.task.abort();
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.task.abort();
+        self.cancel();
     }
 }
 
@@ -566,10 +570,15 @@ impl SpaceSession {
         // Subscribe before reading the state, so that nothing happens unseen in between.
         let mut events = self.with(|s| Ok(s.events()))?;
         let state = self.info()?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&cancelled);
         let task = runtime()?.spawn(async move {
             listener.on_event(SessionEvent::State { info: state });
             loop {
                 match events.recv().await {
+                    // Checked before each delivery: a task being polled finishes its poll
+                    // after an abort, and buffered events are ready at once.
+                    _ if stop.load(Ordering::Acquire) => break,
                     Ok(command) => {
                         if let Some(event) = SessionEvent::from_command(command) {
                             listener.on_event(event);
@@ -582,7 +591,7 @@ impl SpaceSession {
                 }
             }
         });
-        Ok(Arc::new(Subscription { task }))
+        Ok(Arc::new(Subscription { task, cancelled }))
     }
 
     /// Sends a chat line (NIP-53 kind 1311) to everyone in the space. Empty lines and lines
