@@ -3,6 +3,7 @@
 
 pub mod rtc_harness;
 pub mod sessions;
+pub mod signers;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
