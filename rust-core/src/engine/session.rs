@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
 use nostr::prelude::{Event, PublicKey, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument;
@@ -404,9 +404,11 @@ enum Outgoing {
 /// Publishes the participant's events in its order, without waiting for one relay's OK before
 /// sending the next: relays see our events in our order, and an event never waits a round
 /// trip behind the one before it (on a 40 ms path, a RESERVE queued behind a JOIN and a
-/// presence used to leave 90 ms late, ICE candidates 80 ms behind their offer). A reservation
-/// that needed work is reported on `mined` once a relay took it (the participant's wait for a
-/// CONFIRM starts then).
+/// presence used to leave 90 ms late, ICE candidates 80 ms behind their offer). Likewise up to
+/// [`BUILDS_AHEAD`] events are built at once (a signer elsewhere signs the JOIN while it seals
+/// the RESERVE's offer), and published as they finish, in order. A reservation that needed
+/// work is reported on `mined` once a relay took it (the participant's wait for a CONFIRM
+/// starts then).
 async fn publish_in_order(
     pool: Arc<RelayPool>,
     signer: Signer,
@@ -414,49 +416,57 @@ async fn publish_in_order(
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     mined: mpsc::UnboundedSender<PublicKey>,
 ) {
+    // Events being signed (and sealed, mined), finished in queue order: a signer elsewhere
+    // works on the next events while it signs this one, and relays still see them in order.
+    let mut building = FuturesOrdered::new();
+    // Published events waiting for their relays' OKs.
     let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
     loop {
-        let outgoing = tokio::select! {
-            outgoing = queue.recv() => match outgoing {
-                Some(outgoing) => outgoing,
-                None => break,
-            },
+        tokio::select! {
+            biased;
+            Some(built) = building.next(), if !building.is_empty() => {
+                let Some((event, kind, confirmer)) = built else {
+                    continue;
+                };
+                let pool = Arc::clone(&pool);
+                let mut publish = Box::pin(async move {
+                    let sent = Instant::now();
+                    if let Err(e) = pool.publish(&event).await {
+                        tracing::warn!(error = %e, kind, "publish failed");
+                    }
+                    tracing::debug!(us = sent.elapsed().as_micros(), kind, "published");
+                    confirmer
+                });
+                // One poll now hands the event to the relay connections, in queue order; the
+                // rest (waiting for OKs) runs alongside the next events.
+                match futures::poll!(publish.as_mut()) {
+                    std::task::Poll::Ready(Some(confirmer)) => {
+                        let _ = mined.send(confirmer);
+                    }
+                    std::task::Poll::Ready(None) => {}
+                    std::task::Poll::Pending => in_flight.push(publish),
+                }
+            }
             Some(confirmer) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(confirmer) = confirmer {
                     let _ = mined.send(confirmer);
                 }
-                continue;
             }
-        };
-        let Some((event, kind, confirmer)) = build_outgoing(&signer, &space, outgoing).await else {
-            continue;
-        };
-        let pool = Arc::clone(&pool);
-        let mut publish = Box::pin(async move {
-            let sent = Instant::now();
-            if let Err(e) = pool.publish(&event).await {
-                tracing::warn!(error = %e, kind, "publish failed");
-            }
-            tracing::debug!(us = sent.elapsed().as_micros(), kind, "published");
-            confirmer
-        });
-        // One poll now hands the event to the relay connections, in queue order; the rest
-        // (waiting for OKs) runs alongside the next events.
-        match futures::poll!(publish.as_mut()) {
-            std::task::Poll::Ready(Some(confirmer)) => {
-                let _ = mined.send(confirmer);
-            }
-            std::task::Poll::Ready(None) => {}
-            std::task::Poll::Pending => in_flight.push(publish),
-        }
-    }
-    // The session is closing: its last events (DROP, LEAVE) still deserve their OKs.
-    while let Some(confirmer) = in_flight.next().await {
-        if let Some(confirmer) = confirmer {
-            let _ = mined.send(confirmer);
+            outgoing = queue.recv(), if open && building.len() < BUILDS_AHEAD => match outgoing {
+                Some(outgoing) => building.push_back(build_outgoing(&signer, &space, outgoing)),
+                // The session is closing: its last events (DROP, LEAVE) are still built,
+                // published and given their OKs.
+                None => open = false,
+            },
+            else => break,
         }
     }
 }
+
+/// Events built ahead of the one being published: with a signer elsewhere, requests for the
+/// next events overlap the round trip of this one.
+const BUILDS_AHEAD: usize = 8;
 
 /// Signs what the queue carries, mining proof of work first where a confirmer priced it.
 /// Returns the event, its kind's name, and the confirmer of a mined reservation.
