@@ -23,7 +23,7 @@ use crate::participant::{
 use crate::protocol::filter::session_filters;
 use crate::protocol::{
     Draft, EventWriter, IceCandidate, Limits, Message, NetworkMetrics, Parser, Presence,
-    RemoteSigner, Signer, SpaceKind, SpaceRef,
+    RemoteSigner, Signer, SpaceRef, sealed_peer,
 };
 use crate::rtc::{Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
@@ -627,23 +627,6 @@ fn open_in_order(
 
 /// Events a signer elsewhere may hold opened for the driver (each waits its turn).
 const INCOMING_OPENED: usize = 256;
-
-/// The other party of a NIP-44 payload sealed to or by `me`, if `event` carries one: a private
-/// kind whose content is not draft-literal JSON in clear.
-fn sealed_peer(event: &Event, me: &PublicKey) -> Option<PublicKey> {
-    let private = SpaceKind::from_number(event.kind.as_u16()).is_some_and(SpaceKind::is_private);
-    if !private || event.content.trim_start().starts_with('{') {
-        return None;
-    }
-    let recipient = event.tags.public_keys().next()?;
-    if recipient == *me {
-        Some(event.pubkey)
-    } else if event.pubkey == *me {
-        Some(recipient)
-    } else {
-        None
-    }
-}
 
 struct Driver {
     participant: Participant,

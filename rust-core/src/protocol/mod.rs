@@ -25,7 +25,7 @@ pub use message::{
     RoomStatus, SpaceEvent, SpaceInfo, Transport,
 };
 pub use metrics::{ConnectionType, NetworkMetrics};
-pub use parser::{Limits, Parser};
+pub use parser::{Limits, Parser, sealed_peer};
 pub use signer::{RemoteSigner, Signer, SignerError, accept_signed};
 pub use space_ref::SpaceRef;
 pub use verified::VerifiedEvent;

@@ -316,24 +316,48 @@ impl Parser {
     /// The plaintext of a private payload: as is from peers following the draft literally
     /// (JSON in clear), decrypted when addressed to our reader, `None` when it is not ours.
     fn open(&self, event: &Event, recipient: &PublicKey) -> Result<Option<String>, ProtocolError> {
-        if event.content.trim_start().starts_with('{') {
+        if in_clear(&event.content) {
             return Ok(Some(event.content.clone()));
         }
-        match &self.reader {
-            Some(keys) if keys.public_key() == *recipient => {
-                nip44::decrypt(keys.secret_key(), &event.pubkey, &event.content)
-                    .map(Some)
-                    .map_err(|e| ProtocolError::Decryption(e.to_string()))
-            }
-            // The sender can read what it sent: decrypt with the recipient's key as peer.
-            Some(keys) if keys.public_key() == event.pubkey => {
-                nip44::decrypt(keys.secret_key(), recipient, &event.content)
-                    .map(Some)
-                    .map_err(|e| ProtocolError::Decryption(e.to_string()))
-            }
-            _ => Ok(None),
+        let Some(keys) = &self.reader else {
+            return Ok(None);
+        };
+        match other_party(event, recipient, &keys.public_key()) {
+            Some(peer) => nip44::decrypt(keys.secret_key(), &peer, &event.content)
+                .map(Some)
+                .map_err(|e| ProtocolError::Decryption(e.to_string())),
+            None => Ok(None),
         }
     }
+}
+
+/// A private payload in clear: the draft's JSON, as its literal clients write it.
+fn in_clear(content: &str) -> bool {
+    content.trim_start().starts_with('{')
+}
+
+/// The peer whose key, with `me`'s, opens a payload sealed between `event`'s author and its
+/// `recipient`: the author when it is sealed to us, the recipient when we sealed it (the
+/// sender can read what it sent); `None` when we are neither.
+fn other_party(event: &Event, recipient: &PublicKey, me: &PublicKey) -> Option<PublicKey> {
+    if recipient == me {
+        Some(event.pubkey)
+    } else if event.pubkey == *me {
+        Some(*recipient)
+    } else {
+        None
+    }
+}
+
+/// The peer a signer holding `me`'s key must open `event`'s payload with, before the parser
+/// reads it (a parser without keys reads only payloads in clear): `None` when `event` carries
+/// no sealed payload of ours (not a private kind, empty, in clear, between others).
+pub fn sealed_peer(event: &Event, me: &PublicKey) -> Option<PublicKey> {
+    let private = SpaceKind::from_number(event.kind.as_u16()).is_some_and(SpaceKind::is_private);
+    if !private || event.content.trim().is_empty() || in_clear(&event.content) {
+        return None;
+    }
+    other_party(event, &event.tags.public_keys().next()?, me)
 }
 
 /// Tag lookups over one event.

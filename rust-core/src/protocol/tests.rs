@@ -994,3 +994,55 @@ fn a_reserve_asked_before_the_space_was_read_and_its_confirm_say_so_in_public_an
     let parsed = at_peer.parse(&delivering, now()).expect("parses");
     assert!(matches!(parsed.message, Message::Delivering(r) if !r.before_read));
 }
+
+/// What a session signed elsewhere hands its signer to open before the parser reads it.
+#[test]
+fn a_signer_elsewhere_opens_only_payloads_sealed_between_us_and_a_peer() {
+    let (me, peer, other) = (keys(1), keys(2), keys(3));
+    let space = space(&me);
+    let offer = |from: &Keys, to: &Keys, clear: bool| {
+        EventWriter::new(from, &space)
+            .plaintext(clear)
+            .build(
+                &Message::Offer {
+                    target: to.public_key(),
+                    sdp: "v=0".into(),
+                },
+                Timestamp::now(),
+            )
+            .expect("builds")
+    };
+    let mine = me.public_key();
+    assert_eq!(
+        sealed_peer(&offer(&peer, &me, false), &mine),
+        Some(peer.public_key())
+    );
+    assert_eq!(
+        sealed_peer(&offer(&me, &peer, false), &mine),
+        Some(peer.public_key()),
+        "what we sealed, we can read back"
+    );
+    assert_eq!(
+        sealed_peer(&offer(&peer, &other, false), &mine),
+        None,
+        "not ours"
+    );
+    assert_eq!(
+        sealed_peer(&offer(&peer, &me, true), &mine),
+        None,
+        "in clear"
+    );
+    // A draft client's RESERVE of a plain listener carries no content at all.
+    let empty = raw(
+        &peer,
+        SpaceKind::ReserveConnection.number(),
+        "",
+        vec![t(&["p", &mine.to_hex()])],
+        Timestamp::now().as_secs(),
+    );
+    assert_eq!(sealed_peer(&empty, &mine), None, "nothing to open");
+    let chat = EventWriter::new(&peer, &space)
+        .build(&Message::Chat { text: "hi".into() }, Timestamp::now())
+        .expect("builds");
+    assert_eq!(sealed_peer(&chat, &mine), None, "a public kind");
+}
