@@ -47,6 +47,7 @@ fn traffic() -> (SpaceRef, Vec<Event>) {
             metrics: NetworkMetrics::default(),
             price: 0,
             nip44: false,
+            dtls: None,
         });
         events.push(writer.build(&join, at(n)).expect("builds"));
         events.push(

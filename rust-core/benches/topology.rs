@@ -70,6 +70,7 @@ fn space(n: u32) -> (Space, PublicKey) {
             metrics: wifi(uplink),
             price: 0,
             nip44: false,
+            dtls: None,
         };
         apply(&mut space, key(i), Message::Join(info));
     }

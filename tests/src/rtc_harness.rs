@@ -9,8 +9,10 @@ use spaces_core::media::{
     CodecSettings, Decoder, Encoder, FRAME_SAMPLES, RTP_TICKS_PER_FRAME,
     device::{AudioSource, ToneSource},
 };
+use spaces_core::rtc::prediction;
 use spaces_core::rtc::{
-    Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink, RtpHeader, RtpPacket, RtpSink,
+    Certificate, Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink, RtpHeader, RtpPacket,
+    RtpSink,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -37,6 +39,8 @@ pub struct Node {
     pub forwarder: Arc<Forwarder>,
     /// Everything received, in arrival order.
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Its DTLS identity, on every link, as a session's.
+    pub certificate: Certificate,
 }
 
 impl RtpSink for Node {
@@ -61,6 +65,7 @@ impl Node {
             label: label.to_owned(),
             forwarder: Arc::new(Forwarder::new(64)),
             received: Arc::default(),
+            certificate: Certificate::generate().expect("certificate"),
         })
     }
 
@@ -110,21 +115,27 @@ pub async fn connect(parent: &Arc<Node>, child: &Arc<Node>, config: &LinkConfig)
     let (up, up_events) = PeerLink::new(
         child.label.clone(),
         config,
+        &parent.certificate,
+        None,
         Arc::clone(parent) as Arc<dyn RtpSink>,
     )
     .await
     .expect("link");
+    let up = Arc::new(up);
+    let offer = up.create_offer().await.expect("offer");
+    // The answering end derives its ICE credentials from the offer, as a session's do.
     let (down, down_events) = PeerLink::new(
         parent.label.clone(),
         config,
+        &child.certificate,
+        prediction::answering_credentials(&offer),
         Arc::clone(child) as Arc<dyn RtpSink>,
     )
     .await
     .expect("link");
-    let (up, down) = (Arc::new(up), Arc::new(down));
+    let down = Arc::new(down);
     let up_end = pump(up_events, Arc::clone(&down), Arc::clone(&up));
     let down_end = pump(down_events, Arc::clone(&up), Arc::clone(&down));
-    let offer = up.create_offer().await.expect("offer");
     let answer = down.accept_offer(offer).await.expect("answer");
     up.accept_answer(answer).await.expect("applies answer");
     for end in [&up_end, &down_end] {

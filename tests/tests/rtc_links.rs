@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spaces_core::media::RTP_TICKS_PER_FRAME;
-use spaces_core::rtc::{LinkConfig, LinkEvent, LinkState, PeerLink};
+use spaces_core::rtc::{
+    Certificate, LinkConfig, LinkEvent, LinkState, PeerLink, RtcError, prediction,
+};
 use spaces_tests::rtc_harness::{Node, TONE_SOURCE, connect, stream_tone, stream_tone_from};
 
 const TONE: f32 = 440.0;
@@ -170,12 +172,24 @@ async fn relay_only_links_go_through_a_real_turn_server() {
 async fn the_offer_and_answer_carry_host_candidates_and_connect_without_trickling() {
     let config = LinkConfig::loopback();
     let sink = Node::new("sink");
-    let (up, mut up_events) = PeerLink::new("child", &config, Arc::clone(&sink) as _)
-        .await
-        .expect("link");
-    let (down, mut down_events) = PeerLink::new("parent", &config, Arc::clone(&sink) as _)
-        .await
-        .expect("link");
+    let (up, mut up_events) = PeerLink::new(
+        "child",
+        &config,
+        &sink.certificate,
+        None,
+        Arc::clone(&sink) as _,
+    )
+    .await
+    .expect("link");
+    let (down, mut down_events) = PeerLink::new(
+        "parent",
+        &config,
+        &sink.certificate,
+        None,
+        Arc::clone(&sink) as _,
+    )
+    .await
+    .expect("link");
     let offer = up.create_offer().await.expect("offer");
     assert!(offer.contains("a=candidate:"), "{offer}");
     let answer = down.accept_offer(offer).await.expect("answer");
@@ -218,6 +232,123 @@ async fn the_offer_and_answer_carry_host_candidates_and_connect_without_tricklin
     }
     up.close().await;
     down.close().await;
+}
+
+/// Waits until `events` reports the link connected; candidates are all in the descriptions.
+async fn connected(events: &mut tokio::sync::mpsc::UnboundedReceiver<LinkEvent>) {
+    let wait = async {
+        while let Some(event) = events.recv().await {
+            if matches!(event, LinkEvent::State(LinkState::Connected)) {
+                return;
+            }
+        }
+        panic!("the link's events ended before it connected");
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .expect("connects");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_predicts_its_parents_answer_connects_and_hears_before_the_answer_arrives() {
+    let config = LinkConfig::loopback();
+    let (parent, child) = (Node::new("parent"), Node::new("child"));
+    let (at_child, mut child_events) = PeerLink::new(
+        "parent",
+        &config,
+        &child.certificate,
+        None,
+        Arc::clone(&child) as _,
+    )
+    .await
+    .expect("link");
+    let offer = at_child.create_offer().await.expect("offer");
+    // The parent's fingerprint, as its JOIN announced it.
+    assert!(
+        at_child
+            .predict(parent.certificate.fingerprint())
+            .await
+            .expect("the predicted answer applies"),
+        "an awaited offer is predicted"
+    );
+    let (at_parent, mut parent_events) = PeerLink::new(
+        "child",
+        &config,
+        &parent.certificate,
+        prediction::answering_credentials(&offer),
+        Arc::clone(&parent) as _,
+    )
+    .await
+    .expect("link");
+    let at_parent = Arc::new(at_parent);
+    let answer = at_parent.accept_offer(offer).await.expect("answer");
+    // The answer is held back: both ends connect on the parent's checks alone.
+    connected(&mut parent_events).await;
+    connected(&mut child_events).await;
+    parent.forwarder.add(Arc::clone(&at_parent));
+    stream_tone(&parent, TONE, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(child.count() >= 45, "{} of 50 packets", child.count());
+    assert!(child.tone_share(TONE) >= 0.95);
+    // When it arrives, it agrees, and changes nothing.
+    at_child
+        .accept_answer(answer)
+        .await
+        .expect("the real answer is the predicted one");
+    assert!(
+        !at_child
+            .predict(parent.certificate.fingerprint())
+            .await
+            .expect("no-op"),
+        "an answered offer is not predicted again"
+    );
+    at_child.close().await;
+    at_parent.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_is_not_the_predicted_one_is_refused() {
+    let config = LinkConfig::loopback();
+    let (parent, child) = (Node::new("parent"), Node::new("child"));
+    let announced = Certificate::generate().expect("certificate");
+    for credentials_follow in [true, false] {
+        let (at_child, _) = PeerLink::new(
+            "parent",
+            &config,
+            &child.certificate,
+            None,
+            Arc::clone(&child) as _,
+        )
+        .await
+        .expect("link");
+        let offer = at_child.create_offer().await.expect("offer");
+        // A parent that announced another certificate than the one it uses, or whose
+        // credentials do not follow from the offer (another dialect).
+        let fingerprint = if credentials_follow {
+            announced.fingerprint()
+        } else {
+            parent.certificate.fingerprint()
+        };
+        assert!(at_child.predict(fingerprint).await.expect("applies"));
+        let (at_parent, _) = PeerLink::new(
+            "child",
+            &config,
+            &parent.certificate,
+            credentials_follow
+                .then(|| prediction::answering_credentials(&offer))
+                .flatten(),
+            Arc::clone(&parent) as _,
+        )
+        .await
+        .expect("link");
+        let answer = at_parent.accept_offer(offer).await.expect("answer");
+        assert_eq!(
+            at_child.accept_answer(answer).await,
+            Err(RtcError::Mispredicted)
+        );
+        at_child.close().await;
+        at_parent.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 host_metrics: metrics,
                 cells: vec![],
                 nip44: true,
+                dtls: None,
             }),
         ),
         (
@@ -131,6 +132,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 metrics,
                 price: 0,
                 nip44: true,
+                dtls: None,
             }),
         ),
         (

@@ -546,7 +546,9 @@ async fn playout(shared: Arc<Shared>, mut output: Box<dyn AudioSink>, host: u32)
             let mut stats = lock(&shared.stats);
             if pulled.iter().any(|(source, ..)| *source == host) {
                 if stats.first_audio.is_none() {
-                    stats.first_audio = Some(shared.epoch.elapsed());
+                    let first = shared.epoch.elapsed();
+                    tracing::debug!(ms = first.as_millis() as u64, "first audio played");
+                    stats.first_audio = Some(first);
                 }
                 stats.frames_played += 1;
             }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
-use nostr::prelude::{Event, PublicKey, Timestamp};
+use nostr::prelude::{Event, PublicKey, SubscriptionId, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument;
 
@@ -20,12 +20,13 @@ use crate::participant::{
     CONNECT_DEADLINE, Input, LinkInput, LinkOp, Millis, Output, Participant, ParticipantConfig,
     ParticipantStats, Publication, Routing, UserCommand,
 };
-use crate::protocol::filter::session_filters;
+use crate::protocol::filter::{host_ahead_filter, session_filters};
 use crate::protocol::{
     Draft, EventWriter, IceCandidate, Limits, Message, NetworkMetrics, Parser, Presence,
     RemoteSigner, Signer, SpaceRef, sealed_peer,
 };
-use crate::rtc::{Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink};
+use crate::rtc::prediction::{self, IceCredentials};
+use crate::rtc::{Certificate, Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink, RtcError};
 use crate::signaling::{Incoming, PoolOptions, RelayPool};
 use crate::space::Command;
 use crate::topology::TreeRules;
@@ -161,7 +162,9 @@ impl Session {
             me = %&me.to_hex()[..8],
             space = %config.space.id()
         );
+        let connecting = std::time::Instant::now();
         let (pool, incoming) = RelayPool::connect(&config.relays, PoolOptions::default()).await?;
+        tracing::debug!(parent: &span, ms = connecting.elapsed().as_millis() as u64, "relays connected");
         // A signer elsewhere opens what is sealed to us, in arrival order, before the driver
         // reads it; our own keys open it in the parser.
         let incoming = match &config.signer {
@@ -169,8 +172,12 @@ impl Session {
             Signer::Remote(signer) => open_in_order(Arc::clone(signer), incoming),
         };
         let since = Timestamp::from_secs(Timestamp::now().as_secs().saturating_sub(600));
-        pool.subscribe(session_filters(&config.space, &me, Some(since)))
+        pool.subscribe(vec![host_ahead_filter(&config.space)])
             .await?;
+        let stored = pool
+            .subscribe(session_filters(&config.space, &me, Some(since)))
+            .await?;
+        tracing::debug!(parent: &span, ms = connecting.elapsed().as_millis() as u64, "subscribed");
         let forwarder = Arc::new(Forwarder::new(config.link.child_queue));
         let is_host = me == *config.space.host();
         let audio = Arc::new(Audio::start(
@@ -196,6 +203,9 @@ impl Session {
         let (control, control_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(UI_EVENTS);
         let clock = Clock::new();
+        // One DTLS identity for every link, announced with our JOIN or CREATE: a newcomer
+        // below us writes our answer before it arrives (`rtc::prediction`).
+        let certificate = Certificate::generate()?;
         let participant = Participant::new(
             ParticipantConfig {
                 me,
@@ -209,6 +219,7 @@ impl Session {
                 draft_compat: config.draft_compat,
                 warm_backup: config.warm_backup,
                 ask_host_first: true,
+                dtls: Some(certificate.fingerprint().to_owned()),
             },
             clock.now(),
         );
@@ -241,6 +252,9 @@ impl Session {
             forwarder,
             audio: Arc::clone(&audio),
             link_config: config.link,
+            certificate,
+            stored,
+            read: false,
             routing: Routing::default(),
             held: HashMap::new(),
             ui: events.clone(),
@@ -640,6 +654,14 @@ struct Driver {
     forwarder: Arc<Forwarder>,
     audio: Arc<Audio>,
     link_config: LinkConfig,
+    /// Our DTLS identity, the same on every link.
+    certificate: Certificate,
+    /// The subscription to the space's state, whose end of stored events means the space
+    /// is read.
+    stored: SubscriptionId,
+    /// Events were read since the last look for answers to predict: one may have announced
+    /// a DTLS fingerprint.
+    read: bool,
     /// The participant's last routing, applied again whenever a link appears.
     routing: Routing,
     /// Candidates of links whose reservation was asked before the space was read, held until
@@ -679,11 +701,19 @@ impl Driver {
                             continue;
                         }
                         match self.parser.parse_verified(&event, Timestamp::now()) {
-                            Ok(parsed) => self.input(Input::Event(parsed)),
+                            Ok(parsed) => {
+                                self.read = true;
+                                self.input(Input::Event(parsed));
+                            }
                             Err(e) => tracing::debug!(error = %e, "event refused"),
                         }
                     }
-                    Some(Incoming::EndOfStored { .. }) => self.input(Input::StoredEnd),
+                    // The space is read when the space's subscription has all it stored;
+                    // the host's CREATE asked for ahead of it has its own end.
+                    Some(Incoming::EndOfStored { subscription, .. }) if subscription == self.stored => {
+                        self.read = true;
+                        self.input(Input::StoredEnd);
+                    }
                     Some(_) => {}
                     None => break,
                 },
@@ -697,6 +727,9 @@ impl Driver {
                 _ = stopped.changed() => break,
             }
             self.drain().await;
+            if std::mem::take(&mut self.read) {
+                self.predict_answers().await;
+            }
             if self.participant.is_done() {
                 break;
             }
@@ -888,10 +921,47 @@ impl Driver {
         self.publish(&message, Timestamp::now(), plaintext);
     }
 
+    /// Applies the answer `peer` will give to our offer, if an offer to it awaits its answer
+    /// and it announced its DTLS certificate (`rtc::prediction`).
+    async fn predict_answer(&self, peer: PublicKey) {
+        let Some(link) = self.links.get(&peer).filter(|l| l.awaits_answer()) else {
+            return;
+        };
+        let Some(fingerprint) = self
+            .participant
+            .space()
+            .members()
+            .get(&peer)
+            .and_then(|m| m.dtls.as_deref())
+        else {
+            return;
+        };
+        match link.predict(fingerprint).await {
+            Ok(true) => tracing::debug!(%peer, "answer predicted"),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(%peer, error = %e, "answer not predicted"),
+        }
+    }
+
+    /// [`Driver::predict_answer`] for every link whose offer awaits its answer: the space's
+    /// stored events are read after our first RESERVE left (`ask_host_first`), so the
+    /// parent's fingerprint often comes after the offer.
+    async fn predict_answers(&self) {
+        let awaiting: Vec<PublicKey> = self
+            .links
+            .iter()
+            .filter(|(_, link)| link.awaits_answer())
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in awaiting {
+            self.predict_answer(peer).await;
+        }
+    }
+
     async fn link(&mut self, op: LinkOp) {
         match op {
             LinkOp::Open { peer, within } => {
-                let offer = match self.new_link(peer).await {
+                let offer = match self.new_link(peer, None).await {
                     Some(link) => link
                         .create_offer()
                         .await
@@ -899,6 +969,9 @@ impl Driver {
                         .ok(),
                     None => None,
                 };
+                if offer.is_some() {
+                    self.predict_answer(peer).await;
+                }
                 match (within, offer) {
                     (Some(reserve), Some(sdp)) => self.publish_out(reserve.carrying(sdp)),
                     // No offer to carry: the RESERVE goes alone; the CONFIRM without an answer
@@ -932,7 +1005,8 @@ impl Driver {
                             self.forwarder.remove(&peer.to_hex());
                             old.close().await;
                         }
-                        let Some(link) = self.new_link(peer).await else {
+                        let credentials = prediction::answering_credentials(&sdp);
+                        let Some(link) = self.new_link(peer, credentials).await else {
                             return;
                         };
                         link
@@ -959,6 +1033,13 @@ impl Driver {
                     && let Err(e) = link.accept_answer(sdp).await
                 {
                     tracing::warn!(%peer, error = %e, "answer refused");
+                    if e == RtcError::Mispredicted {
+                        // The link was set up for another answer: it fails, and the
+                        // participant looks for a seat again.
+                        let _ = self
+                            .link_tx
+                            .send((peer, LinkEvent::State(LinkState::Failed)));
+                    }
                 }
             }
             LinkOp::AddCandidate { peer, candidate } => {
@@ -985,9 +1066,20 @@ impl Driver {
         self.apply_routing();
     }
 
-    async fn new_link(&mut self, peer: PublicKey) -> Option<Arc<PeerLink>> {
+    async fn new_link(
+        &mut self,
+        peer: PublicKey,
+        credentials: Option<IceCredentials>,
+    ) -> Option<Arc<PeerLink>> {
         let sink = self.audio.inbound();
-        match PeerLink::new(peer.to_hex(), &self.link_config, sink).await {
+        let link = PeerLink::new(
+            peer.to_hex(),
+            &self.link_config,
+            &self.certificate,
+            credentials,
+            sink,
+        );
+        match link.await {
             Ok((link, mut events)) => {
                 let link = Arc::new(link);
                 let tx = self.link_tx.clone();

@@ -161,6 +161,9 @@ pub struct ParticipantConfig {
     /// keeps the reservation or gives it up. In a space whose host is full it costs a RESERVE
     /// per newcomer, and the host's refusals (rate-limited). On by default.
     pub ask_host_first: bool,
+    /// The fingerprint of our DTLS certificate, announced with our JOIN or CREATE
+    /// (`rtc::Certificate`): newcomers below us write our answer before it arrives.
+    pub dtls: Option<String>,
 }
 
 impl ParticipantConfig {
@@ -178,6 +181,7 @@ impl ParticipantConfig {
             draft_compat: false,
             warm_backup: true,
             ask_host_first: true,
+            dtls: None,
         }
     }
 }
@@ -554,6 +558,7 @@ impl Participant {
                 // What the wire says: our CREATE always carries `["encryption","nip44"]` (the
                 // simulator hands this message over unserialized).
                 nip44: true,
+                dtls: self.config.dtls.clone(),
             })
         } else {
             self.join_message()
@@ -569,6 +574,7 @@ impl Participant {
             price: self.announced_price,
             // What the wire says: our JOINs always carry `["encryption","nip44"]`.
             nip44: true,
+            dtls: self.config.dtls.clone(),
         })
     }
 

@@ -127,6 +127,7 @@ fn join(upload_kbps: u32) -> Message {
         metrics: wifi(upload_kbps),
         price: 0,
         nip44: false,
+        dtls: None,
     })
 }
 
@@ -1055,6 +1056,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
             metrics: wifi(2_000),
             price: PRICE_BITS,
             nip44: false,
+            dtls: None,
         }),
     );
     other.stored_end();
@@ -1174,6 +1176,7 @@ fn private_payloads_go_in_clear_only_to_draft_peers_and_only_in_compatibility_mo
                 metrics: wifi(300),
                 price: 0,
                 nip44: true,
+                dtls: None,
             }),
         );
         host.drain();

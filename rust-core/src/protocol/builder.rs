@@ -83,6 +83,10 @@ impl Draft {
 /// The capability tag on CREATE and JOIN: we read NIP-44 private payloads.
 pub const ENCRYPTION_TAG: [&str; 2] = ["encryption", "nip44"];
 
+/// The tag on CREATE and JOIN naming the author's DTLS certificate, `["dtls", "sha-256 …"]`:
+/// one certificate per session, so a child can write its parent's answer in advance.
+pub const DTLS_TAG: &str = "dtls";
+
 /// The tag of a CONFIRM re-published once its link carries audio ([`Message::Delivering`]).
 pub const DELIVERING_TAG: [&str; 2] = ["state", "delivering"];
 /// Marks a RESERVE sent before its author read the space (our dialect): see
@@ -172,6 +176,11 @@ impl<'a> EventWriter<'a> {
                 tags.push(Tag::custom("t", [DISCOVERY_TAG]));
                 tags.push(Tag::custom(ENCRYPTION_TAG[0], [ENCRYPTION_TAG[1]]));
                 tags.extend(info.cells.iter().map(|c| Tag::custom("g", [c.as_str()])));
+                tags.extend(
+                    info.dtls
+                        .iter()
+                        .map(|f| Tag::custom(DTLS_TAG, [f.as_str()])),
+                );
                 (SpaceKind::CreateSpace, content.to_string(), tags)
             }
             Message::Close => (SpaceKind::CloseSpace, String::new(), self.draft_tags()),
@@ -186,6 +195,12 @@ impl<'a> EventWriter<'a> {
                 if member.price > 0 {
                     tags.push(Tag::custom("pow", [member.price.to_string()]));
                 }
+                tags.extend(
+                    member
+                        .dtls
+                        .iter()
+                        .map(|f| Tag::custom(DTLS_TAG, [f.as_str()])),
+                );
                 (SpaceKind::Join, content.to_string(), tags)
             }
             Message::Leave => (SpaceKind::Leave, String::new(), self.with_d(&[&me])),

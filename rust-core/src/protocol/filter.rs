@@ -110,3 +110,16 @@ fn with_since(filter: Filter, since: Option<Timestamp>) -> Filter {
         None => filter,
     }
 }
+
+/// The host's CREATE_SPACE and CLOSE_SPACE of this space (by author and `#s`, as ours are
+/// tagged), asked for in a subscription of its own ahead of [`session_filters`]: relays send
+/// a subscription's stored events newest first, so in one subscription the CREATE comes
+/// last, behind tens of kilobytes of a busy space's events and several round trips of TCP
+/// slow start. Alone and first, it comes in the relay's first flight, and with it the host's
+/// DTLS fingerprint that lets a newcomer write the host's answer in advance.
+pub fn host_ahead_filter(space: &SpaceRef) -> Filter {
+    Filter::new()
+        .kinds([SpaceKind::CreateSpace.kind(), SpaceKind::CloseSpace.kind()])
+        .author(*space.host())
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id())
+}

@@ -173,6 +173,9 @@ pub struct SpaceInfo {
     pub cells: Vec<String>,
     /// The host reads NIP-44 private payloads (`["encryption","nip44"]`; we always write it).
     pub nip44: bool,
+    /// The fingerprint of the host's DTLS certificate, `sha-256 AB:CD:…` (`["dtls", …]`):
+    /// with it a newcomer writes the host's answer before it arrives (`rtc::prediction`).
+    pub dtls: Option<String>,
 }
 
 /// JOIN_SPACE content.
@@ -187,6 +190,8 @@ pub struct MemberInfo {
     pub price: u8,
     /// It reads NIP-44 private payloads (`["encryption","nip44"]`; we always write it).
     pub nip44: bool,
+    /// The fingerprint of its DTLS certificate, as [`SpaceInfo::dtls`].
+    pub dtls: Option<String>,
 }
 
 /// Which side of a link the requester takes.

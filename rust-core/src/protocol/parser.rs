@@ -158,6 +158,7 @@ impl Parser {
         Ok(match kind {
             SpaceKind::CreateSpace => Message::Create(SpaceInfo {
                 nip44: tags.reads_nip44(),
+                dtls: tags.dtls(),
                 ..parse_create(event, space)?
             }),
             SpaceKind::CloseSpace => Message::Close,
@@ -166,6 +167,7 @@ impl Parser {
                 Message::Join(MemberInfo {
                     price: tags.price(),
                     nip44: tags.reads_nip44(),
+                    dtls: tags.dtls(),
                     ..parse_join(event)?
                 })
             }
@@ -388,6 +390,19 @@ impl<'a> Tags<'a> {
             .unwrap_or(0)
     }
 
+    /// The DTLS fingerprint a CREATE or JOIN announces ([`super::builder::DTLS_TAG`]). Only
+    /// a well-formed SHA-256 one is kept: anything else reads as none (the newcomer then
+    /// waits for the answer), never as a reason to refuse the event.
+    fn dtls(&self) -> Option<String> {
+        let value = self.value(super::builder::DTLS_TAG)?;
+        let hex = value.strip_prefix("sha-256 ")?;
+        let well_formed = hex.len() == 32 * 3 - 1
+            && hex
+                .split(':')
+                .all(|b| b.len() == 2 && b.bytes().all(|c| c.is_ascii_hexdigit()));
+        well_formed.then(|| format!("sha-256 {}", hex.to_ascii_uppercase()))
+    }
+
     fn has(&self, name: &'a str) -> bool {
         self.iter(name).next().is_some()
     }
@@ -527,6 +542,7 @@ fn parse_create(event: &Event, space: &SpaceRef) -> Result<SpaceInfo, ProtocolEr
         host_metrics: host_metrics.unwrap_or_default(),
         cells,
         nip44: false,
+        dtls: None,
     })
 }
 
@@ -559,6 +575,7 @@ fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
             .unwrap_or_default(),
         price: 0,
         nip44: false,
+        dtls: None,
     })
 }
 

@@ -13,6 +13,9 @@ pub(crate) fn keys(n: u8) -> Keys {
     Keys::new(SecretKey::from_slice(&bytes).expect("valid scalar"))
 }
 
+/// A SHA-256 certificate fingerprint as the SDP writes it.
+const FINGERPRINT: &str = "sha-256 4F:9B:9C:1B:0F:4F:47:43:1F:22:FD:D9:0E:F9:9E:E0:73:56:92:2F:6D:A9:A8:26:58:03:56:21:31:1B:5D:2E";
+
 fn now() -> Timestamp {
     Timestamp::from_secs(NOW)
 }
@@ -54,6 +57,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                 host_metrics: metrics(),
                 cells: vec!["48.85,-2.34".into()],
                 nip44: true,
+                dtls: Some(FINGERPRINT.into()),
             }),
             peer.clone(),
         ),
@@ -65,6 +69,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                 metrics: metrics(),
                 price: 0,
                 nip44: true,
+                dtls: Some(FINGERPRINT.into()),
             }),
             host.clone(),
         ),
@@ -874,6 +879,7 @@ fn we_announce_nip44_and_write_in_clear_only_when_asked() {
                 metrics: metrics(),
                 price: 0,
                 nip44: false,
+                dtls: None,
             }),
             now(),
         )
@@ -1045,4 +1051,46 @@ fn a_signer_elsewhere_opens_only_payloads_sealed_between_us_and_a_peer() {
         .build(&Message::Chat { text: "hi".into() }, Timestamp::now())
         .expect("builds");
     assert_eq!(sealed_peer(&chat, &mine), None, "a public kind");
+}
+
+#[test]
+fn a_dtls_fingerprint_is_read_only_when_well_formed() {
+    let (host, peer) = (keys(1), keys(2));
+    let space = space(&host);
+    let parser = Parser::new(Limits::default(), Some(space.clone()), None);
+    let join_with = |value: &str| {
+        raw(
+            &peer,
+            SpaceKind::Join.number(),
+            r#"{"name":"p"}"#,
+            vec![
+                t(&["s", space.id()]),
+                t(&["h", &host.public_key().to_hex()]),
+                t(&["d", &space.d_tag(&[&peer.public_key()])]),
+                t(&["dtls", value]),
+            ],
+            now().as_secs(),
+        )
+    };
+    let dtls = |value: &str| match parser.parse(&join_with(value), now()) {
+        Ok(SpaceEvent {
+            message: Message::Join(info),
+            ..
+        }) => info.dtls,
+        other => panic!("a JOIN with a dtls tag still parses: {other:?}"),
+    };
+    assert_eq!(dtls(FINGERPRINT).as_deref(), Some(FINGERPRINT));
+    assert_eq!(
+        dtls(&FINGERPRINT.to_ascii_lowercase()).as_deref(),
+        Some(FINGERPRINT),
+        "hex digits in either case"
+    );
+    for bad in [
+        "md5 4F:9B",
+        "sha-256 4F:9B",
+        "sha-256 ZZ:9B:9C:1B:0F:4F:47:43:1F:22:FD:D9:0E:F9:9E:E0:73:56:92:2F:6D:A9:A8:26:58:03:56:21:31:1B:5D:2E",
+        "",
+    ] {
+        assert_eq!(dtls(bad), None, "{bad:?} reads as no fingerprint");
+    }
 }

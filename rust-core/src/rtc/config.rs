@@ -6,6 +6,7 @@ use ::rtc::peer_connection::configuration::setting_engine::{SettingEngine, Setti
 use ::rtc::peer_connection::transport::RTCDtlsRole;
 
 use super::RtcError;
+use super::prediction::IceCredentials;
 
 /// A STUN or TURN server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +129,10 @@ impl LinkConfig {
         }
     }
 
-    /// The webrtc-rs settings every link runs with.
-    pub(crate) fn setting_engine(&self) -> SettingEngine {
+    /// The webrtc-rs settings every link runs with; `credentials` are the link's own ICE
+    /// credentials when they must be known in advance (a parent answering: see
+    /// `rtc::prediction`), random without.
+    pub(crate) fn setting_engine(&self, credentials: Option<IceCredentials>) -> SettingEngine {
         // The same ~1.4 s budget of attempts per candidate pair as webrtc-rs's default
         // (7 × 200 ms), at a faster pace.
         let attempts = (1_400 / self.ice_check_interval.as_millis().max(1)).clamp(7, 100) as u16;
@@ -141,7 +144,11 @@ impl LinkConfig {
         // without waiting for the offerer's: first audio lands two round trips after the
         // first check instead of three (`rtc::handshake_tests`). The offerer's DTLS has been
         // up since it applied the answer, before its first check.
-        SettingEngineBuilder::new()
+        let mut builder = SettingEngineBuilder::new();
+        if let Some(IceCredentials { ufrag, pwd }) = credentials {
+            builder = builder.with_ice_credentials(ufrag, pwd);
+        }
+        builder
             .with_ice_connection_attempts(Some(self.ice_check_interval), Some(attempts))
             .with_host_acceptance_min_wait(Some(waits.host))
             .with_prflx_acceptance_min_wait(Some(waits.peer_reflexive))

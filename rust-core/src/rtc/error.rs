@@ -20,6 +20,11 @@ pub enum RtcError {
     /// The link is closed.
     #[error("link closed")]
     Closed,
+    /// The answer that arrived is not the one applied in advance (`rtc::prediction`): the
+    /// parent does not derive its credentials, or its certificate is not the one it
+    /// announced. The link cannot be used.
+    #[error("the answer differs from the one predicted")]
+    Mispredicted,
 }
 
 impl From<webrtc::error::Error> for RtcError {

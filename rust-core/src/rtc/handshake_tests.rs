@@ -7,10 +7,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ::rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use ::rtc::peer_connection::configuration::media_engine::MediaEngine;
 use ::rtc::peer_connection::configuration::setting_engine::SettingEngine;
 use ::rtc::peer_connection::event::RTCPeerConnectionEvent;
 use ::rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use ::rtc::peer_connection::sdp::RTCSessionDescription;
 use ::rtc::peer_connection::state::RTCPeerConnectionState;
 use ::rtc::peer_connection::transport::RTCIceCandidate;
 use ::rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -18,9 +20,9 @@ use ::rtc::rtp_transceiver::RTCRtpSenderId;
 use ::rtc::sansio::Protocol;
 use ::rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::LinkConfig;
 use super::link::audio_track;
 use super::nomination_tests::host_candidate;
+use super::{Certificate, LinkConfig, prediction};
 
 /// One way across the simulated wire: the lossy bed's 40 ms per link.
 const ONE_WAY: Duration = Duration::from_millis(40);
@@ -28,15 +30,22 @@ const ONE_WAY: Duration = Duration::from_millis(40);
 const ANSWER_TRIP: Duration = Duration::from_millis(80);
 const SSRC: u32 = 0x5157_ace5;
 
-/// A peer connection as a link builds it: default codecs, one Opus track, one host candidate.
+/// A peer connection as a link builds it: default codecs, one Opus track, one host candidate,
+/// and `certificate` as its DTLS identity (a fresh one without).
 fn peer(
     epoch: Instant,
     addr: SocketAddr,
     settings: SettingEngine,
+    certificate: Option<&Certificate>,
 ) -> (RTCPeerConnection, RTCRtpSenderId) {
     let mut media = MediaEngine::default();
     media.register_default_codecs().expect("codecs");
+    let mut configuration = RTCConfigurationBuilder::new();
+    if let Some(certificate) = certificate {
+        configuration = configuration.with_certificates(vec![certificate.rtc()]);
+    }
     let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(configuration.build())
         .with_setting_engine(settings)
         .with_media_engine(media)
         .build(epoch)
@@ -58,7 +67,16 @@ struct InFlight {
     packet: TaggedBytesMut,
 }
 
-/// What the offerer heard, from the moment it applied the answer.
+/// How the offerer comes to its remote description.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// It waits for the answer to cross the relays.
+    Relayed,
+    /// It applies the predicted answer with its offer; the real one only has to agree.
+    Predicted,
+}
+
+/// What the offerer heard, from the moment the answerer wrote its answer.
 struct Heard {
     /// When the first packet of the answerer's audio arrived.
     first_audio: Option<Duration>,
@@ -70,20 +88,36 @@ struct Heard {
 
 /// Connects an offerer (0) and an answerer (1) running `settings`; the answerer sends a
 /// packet of audio every 20 ms from the moment it reports its connection up.
-fn connect(settings: impl Fn() -> SettingEngine, run: Duration) -> Heard {
+fn connect(config: &LinkConfig, way: Answer, run: Duration) -> Heard {
     let epoch = Instant::now();
     let addrs: [SocketAddr; 2] = [
         "10.0.0.1:5000".parse().expect("addr"),
         "10.0.0.2:6000".parse().expect("addr"),
     ];
-    let (mut offerer, _) = peer(epoch, addrs[0], settings());
-    let (mut answerer, sender) = peer(epoch, addrs[1], settings());
+    let parents = Certificate::generate().expect("certificate");
+    let (mut offerer, _) = peer(epoch, addrs[0], config.setting_engine(None), None);
     let offer = offerer.create_offer(None).expect("offer");
     offerer
         .set_local_description(epoch, offer.clone())
         .expect("local offer");
+    let (mut answerer, sender) = peer(
+        epoch,
+        addrs[1],
+        config.setting_engine(prediction::answering_credentials(&offer.sdp)),
+        Some(&parents),
+    );
+    if way == Answer::Predicted {
+        let predicted = prediction::predicted_answer(&offer.sdp, parents.fingerprint())
+            .expect("our offer is predictable");
+        offerer
+            .set_remote_description(
+                epoch,
+                RTCSessionDescription::answer(predicted).expect("predicted answer"),
+            )
+            .expect("predicted answer applies");
+    }
     answerer
-        .set_remote_description(epoch, offer)
+        .set_remote_description(epoch, offer.clone())
         .expect("remote offer");
     let answer = answerer.create_answer(None).expect("answer");
     answerer
@@ -106,9 +140,15 @@ fn connect(settings: impl Fn() -> SettingEngine, run: Duration) -> Heard {
         if now >= answered
             && let Some(answer) = answer.take()
         {
-            pcs[0]
-                .set_remote_description(now, answer)
-                .expect("remote answer");
+            match way {
+                Answer::Relayed => pcs[0]
+                    .set_remote_description(now, answer)
+                    .expect("remote answer"),
+                Answer::Predicted => assert!(
+                    prediction::agree(&offer.sdp, parents.fingerprint(), &answer.sdp),
+                    "the answer is the predicted one"
+                ),
+            }
         }
         if next_frame.is_some_and(|t| t <= now) {
             let mut rtp_sender = pcs[1].rtp_sender(sender).expect("sender");
@@ -155,7 +195,7 @@ fn connect(settings: impl Fn() -> SettingEngine, run: Duration) -> Heard {
             while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
                 if k == 0 && matches!(message, RTCMessage::RtpPacket(..)) {
                     heard.received += 1;
-                    heard.first_audio.get_or_insert(now - answered);
+                    heard.first_audio.get_or_insert(now - epoch);
                 }
             }
         }
@@ -211,10 +251,13 @@ fn connect(settings: impl Fn() -> SettingEngine, run: Duration) -> Heard {
 
 #[test]
 fn the_parents_audio_lands_two_round_trips_after_the_answer() {
-    let config = LinkConfig::default();
-    let heard = connect(|| config.setting_engine(), Duration::from_secs(1));
+    let heard = connect(
+        &LinkConfig::default(),
+        Answer::Relayed,
+        Duration::from_secs(1),
+    );
     let rtt = ONE_WAY * 2;
-    let first = heard.first_audio.expect("the offerer hears the answerer");
+    let first = heard.first_audio.expect("the offerer hears the answerer") - ANSWER_TRIP;
     // A nomination, the answerer's ClientHello with its response, the offerer's ServerHello
     // flight, the answerer's Finished flight with its first audio behind it: two round trips.
     // With the answerer as DTLS server, or without False Start, it is three.
@@ -230,4 +273,24 @@ fn the_parents_audio_lands_two_round_trips_after_the_answer() {
         heard.sent,
         heard.received
     );
+}
+
+#[test]
+fn with_a_predicted_answer_the_parents_audio_lands_before_its_answer_would() {
+    let relayed = connect(
+        &LinkConfig::default(),
+        Answer::Relayed,
+        Duration::from_secs(1),
+    );
+    let predicted = connect(
+        &LinkConfig::default(),
+        Answer::Predicted,
+        Duration::from_secs(1),
+    );
+    let relayed = relayed.first_audio.expect("heard with the relayed answer");
+    let first = predicted
+        .first_audio
+        .expect("heard with the predicted answer");
+    println!("relayed {relayed:?} predicted {first:?}");
+    assert!(first < relayed, "{first:?} against {relayed:?}");
 }

@@ -26,9 +26,10 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
+use super::prediction::{IceCredentials, agree, fingerprint, predicted_answer};
 use super::reports::{ReportReader, ReportedLoss};
 use super::stall::{StallChange, StallDetector};
-use super::{LinkConfig, RtcError};
+use super::{Certificate, LinkConfig, RtcError};
 use crate::protocol::IceCandidate;
 
 /// What a link reports to its owner.
@@ -151,9 +152,24 @@ pub struct PeerLink {
     gathered: watch::Receiver<bool>,
     /// Our candidates that went out inside a description: never trickled again.
     described: Mutex<HashSet<String>>,
+    /// Where our offer's answer stands (offering links only).
+    answer: Mutex<Answer>,
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
     counters: Arc<LinkCounters>,
     watchdog: tokio::task::JoinHandle<()>,
+}
+
+/// Where an offering link's answer stands.
+#[derive(Debug, Clone, Default)]
+enum Answer {
+    /// No offer of ours awaits an answer (an answering link, or one already answered).
+    #[default]
+    None,
+    /// Our `offer` left; its answer has not come.
+    Awaited { offer: String },
+    /// The answer to `offer` was predicted for a parent with `fingerprint` and applied; the
+    /// real one only has to agree.
+    Predicted { offer: String, fingerprint: String },
 }
 
 struct Handler {
@@ -266,9 +282,15 @@ impl PeerLink {
 
     /// Creates a link named `label` (the peer's key, for logs). Received RTP goes to `sink`;
     /// events to the returned receiver.
+    ///
+    /// Every link of a session shows the same DTLS `identity`. A link that will answer an
+    /// offer takes the ICE `credentials` derived from it ([`answering_credentials`]), so that
+    /// the offerer can write the answer before it arrives.
     pub async fn new(
         label: impl Into<String>,
         config: &LinkConfig,
+        identity: &Certificate,
+        credentials: Option<IceCredentials>,
         sink: Arc<dyn RtpSink>,
     ) -> Result<(Self, mpsc::UnboundedReceiver<LinkEvent>), RtcError> {
         let label = label.into();
@@ -292,6 +314,7 @@ impl PeerLink {
         let configuration = RTCConfigurationBuilder::new()
             .with_ice_servers(ice_servers)
             .with_ice_transport_policy(policy)
+            .with_certificates(vec![identity.rtc()])
             .build();
         let counters = Arc::new(LinkCounters::default());
         let stall = Arc::new(Mutex::new(StallDetector::new(config.stall_window)));
@@ -306,7 +329,7 @@ impl PeerLink {
             counters: Arc::clone(&counters),
         });
         let epoch = handler.epoch;
-        let settings = config.setting_engine();
+        let settings = config.setting_engine(credentials);
         // RTCP reports both ways: ours tell our parent what we lose, our children's (read by
         // the last interceptor) tell us what they lose of ours, which our uplink estimate
         // rests on.
@@ -357,6 +380,7 @@ impl PeerLink {
                 early_candidates: Mutex::new(Some(Vec::new())),
                 gathered,
                 described: Mutex::default(),
+                answer: Mutex::default(),
                 sender,
                 counters,
                 watchdog,
@@ -375,7 +399,46 @@ impl PeerLink {
     pub async fn create_offer(&self) -> Result<String, RtcError> {
         let offer = self.pc.create_offer(None).await?;
         self.pc.set_local_description(offer.clone()).await?;
-        Ok(self.described_locally(offer.sdp).await)
+        let offer = self.described_locally(offer.sdp).await;
+        *self.answer_state() = Answer::Awaited {
+            offer: offer.clone(),
+        };
+        Ok(offer)
+    }
+
+    /// Whether our offer awaits its answer, neither arrived nor predicted.
+    pub fn awaits_answer(&self) -> bool {
+        matches!(*self.answer_state(), Answer::Awaited { .. })
+    }
+
+    fn answer_state(&self) -> std::sync::MutexGuard<'_, Answer> {
+        self.answer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies the answer a parent whose certificate has `fingerprint` will give to our
+    /// offer, before it arrives ([`predicted_answer`]): ICE answers the parent's first check
+    /// and DTLS takes its ClientHello while the real answer is still crossing the relays.
+    /// Returns whether it did: not for a link with no offer awaiting its answer.
+    pub async fn predict(&self, fingerprint: &str) -> Result<bool, RtcError> {
+        let offer = match &*self.answer_state() {
+            Answer::Awaited { offer } => offer.clone(),
+            _ => return Ok(false),
+        };
+        let Some(predicted) = predicted_answer(&offer, fingerprint) else {
+            return Ok(false);
+        };
+        self.pc
+            .set_remote_description(RTCSessionDescription::answer(predicted)?)
+            .await?;
+        self.flush_early_candidates().await;
+        let mut state = self.answer_state();
+        if matches!(&*state, Answer::Awaited { offer: o } if *o == offer) {
+            *state = Answer::Predicted {
+                offer,
+                fingerprint: fingerprint.to_owned(),
+            };
+        }
+        Ok(true)
     }
 
     /// The local description as it leaves: once gathering completes, or after
@@ -417,8 +480,31 @@ impl PeerLink {
         Ok(self.described_locally(answer.sdp).await)
     }
 
-    /// Applies the remote answer to our offer.
+    /// Applies the remote answer to our offer. If the answer was predicted, the real one
+    /// must agree with the prediction ([`RtcError::Mispredicted`] otherwise: the link cannot
+    /// be used) and only its candidates are added.
     pub async fn accept_answer(&self, sdp: String) -> Result<(), RtcError> {
+        let state = std::mem::take(&mut *self.answer_state());
+        if let Answer::Predicted { offer, fingerprint } = state {
+            if !agree(&offer, &fingerprint, &sdp) {
+                return Err(RtcError::Mispredicted);
+            }
+            for candidate in sdp
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("a="))
+                .filter(|l| l.starts_with("candidate:"))
+            {
+                let candidate = IceCandidate {
+                    candidate: candidate.to_owned(),
+                    sdp_mid: Some("0".to_owned()),
+                    sdp_m_line_index: Some(0),
+                };
+                if let Err(e) = self.apply_candidate(candidate).await {
+                    tracing::debug!(link = %self.label, error = %e, "answer candidate refused");
+                }
+            }
+            return Ok(());
+        }
         self.pc
             .set_remote_description(RTCSessionDescription::answer(sdp)?)
             .await?;
@@ -473,18 +559,23 @@ impl PeerLink {
         self.pc.local_description().await.map(|d| d.sdp)
     }
 
-    /// Whether a remote offer renegotiates this link (same DTLS identity, e.g. an ICE
-    /// restart) rather than starting a new one (a peer that restarted or re-connected).
+    /// Whether a remote offer renegotiates this link (the same peer connection, e.g. an ICE
+    /// restart) rather than starting a new one (a peer that restarted or re-connected). A
+    /// peer connection keeps its SDP session id (`o=`) for life (JSEP), and its DTLS
+    /// identity; a session's links share the identity, so the session id tells them apart.
     pub async fn renegotiates(&self, offer_sdp: &str) -> bool {
-        let fingerprint = |sdp: &str| -> Option<String> {
-            sdp.lines()
-                .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
-                .map(str::to_owned)
+        let identity = |sdp: &str| -> Option<(String, String)> {
+            let origin = sdp
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("o="))?
+                .split_whitespace()
+                .nth(1)?
+                .to_owned();
+            Some((origin, fingerprint(sdp)?.to_owned()))
         };
         match self.pc.remote_description().await {
             Some(current) => {
-                fingerprint(&current.sdp).is_some()
-                    && fingerprint(&current.sdp) == fingerprint(offer_sdp)
+                identity(&current.sdp).is_some() && identity(&current.sdp) == identity(offer_sdp)
             }
             None => false,
         }
@@ -493,7 +584,11 @@ impl PeerLink {
     /// Restarts ICE after a network change and returns the new offer to signal.
     pub async fn restart_ice(&self) -> Result<String, RtcError> {
         self.pc.restart_ice().await?;
-        self.create_offer().await
+        let offer = self.create_offer().await?;
+        // A restart's answer comes from a parent whose credentials no longer follow from
+        // our offer: it is awaited, never predicted.
+        *self.answer_state() = Answer::None;
+        Ok(offer)
     }
 
     /// Sends one RTP packet to the peer, keeping its timestamp, contributing source (CSRC:

@@ -5,6 +5,7 @@
 //! sequence number and timestamp to each child's link: no decode, no encode, so a hop costs
 //! network time only.
 
+mod certificate;
 mod config;
 mod error;
 mod forward;
@@ -13,10 +14,12 @@ mod handshake_tests;
 mod link;
 #[cfg(test)]
 mod nomination_tests;
+pub mod prediction;
 mod reports;
 mod stall;
 
 pub use ::rtc::rtp::{Header as RtpHeader, Packet as RtpPacket};
+pub use certificate::Certificate;
 pub use config::{IceServer, LinkConfig};
 pub use error::RtcError;
 pub use forward::Forwarder;

@@ -73,6 +73,7 @@ impl Space {
                     // The price lives in the host's JOINs; a CREATE says nothing of it.
                     price: self.members.get(&author).map_or(0, |m| m.price),
                     nip44: info.nip44,
+                    dtls: info.dtls.clone(),
                 };
                 self.membership.entry(author).or_insert(clock);
                 self.admit(author, host, event.created_at);

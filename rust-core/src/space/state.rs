@@ -36,6 +36,8 @@ pub struct Member {
     /// It announced that it reads NIP-44 private payloads (ours do; draft-literal clients and
     /// NIP-53 clients do not say so).
     pub nip44: bool,
+    /// The fingerprint of its DTLS certificate, if it announced one (ours do).
+    pub dtls: Option<String>,
 }
 
 /// State of a reservation between a requester and a confirmer.
@@ -203,6 +205,7 @@ impl Space {
                 member.metrics = info.metrics;
                 member.price = info.price;
                 member.nip44 = info.nip44;
+                member.dtls = info.dtls;
                 false
             }
             None => {
@@ -216,6 +219,7 @@ impl Space {
                         muted: false,
                         price: info.price,
                         nip44: info.nip44,
+                        dtls: info.dtls,
                     },
                 );
                 true

@@ -75,6 +75,7 @@ fn world(b_full: bool) -> (Space, u32) {
                 metrics: metrics(upload),
                 price: 0,
                 nip44: false,
+                dtls: None,
             }),
         );
     }
