@@ -145,11 +145,12 @@ async function lossyLinks() {
     console.log(`lossy links: first audio median ${median(firsts)} ms (min ${Math.min(...firsts)}, max ${Math.max(...firsts)})`);
     const heard = hearing(reports, listenMs);
     check(heard === 8, `lossy links: ${heard} of 8 listeners hear >= 90 % of the frames due`);
-    // The draft's handshake over a relay on these links has a floor of ~0.8 s: relay
-    // connection and subscription (~150 ms), RESERVE, CONFIRM, offer and answer through the
-    // relay (four 80 ms trips), ICE (two 80 ms round trips) and DTLS (two). The issue's goal
-    // of 0.5 s needs a shorter handshake (BENCHMARKS.md); checked: within 1.5 s (2.1 s before
-    // the nomination waits, the pipelined publishing and the DTLS changes).
+    // First audio counts from a session whose relay connection is up (a listener's report).
+    // Our dialect's floor on these links is seven 40 ms legs: the RESERVE to the host through
+    // the relay (two), the host's first check, the nomination, the ClientHello, the DTLS
+    // server's flight, the Finished with the audio behind it; then the jitter buffer's first
+    // hold. Medians of ~0.42 s are measured (BENCHMARKS.md); the check only catches a
+    // handshake that lost its shortcuts (2.1 s before them), with room for a loaded machine.
     check(median(firsts) <= 1500, `lossy links: first audio median ${median(firsts)} ms <= 1500 ms`);
   });
 }
