@@ -375,6 +375,10 @@ async fn an_ice_restart_renegotiates_the_same_link_and_audio_continues() {
         ufrag(&first_offer),
         "ICE restarts with new credentials"
     );
+    assert!(
+        down.link.renegotiates(&offer).await,
+        "the peer takes the restart for its link's:\n{first_offer}\n{offer}"
+    );
     let answer = down
         .link
         .accept_offer(offer)

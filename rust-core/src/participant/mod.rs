@@ -234,6 +234,9 @@ struct Pending {
     /// Sent to the host before the space was read ([`ParticipantConfig::ask_host_first`]):
     /// the read settles whether it stands.
     before_read: bool,
+    /// The link our offer opened connected before the CONFIRM came: its answer was written
+    /// in advance (`rtc::prediction`), and the parent's checks outran its CONFIRM.
+    connected: bool,
 }
 
 /// One member of a space, deciding.
@@ -1034,6 +1037,16 @@ impl Participant {
 
     fn on_link(&mut self, peer: PublicKey, event: LinkInput) {
         let Some(link) = self.links.get_mut(&peer) else {
+            // The link of a reservation not yet confirmed: it can only have connected on an
+            // answer written in advance. Counted once the CONFIRM makes it a link.
+            if event == LinkInput::Connected
+                && let Some(pending) = self
+                    .pending
+                    .as_mut()
+                    .filter(|p| p.peer == peer && p.offered)
+            {
+                pending.connected = true;
+            }
             return;
         };
         let kind = link.kind;
@@ -1436,6 +1449,7 @@ impl Participant {
             sent: None,
             offered,
             before_read,
+            connected: false,
         });
         let reserve = self.publication(
             Message::Reserve(Reservation {
@@ -1599,6 +1613,9 @@ impl Participant {
         };
         self.links.insert(by, link);
         self.outputs.push_back(Output::Link(op));
+        if pending.connected {
+            self.on_link(by, LinkInput::Connected);
+        }
     }
 
     /// A peer asks us for a link (as its parent or its warm backup).

@@ -1857,6 +1857,23 @@ impl Alone {
 }
 
 #[test]
+fn a_link_that_connects_before_its_confirm_counts_as_set_up() {
+    // The answer written in advance: the host's checks outrun its CONFIRM.
+    let mut me = Alone::new(5, 1, wifi(2_000));
+    me.event(1, created_by_a_host_of_our_dialect(5_000));
+    me.stored_end();
+    me.drain();
+    me.host_link(LinkInput::Connected);
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    me.drain();
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+    // Past the set-up deadline, the link stands: it connected, only before the CONFIRM.
+    me.advance(CONNECT_DEADLINE.as_millis() as Millis + 1_000);
+    assert!(drops_to(&me.published()).is_empty(), "the parent is kept");
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+}
+
+#[test]
 fn a_parent_link_that_connects_and_never_carries_a_packet_is_let_go() {
     let mut me = linked_to_a_host_of_our_dialect();
     me.advance(300);
