@@ -128,9 +128,11 @@ export class Bed {
   }
 
   /** Delays, jitters, drops and reorders every packet between sites (the router's FORWARD
-   *  chain, through NFQUEUE and `impair`). */
-  async impair({ delayMs, jitterMs, lossPct, reorderPct, seed = 1 }) {
-    inNs(ROUTER, 'iptables', '-A', 'FORWARD', '-j', 'NFQUEUE', '--queue-num', '0', '--queue-bypass');
+   *  chain, through NFQUEUE and `impair`), or only those `from` one site (its uplink). */
+  async impair({ delayMs, jitterMs = 0, lossPct = 0, reorderPct = 0, seed = 1, from = null }) {
+    const source = from ? ['-s', from.addr] : [];
+    inNs(ROUTER, 'iptables', '-A', 'FORWARD', ...source, '-j', 'NFQUEUE', '--queue-num', '0',
+      '--queue-bypass');
     const child = spawn('ip', ['netns', 'exec', ROUTER, IMPAIR, '--queue', '0',
       '--delay-ms', String(delayMs), '--jitter-ms', String(jitterMs), '--loss-pct', String(lossPct),
       '--reorder-pct', String(reorderPct), '--seed', String(seed)],

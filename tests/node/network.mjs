@@ -160,8 +160,11 @@ async function overAnnouncingHost() {
   await inBed(async (bed, relay) => {
     const hostSite = bed.site('sp-host', 10);
     const lis = bed.site('sp-lis', 11);
-    // The host's real uplink: 200 kbit/s (three streams), a queue of 200 ms.
-    hostSite.limitUplink(200);
+    // The host's real uplink: 300 kbit/s (five streams) with a queue of 200 ms, and 60 ms
+    // on the way out, as a phone on cellular; it announces 5,000 kbit/s, as a platform
+    // estimate gone wrong would.
+    hostSite.limitUplink(300);
+    await bed.impair({ delayMs: 60, from: hostSite });
     const h = await host(bed, hostSite, relay, 75, ['--uplink-kbps', '5000', '--connection', 'wifi']);
     const listeners = [];
     for (let n = 0; n < 10; n += 1) {
@@ -178,7 +181,7 @@ async function overAnnouncingHost() {
     // and go elsewhere: the tree may settle before any cut (about one run in four). Either
     // way the host must end feeding no more than its uplink carries.
     const fed = last.children;
-    check(fed <= 3, `over-announcing host: it ends feeding ${fed} children, what 200 kbit/s carries`);
+    check(fed <= 5, `over-announcing host: it ends feeding ${fed} children, what 300 kbit/s carries`);
     // The first children are fed through the saturation before the cut: 93-95 % (BENCHMARKS.md).
     const heard = hearing(reports, listenMs);
     check(heard === 10,
