@@ -58,6 +58,8 @@ pub struct Link {
     /// The share of packets lost lately in the direction the link carries audio: its
     /// [`super::LinkInput::Loss`] reports, smoothed (see [`Link::record_loss`]).
     pub loss: Option<f64>,
+    /// The latest of those reports alone.
+    pub latest_loss: Option<f64>,
 }
 
 /// Weight of the newest loss report in a link's loss. A report covers 500 ms, 25 packets, where
@@ -79,13 +81,16 @@ impl Link {
             displaced_by: None,
             shed_at: None,
             loss: None,
+            latest_loss: None,
         }
     }
 
-    /// Takes in a loss report (a share, 0..=1): an exponential average from no loss.
+    /// Takes in a loss report (a share, 0..=1): an exponential average from no loss, and
+    /// the report itself.
     pub fn record_loss(&mut self, share: f64) {
         let before = self.loss.unwrap_or(0.0);
         self.loss = Some(before + LOSS_WEIGHT * (share - before));
+        self.latest_loss = Some(share);
     }
 
     /// Connected and not stalled: audio (or keep-alives) flows.

@@ -983,13 +983,17 @@ impl Participant {
             .collect();
         let streams = fed.len() as u32;
         let downstream: Vec<f64> = fed.iter().filter_map(|l| l.loss).collect();
+        let latest: Vec<f64> = fed.iter().filter_map(|l| l.latest_loss).collect();
         let inbound = self
             .links
             .one(LinkKind::Parent)
             .and_then(|p| self.links.get(&p))
             .and_then(|l| l.loss)
             .unwrap_or(0.0);
-        match self.uplink.assess(self.now, streams, &downstream, inbound) {
+        match self
+            .uplink
+            .assess(self.now, streams, &downstream, &latest, inbound)
+        {
             Some(UplinkChange::Cut(capacity)) => {
                 tracing::info!(
                     capacity,

@@ -86,13 +86,18 @@ impl Uplink {
         self.measured
     }
 
-    /// Judges the latest receiver reports of the `streams` links we feed (`reports`: the share
-    /// of our packets each child lost lately) against `inbound`, the share we lost ourselves.
+    /// Judges the latest receiver reports of the `streams` links we feed against `inbound`,
+    /// the share we lost ourselves: `reports`, the share of our packets each child lost
+    /// lately, smoothed over a few reports, decide whether we cut (a random loss reads high
+    /// in one report in eight); `latest`, each child's last report alone, size the cut (the
+    /// smoothed figure still lags a saturation that just began: a cut sized on it took two
+    /// steps, three seconds apart, while the first children starved).
     pub fn assess(
         &mut self,
         now: Millis,
         streams: u32,
         reports: &[f64],
+        latest: &[f64],
         inbound: f64,
     ) -> Option<Change> {
         if reports.is_empty() {
@@ -112,7 +117,12 @@ impl Uplink {
             // share L of our packets, (1 - L) of the load fits. One such cut converges; at
             // least one stream goes, and never more than half at once (one bad second must
             // not empty a relay).
-            let mut losses: Vec<f64> = reports.iter().map(|l| (l - inbound).max(0.0)).collect();
+            let sizing = if latest.len() == reports.len() {
+                latest
+            } else {
+                reports
+            };
+            let mut losses: Vec<f64> = sizing.iter().map(|l| (l - inbound).max(0.0)).collect();
             losses.sort_by(f64::total_cmp);
             let median = losses[losses.len() / 2];
             let fits = (f64::from(streams) * (1.0 - median)).floor() as u32;
@@ -166,30 +176,53 @@ mod tests {
     fn starving_children_cut_to_what_got_through() {
         let mut uplink = Uplink::announced(10);
         // Our own inbound loses 2 %: children losing the same are not our uplink's fault.
-        assert_eq!(uplink.assess(0, 10, &[0.03; 10], 0.02), None);
+        assert_eq!(uplink.assess(0, 10, &[0.03; 10], &[0.03; 10], 0.02), None);
         // Ten streams, every child loses 47 %: a 300 kbit/s uplink carrying 568. Five fit.
         assert_eq!(
-            uplink.assess(1_000, 10, &[0.47; 10], 0.0),
+            uplink.assess(1_000, 10, &[0.47; 10], &[0.47; 10], 0.0),
             Some(Change::Cut(5))
         );
         assert!(uplink.measured());
         // Reports right after the cut still show the old load: no second cut yet.
-        assert_eq!(uplink.assess(2_000, 5, &[0.47; 5], 0.0), None);
+        assert_eq!(uplink.assess(2_000, 5, &[0.47; 5], &[0.47; 5], 0.0), None);
         // A slight excess costs one stream; a huge one at most half at once.
         let reports = [0.15, 0.15, 0.15, 0.0, 0.0];
         assert_eq!(
-            uplink.assess(1_000 + CUT_EVERY, 5, &reports, 0.0),
+            uplink.assess(1_000 + CUT_EVERY, 5, &reports, &reports, 0.0),
             Some(Change::Cut(4))
         );
         let mut relay = Uplink::announced(8);
-        assert_eq!(relay.assess(0, 8, &[0.9; 8], 0.0), Some(Change::Cut(4)));
+        assert_eq!(
+            relay.assess(0, 8, &[0.9; 8], &[0.9; 8], 0.0),
+            Some(Change::Cut(4))
+        );
         // One child alone losing is its own network's business.
-        assert_eq!(uplink.assess(20_000, 4, &[0.3, 0.0, 0.0, 0.0], 0.0), None);
+        assert_eq!(
+            uplink.assess(20_000, 4, &[0.3, 0.0, 0.0, 0.0], &[0.3, 0.0, 0.0, 0.0], 0.0),
+            None
+        );
         assert_eq!(uplink.capacity(), 4);
         // Two starving streams are not cut to one: the reports may describe a heavier load.
         let mut small = Uplink::announced(2);
-        assert_eq!(small.assess(0, 2, &[0.5, 0.5], 0.0), None);
+        assert_eq!(small.assess(0, 2, &[0.5, 0.5], &[0.5, 0.5], 0.0), None);
         assert_eq!(small.capacity(), 2);
+    }
+
+    #[test]
+    fn a_saturation_that_just_began_is_cut_in_one_step_by_the_latest_reports() {
+        // Seven streams on an uplink that carries four and a half: every child's last report
+        // says 37 %; smoothed from no loss, the first such report reads 9 %.
+        let mut uplink = Uplink::announced(40);
+        assert_eq!(
+            uplink.assess(0, 7, &[0.0925; 7], &[0.37; 7], 0.0),
+            Some(Change::Cut(4))
+        );
+        // Sized on the smoothed figure, the same moment cut only one stream.
+        let mut lagging = Uplink::announced(40);
+        assert_eq!(
+            lagging.assess(0, 7, &[0.0925; 7], &[0.0925; 7], 0.0),
+            Some(Change::Cut(6))
+        );
     }
 
     #[test]
@@ -197,28 +230,34 @@ mod tests {
         let mut uplink = Uplink::unknown(12);
         assert_eq!(uplink.capacity(), UNKNOWN_START);
         // Not full: nothing to learn.
-        assert_eq!(uplink.assess(0, 1, &[0.0], 0.0), None);
-        assert_eq!(uplink.assess(PROBE_AFTER, 1, &[0.0], 0.0), None);
+        assert_eq!(uplink.assess(0, 1, &[0.0], &[0.0], 0.0), None);
+        assert_eq!(uplink.assess(PROBE_AFTER, 1, &[0.0], &[0.0], 0.0), None);
         // Full and clean for PROBE_AFTER: one more.
-        assert_eq!(uplink.assess(PROBE_AFTER, 2, &[0.0, 0.0], 0.0), None);
         assert_eq!(
-            uplink.assess(2 * PROBE_AFTER, 2, &[0.0, 0.0], 0.0),
+            uplink.assess(PROBE_AFTER, 2, &[0.0, 0.0], &[0.0, 0.0], 0.0),
+            None
+        );
+        assert_eq!(
+            uplink.assess(2 * PROBE_AFTER, 2, &[0.0, 0.0], &[0.0, 0.0], 0.0),
             Some(Change::Probe(3))
         );
         // Three starve: back to two, and three is not tried again soon.
         let t = 2 * PROBE_AFTER + 1_000;
         assert_eq!(
-            uplink.assess(t, 3, &[0.2, 0.2, 0.0], 0.0),
+            uplink.assess(t, 3, &[0.2, 0.2, 0.0], &[0.2, 0.2, 0.0], 0.0),
             Some(Change::Cut(2))
         );
-        assert_eq!(uplink.assess(t + PROBE_AFTER, 2, &[0.0, 0.0], 0.0), None);
         assert_eq!(
-            uplink.assess(t + 2 * PROBE_AFTER, 2, &[0.0, 0.0], 0.0),
+            uplink.assess(t + PROBE_AFTER, 2, &[0.0, 0.0], &[0.0, 0.0], 0.0),
+            None
+        );
+        assert_eq!(
+            uplink.assess(t + 2 * PROBE_AFTER, 2, &[0.0, 0.0], &[0.0, 0.0], 0.0),
             None
         );
         // Once the memory fades, it is tried again.
         assert_eq!(
-            uplink.assess(t + REMEMBER_FOR, 2, &[0.0, 0.0], 0.0),
+            uplink.assess(t + REMEMBER_FOR, 2, &[0.0, 0.0], &[0.0, 0.0], 0.0),
             Some(Change::Probe(3))
         );
     }
@@ -227,8 +266,11 @@ mod tests {
     fn an_announced_uplink_is_a_ceiling_probing_never_passes() {
         let mut uplink = Uplink::announced(3);
         assert!(!uplink.measured());
-        assert_eq!(uplink.assess(0, 3, &[0.0; 3], 0.0), None);
-        assert_eq!(uplink.assess(PROBE_AFTER, 3, &[0.0; 3], 0.0), None);
+        assert_eq!(uplink.assess(0, 3, &[0.0; 3], &[0.0; 3], 0.0), None);
+        assert_eq!(
+            uplink.assess(PROBE_AFTER, 3, &[0.0; 3], &[0.0; 3], 0.0),
+            None
+        );
         assert_eq!(uplink.capacity(), 3);
     }
 }
