@@ -9,7 +9,7 @@ use spaces_core::media::{
     CodecSettings, Decoder, Encoder, FRAME_SAMPLES, RTP_TICKS_PER_FRAME,
     device::{AudioSource, ToneSource},
 };
-use spaces_core::rtc::prediction;
+use spaces_core::rtc::prediction::{self, IceCredentials};
 use spaces_core::rtc::{
     Certificate, Forwarder, LinkConfig, LinkEvent, LinkState, PeerLink, RtpHeader, RtpPacket,
     RtpSink,
@@ -109,30 +109,34 @@ pub struct End {
     pub candidates: Arc<Mutex<Vec<String>>>,
 }
 
+/// A link of `node`'s to the peer named `label`, with `node`'s certificate: answering links
+/// take the ICE `credentials` derived from the offer, as a session's do.
+pub async fn link_of(
+    node: &Arc<Node>,
+    label: &str,
+    config: &LinkConfig,
+    credentials: Option<IceCredentials>,
+) -> (PeerLink, mpsc::UnboundedReceiver<LinkEvent>) {
+    PeerLink::new(
+        label,
+        config,
+        &node.certificate,
+        credentials,
+        Arc::clone(node) as Arc<dyn RtpSink>,
+    )
+    .await
+    .expect("link")
+}
+
 /// Connects `parent` → `child` with a real link (ICE, DTLS, SRTP on loopback) and makes the
 /// parent forward to it. Returns both ends once connected.
 pub async fn connect(parent: &Arc<Node>, child: &Arc<Node>, config: &LinkConfig) -> (End, End) {
-    let (up, up_events) = PeerLink::new(
-        child.label.clone(),
-        config,
-        &parent.certificate,
-        None,
-        Arc::clone(parent) as Arc<dyn RtpSink>,
-    )
-    .await
-    .expect("link");
+    let (up, up_events) = link_of(parent, &child.label, config, None).await;
     let up = Arc::new(up);
     let offer = up.create_offer().await.expect("offer");
     // The answering end derives its ICE credentials from the offer, as a session's do.
-    let (down, down_events) = PeerLink::new(
-        parent.label.clone(),
-        config,
-        &child.certificate,
-        prediction::answering_credentials(&offer),
-        Arc::clone(child) as Arc<dyn RtpSink>,
-    )
-    .await
-    .expect("link");
+    let credentials = prediction::answering_credentials(&offer);
+    let (down, down_events) = link_of(child, &parent.label, config, credentials).await;
     let down = Arc::new(down);
     let up_end = pump(up_events, Arc::clone(&down), Arc::clone(&up));
     let down_end = pump(down_events, Arc::clone(&up), Arc::clone(&down));

@@ -8,7 +8,9 @@ use spaces_core::media::RTP_TICKS_PER_FRAME;
 use spaces_core::rtc::{
     Certificate, LinkConfig, LinkEvent, LinkState, PeerLink, RtcError, prediction,
 };
-use spaces_tests::rtc_harness::{Node, TONE_SOURCE, connect, stream_tone, stream_tone_from};
+use spaces_tests::rtc_harness::{
+    Node, TONE_SOURCE, connect, link_of, stream_tone, stream_tone_from,
+};
 
 const TONE: f32 = 440.0;
 
@@ -172,24 +174,8 @@ async fn relay_only_links_go_through_a_real_turn_server() {
 async fn the_offer_and_answer_carry_host_candidates_and_connect_without_trickling() {
     let config = LinkConfig::loopback();
     let sink = Node::new("sink");
-    let (up, mut up_events) = PeerLink::new(
-        "child",
-        &config,
-        &sink.certificate,
-        None,
-        Arc::clone(&sink) as _,
-    )
-    .await
-    .expect("link");
-    let (down, mut down_events) = PeerLink::new(
-        "parent",
-        &config,
-        &sink.certificate,
-        None,
-        Arc::clone(&sink) as _,
-    )
-    .await
-    .expect("link");
+    let (up, mut up_events) = link_of(&sink, "child", &config, None).await;
+    let (down, mut down_events) = link_of(&sink, "parent", &config, None).await;
     let offer = up.create_offer().await.expect("offer");
     assert!(offer.contains("a=candidate:"), "{offer}");
     let answer = down.accept_offer(offer).await.expect("answer");
@@ -253,15 +239,7 @@ async fn connected(events: &mut tokio::sync::mpsc::UnboundedReceiver<LinkEvent>)
 async fn a_child_that_predicts_its_parents_answer_connects_and_hears_before_the_answer_arrives() {
     let config = LinkConfig::loopback();
     let (parent, child) = (Node::new("parent"), Node::new("child"));
-    let (at_child, mut child_events) = PeerLink::new(
-        "parent",
-        &config,
-        &child.certificate,
-        None,
-        Arc::clone(&child) as _,
-    )
-    .await
-    .expect("link");
+    let (at_child, mut child_events) = link_of(&child, "parent", &config, None).await;
     let offer = at_child.create_offer().await.expect("offer");
     // The parent's fingerprint, as its JOIN announced it.
     assert!(
@@ -271,15 +249,8 @@ async fn a_child_that_predicts_its_parents_answer_connects_and_hears_before_the_
             .expect("the predicted answer applies"),
         "an awaited offer is predicted"
     );
-    let (at_parent, mut parent_events) = PeerLink::new(
-        "child",
-        &config,
-        &parent.certificate,
-        prediction::answering_credentials(&offer),
-        Arc::clone(&parent) as _,
-    )
-    .await
-    .expect("link");
+    let credentials = prediction::answering_credentials(&offer);
+    let (at_parent, mut parent_events) = link_of(&parent, "child", &config, credentials).await;
     let at_parent = Arc::new(at_parent);
     let answer = at_parent.accept_offer(offer).await.expect("answer");
     // The answer is held back: both ends connect on the parent's checks alone.
@@ -312,15 +283,7 @@ async fn an_answer_that_is_not_the_predicted_one_is_refused() {
     let (parent, child) = (Node::new("parent"), Node::new("child"));
     let announced = Certificate::generate().expect("certificate");
     for credentials_follow in [true, false] {
-        let (at_child, _) = PeerLink::new(
-            "parent",
-            &config,
-            &child.certificate,
-            None,
-            Arc::clone(&child) as _,
-        )
-        .await
-        .expect("link");
+        let (at_child, _) = link_of(&child, "parent", &config, None).await;
         let offer = at_child.create_offer().await.expect("offer");
         // A parent that announced another certificate than the one it uses, or whose
         // credentials do not follow from the offer (another dialect).
@@ -330,17 +293,10 @@ async fn an_answer_that_is_not_the_predicted_one_is_refused() {
             parent.certificate.fingerprint()
         };
         assert!(at_child.predict(fingerprint).await.expect("applies"));
-        let (at_parent, _) = PeerLink::new(
-            "child",
-            &config,
-            &parent.certificate,
-            credentials_follow
-                .then(|| prediction::answering_credentials(&offer))
-                .flatten(),
-            Arc::clone(&parent) as _,
-        )
-        .await
-        .expect("link");
+        let credentials = credentials_follow
+            .then(|| prediction::answering_credentials(&offer))
+            .flatten();
+        let (at_parent, _) = link_of(&parent, "child", &config, credentials).await;
         let answer = at_parent.accept_offer(offer).await.expect("answer");
         assert_eq!(
             at_child.accept_answer(answer).await,
