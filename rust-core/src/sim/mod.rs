@@ -197,6 +197,9 @@ enum Happening {
 
 /// How often the world is sampled, ms.
 const SAMPLE_MS: Millis = 100;
+/// Interruptions at least this long are logged (at debug, with the listener's index and
+/// when it began), to trace them.
+const LONG_INTERRUPTION_MS: Millis = 2_000;
 
 /// Runs a scenario and reports.
 pub fn run(config: &SimConfig) -> SimReport {
@@ -277,7 +280,8 @@ pub fn run(config: &SimConfig) -> SimReport {
 
     let mut timeline = Vec::new();
     let mut steady_shares: Vec<f64> = Vec::new();
-    let mut gap_since: HashMap<NodeId, Millis> = HashMap::new();
+    // Each interrupted listener: since when, and the least it heard meanwhile.
+    let mut gap_since: HashMap<NodeId, (Millis, f64)> = HashMap::new();
     let mut episodes: Vec<Millis> = Vec::new();
     let mut listener_ms: u64 = 0;
     let mut orphan_ms: u64 = 0;
@@ -367,12 +371,22 @@ pub fn run(config: &SimConfig) -> SimReport {
             if node.first_audio.is_some() {
                 listener_ms += SAMPLE_MS;
                 if heard {
-                    if let Some(since) = gap_since.remove(&id) {
+                    if let Some((since, least)) = gap_since.remove(&id) {
+                        if now - since >= LONG_INTERRUPTION_MS {
+                            tracing::debug!(
+                                listener = id,
+                                since = since - T0,
+                                ms = now - since,
+                                least,
+                                "long interruption"
+                            );
+                        }
                         episodes.push(now - since);
                     }
                 } else {
                     orphan_ms += SAMPLE_MS;
-                    gap_since.entry(id).or_insert(now);
+                    let gap = gap_since.entry(id).or_insert((now, 1.0));
+                    gap.1 = gap.1.min(hearing[id]);
                 }
             }
         }
@@ -388,7 +402,7 @@ pub fn run(config: &SimConfig) -> SimReport {
             steady_shares.push(share);
         }
     }
-    for (_, since) in gap_since.drain() {
+    for (_, (since, _)) in gap_since.drain() {
         episodes.push(end - since);
     }
 
