@@ -162,7 +162,7 @@ impl Session {
             me = %&me.to_hex()[..8],
             space = %config.space.id()
         );
-        let connecting = std::time::Instant::now();
+        let connecting = Instant::now();
         let (pool, incoming) = RelayPool::connect(&config.relays, PoolOptions::default()).await?;
         tracing::debug!(parent: &span, ms = connecting.elapsed().as_millis() as u64, "relays connected");
         // A signer elsewhere opens what is sealed to us, in arrival order, before the driver

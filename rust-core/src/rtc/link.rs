@@ -26,7 +26,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
-use super::prediction::{IceCredentials, agree, fingerprint, predicted_answer};
+use super::prediction::{IceCredentials, agree, candidates, fingerprint, predicted_answer};
 use super::reports::{ReportReader, ReportedLoss};
 use super::stall::{StallChange, StallDetector};
 use super::{Certificate, LinkConfig, RtcError};
@@ -452,12 +452,7 @@ impl PeerLink {
             .described
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        described.extend(
-            sdp.lines()
-                .filter_map(|l| l.trim().strip_prefix("a="))
-                .filter(|l| l.starts_with("candidate:"))
-                .map(str::to_owned),
-        );
+        described.extend(candidates(&sdp).map(str::to_owned));
         sdp
     }
 
@@ -489,11 +484,7 @@ impl PeerLink {
             if !agree(&offer, &fingerprint, &sdp) {
                 return Err(RtcError::Mispredicted);
             }
-            for candidate in sdp
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("a="))
-                .filter(|l| l.starts_with("candidate:"))
-            {
+            for candidate in candidates(&sdp) {
                 let candidate = IceCandidate {
                     candidate: candidate.to_owned(),
                     sdp_mid: Some("0".to_owned()),

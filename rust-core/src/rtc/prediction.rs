@@ -39,6 +39,13 @@ fn attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The ICE candidates a description carries, as `candidate:…` (the `a=` stripped).
+pub fn candidates(sdp: &str) -> impl Iterator<Item = &str> {
+    sdp.lines()
+        .filter_map(|line| line.trim().strip_prefix("a="))
+        .filter(|attr| attr.starts_with("candidate:"))
+}
+
 /// The ICE credentials of a description.
 pub fn credentials(sdp: &str) -> Option<IceCredentials> {
     Some(IceCredentials {

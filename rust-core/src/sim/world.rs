@@ -832,10 +832,9 @@ impl World {
     ///
     /// Audio spreads from the host a hop per round until nothing changes, as packets do: a
     /// loop of links (a relay whose warm backup hangs below a listener it feeds, in a view a
-    /// moment old) carries what enters it and creates nothing. A recursion from each node
-    /// up to the host, as this was, went round such a loop until its depth limit and left
-    /// zeros for nodes that heard through another link: one listener of `--seed 2` counted
-    /// 10.9 s of silence with both its links delivering.
+    /// moment old) carries what enters it and creates nothing. A walk from each node up to
+    /// the host would go round such a loop and count silent a node that hears through
+    /// another link.
     pub fn hearing(&self) -> Vec<f64> {
         let n = self.nodes.len();
         let feeds: Vec<Vec<(NodeId, f64)>> = (0..n).map(|id| self.feeds_of(id)).collect();
