@@ -9,7 +9,7 @@ use spaces_core::rtc::{
     Certificate, LinkConfig, LinkEvent, LinkState, PeerLink, RtcError, prediction,
 };
 use spaces_tests::rtc_harness::{
-    Node, TONE_SOURCE, connect, link_of, stream_tone, stream_tone_from,
+    End, Node, TONE_SOURCE, connect, link_of, stream_tone, stream_tone_from,
 };
 
 const TONE: f32 = 440.0;
@@ -97,7 +97,7 @@ async fn a_vanishing_child_does_not_disturb_its_siblings() {
     };
     tokio::time::sleep(Duration::from_millis(800)).await;
     // Child 0's device disappears: its side of the link is gone without a goodbye.
-    ends[0].1.link.close().await;
+    ends[0].1.link.abandon().await;
     streaming.await.expect("stream task");
     tokio::time::sleep(Duration::from_millis(300)).await;
     for child in &children[1..] {
@@ -131,6 +131,36 @@ async fn a_silent_link_is_reported_stalled_then_resumed() {
         .await
         .expect("an alarm");
     assert_eq!(alarm, Some(LinkEvent::Resumed));
+}
+
+/// Every alarm `end` raises within `window`.
+async fn alarms_within(end: &mut End, window: Duration) -> Vec<LinkEvent> {
+    let mut alarms = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(alarm)) = tokio::time::timeout_at(deadline, end.alarms.recv()).await {
+        alarms.push(alarm);
+    }
+    alarms
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_parent_says_goodbye_and_a_vanishing_one_does_not() {
+    let config = LinkConfig::loopback();
+    let parent = Node::new("parent");
+    let (told, untold) = (Node::new("told"), Node::new("untold"));
+    let (to_told, mut at_told) = connect(&parent, &told, &config).await;
+    let (to_untold, mut at_untold) = connect(&parent, &untold, &config).await;
+    stream_tone(&parent, TONE, 1).await;
+    to_told.link.close().await;
+    to_untold.link.abandon().await;
+    let (heard, silence) = tokio::join!(
+        alarms_within(&mut at_told, Duration::from_secs(1)),
+        alarms_within(&mut at_untold, Duration::from_secs(1)),
+    );
+    // The goodbye comes before the stall window ends: the child moves on without waiting.
+    assert_eq!(heard.first(), Some(&LinkEvent::Goodbye), "{heard:?}");
+    assert!(!silence.contains(&LinkEvent::Goodbye), "{silence:?}");
+    assert_eq!(silence.first(), Some(&LinkEvent::Stalled), "{silence:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

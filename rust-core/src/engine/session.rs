@@ -740,7 +740,7 @@ impl Driver {
                 self.forwarder.remove(&child);
             }
             for (_, link) in self.links.drain() {
-                link.close().await;
+                link.abandon().await;
             }
         } else {
             self.input(Input::User(UserCommand::Leave));
@@ -817,6 +817,7 @@ impl Driver {
             LinkEvent::State(LinkState::Connecting) => return,
             LinkEvent::Stalled => LinkInput::Stalled,
             LinkEvent::Resumed => LinkInput::Resumed,
+            LinkEvent::Goodbye => LinkInput::Goodbye,
             LinkEvent::Loss(share) => LinkInput::Loss {
                 permille: (share.clamp(0.0, 1.0) * 1_000.0).round() as u16,
             },
@@ -1083,9 +1084,14 @@ impl Driver {
             Ok((link, mut events)) => {
                 let link = Arc::new(link);
                 let tx = self.link_tx.clone();
+                let this = Arc::downgrade(&link);
                 tokio::spawn(async move {
                     while let Some(event) = events.recv().await {
-                        if tx.send((peer, event)).is_err() {
+                        // A link we closed (dropped, or replaced by a newer one to the same
+                        // peer) no longer speaks for the peer.
+                        if this.upgrade().is_none_or(|l| l.is_closed())
+                            || tx.send((peer, event)).is_err()
+                        {
                             break;
                         }
                     }

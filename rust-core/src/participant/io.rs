@@ -46,6 +46,9 @@ pub enum LinkInput {
     Resumed,
     /// The link failed or was closed from the other side.
     Failed,
+    /// The other side closed the link and said so on it (RTCP BYE): as its DROP, which may
+    /// still be crossing the relays.
+    Goodbye,
     /// The share of packets lost lately on this link, in thousandths, in the direction it
     /// carries audio: for a link we feed, what the child's receiver reports say; for a link
     /// that feeds us, what we counted.

@@ -863,26 +863,37 @@ impl Participant {
                     self.close_all();
                     self.left = true;
                 } else {
-                    if let Some(pending) = self.pending.filter(|p| p.peer == peer) {
-                        if let Some(price) = self
-                            .price_of(&peer)
-                            .filter(|p| *p > pending.work && *p <= MAX_PAY)
-                        {
-                            // Busy, and open to those who do the work: do it and ask again.
-                            tracing::info!(%peer, price, "reservation priced; paying");
-                            self.reserve(peer, pending.standby);
-                            return;
-                        }
-                        // Refused (full, or not receiving yet): try someone else for a while.
-                        self.avoid.insert(peer, self.now + ms(REFUSED_AVOID));
-                    }
-                    self.lose(peer);
+                    self.dropped_by(peer);
                 }
             }
             Command::SpaceClosed => self.close_all(),
             command @ Command::RoleChanged { .. } => self.on_role(command),
             _ => {}
         }
+    }
+
+    /// `peer` ended our link or reservation with it (its DROP, its goodbye on the link, its
+    /// leaving).
+    fn dropped_by(&mut self, peer: PublicKey) {
+        if let Some(pending) = self.pending.filter(|p| p.peer == peer) {
+            if let Some(price) = self
+                .price_of(&peer)
+                .filter(|p| *p > pending.work && *p <= MAX_PAY)
+            {
+                // Busy, and open to those who do the work: do it and ask again.
+                tracing::info!(%peer, price, "reservation priced; paying");
+                self.reserve(peer, pending.standby);
+                return;
+            }
+            // Refused (full, or not receiving yet): try someone else for a while.
+            self.avoid_peer(peer, REFUSED_AVOID);
+        }
+        if self.links.get(&peer).is_some_and(|l| l.kind.upstream()) {
+            // A parent that hands us back is full (its uplink shrank, a stronger relay took
+            // our seat): asking it again at once would only be refused.
+            self.avoid_peer(peer, REFUSED_AVOID);
+        }
+        self.lose(peer);
     }
 
     fn on_role(&mut self, command: Command) {
@@ -962,10 +973,12 @@ impl Participant {
         let children: Vec<PublicKey> = self.links.of_kind(LinkKind::Child).collect();
         let standbys: Vec<PublicKey> = self.links.of_kind(LinkKind::StandbyChild).collect();
         let excess = (children.len() + standbys.len()).saturating_sub(self.capacity() as usize);
-        let order = self
-            .config
-            .rules
-            .shed_order(&self.space, &self.me, &children, &standbys);
+        let order =
+            self.config
+                .rules
+                .shed_order(&self.space, &self.me, &children, &standbys, |c| {
+                    self.links.get(c).is_some_and(Link::delivers)
+                });
         for peer in order.into_iter().take(excess) {
             tracing::info!(%peer, capacity = self.capacity(), "handed back to the tree");
             self.drop_link(peer);
@@ -1086,6 +1099,10 @@ impl Participant {
                 }
             }
             LinkInput::Resumed => link.stalled_since = None,
+            LinkInput::Goodbye => {
+                tracing::info!(%peer, ?kind, "the peer closed our link");
+                self.dropped_by(peer);
+            }
             LinkInput::Loss { permille } => {
                 link.record_loss(f64::from(permille.min(1_000)) / 1_000.0);
                 if kind.downstream() {
@@ -1139,13 +1156,13 @@ impl Participant {
     fn upstream_lost(&mut self, peer: PublicKey) {
         tracing::info!(%peer, "upstream link lost");
         self.stats.upstream_lost += 1;
-        self.avoid_peer(peer);
+        self.avoid_peer(peer, AVOID_FOR);
         self.drop_link(peer);
     }
 
-    /// Keeps away from `peer` for a while.
-    fn avoid_peer(&mut self, peer: PublicKey) {
-        let until = self.now + ms(AVOID_FOR);
+    /// Keeps away from `peer` for `period` (or longer, if it is kept away longer already).
+    fn avoid_peer(&mut self, peer: PublicKey, period: Duration) {
+        let until = self.now + ms(period);
         let entry = self.avoid.entry(peer).or_default();
         *entry = (*entry).max(until);
     }
@@ -1169,7 +1186,7 @@ impl Participant {
         {
             tracing::info!(candidate = %pending.peer, "reservation timed out");
             self.abandon_pending();
-            self.avoid_peer(pending.peer);
+            self.avoid_peer(pending.peer, AVOID_FOR);
             self.publish(Message::Drop {
                 target: pending.peer,
                 price: 0,

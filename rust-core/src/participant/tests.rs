@@ -1916,3 +1916,43 @@ fn a_parent_that_delivered_and_then_went_quiet_is_kept() {
     assert!(drops_to(&me.published()).is_empty());
     assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
 }
+
+#[test]
+fn a_saturated_host_sheds_children_still_setting_up_before_those_that_hear() {
+    let mut host = host_with_eight_children();
+    // Two more confirmed, their links not up yet: they have heard nothing.
+    for child in [10, 11] {
+        host.event(child, join(2_000));
+        host.event(child, reserve(child, 1));
+    }
+    host.published();
+    // Every child that hears loses half of what we send: four streams fit, six go.
+    report_round(&mut host, |_| 500);
+    report_round(&mut host, |_| 500);
+    let dropped = drops_to(&host.published());
+    assert_eq!(dropped.len(), 6, "{dropped:?}");
+    for child in [10, 11] {
+        assert!(
+            dropped.contains(&keys(child).public_key()),
+            "{child} goes first"
+        );
+    }
+    assert_eq!(host.me.stats().children, 4);
+}
+
+#[test]
+fn a_parent_that_says_goodbye_is_left_at_once_for_another_seat() {
+    let mut me = linked_to_a_host_of_our_dialect();
+    // Another listener (7) hears the host.
+    me.event(7, join(2_000));
+    me.event(7, reserve(7, 1));
+    me.event(1, confirm(7, 1));
+    me.event(1, delivering(7, 1));
+    me.published();
+    // The host hands us back (its uplink shrank) and says so on the link, long before its
+    // DROP crosses the relays: we ask 7 at once, not the host that just let us go.
+    assert_eq!(me.me.stats().parent, Some(keys(1).public_key()));
+    me.host_link(LinkInput::Goodbye);
+    assert!(me.me.links().get(&keys(1).public_key()).is_none());
+    assert_eq!(me.me.pending(), Some((keys(7).public_key(), false)));
+}

@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use ::rtc::interceptor::{ReceiverReportBuilder, SenderReportBuilder, Slot};
 use ::rtc::media_stream::MediaStreamTrack;
 use ::rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use ::rtc::rtcp::goodbye::Goodbye;
 use ::rtc::rtp;
 use ::rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -47,6 +49,9 @@ pub enum LinkEvent {
     /// The share of packets (0 to 1) lost lately in the direction the link carries audio
     /// ([`PeerLink::sent_loss`] or [`PeerLink::received_loss`]).
     Loss(f64),
+    /// The peer closed the link (its RTCP BYE): it knows long before its DROP crosses the
+    /// relays, which a saturated uplink can delay by seconds.
+    Goodbye,
 }
 
 /// How long an offer or answer waits for the link's candidates before it leaves: host
@@ -58,6 +63,14 @@ const GATHER_WAIT: Duration = Duration::from_millis(25);
 /// How often a link sends RTCP reports (and so how fresh a parent's view of its children's
 /// loss is).
 pub const REPORT_EVERY: Duration = Duration::from_millis(500);
+
+/// How many RTCP BYEs a closing link sends: a second one still arrives when one in ten is
+/// lost (as on a saturated uplink), at the cost of one small packet.
+const GOODBYES: usize = 2;
+
+/// How long a closing link leaves its driver to send the goodbyes before the connection
+/// closes (a loop turn takes microseconds; a loaded phone may take milliseconds).
+const GOODBYE_FLUSH: Duration = Duration::from_millis(20);
 
 /// Connection state, simplified from the W3C states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +170,8 @@ pub struct PeerLink {
     sender: Arc<dyn webrtc::rtp_transceiver::RtpSender>,
     counters: Arc<LinkCounters>,
     watchdog: tokio::task::JoinHandle<()>,
+    /// Closed by us: what it still reports is of a link its owner let go.
+    closed: AtomicBool,
 }
 
 /// Where an offering link's answer stands.
@@ -350,7 +365,7 @@ impl PeerLink {
             )
             .with(
                 Slot::from(14_000),
-                ReportReader::new(Arc::clone(&counters.reported)),
+                ReportReader::new(Arc::clone(&counters.reported), events_tx.clone()),
             );
         let pc = PeerConnectionBuilder::new()
             .with_configuration(configuration)
@@ -384,6 +399,7 @@ impl PeerLink {
                 sender,
                 counters,
                 watchdog,
+                closed: AtomicBool::new(false),
             },
             events_rx,
         ))
@@ -599,17 +615,55 @@ impl PeerLink {
         Ok(())
     }
 
+    /// Whether we closed the link ([`PeerLink::close`]): its events no longer speak for the
+    /// peer (a newer link may).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
     /// Packet counters.
     pub fn counters(&self) -> &LinkCounters {
         &self.counters
     }
 
-    /// Closes the link.
+    /// Closes the link, saying goodbye first (RTCP BYE, twice: one may be lost) when it is
+    /// up, so that the peer moves on at once rather than after a stall or our DROP.
     pub async fn close(&self) {
+        self.shut(true).await;
+    }
+
+    /// Closes the link without a word, as a device that lost power would: the peer finds out
+    /// from the silence.
+    pub async fn abandon(&self) {
+        self.shut(false).await;
+    }
+
+    async fn shut(&self, goodbye: bool) {
         self.watchdog.abort();
-        if let Err(e) = self.pc.close().await {
-            tracing::debug!(link = %self.label, error = %e, "close");
+        self.closed.store(true, Ordering::Relaxed);
+        let pc = Arc::clone(&self.pc);
+        let label = self.label.clone();
+        if goodbye && self.counters.connected.load(Ordering::Relaxed) {
+            for _ in 0..GOODBYES {
+                let bye: Box<dyn ::rtc::rtcp::Packet> = Box::new(Goodbye {
+                    sources: vec![self.ssrc],
+                    reason: Bytes::new(),
+                });
+                if let Err(e) = self.track.write_rtcp(vec![bye]).await {
+                    tracing::debug!(link = %label, error = %e, "goodbye");
+                    break;
+                }
+            }
+            // webrtc-rs closes its core at once and drops what its driver has not sent yet:
+            // the connection ends once the driver had time to send the goodbyes, without
+            // keeping the caller waiting.
+            tokio::spawn(async move {
+                tokio::time::sleep(GOODBYE_FLUSH).await;
+                shut_down(&*pc, &label).await;
+            });
+            return;
         }
+        shut_down(&*pc, &label).await;
     }
 
     async fn payload_type(&self) -> Result<u8, RtcError> {
@@ -658,6 +712,13 @@ async fn watch(
         if change == Some(StallChange::Stalled) && events.send(LinkEvent::Stalled).is_err() {
             return;
         }
+    }
+}
+
+/// Closes `pc`, the connection of the link named `label`.
+async fn shut_down(pc: &dyn PeerConnection, label: &str) {
+    if let Err(e) = pc.close().await {
+        tracing::debug!(link = %label, error = %e, "close");
     }
 }
 

@@ -1,16 +1,22 @@
-//! The RTCP receiver reports a peer sends about our stream: the share of our packets it lost.
-//! webrtc-rs 0.21 parses them but never records them in its statistics (`RemoteInboundRtp`
-//! stays empty), so a link reads them itself, in an interceptor that passes everything on.
+//! The RTCP a peer sends that a link acts on: receiver reports about our stream (the share of
+//! our packets it lost) and its goodbye (RTCP BYE: it closed the link). webrtc-rs 0.21 parses
+//! reports but never records them in its statistics (`RemoteInboundRtp` stays empty), and
+//! says nothing of a BYE, so a link reads both itself, in an interceptor that passes
+//! everything on.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ::rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use ::rtc::rtcp::goodbye::Goodbye;
 use ::rtc::rtcp::receiver_report::ReceiverReport;
 use ::rtc::rtcp::reception_report::ReceptionReport;
 use ::rtc::rtcp::sender_report::SenderReport;
 use ::rtc::sansio::Protocol;
 use ::rtc::shared::error::Error;
+use tokio::sync::mpsc;
+
+use super::link::LinkEvent;
 
 /// The latest loss a peer reported on what we send (a share, 0 to 1), shared between a link
 /// and its [`ReportReader`].
@@ -33,18 +39,23 @@ impl ReportedLoss {
 }
 
 /// Reads reception reports out of inbound RTCP (receiver reports, and the report blocks of a
-/// peer that also sends) into a [`ReportedLoss`]; every packet goes on unchanged.
+/// peer that also sends) into a [`ReportedLoss`], and the peer's first BYE into a
+/// [`LinkEvent::Goodbye`]; every packet goes on unchanged.
 pub struct ReportReader {
     loss: Arc<ReportedLoss>,
+    /// Where the goodbye goes; taken by the first (a peer sends it more than once, as one may
+    /// be lost).
+    goodbye: Option<mpsc::UnboundedSender<LinkEvent>>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl ReportReader {
-    /// A reader recording into `loss`.
-    pub fn new(loss: Arc<ReportedLoss>) -> Self {
+    /// A reader recording into `loss` and telling `events` of the peer's goodbye.
+    pub fn new(loss: Arc<ReportedLoss>, events: mpsc::UnboundedSender<LinkEvent>) -> Self {
         Self {
             loss,
+            goodbye: Some(events),
             read: VecDeque::new(),
             write: VecDeque::new(),
         }
@@ -66,6 +77,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReportReader {
                     self.loss.record(&rr.reports);
                 } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
                     self.loss.record(&sr.reports);
+                } else if any.is::<Goodbye>()
+                    && let Some(events) = self.goodbye.take()
+                {
+                    // Nobody listening: the link is being dropped anyway.
+                    let _ = events.send(LinkEvent::Goodbye);
                 }
             }
         }

@@ -421,6 +421,25 @@ impl World {
         }
     }
 
+    /// `node` hears `gone`'s goodbye on their link (RTCP BYE) one way after `gone` closed it.
+    fn goodbye(&mut self, node: NodeId, gone: NodeId) {
+        let key = *self.nodes[gone].participant.me();
+        let Some(link) = self.nodes[node].participant.links().get(&key) else {
+            return;
+        };
+        let confirmed_at = link.confirmed_at;
+        let one_way = self.nodes[node].link_ms + self.nodes[gone].link_ms;
+        self.at(
+            self.now + one_way,
+            Action::Link {
+                node,
+                peer: gone,
+                confirmed_at,
+                input: LinkInput::Goodbye,
+            },
+        );
+    }
+
     /// `node` stops hearing from `gone`: a stall, then ICE disconnection, then failure.
     fn silence(&mut self, node: NodeId, gone: NodeId) {
         let key = *self.nodes[gone].participant.me();
@@ -756,15 +775,15 @@ impl World {
             LinkOp::AddCandidate { .. } => {}
             LinkOp::Close(peer) => {
                 self.offered.remove(&(node, peer));
-                // The other end hears nothing more on this link, if it still holds it (not a
-                // newer one it opened since); its DROP usually arrives first, and then this
-                // is moot.
+                // The other end, if it still holds this link (not a newer one it opened
+                // since), hears our goodbye one way later, and nothing more after it.
                 if let Some(other) = self.id_of(&peer) {
                     let closed = self.held_links.remove(&(node, other));
                     if closed.is_some()
                         && self.held_links.get(&(other, node)) == closed.as_ref()
                         && self.nodes[other].alive
                     {
+                        self.goodbye(other, node);
                         self.silence(other, node);
                     }
                 }

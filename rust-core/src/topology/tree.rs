@@ -393,13 +393,16 @@ impl TreeRules {
     }
 
     /// The order in which to hand children back when capacity shrinks: backups first, then
-    /// the weakest listeners (smallest capacity, then key); the host never sheds speakers.
+    /// children whose link does not deliver yet (`delivers` says which do: they have heard
+    /// nothing, so moving them silences nobody), then the weakest listeners (smallest
+    /// capacity, then key); the host never sheds speakers.
     pub fn shed_order(
         &self,
         space: &Space,
         me: &PublicKey,
         children: &[PublicKey],
         standbys: &[PublicKey],
+        delivers: impl Fn(&PublicKey) -> bool,
     ) -> Vec<PublicKey> {
         let is_host = me == space.space_ref().host();
         let mut listeners: Vec<PublicKey> = children
@@ -407,7 +410,7 @@ impl TreeRules {
             .filter(|c| !(is_host && space.role_of(c).speaks()))
             .copied()
             .collect();
-        listeners.sort_by_key(|c| (self.capacity(space, c), *c));
+        listeners.sort_by_key(|c| (delivers(c), self.capacity(space, c), *c));
         standbys.iter().copied().chain(listeners).collect()
     }
 }
