@@ -64,11 +64,16 @@ const GATHER_WAIT: Duration = Duration::from_millis(25);
 /// loss is).
 pub const REPORT_EVERY: Duration = Duration::from_millis(500);
 
-/// How many RTCP BYEs a closing link sends: a second one still arrives when one in ten is
-/// lost (as on a saturated uplink), at the cost of one small packet.
-const GOODBYES: usize = 2;
+/// When a closing link sends its RTCP BYEs, each after the one before: three small packets,
+/// the last when a queue that was full as the first left has drained (a 200 ms queue on an
+/// uplink that just shed most of its load).
+const GOODBYES_AFTER: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(50),
+    Duration::from_millis(150),
+];
 
-/// How long a closing link leaves its driver to send the goodbyes before the connection
+/// How long a closing link leaves its driver to send the last goodbye before the connection
 /// closes (a loop turn takes microseconds; a loaded phone may take milliseconds).
 const GOODBYE_FLUSH: Duration = Duration::from_millis(20);
 
@@ -626,8 +631,8 @@ impl PeerLink {
         &self.counters
     }
 
-    /// Closes the link, saying goodbye first (RTCP BYE, twice: one may be lost) when it is
-    /// up, so that the peer moves on at once rather than after a stall or our DROP.
+    /// Closes the link, saying goodbye first (RTCP BYE, three times: one may be lost) when it
+    /// is up, so that the peer moves on at once rather than after a stall or our DROP.
     pub async fn close(&self) {
         self.shut(true).await;
     }
@@ -643,27 +648,31 @@ impl PeerLink {
         self.closed.store(true, Ordering::Relaxed);
         let pc = Arc::clone(&self.pc);
         let label = self.label.clone();
-        if goodbye && self.counters.connected.load(Ordering::Relaxed) {
-            for _ in 0..GOODBYES {
+        if !goodbye || !self.counters.connected.load(Ordering::Relaxed) {
+            shut_down(&*pc, &label).await;
+            return;
+        }
+        // The goodbyes go out spread over a few hundred milliseconds: a parent usually closes
+        // links because its uplink is saturated, and back to back they would meet the same
+        // full queue. webrtc-rs closes its core at once and drops what its driver has not
+        // sent yet, so the connection ends only after the last one left; the caller does not
+        // wait for any of it.
+        let (track, ssrc) = (Arc::clone(&self.track), self.ssrc);
+        tokio::spawn(async move {
+            for pause in GOODBYES_AFTER {
+                tokio::time::sleep(pause).await;
                 let bye: Box<dyn ::rtc::rtcp::Packet> = Box::new(Goodbye {
-                    sources: vec![self.ssrc],
+                    sources: vec![ssrc],
                     reason: Bytes::new(),
                 });
-                if let Err(e) = self.track.write_rtcp(vec![bye]).await {
+                if let Err(e) = track.write_rtcp(vec![bye]).await {
                     tracing::debug!(link = %label, error = %e, "goodbye");
                     break;
                 }
             }
-            // webrtc-rs closes its core at once and drops what its driver has not sent yet:
-            // the connection ends once the driver had time to send the goodbyes, without
-            // keeping the caller waiting.
-            tokio::spawn(async move {
-                tokio::time::sleep(GOODBYE_FLUSH).await;
-                shut_down(&*pc, &label).await;
-            });
-            return;
-        }
-        shut_down(&*pc, &label).await;
+            tokio::time::sleep(GOODBYE_FLUSH).await;
+            shut_down(&*pc, &label).await;
+        });
     }
 
     async fn payload_type(&self) -> Result<u8, RtcError> {
