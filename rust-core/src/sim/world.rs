@@ -855,29 +855,9 @@ impl World {
     /// the host would go round such a loop and count silent a node that hears through
     /// another link.
     pub fn hearing(&self) -> Vec<f64> {
-        let n = self.nodes.len();
-        let feeds: Vec<Vec<(NodeId, f64)>> = (0..n).map(|id| self.feeds_of(id)).collect();
-        let mut share = vec![0.0; n];
-        if self.nodes.first().is_some_and(|host| host.alive) {
-            share[0] = 1.0;
-        }
-        for _ in 0..MAX_HOPS {
-            let mut changed = false;
-            for id in 1..n {
-                let missed = feeds[id].iter().fold(1.0, |missed, (up, carried)| {
-                    missed * (1.0 - share[*up] * carried)
-                });
-                let heard = 1.0 - missed;
-                if (heard - share[id]).abs() > 1e-12 {
-                    share[id] = heard;
-                    changed = true;
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
-        share
+        let feeds: Vec<Vec<(NodeId, f64)>> =
+            (0..self.nodes.len()).map(|id| self.feeds_of(id)).collect();
+        propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive))
     }
 
     /// The links that feed `id` now, each as (the node at its other end, the share of that
@@ -1060,5 +1040,63 @@ fn private_target(message: &Message) -> Option<PublicKey> {
         | Message::Answer { target, .. }
         | Message::Ice { target, .. } => Some(*target),
         _ => None,
+    }
+}
+
+/// The share of the host's frames each node hears, when node `id` is fed by `feeds[id]` (each
+/// feed: the node at its other end, the share of that node's frames it carries) and node 0 is
+/// the host. Spread from the host a hop at a time until nothing changes: links may form loops
+/// for a moment (a relay and its backup each feeding the other), and a loop hears only what
+/// enters it from the host.
+fn propagate(feeds: &[Vec<(NodeId, f64)>], host_alive: bool) -> Vec<f64> {
+    let n = feeds.len();
+    let mut share = vec![0.0; n];
+    if host_alive && n > 0 {
+        share[0] = 1.0;
+    }
+    for _ in 0..MAX_HOPS {
+        let mut changed = false;
+        for id in 1..n {
+            let missed = feeds[id].iter().fold(1.0, |missed, (up, carried)| {
+                missed * (1.0 - share[*up] * carried)
+            });
+            let heard = 1.0 - missed;
+            if (heard - share[id]).abs() > 1e-12 {
+                share[id] = heard;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    share
+}
+
+#[cfg(test)]
+mod tests {
+    use super::propagate;
+
+    #[test]
+    fn hearing_spreads_from_the_host_through_loops_and_never_into_an_island() {
+        // 1 hears the host and 2 (its backup, which 1 feeds); 3 hears 2; 4 and 5 feed only
+        // each other, cut off from the host; every link carries 90 % of frames.
+        let feeds = vec![
+            vec![],
+            vec![(0, 0.9), (2, 0.9)],
+            vec![(1, 0.9)],
+            vec![(2, 0.9)],
+            vec![(5, 0.9)],
+            vec![(4, 0.9)],
+        ];
+        let share = propagate(&feeds, true);
+        // 1 = 1 - (1 - 0.9)(1 - 0.9 * share[2]), share[2] = 0.9 * share[1]: the fixed point.
+        let one = 0.9 / (1.0 - 0.1 * 0.81);
+        assert!((share[1] - one).abs() < 1e-9, "{share:?}");
+        assert!((share[2] - 0.9 * one).abs() < 1e-9, "{share:?}");
+        assert!((share[3] - 0.81 * one).abs() < 1e-9, "{share:?}");
+        assert_eq!(&share[4..], &[0.0, 0.0], "an island hears nothing");
+        // A dead host: nobody hears.
+        assert!(propagate(&feeds, false).iter().all(|s| *s == 0.0));
     }
 }
