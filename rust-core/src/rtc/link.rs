@@ -64,9 +64,9 @@ const GATHER_WAIT: Duration = Duration::from_millis(25);
 /// loss is).
 pub const REPORT_EVERY: Duration = Duration::from_millis(500);
 
-/// When a closing link sends its RTCP BYEs, each after the one before: three small packets,
-/// the last when a queue that was full as the first left has drained (a 200 ms queue on an
-/// uplink that just shed most of its load).
+/// The pause before each RTCP BYE a closing link sends (so at 0, 50 and 200 ms): three small
+/// packets, the last when a queue that was full as the first left has drained (a 200 ms queue
+/// on an uplink that just shed most of its load).
 const GOODBYES_AFTER: [Duration; 3] = [
     Duration::ZERO,
     Duration::from_millis(50),
