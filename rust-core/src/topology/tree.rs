@@ -321,8 +321,11 @@ impl TreeRules {
                 } else {
                     children + asked + tree.standbys(key)
                 };
+                // A full parent hands one leaf's seat on at a time: once someone asked it, a
+                // crowd of newcomers that all saw the same leaf would only be refused.
                 let room = taken < capacity
                     || (parent
+                        && asked == 0
                         && self
                             .displaceable(space, tree, me, tree.children(key).iter())
                             .is_some());

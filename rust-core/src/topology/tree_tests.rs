@@ -232,3 +232,29 @@ fn a_reservation_left_unanswered_stops_counting_once_its_requester_gave_up() {
     assert_eq!(seen(crate::topology::RESERVATION_FRESH_SECS), 0);
     assert_eq!(TreeView::of(&space).asked(&key(B)), 1);
 }
+
+#[test]
+fn a_full_parent_someone_just_asked_is_no_seat_to_take_from_a_leaf() {
+    // Away from our parent A: B's seats are held by D and E, too weak to relay, and we may
+    // take one of them.
+    let avoid_a: HashSet<PublicKey> = [key(A)].into();
+    let (mut space, mut n) = world(true);
+    assert_eq!(pick(&space, Want::Parent, &avoid_a), Some(key(B)));
+    // NIECE asked B a moment ago. B hands one seat on at a time, so a crowd that saw the same
+    // leaf would only be refused: we take SIBLING's free output instead.
+    n += 1;
+    accept(
+        &mut space,
+        n,
+        NIECE,
+        Message::Reserve(Reservation {
+            requester: key(NIECE),
+            confirmer: key(B),
+            role: Some(LinkRole::Consumer),
+            standby: false,
+            sdp: None,
+            before_read: false,
+        }),
+    );
+    assert_eq!(pick(&space, Want::Parent, &avoid_a), Some(key(SIBLING)));
+}
