@@ -875,22 +875,21 @@ impl Participant {
     /// `peer` ended our link or reservation with it (its DROP, its goodbye on the link, its
     /// leaving).
     fn dropped_by(&mut self, peer: PublicKey) {
-        if let Some(pending) = self.pending.filter(|p| p.peer == peer) {
-            if let Some(price) = self
+        let pending = self.pending.filter(|p| p.peer == peer);
+        if let Some(pending) = pending
+            && let Some(price) = self
                 .price_of(&peer)
                 .filter(|p| *p > pending.work && *p <= MAX_PAY)
-            {
-                // Busy, and open to those who do the work: do it and ask again.
-                tracing::info!(%peer, price, "reservation priced; paying");
-                self.reserve(peer, pending.standby);
-                return;
-            }
-            // Refused (full, or not receiving yet): try someone else for a while.
-            self.avoid_peer(peer, REFUSED_AVOID);
+        {
+            // Busy, and open to those who do the work: do it and ask again.
+            tracing::info!(%peer, price, "reservation priced; paying");
+            self.reserve(peer, pending.standby);
+            return;
         }
-        if self.links.get(&peer).is_some_and(|l| l.kind.upstream()) {
-            // A parent that hands us back is full (its uplink shrank, a stronger relay took
-            // our seat): asking it again at once would only be refused.
+        // Refused (full, or not receiving yet), or handed back by a parent that is full (its
+        // uplink shrank, a stronger relay took our seat): asking again at once would only be
+        // refused; try someone else for a while.
+        if pending.is_some() || self.links.get(&peer).is_some_and(|l| l.kind.upstream()) {
             self.avoid_peer(peer, REFUSED_AVOID);
         }
         self.lose(peer);

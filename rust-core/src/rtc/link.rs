@@ -646,10 +646,8 @@ impl PeerLink {
     async fn shut(&self, goodbye: bool) {
         self.watchdog.abort();
         self.closed.store(true, Ordering::Relaxed);
-        let pc = Arc::clone(&self.pc);
-        let label = self.label.clone();
         if !goodbye || !self.counters.connected.load(Ordering::Relaxed) {
-            shut_down(&*pc, &label).await;
+            shut_down(&*self.pc, &self.label).await;
             return;
         }
         // The goodbyes go out spread over a few hundred milliseconds: a parent usually closes
@@ -657,7 +655,8 @@ impl PeerLink {
         // full queue. webrtc-rs closes its core at once and drops what its driver has not
         // sent yet, so the connection ends only after the last one left; the caller does not
         // wait for any of it.
-        let (track, ssrc) = (Arc::clone(&self.track), self.ssrc);
+        let (pc, track, ssrc) = (Arc::clone(&self.pc), Arc::clone(&self.track), self.ssrc);
+        let label = self.label.clone();
         tokio::spawn(async move {
             for pause in GOODBYES_AFTER {
                 tokio::time::sleep(pause).await;

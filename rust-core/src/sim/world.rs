@@ -423,36 +423,33 @@ impl World {
 
     /// `node` hears `gone`'s goodbye on their link (RTCP BYE) one way after `gone` closed it.
     fn goodbye(&mut self, node: NodeId, gone: NodeId) {
-        let key = *self.nodes[gone].participant.me();
-        let Some(link) = self.nodes[node].participant.links().get(&key) else {
-            return;
-        };
-        let confirmed_at = link.confirmed_at;
         let one_way = self.nodes[node].link_ms + self.nodes[gone].link_ms;
-        self.at(
-            self.now + one_way,
-            Action::Link {
-                node,
-                peer: gone,
-                confirmed_at,
-                input: LinkInput::Goodbye,
-            },
-        );
+        self.on_link_later(node, gone, &[(one_way, LinkInput::Goodbye)]);
     }
 
     /// `node` stops hearing from `gone`: a stall, then ICE disconnection, then failure.
     fn silence(&mut self, node: NodeId, gone: NodeId) {
+        let net = self.network;
+        self.on_link_later(
+            node,
+            gone,
+            &[
+                (net.stall_ms, LinkInput::Stalled),
+                (net.ice_disconnect_ms, LinkInput::Disconnected),
+                (net.ice_fail_ms, LinkInput::Failed),
+            ],
+        );
+    }
+
+    /// What `node`'s link with `gone` reports, each after its delay from now: for the link it
+    /// holds now only (a newer one confirmed later hears none of it).
+    fn on_link_later(&mut self, node: NodeId, gone: NodeId, inputs: &[(Millis, LinkInput)]) {
         let key = *self.nodes[gone].participant.me();
         let Some(link) = self.nodes[node].participant.links().get(&key) else {
             return;
         };
         let confirmed_at = link.confirmed_at;
-        let net = self.network;
-        for (after, input) in [
-            (net.stall_ms, LinkInput::Stalled),
-            (net.ice_disconnect_ms, LinkInput::Disconnected),
-            (net.ice_fail_ms, LinkInput::Failed),
-        ] {
+        for &(after, input) in inputs {
             self.at(
                 self.now + after,
                 Action::Link {
