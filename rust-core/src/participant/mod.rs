@@ -28,7 +28,7 @@ use crate::protocol::{
     SpaceInfo, SpaceRef,
 };
 use crate::space::{Command, Space};
-use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want};
+use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want, takes_turn};
 
 /// How long a participant waits for CONFIRM before asking the next candidate: several relay
 /// round trips on a slow mobile link, short enough that a silent candidate costs little.
@@ -237,6 +237,8 @@ struct Pending {
     /// The link our offer opened connected before the CONFIRM came: its answer was written
     /// in advance (`rtc::prediction`), and the parent's checks outran its CONFIRM.
     connected: bool,
+    /// We asked a full parent for a weaker leaf's seat ([`TreeRules::displaceable`]).
+    leaf_seat: bool,
 }
 
 /// One member of a space, deciding.
@@ -248,6 +250,9 @@ pub struct Participant {
     muted: bool,
     links: Links,
     pending: Option<Pending>,
+    /// Until then we look for parents with a free output only: a parent refused us a leaf's
+    /// seat, and the crowd that saw the same weak leaves would meet the next one too.
+    free_seats_until: Millis,
     /// The host we asked before reading the space and then passed over: if it confirms all
     /// the same, a DROP frees the seat it holds for us.
     passed_over: Option<PublicKey>,
@@ -306,6 +311,7 @@ impl Participant {
             muted: false,
             links: Links::default(),
             pending: None,
+            free_seats_until: 0,
             passed_over: None,
             avoid: HashMap::new(),
             strikes: HashMap::new(),
@@ -892,6 +898,9 @@ impl Participant {
         if pending.is_some() || self.links.get(&peer).is_some_and(|l| l.kind.upstream()) {
             self.avoid_peer(peer, REFUSED_AVOID);
         }
+        if pending.is_some_and(|p| p.leaf_seat) {
+            self.free_seats_until = self.now + ms(REFUSED_AVOID);
+        }
         self.lose(peer);
     }
 
@@ -1275,8 +1284,20 @@ impl Participant {
                 return;
             }
             let tree = self.tree();
-            match self.choose(&tree, Want::Parent, None) {
-                Some(parent) => self.reserve(parent, false),
+            let want = if now < self.free_seats_until {
+                Want::FreeSeat
+            } else {
+                Want::Parent
+            };
+            match self.choose(&tree, want, None) {
+                Some(parent) => {
+                    let leaf_seat =
+                        self.config.rules.free_outputs(&self.space, &tree, &parent) == 0;
+                    self.reserve(parent, false);
+                    if let Some(pending) = self.pending.as_mut() {
+                        pending.leaf_seat = leaf_seat;
+                    }
+                }
                 None => self.next_search = now + ms(SEARCH_AGAIN),
             }
             return;
@@ -1362,6 +1383,15 @@ impl Participant {
             return false;
         };
         if tree.depth(&seat).is_none_or(|d| d + 3 > depth) {
+            return false;
+        }
+        let ahead = self
+            .config
+            .rules
+            .climbers_ahead(&self.space, &tree, &seat, &self.me);
+        // A leaf's seat is one place; a parent with free outputs has as many.
+        let seats = self.config.rules.free_outputs(&self.space, &tree, &seat);
+        if !takes_turn(&self.me, now / ms(CLIMB_EVERY), ahead, seats) {
             return false;
         }
         tracing::debug!(%seat, depth, "climbing nearer the host");
@@ -1470,6 +1500,7 @@ impl Participant {
             offered,
             before_read,
             connected: false,
+            leaf_seat: false,
         });
         let reserve = self.publication(
             Message::Reserve(Reservation {

@@ -1956,3 +1956,53 @@ fn a_parent_that_says_goodbye_is_left_at_once_for_another_seat() {
     assert!(me.me.links().get(&keys(1).public_key()).is_none());
     assert_eq!(me.me.pending(), Some((keys(7).public_key(), false)));
 }
+
+#[test]
+fn a_newcomer_refused_a_leafs_seat_asks_a_free_output_next_not_the_next_leaf() {
+    use crate::topology::CapacityPolicy;
+    let three = CapacityPolicy::default().uplink_for(3, ConnectionType::Wifi, false);
+    let mut me = Alone::new(20, 1, wifi(5_000));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(three),
+            ..SpaceInfo::default()
+        }),
+    );
+    // The host feeds relays 2 and 3 and a phone too weak to relay (6). Relay 2 is full of such
+    // phones; relay 3 feeds relay 5 and two of them; relay 5 has two free outputs (depth 3).
+    for (child, parent, kbps) in [
+        (2, 1, three),
+        (3, 1, three),
+        (6, 1, 40),
+        (7, 2, 40),
+        (8, 2, 40),
+        (9, 2, 40),
+        (5, 3, three),
+        (10, 3, 40),
+        (11, 3, 40),
+        (12, 5, 40),
+    ] {
+        me.event(child, join(kbps));
+        me.event(child, reserve(child, parent));
+        me.event(parent, confirm(child, parent));
+        me.event(parent, delivering(child, parent));
+    }
+    me.stored_end();
+    me.drain();
+    // Strong, we may take a weak phone's seat: the host's is the nearest.
+    assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
+    // Refused: a crowd that saw the same phones asked first.
+    me.event(
+        1,
+        Message::Drop {
+            target: keys(20).public_key(),
+            price: 0,
+        },
+    );
+    me.advance(SEARCH_AGAIN.as_millis() as Millis);
+    me.drain();
+    // Relays 2 and 3 hold seats of weak phones at depth 2; relay 5's free output is a hop
+    // lower, and nobody there hands a seat on.
+    assert_eq!(me.me.pending(), Some((keys(5).public_key(), false)));
+}

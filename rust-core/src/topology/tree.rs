@@ -46,11 +46,29 @@ fn spread(me: &PublicKey, candidate: &PublicKey) -> f64 {
     SPREAD * (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Whether `me` takes its turn in `round` for one of `seats` places that `ahead` others are
+/// preferred for: always when there are places enough for those ahead of it, else with odds
+/// `seats` in `ahead + 1`, drawn from the key and the round. The preferred go at once, and a
+/// crowd sends about `seats · ln(crowd)` asks per round instead of the whole crowd.
+pub fn takes_turn(me: &PublicKey, round: u64, ahead: usize, seats: u32) -> bool {
+    let a = me.to_bytes();
+    let mut x = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]) ^ round;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let seats = u64::from(seats.max(1));
+    (ahead as u64) < seats || x % (ahead as u64 + 1) < seats
+}
+
 /// What a participant is looking for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
     /// A parent in the tree.
     Parent,
+    /// A parent with a free output: no leaf's seat. What a newcomer asks for once a parent
+    /// refused it a leaf's seat: a crowd that saw the same weak leaves meets the next of them
+    /// a round trip later, and a seat a hop lower carries the host's voice now.
+    FreeSeat,
     /// A new parent instead of `parent`, which went quiet: a parent's rules, but never in
     /// `parent`'s subtree (those are quiet too).
     Instead {
@@ -257,6 +275,49 @@ impl TreeRules {
             .copied()
     }
 
+    /// Children `peer` has, and seats others asked it for and it has not answered yet (as
+    /// good as taken).
+    fn seats_taken(&self, tree: &TreeView, peer: &PublicKey) -> u32 {
+        tree.children(peer).len() as u32 + tree.asked(peer)
+    }
+
+    /// Outputs of `peer` that no child holds nor anyone asked for: a parent with one admits
+    /// a newcomer without handing a leaf on.
+    pub fn free_outputs(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> u32 {
+        self.capacity(space, peer)
+            .saturating_sub(self.seats_taken(tree, peer))
+    }
+
+    /// How many relays the rules would rather see climb to `seat` than `me`: the stronger
+    /// ones (then an order drawn from both keys) among those deep enough to climb there (three
+    /// hops below it or more) and not above it. Every deep relay sees the same open seat
+    /// near the host; when all of them ask at once, one is confirmed and the rest are refused
+    /// a relay round trip later, each refusal three events on the relays.
+    pub fn climbers_ahead(
+        &self,
+        space: &Space,
+        tree: &TreeView,
+        seat: &PublicKey,
+        me: &PublicKey,
+    ) -> usize {
+        let Some(seat_depth) = tree.depth(seat) else {
+            return 0;
+        };
+        let rank = |key: &PublicKey| (self.capacity(space, key), spread(seat, key));
+        let mine = rank(me);
+        space
+            .members()
+            .keys()
+            .filter(|key| *key != me && *key != seat)
+            .filter(|key| tree.depth(key).is_some_and(|d| d >= seat_depth + 3))
+            .filter(|key| self.capacity(space, key) >= 2 && !tree.under(seat, key))
+            .filter(|key| {
+                let theirs = rank(key);
+                theirs.0 > mine.0 || (theirs.0 == mine.0 && theirs.1 > mine.1)
+            })
+            .count()
+    }
+
     /// Picks the best parent (or warm backup) for `me`: the shallowest member with room (or,
     /// for a parent, a seat `me` may take from a weaker leaf), then the best draft score.
     /// Only proven seats count: the host, members whose confirmer said their link delivers,
@@ -308,23 +369,22 @@ impl TreeRules {
                     return None;
                 }
                 let capacity = self.capacity(space, key);
-                let children = tree.children(key).len() as u32;
                 let parent = !matches!(want, Want::Standby { .. });
                 let asked = tree.asked(key);
                 if asked >= BUSY_AFTER {
                     return None;
                 }
-                // Seats others asked for are as good as taken. A parent may evict backups to
-                // make room; a backup needs a free output.
+                // A parent may evict backups to make room; a backup needs a free output.
                 let taken = if parent {
-                    children + asked
+                    self.seats_taken(tree, key)
                 } else {
-                    children + asked + tree.standbys(key)
+                    self.seats_taken(tree, key) + tree.standbys(key)
                 };
                 // A full parent hands one leaf's seat on at a time: once someone asked it, a
                 // crowd of newcomers that all saw the same leaf would only be refused.
                 let room = taken < capacity
                     || (parent
+                        && want != Want::FreeSeat
                         && asked == 0
                         && self
                             .displaceable(space, tree, me, tree.children(key).iter())

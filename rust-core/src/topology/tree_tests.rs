@@ -258,3 +258,102 @@ fn a_full_parent_someone_just_asked_is_no_seat_to_take_from_a_leaf() {
     );
     assert_eq!(pick(&space, Want::Parent, &avoid_a), Some(key(SIBLING)));
 }
+
+#[test]
+fn after_a_refused_leafs_seat_only_free_outputs_are_chosen() {
+    let avoid_a: HashSet<PublicKey> = [key(A)].into();
+    let (space, _) = world(true);
+    // B is full, but D and E are too weak to relay: a parent may take one of their seats.
+    assert_eq!(pick(&space, Want::Parent, &avoid_a), Some(key(B)));
+    // A parent refused us such a seat: the next ask goes to a free output, a hop lower.
+    assert_eq!(pick(&space, Want::FreeSeat, &avoid_a), Some(key(SIBLING)));
+    let tree = TreeView::of(&space);
+    assert_eq!(TreeRules::default().free_outputs(&space, &tree, &key(B)), 0);
+    assert!(TreeRules::default().free_outputs(&space, &tree, &key(SIBLING)) > 0);
+}
+
+#[test]
+fn climbers_ahead_are_the_stronger_relays_deep_enough_to_climb_to_the_seat() {
+    // host → A → SIBLING → NIECE → D, E: a chain, with D weak and E strong at depth 4.
+    let mut space = Space::new(SpaceRef::new("climb", key(HOST)).expect("id"), key(NIECE));
+    let mut n = 0u32;
+    let mut apply = |space: &mut Space, author: u8, message: Message| {
+        n += 1;
+        accept(space, n, author, message);
+    };
+    apply(
+        &mut space,
+        HOST,
+        Message::Create(SpaceInfo {
+            host_metrics: metrics(240),
+            ..SpaceInfo::default()
+        }),
+    );
+    for (peer, upload) in [
+        (A, 2_000),
+        (SIBLING, 2_000),
+        (NIECE, 1_000),
+        (D, 100),
+        (E, 4_000),
+    ] {
+        apply(
+            &mut space,
+            peer,
+            Message::Join(MemberInfo {
+                name: String::new(),
+                metrics: metrics(upload),
+                price: 0,
+                nip44: false,
+                dtls: None,
+            }),
+        );
+    }
+    for (child, parent) in [
+        (A, HOST),
+        (SIBLING, A),
+        (NIECE, SIBLING),
+        (D, NIECE),
+        (E, NIECE),
+    ] {
+        let r = Reservation {
+            requester: key(child),
+            confirmer: key(parent),
+            role: Some(LinkRole::Consumer),
+            standby: false,
+            sdp: None,
+            before_read: false,
+        };
+        apply(&mut space, child, Message::Reserve(r.clone()));
+        apply(&mut space, parent, Message::Confirm(r));
+    }
+    let tree = TreeView::of(&space);
+    let rules = TreeRules::default();
+    let ahead = |seat: u8, me: u8| rules.climbers_ahead(&space, &tree, &key(seat), &key(me));
+    // To the host's seat: NIECE (depth 3) and E (depth 4) may climb; D cannot relay. E is the
+    // stronger, so it goes first.
+    assert_eq!(ahead(HOST, E), 0);
+    assert_eq!(ahead(HOST, NIECE), 1);
+    // To A's seat (depth 1), only relays at depth 4 or more: E alone.
+    assert_eq!(ahead(A, E), 0);
+    assert_eq!(ahead(A, NIECE), 1, "NIECE is not deep enough, E still is");
+}
+
+#[test]
+fn the_preferred_climbers_always_take_their_turn_and_the_rest_their_share_of_rounds() {
+    use crate::topology::takes_turn;
+    // One place, nobody preferred: every round. Two places, one preferred: every round too.
+    assert!((0..100).all(|round| takes_turn(&key(ME), round, 0, 1)));
+    assert!((0..100).all(|round| takes_turn(&key(ME), round, 1, 2)));
+    // One place, three preferred: about a quarter of the rounds; two places: about half.
+    let turns = |ahead, seats| {
+        (0..1_000)
+            .filter(|round| takes_turn(&key(ME), *round, ahead, seats))
+            .count()
+    };
+    assert!((200..=300).contains(&turns(3, 1)), "{}", turns(3, 1));
+    assert!((420..=580).contains(&turns(3, 2)), "{}", turns(3, 2));
+    // Different relays take different rounds.
+    let mine: Vec<bool> = (0..64).map(|r| takes_turn(&key(ME), r, 3, 1)).collect();
+    let theirs: Vec<bool> = (0..64).map(|r| takes_turn(&key(D), r, 3, 1)).collect();
+    assert_ne!(mine, theirs);
+}
