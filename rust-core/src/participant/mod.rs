@@ -28,7 +28,7 @@ use crate::protocol::{
     SpaceInfo, SpaceRef,
 };
 use crate::space::{Command, Space};
-use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want, takes_turn};
+use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want};
 
 /// How long a participant waits for CONFIRM before asking the next candidate: several relay
 /// round trips on a slow mobile link, short enough that a silent candidate costs little.
@@ -1379,21 +1379,16 @@ impl Participant {
         if depth < 3 {
             return false;
         }
-        let Some(seat) = self.choose(&tree, Want::Parent, Some(parent)) else {
+        let Some(seat) =
+            self.config
+                .rules
+                .climb_target(&self.space, &tree, &self.me, self.timestamp(), |k| {
+                    self.avoid.contains_key(k)
+                        || self.links.get(k).is_some_and(|l| l.kind.downstream())
+                })
+        else {
             return false;
         };
-        if tree.depth(&seat).is_none_or(|d| d + 3 > depth) {
-            return false;
-        }
-        let ahead = self
-            .config
-            .rules
-            .climbers_ahead(&self.space, &tree, &seat, &self.me);
-        // A leaf's seat is one place; a parent with free outputs has as many.
-        let seats = self.config.rules.free_outputs(&self.space, &tree, &seat);
-        if !takes_turn(&self.me, now / ms(CLIMB_EVERY), ahead, seats) {
-            return false;
-        }
         tracing::debug!(%seat, depth, "climbing nearer the host");
         self.reserve(seat, false);
         true

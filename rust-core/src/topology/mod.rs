@@ -12,7 +12,6 @@ pub use metrics::{MetricsError, PeerMetrics};
 pub use score::{Candidate, ScoreWeights, score};
 pub use tree::{
     Admission, RESERVATION_FRESH_SECS, SEAT_PROVEN_SECS, Seats, TreeRules, TreeView, Want,
-    takes_turn,
 };
 
 #[cfg(test)]

@@ -46,18 +46,13 @@ fn spread(me: &PublicKey, candidate: &PublicKey) -> f64 {
     SPREAD * (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Whether `me` takes its turn in `round` for one of `seats` places that `ahead` others are
-/// preferred for: always when there are places enough for those ahead of it, else with odds
-/// `seats` in `ahead + 1`, drawn from the key and the round. The preferred go at once, and a
-/// crowd sends about `seats · ln(crowd)` asks per round instead of the whole crowd.
-pub fn takes_turn(me: &PublicKey, round: u64, ahead: usize, seats: u32) -> bool {
-    let a = me.to_bytes();
-    let mut x = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]) ^ round;
+/// A fixed draw from one key: the order among relays of equal strength.
+fn spread_of(key: &PublicKey) -> u64 {
+    let a = key.to_bytes();
+    let mut x = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
-    let seats = u64::from(seats.max(1));
-    (ahead as u64) < seats || x % (ahead as u64 + 1) < seats
+    x ^ (x >> 31)
 }
 
 /// What a participant is looking for.
@@ -288,34 +283,103 @@ impl TreeRules {
             .saturating_sub(self.seats_taken(tree, peer))
     }
 
-    /// How many relays the rules would rather see climb to `seat` than `me`: the stronger
-    /// ones (then an order drawn from both keys) among those deep enough to climb there (three
-    /// hops below it or more) and not above it. Every deep relay sees the same open seat
-    /// near the host; when all of them ask at once, one is confirmed and the rest are refused
-    /// a relay round trip later, each refusal three events on the relays.
-    pub fn climbers_ahead(
+    /// Pull-up as a matching that every relay computes alike from its own view, so that deep
+    /// relays do not all ask for the same open seat near the host (one is confirmed, the rest
+    /// refused a relay round trip later, each refusal three events on the relays). Relays
+    /// that may climb (two outputs or more, three hops deep or more), strongest first, each
+    /// take the shallowest place at least two hops nearer the host than they are and outside
+    /// their own subtree: a free output, or the seat of a leaf they clearly outrank (one per
+    /// full parent nobody asked, as it hands one on at a time). Returns the place this gives
+    /// `me`, if any; `avoid` (ours alone) passes places over for `me` only.
+    pub fn climb_target(
         &self,
         space: &Space,
         tree: &TreeView,
-        seat: &PublicKey,
         me: &PublicKey,
-    ) -> usize {
-        let Some(seat_depth) = tree.depth(seat) else {
-            return 0;
-        };
-        let rank = |key: &PublicKey| (self.capacity(space, key), spread(seat, key));
-        let mine = rank(me);
-        space
+        now: Timestamp,
+        avoid: impl Fn(&PublicKey) -> bool,
+    ) -> Option<PublicKey> {
+        let my_depth = tree.depth(me)?;
+        if my_depth < 3 || self.capacity(space, me) < 2 {
+            return None;
+        }
+        // Places, shallowest first, then the most outputs (the same order in every view).
+        let mut places: Vec<(PublicKey, u32, u32)> = space
             .members()
             .keys()
-            .filter(|key| *key != me && *key != seat)
-            .filter(|key| tree.depth(key).is_some_and(|d| d >= seat_depth + 3))
-            .filter(|key| self.capacity(space, key) >= 2 && !tree.under(seat, key))
-            .filter(|key| {
-                let theirs = rank(key);
-                theirs.0 > mine.0 || (theirs.0 == mine.0 && theirs.1 > mine.1)
+            .filter(|key| self.fresh(space, key, now) && self.proven(space, tree, key, now))
+            .filter_map(|key| {
+                let depth = tree.depth(key)?;
+                if depth + 3 > my_depth || tree.asked(key) >= BUSY_AFTER {
+                    return None;
+                }
+                let free = self.free_outputs(space, tree, key);
+                let leaf_seat = tree.asked(key) == 0 && !tree.children(key).is_empty();
+                (free > 0 || leaf_seat).then_some((*key, depth, free))
             })
-            .count()
+            .collect();
+        places.sort_by_key(|(key, depth, free)| (*depth, std::cmp::Reverse(*free), *key));
+        let mut left: Vec<u32> = places.iter().map(|(_, _, free)| (*free).max(1)).collect();
+        let mut climbers: Vec<(PublicKey, u32)> = space
+            .members()
+            .keys()
+            .filter(|key| self.capacity(space, key) >= 2)
+            .filter(|key| *key == me || self.fresh(space, key, now))
+            .filter_map(|key| Some((*key, tree.depth(key).filter(|d| *d >= 3)?)))
+            .collect();
+        climbers.sort_by_key(|(key, _)| {
+            (
+                std::cmp::Reverse(self.capacity(space, key)),
+                std::cmp::Reverse(spread_of(key)),
+                *key,
+            )
+        });
+        for (climber, depth) in climbers {
+            let mine = climber == *me;
+            let taken = places
+                .iter()
+                .enumerate()
+                .position(|(i, (place, at, free))| {
+                    left[i] > 0
+                        && *at + 3 <= depth
+                        && !tree.under(place, &climber)
+                        && (!mine || !avoid(place))
+                        && (*free > 0
+                            || self
+                                .displaceable(space, tree, &climber, tree.children(place).iter())
+                                .is_some())
+                });
+            if mine {
+                return taken.map(|i| places[i].0);
+            }
+            if let Some(i) = taken {
+                left[i] -= 1;
+            }
+        }
+        None
+    }
+
+    /// Whether `key` was heard of lately (the host always is).
+    fn fresh(&self, space: &Space, key: &PublicKey, now: Timestamp) -> bool {
+        key == space.space_ref().host()
+            || space
+                .last_seen(key)
+                .is_some_and(|at| at.as_secs() + MEMBER_FRESH_SECS >= now.as_secs())
+    }
+
+    /// Whether `key`'s seat is proven: the host, a member whose confirmer said its link
+    /// delivers, or one whose seat stood [`SEAT_PROVEN_SECS`]. A seat nobody has seen carry
+    /// audio yet may be a Sybil's that will never link: trying it costs a reserve timeout or
+    /// a set-up deadline, seconds of silence.
+    fn proven(&self, space: &Space, tree: &TreeView, key: &PublicKey, now: Timestamp) -> bool {
+        key == space.space_ref().host()
+            || tree.parent(key).is_some_and(|parent| {
+                matches!(
+                    space.links().get(&(*key, *parent)),
+                    Some(LinkState::Confirmed { delivering, at, .. })
+                        if *delivering || at.as_secs() + SEAT_PROVEN_SECS <= now.as_secs()
+                )
+            })
     }
 
     /// Picks the best parent (or warm backup) for `me`: the shallowest member with room (or,
@@ -334,29 +398,11 @@ impl TreeRules {
         avoid: impl Fn(&PublicKey) -> bool,
     ) -> Option<PublicKey> {
         let my_role = space.role_of(me);
-        let host = space.space_ref().host();
-        let fresh = |key: &PublicKey| {
-            key == host
-                || space
-                    .last_seen(key)
-                    .is_some_and(|at| at.as_secs() + MEMBER_FRESH_SECS >= now.as_secs())
-        };
-        // A seat nobody has seen carry audio yet may be a Sybil's that will never link: trying
-        // it costs a reserve timeout or a set-up deadline, seconds of silence.
-        let proven = |key: &PublicKey| {
-            key == host
-                || tree.parent(key).is_some_and(|parent| {
-                    matches!(
-                        space.links().get(&(*key, *parent)),
-                        Some(LinkState::Confirmed { delivering, at, .. })
-                            if *delivering || at.as_secs() + SEAT_PROVEN_SECS <= now.as_secs()
-                    )
-                })
-        };
         space
             .members()
             .keys()
-            .filter(|key| *key != me && !avoid(key) && fresh(key) && proven(key))
+            .filter(|key| *key != me && !avoid(key))
+            .filter(|key| self.fresh(space, key, now) && self.proven(space, tree, key, now))
             .filter_map(|key| {
                 let depth = tree.depth(key)?;
                 // Never below ourselves (a loop), nor a backup that falls with our parent.

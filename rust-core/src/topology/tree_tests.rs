@@ -273,9 +273,10 @@ fn after_a_refused_leafs_seat_only_free_outputs_are_chosen() {
 }
 
 #[test]
-fn climbers_ahead_are_the_stronger_relays_deep_enough_to_climb_to_the_seat() {
-    // host → A → SIBLING → NIECE → D, E: a chain, with D weak and E strong at depth 4.
-    let mut space = Space::new(SpaceRef::new("climb", key(HOST)).expect("id"), key(NIECE));
+fn deep_relays_climb_to_different_places_the_strongest_nearest() {
+    // host → A → SIBLING → NIECE → D, E, ME: a chain; D is too weak to relay, E is the
+    // strongest, ME between. The host has one free output (240 kbit/s: two, A holds one).
+    let mut space = Space::new(SpaceRef::new("climb", key(HOST)).expect("id"), key(ME));
     let mut n = 0u32;
     let mut apply = |space: &mut Space, author: u8, message: Message| {
         n += 1;
@@ -295,6 +296,7 @@ fn climbers_ahead_are_the_stronger_relays_deep_enough_to_climb_to_the_seat() {
         (NIECE, 1_000),
         (D, 100),
         (E, 4_000),
+        (ME, 3_000),
     ] {
         apply(
             &mut space,
@@ -314,6 +316,7 @@ fn climbers_ahead_are_the_stronger_relays_deep_enough_to_climb_to_the_seat() {
         (NIECE, SIBLING),
         (D, NIECE),
         (E, NIECE),
+        (ME, NIECE),
     ] {
         let r = Reservation {
             requester: key(child),
@@ -324,36 +327,25 @@ fn climbers_ahead_are_the_stronger_relays_deep_enough_to_climb_to_the_seat() {
             before_read: false,
         };
         apply(&mut space, child, Message::Reserve(r.clone()));
-        apply(&mut space, parent, Message::Confirm(r));
+        apply(&mut space, parent, Message::Confirm(r.clone()));
+        apply(&mut space, parent, Message::Delivering(r));
     }
     let tree = TreeView::of(&space);
     let rules = TreeRules::default();
-    let ahead = |seat: u8, me: u8| rules.climbers_ahead(&space, &tree, &key(seat), &key(me));
-    // To the host's seat: NIECE (depth 3) and E (depth 4) may climb; D cannot relay. E is the
-    // stronger, so it goes first.
-    assert_eq!(ahead(HOST, E), 0);
-    assert_eq!(ahead(HOST, NIECE), 1);
-    // To A's seat (depth 1), only relays at depth 4 or more: E alone.
-    assert_eq!(ahead(A, E), 0);
-    assert_eq!(ahead(A, NIECE), 1, "NIECE is not deep enough, E still is");
-}
-
-#[test]
-fn the_preferred_climbers_always_take_their_turn_and_the_rest_their_share_of_rounds() {
-    use crate::topology::takes_turn;
-    // One place, nobody preferred: every round. Two places, one preferred: every round too.
-    assert!((0..100).all(|round| takes_turn(&key(ME), round, 0, 1)));
-    assert!((0..100).all(|round| takes_turn(&key(ME), round, 1, 2)));
-    // One place, three preferred: about a quarter of the rounds; two places: about half.
-    let turns = |ahead, seats| {
-        (0..1_000)
-            .filter(|round| takes_turn(&key(ME), *round, ahead, seats))
-            .count()
+    let now = Timestamp::from_secs(T0 + 100);
+    let target = |me: u8, avoid: &[u8]| {
+        rules.climb_target(&space, &tree, &key(me), now, |k| {
+            avoid.iter().any(|a| key(*a) == *k)
+        })
     };
-    assert!((200..=300).contains(&turns(3, 1)), "{}", turns(3, 1));
-    assert!((420..=580).contains(&turns(3, 2)), "{}", turns(3, 2));
-    // Different relays take different rounds.
-    let mine: Vec<bool> = (0..64).map(|r| takes_turn(&key(ME), r, 3, 1)).collect();
-    let theirs: Vec<bool> = (0..64).map(|r| takes_turn(&key(D), r, 3, 1)).collect();
-    assert_ne!(mine, theirs);
+    // E, the strongest at depth 4, takes the host's free output; ME, next, A's outputs
+    // (depth 1: two hops nearer than its 4). NIECE (depth 3) may climb to the host only, and
+    // E is ahead of it there. D cannot relay.
+    assert_eq!(target(E, &[]), Some(key(HOST)));
+    assert_eq!(target(ME, &[]), Some(key(A)));
+    assert_eq!(target(NIECE, &[]), None);
+    assert_eq!(target(D, &[]), None);
+    // What ME avoids is passed over for ME alone: it goes nowhere else near enough.
+    assert_eq!(target(ME, &[A]), None);
+    assert_eq!(target(E, &[A]), Some(key(HOST)));
 }
