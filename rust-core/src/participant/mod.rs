@@ -207,6 +207,8 @@ pub struct ParticipantStats {
     pub upstream_lost: u64,
     /// Reservations we made.
     pub reservations: u64,
+    /// Of those, climbs nearer the host (pull-up).
+    pub climbs: u64,
     /// Of those, made with proof of work (a busy confirmer priced them).
     pub paid_reservations: u64,
     /// Events the state machine refused, and requests for a link it refused, by reason
@@ -1358,7 +1360,9 @@ impl Participant {
     /// Pull-up: a relay that could sit at least two hops nearer the host (a shallow seat opened:
     /// a relay left, the host's capacity rose) moves there with its whole subtree, keeping its
     /// parent until the new one delivers. Looked at every [`CLIMB_EVERY`]; only relays climb,
-    /// since seats near the host are worth most to those who widen the tree.
+    /// since seats near the host are worth most to those who widen the tree, and each to the
+    /// place the rules' matching of deep relays to open places gives it
+    /// ([`TreeRules::climb_target`]), so that they do not all ask for the same one.
     fn climb(&mut self, parent: PublicKey) -> bool {
         let now = self.now;
         if now < self.next_climb
@@ -1383,13 +1387,13 @@ impl Participant {
             self.config
                 .rules
                 .climb_target(&self.space, &tree, &self.me, self.timestamp(), |k| {
-                    self.avoid.contains_key(k)
-                        || self.links.get(k).is_some_and(|l| l.kind.downstream())
+                    self.passes_over(k)
                 })
         else {
             return false;
         };
         tracing::debug!(%seat, depth, "climbing nearer the host");
+        self.stats.climbs += 1;
         self.reserve(seat, false);
         true
     }
@@ -1407,10 +1411,13 @@ impl Participant {
         self.config
             .rules
             .choose_parent(&self.space, tree, &self.me, want, self.timestamp(), |k| {
-                Some(*k) == also_avoid
-                    || self.avoid.contains_key(k)
-                    || self.links.get(k).is_some_and(|l| l.kind.downstream())
+                Some(*k) == also_avoid || self.passes_over(k)
             })
+    }
+
+    /// Whether we pass `peer` over as a parent or backup: we avoid it for now, or we feed it.
+    fn passes_over(&self, peer: &PublicKey) -> bool {
+        self.avoid.contains_key(peer) || self.links.get(peer).is_some_and(|l| l.kind.downstream())
     }
 
     /// Whether, with this parent, we will look for another upstream link once settled: a

@@ -480,6 +480,7 @@ fn decisions(world: &World) -> BTreeMap<String, u64> {
         let stats = node.participant.stats();
         for (name, count) in [
             ("reservations", stats.reservations),
+            ("climbs", stats.climbs),
             ("upstream_lost", stats.upstream_lost),
             ("standby_takeovers", stats.standby_takeovers),
             ("ice_restarts", stats.ice_restarts),
