@@ -44,6 +44,35 @@ const E: u8 = 8;
 /// SIBLING → NIECE. Seen by ME. With `b_full`, B's two slots are taken by D and E,
 /// phones too weak to relay.
 fn world(b_full: bool) -> (Space, u32) {
+    let mut links = vec![
+        (A, HOST),
+        (B, HOST),
+        (SIBLING, A),
+        (ME, A),
+        (NIECE, SIBLING),
+    ];
+    if b_full {
+        links.extend([(D, B), (E, B)]);
+    }
+    space_of(
+        &[
+            (A, 2_000),
+            (B, if b_full { 240 } else { 2_000 }),
+            (SIBLING, 2_000),
+            (ME, 2_000),
+            (NIECE, 2_000),
+            (D, 100),
+            (E, 100),
+        ],
+        &links,
+        false,
+    )
+}
+
+/// A space seen by ME: a host announcing 240 kbit/s (two outputs), `members` with their
+/// uplinks in kbit/s, and a confirmed tree link for each (child, parent) of `links`, said to
+/// deliver when `delivering`. Returns the space and the number of events applied.
+fn space_of(members: &[(u8, u32)], links: &[(u8, u8)], delivering: bool) -> (Space, u32) {
     let mut space = Space::new(SpaceRef::new("view", key(HOST)).expect("id"), key(ME));
     let mut n = 0u32;
     let mut apply = |space: &mut Space, author: u8, message: Message| {
@@ -58,55 +87,33 @@ fn world(b_full: bool) -> (Space, u32) {
             ..SpaceInfo::default()
         }),
     );
-    for (peer, upload) in [
-        (A, 2_000),
-        (B, if b_full { 240 } else { 2_000 }),
-        (SIBLING, 2_000),
-        (ME, 2_000),
-        (NIECE, 2_000),
-        (D, 100),
-        (E, 100),
-    ] {
+    for (peer, upload) in members {
         apply(
             &mut space,
-            peer,
+            *peer,
             Message::Join(MemberInfo {
                 name: String::new(),
-                metrics: metrics(upload),
+                metrics: metrics(*upload),
                 price: 0,
                 nip44: false,
                 dtls: None,
             }),
         );
     }
-    let link = |space: &mut Space,
-                apply: &mut dyn FnMut(&mut Space, u8, Message),
-                child,
-                parent,
-                standby| {
+    for (child, parent) in links {
         let r = Reservation {
-            requester: key(child),
-            confirmer: key(parent),
+            requester: key(*child),
+            confirmer: key(*parent),
             role: Some(LinkRole::Consumer),
-            standby,
+            standby: false,
             sdp: None,
             before_read: false,
         };
-        apply(space, child, Message::Reserve(r.clone()));
-        apply(space, parent, Message::Confirm(r));
-    };
-    let mut links = vec![
-        (A, HOST),
-        (B, HOST),
-        (SIBLING, A),
-        (ME, A),
-        (NIECE, SIBLING),
-    ];
-    if b_full {
-        links.extend([(D, B), (E, B)]);
-    }
-    for (child, parent) in links {
-        link(&mut space, &mut apply, child, parent, false);
+        apply(&mut space, *child, Message::Reserve(r.clone()));
+        apply(&mut space, *parent, Message::Confirm(r.clone()));
+        if delivering {
+            apply(&mut space, *parent, Message::Delivering(r));
+        }
     }
     (space, n)
 }
@@ -276,60 +283,25 @@ fn after_a_refused_leafs_seat_only_free_outputs_are_chosen() {
 fn deep_relays_climb_to_different_places_the_strongest_nearest() {
     // host → A → SIBLING → NIECE → D, E, ME: a chain; D is too weak to relay, E is the
     // strongest, ME between. The host has one free output (240 kbit/s: two, A holds one).
-    let mut space = Space::new(SpaceRef::new("climb", key(HOST)).expect("id"), key(ME));
-    let mut n = 0u32;
-    let mut apply = |space: &mut Space, author: u8, message: Message| {
-        n += 1;
-        accept(space, n, author, message);
-    };
-    apply(
-        &mut space,
-        HOST,
-        Message::Create(SpaceInfo {
-            host_metrics: metrics(240),
-            ..SpaceInfo::default()
-        }),
+    let (space, _) = space_of(
+        &[
+            (A, 2_000),
+            (SIBLING, 2_000),
+            (NIECE, 1_000),
+            (D, 100),
+            (E, 4_000),
+            (ME, 3_000),
+        ],
+        &[
+            (A, HOST),
+            (SIBLING, A),
+            (NIECE, SIBLING),
+            (D, NIECE),
+            (E, NIECE),
+            (ME, NIECE),
+        ],
+        true,
     );
-    for (peer, upload) in [
-        (A, 2_000),
-        (SIBLING, 2_000),
-        (NIECE, 1_000),
-        (D, 100),
-        (E, 4_000),
-        (ME, 3_000),
-    ] {
-        apply(
-            &mut space,
-            peer,
-            Message::Join(MemberInfo {
-                name: String::new(),
-                metrics: metrics(upload),
-                price: 0,
-                nip44: false,
-                dtls: None,
-            }),
-        );
-    }
-    for (child, parent) in [
-        (A, HOST),
-        (SIBLING, A),
-        (NIECE, SIBLING),
-        (D, NIECE),
-        (E, NIECE),
-        (ME, NIECE),
-    ] {
-        let r = Reservation {
-            requester: key(child),
-            confirmer: key(parent),
-            role: Some(LinkRole::Consumer),
-            standby: false,
-            sdp: None,
-            before_read: false,
-        };
-        apply(&mut space, child, Message::Reserve(r.clone()));
-        apply(&mut space, parent, Message::Confirm(r.clone()));
-        apply(&mut space, parent, Message::Delivering(r));
-    }
     let tree = TreeView::of(&space);
     let rules = TreeRules::default();
     let now = Timestamp::from_secs(T0 + 100);
