@@ -664,8 +664,8 @@ struct Driver {
     read: bool,
     /// The participant's last routing, applied again whenever a link appears.
     routing: Routing,
-    /// Candidates of links whose reservation was asked before the space was read, held until
-    /// the read settles it ([`Participant::asked_before_read`]).
+    /// Candidates of links whose reservation is not settled yet, held until it is
+    /// ([`Participant::holds_candidates`]).
     held: HashMap<PublicKey, Vec<IceCandidate>>,
     ui: broadcast::Sender<Command>,
     state: Arc<Mutex<SessionStats>>,
@@ -793,7 +793,7 @@ impl Driver {
     fn on_link_event(&mut self, peer: PublicKey, event: LinkEvent) {
         let input = match event {
             LinkEvent::LocalCandidate(candidate) => {
-                if self.participant.asked_before_read(&peer) {
+                if self.participant.holds_candidates(&peer) {
                     self.held.entry(peer).or_default().push(candidate);
                     return;
                 }
@@ -851,8 +851,8 @@ impl Driver {
         state.tree.clone_from(self.participant.stats());
     }
 
-    /// Trickles the candidates held for a reservation asked before the read once the read kept
-    /// it; forgets them if it did not.
+    /// Trickles the candidates held for a reservation once it is settled and the link stands;
+    /// forgets them if it does not.
     fn release_held(&mut self) {
         if self.held.is_empty() {
             return;
@@ -860,7 +860,7 @@ impl Driver {
         let settled: Vec<PublicKey> = self
             .held
             .keys()
-            .filter(|peer| !self.participant.asked_before_read(peer))
+            .filter(|peer| !self.participant.holds_candidates(peer))
             .copied()
             .collect();
         for peer in settled {

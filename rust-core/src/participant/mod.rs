@@ -379,12 +379,14 @@ impl Participant {
         self.pending.map(|p| (p.peer, p.standby))
     }
 
-    /// Whether our reservation of `peer` was asked before the space was read and the read has
-    /// not settled it yet: the driver holds the link's trickled candidates until it does (in a
-    /// space whose host is full, they would only load the relays).
-    pub fn asked_before_read(&self, peer: &PublicKey) -> bool {
+    /// Whether the driver holds the trickled candidates of our link to `peer` until our
+    /// reservation is settled: it was asked before the space was read (the read may give it
+    /// up; in a space whose host is full they would only load the relays), or for a weak
+    /// leaf's seat (most such asks meet a crowd that saw the same leaf and are refused). The
+    /// host candidates in the offer stand; a server-reflexive one follows the CONFIRM.
+    pub fn holds_candidates(&self, peer: &PublicKey) -> bool {
         self.pending
-            .is_some_and(|p| p.before_read && p.peer == *peer)
+            .is_some_and(|p| p.peer == *peer && (p.before_read || p.leaf_seat))
     }
 
     /// Whether we still want a link with `peer`: one we hold, or the reservation we wait on.

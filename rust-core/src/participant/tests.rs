@@ -1990,8 +1990,10 @@ fn a_newcomer_refused_a_leafs_seat_asks_a_free_output_next_not_the_next_leaf() {
     }
     me.stored_end();
     me.drain();
-    // Strong, we may take a weak phone's seat: the host's is the nearest.
+    // Strong, we may take a weak phone's seat: the host's is the nearest. Most such asks are
+    // refused, so the link's trickled candidates wait for the answer.
     assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
+    assert!(me.me.holds_candidates(&keys(1).public_key()));
     // Refused: a crowd that saw the same phones asked first.
     me.event(
         1,
@@ -2005,4 +2007,8 @@ fn a_newcomer_refused_a_leafs_seat_asks_a_free_output_next_not_the_next_leaf() {
     // Relays 2 and 3 hold seats of weak phones at depth 2; relay 5's free output is a hop
     // lower, and nobody there hands a seat on.
     assert_eq!(me.me.pending(), Some((keys(5).public_key(), false)));
+    assert!(
+        !me.me.holds_candidates(&keys(5).public_key()),
+        "a free output's are not held"
+    );
 }

@@ -644,7 +644,7 @@ impl World {
                 .held
                 .iter()
                 .filter(|(n, peer)| {
-                    *n == node && !self.nodes[node].participant.asked_before_read(peer)
+                    *n == node && !self.nodes[node].participant.holds_candidates(peer)
                 })
                 .map(|(_, peer)| *peer)
                 .collect();
@@ -729,8 +729,8 @@ impl World {
                         self.offer(node, peer, created_at);
                     }
                 }
-                if self.nodes[node].participant.asked_before_read(&peer) {
-                    // Held until the read settles the reservation, as the driver does.
+                if self.nodes[node].participant.holds_candidates(&peer) {
+                    // Held until the reservation is settled, as the driver does.
                     self.held.insert((node, peer));
                 } else {
                     self.candidates(node, peer, created_at);
