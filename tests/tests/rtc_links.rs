@@ -394,6 +394,9 @@ async fn receiver_reports_tell_a_parent_what_its_child_lost() {
         "nothing expected before any audio"
     );
     stream_tone(&host, TONE, 3).await;
+    // The last packets may still be on their way through the child's stack: the counts read
+    // below must include them, or the second read finds them "new".
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // The child's RTCP receiver reports reach the parent (what its uplink estimate rests
     // on), and the child counts what it lost itself (its inbound loss, against which it
     // judges its own children's reports). Loopback loses nothing.
