@@ -36,20 +36,24 @@ const SPREAD: f64 = 0.15;
 
 /// A fixed per-(newcomer, candidate) nudge in [0, SPREAD).
 fn spread(me: &PublicKey, candidate: &PublicKey) -> f64 {
-    let (a, b) = (me.to_bytes(), candidate.to_bytes());
-    let mut x = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]])
-        ^ u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    // SplitMix64's finaliser: neighbouring keys give unrelated nudges.
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
+    let x = mix(word(&me.to_bytes(), 0) ^ word(&candidate.to_bytes(), 0));
     SPREAD * (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A fixed draw from one key: the order among relays of equal strength.
 fn spread_of(key: &PublicKey) -> u64 {
-    let a = key.to_bytes();
-    let mut x = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+    mix(word(&key.to_bytes(), 8))
+}
+
+/// The eight bytes of a key from `from` on, big-endian.
+fn word(bytes: &[u8; 32], from: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[from..from + 8]);
+    u64::from_be_bytes(w)
+}
+
+/// SplitMix64's finaliser: neighbouring keys give unrelated draws.
+fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
