@@ -92,7 +92,8 @@ pub struct LinkConfig {
     pub bind: Vec<String>,
     /// A link that delivers nothing for this long is reported stalled.
     pub stall_window: Duration,
-    /// Packets waiting per child before the oldest is dropped for that child alone.
+    /// Packets waiting to be forwarded to the children; a packet that finds the queue full is
+    /// dropped.
     pub child_queue: usize,
     /// Pause between ICE connectivity checks. webrtc-rs waits 200 ms; a check that runs
     /// before the peer's candidates arrive then costs 200 ms of first audio. RFC 8445 paces
