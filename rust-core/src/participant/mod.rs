@@ -1476,16 +1476,24 @@ impl Participant {
         };
         let host = pending.peer;
         let tree = self.tree();
+        let chosen = self.choose(&tree, Want::Parent, None);
+        // Only for a free output: a host full for a while leaves an ask made before the read
+        // unanswered (the read shows it full), so an ask standing for a leaf's seat would wait
+        // out its deadline. Asked again, it is answered (the seat, or a DROP).
+        let free = self.config.rules.free_outputs(&self.space, &tree, &host) > 0;
         let stands = self.takes_early_offer(&host)
             && self.work_for(&host) <= pending.work
-            && self.choose(&tree, Want::Parent, None) == Some(host);
+            && chosen == Some(host)
+            && free;
         if let Some(pending) = self.pending.as_mut().filter(|_| stands) {
             pending.before_read = false;
             return;
         }
         tracing::debug!(%host, "the space read chose otherwise than the host asked first");
         self.abandon_pending();
-        self.passed_over = Some(host);
+        if chosen != Some(host) {
+            self.passed_over = Some(host);
+        }
     }
 
     fn ask(&mut self, peer: PublicKey, standby: bool, work: u8, offered: bool, before_read: bool) {
@@ -1766,6 +1774,14 @@ impl Participant {
                 },
             )
         };
+        // An ask made before the requester read the space takes a free output or nothing: the
+        // requester keeps it only when its read shows one (`settle_early_ask`), and asks again
+        // for a leaf's seat, which a CONFIRM to the first ask would then collide with.
+        let admission = match admission {
+            Admission::Displace(_) if first => Admission::Refuse,
+            other => other,
+        };
+        let full = self.links.of_kind(LinkKind::Child).count() >= self.capacity() as usize;
         match admission {
             Admission::Accept => {}
             Admission::EvictStandby(backup) => {
@@ -1777,9 +1793,10 @@ impl Participant {
                     link.displaced_by = Some(from);
                 }
             }
-            Admission::Refuse if first && self.full_shown() => {
+            Admission::Refuse if first && full && self.full_shown() => {
                 // Asked before the requester read the space: the read tells it there is no
-                // room here, and a DROP would only load the relays (one per newcomer).
+                // free output here, and a DROP would only load the relays (one per newcomer).
+                // Refused for another reason, it is told: its read would show a seat.
                 *self
                     .stats
                     .rejected

@@ -1833,6 +1833,67 @@ fn a_full_host_refuses_a_reservation_asked_before_the_read_silently_and_others_w
     assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
 }
 
+/// A host (1) at 400 kbit/s whose three seats are held by two strong relays and a weak leaf.
+fn host_feeding_two_relays_and_a_weak_leaf(view: &mut Alone) {
+    for (child, kbps) in [(10, 5_000), (11, 5_000), (12, 40)] {
+        view.event(child, join(kbps));
+        view.event(child, reserve(child, 1));
+        view.event(1, confirm(child, 1));
+        view.event(1, delivering(child, 1));
+    }
+}
+
+#[test]
+fn a_newcomer_whose_read_shows_only_a_leafs_seat_at_the_host_asks_for_it_again_at_once() {
+    let (mut me, _) = Alone::configured(5, 1, wifi(5_000), |_| {});
+    me.event(1, created_by_a_host_of_our_dialect(400));
+    host_feeding_two_relays_and_a_weak_leaf(&mut me);
+    me.stored_end();
+    let out = me.drain();
+    // A full host leaves an ask made before the read unanswered: kept for the weak leaf's
+    // seat, it would wait out its deadline (two seconds of silence for a strong newcomer of
+    // a crowd). It is given up, and the seat asked for again, as a reservation made knowingly.
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Link(LinkOp::Close(p)) if *p == keys(1).public_key())),
+        "the early ask goes: {out:?}"
+    );
+    let asked_again = out.iter().any(|o| {
+        matches!(o, Output::Link(LinkOp::Open { peer, within: Some(p) })
+            if *peer == keys(1).public_key()
+                && matches!(&p.message, Message::Reserve(r) if !r.before_read))
+    });
+    assert!(asked_again, "the leaf's seat is asked for at once: {out:?}");
+    assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
+}
+
+#[test]
+fn a_full_host_hands_a_leafs_seat_only_to_a_reservation_made_after_the_read() {
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    host_feeding_two_relays_and_a_weak_leaf(&mut host);
+    host.published();
+    host.advance(FULL_SHOWN_AFTER);
+    // Asked before the read: the newcomer keeps such an ask only for a free output, so a
+    // CONFIRM for the leaf's seat would meet its second reservation for the same seat.
+    host.event(20, join(5_000));
+    host.event(
+        20,
+        Message::Reserve(Reservation {
+            before_read: true,
+            ..reservation(20, 1)
+        }),
+    );
+    let published = host.published();
+    assert!(
+        confirms_to(&published).is_empty() && drops_to(&published).is_empty(),
+        "{published:?}"
+    );
+    // Asked again, knowingly: the seat is handed on.
+    host.event(20, reserve(20, 1));
+    assert_eq!(confirms_to(&host.published()), vec![keys(20).public_key()]);
+}
+
 /// A listener (5) whose link to the host (1, of our dialect) has just connected.
 fn linked_to_a_host_of_our_dialect() -> Alone {
     let mut me = Alone::new(5, 1, wifi(2_000));

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use webrtc::media_stream::track_remote::{RtpSink as TrackSink, TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
@@ -92,7 +93,8 @@ pub enum LinkState {
     Closed,
 }
 
-/// Receives every RTP packet a link delivers, on the link's receive task. Must not block:
+/// Receives every RTP packet a link delivers, on the link's driver task as it reads the
+/// packet (the `webrtc` patch in `vendor/`), so it must not block:
 /// forwarding and the jitter buffer both take microseconds.
 pub trait RtpSink: Send + Sync {
     /// A packet from the peer behind link `label`.
@@ -253,18 +255,26 @@ impl PeerConnectionEventHandler for Handler {
             self.epoch,
             Arc::clone(&self.counters),
         );
+        let receive = move |packet: rtp::Packet| {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            let change = stall
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .activity(epoch.elapsed());
+            if change == Some(StallChange::Resumed) {
+                let _ = events.send(LinkEvent::Resumed);
+            }
+            sink.on_rtp(&label, &packet);
+        };
+        // On the connection's driver task, as it reads the packet: a task woken per packet
+        // to do this cost as much as the forwarding itself.
+        let receive: TrackSink = Arc::new(receive);
+        track.set_rtp_sink(Arc::clone(&receive));
+        // Packets queued before the sink was set, and every other event, come this way.
         tokio::spawn(async move {
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(packet) = event {
-                    counters.received.fetch_add(1, Ordering::Relaxed);
-                    let change = stall
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .activity(epoch.elapsed());
-                    if change == Some(StallChange::Resumed) {
-                        let _ = events.send(LinkEvent::Resumed);
-                    }
-                    sink.on_rtp(&label, &packet);
+                    receive(packet);
                 }
             }
         });

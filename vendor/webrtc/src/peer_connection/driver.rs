@@ -1580,7 +1580,11 @@ where
             }
             RTCMessage::RtpPacket(track_id, packet) => {
                 let track_remotes = self.inner.track_remote_events_tx.lock().await;
-                if let Some(evt_tx) = track_remotes.get(&track_id) {
+                // Patch: a reader that set a sink takes the packet here, without a task wake.
+                if let Some(sink) = track_remotes.get(&track_id).and_then(|(_, t)| t.rtp_sink()) {
+                    drop(track_remotes);
+                    sink(packet);
+                } else if let Some(evt_tx) = track_remotes.get(&track_id) {
                     // overflow: DROPS — inherent, not a bug. UDP has no flow control, so
                     // there is nothing upstream to push back to; refusing to drop would
                     // mean buffering until the process dies. E3-01 makes the loss *counted*

@@ -91,4 +91,16 @@ pub trait TrackRemote: Track {
     /// Returns `None` once the track has ended and no events remain, so a
     /// `while let Some(event) = track.poll().await` loop terminates on its own.
     async fn poll(&self) -> Option<TrackRemoteEvent>;
+
+    /// Has the driver hand every RTP packet of this track to `sink` on its own task, in place
+    /// of a [`TrackRemoteEvent::OnRtpPacket`] for [`poll`](Self::poll): a reader that only
+    /// forwards or buffers saves a task wake per packet. `sink` must not block. Every other
+    /// event still comes through `poll`. (A patch of this vendored copy.)
+    fn set_rtp_sink(&self, sink: RtpSink);
+
+    /// The sink [`set_rtp_sink`](Self::set_rtp_sink) set, if any.
+    fn rtp_sink(&self) -> Option<RtpSink>;
 }
+
+/// Takes a track's RTP packets on the driver's task (see [`TrackRemote::set_rtp_sink`]).
+pub type RtpSink = std::sync::Arc<dyn Fn(rtp::Packet) + Send + Sync>;

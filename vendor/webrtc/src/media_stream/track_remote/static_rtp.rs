@@ -1,6 +1,6 @@
 use crate::error::{Error, Result};
 use crate::media_stream::Track;
-use crate::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use crate::media_stream::track_remote::{RtpSink, TrackRemote, TrackRemoteEvent};
 use crate::peer_connection::driver::PeerConnectionDriverEvent;
 use crate::runtime::{Mutex, Receiver, Sender};
 use rtc::media_stream::{
@@ -18,6 +18,7 @@ pub(crate) struct TrackRemoteStaticRTP {
     receiver_id: RTCRtpReceiverId,
     msg_tx: Sender<PeerConnectionDriverEvent>,
     evt_rx: Mutex<Receiver<TrackRemoteEvent>>,
+    rtp_sink: std::sync::Arc<std::sync::RwLock<Option<RtpSink>>>,
 }
 
 impl TrackRemoteStaticRTP {
@@ -32,6 +33,7 @@ impl TrackRemoteStaticRTP {
             receiver_id,
             msg_tx,
             evt_rx: Mutex::new(evt_rx),
+            rtp_sink: Default::default(),
         }
     }
 }
@@ -149,5 +151,19 @@ impl TrackRemote for TrackRemoteStaticRTP {
 
     async fn poll(&self) -> Option<TrackRemoteEvent> {
         self.evt_rx.lock().await.recv().await
+    }
+
+    fn set_rtp_sink(&self, sink: RtpSink) {
+        *self
+            .rtp_sink
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink);
+    }
+
+    fn rtp_sink(&self) -> Option<RtpSink> {
+        self.rtp_sink
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
