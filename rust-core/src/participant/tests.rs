@@ -181,6 +181,12 @@ fn drops_to(messages: &[Message]) -> Vec<PublicKey> {
         .collect()
 }
 
+fn closes_link_to(outputs: &[Output], peer: u8) -> bool {
+    outputs
+        .iter()
+        .any(|o| matches!(o, Output::Link(LinkOp::Close(p)) if *p == keys(peer).public_key()))
+}
+
 #[test]
 fn a_burst_of_reservations_is_confirmed_only_up_to_capacity() {
     // A host announcing 400 kbit/s feeds 3 children (half of it, 56.8 kbit/s a stream).
@@ -1779,16 +1785,12 @@ fn the_read_gives_up_a_full_host_asked_first_and_frees_the_seat_it_grants_all_th
     // Three seats at 400 kbit/s, held by relays stronger than us (no seat to take).
     me.event(1, created_by_a_host_of_our_dialect(400));
     for relay in 10..13 {
-        me.event(relay, join(5_000));
-        me.event(relay, reserve(relay, 1));
-        me.event(1, confirm(relay, 1));
-        me.event(1, delivering(relay, 1));
+        seated_at_the_host(&mut me, relay, 5_000);
     }
     me.stored_end();
     let out = me.drain();
     assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::Link(LinkOp::Close(p)) if *p == keys(1).public_key())),
+        closes_link_to(&out, 1),
         "the link our early offer opened goes: {out:?}"
     );
     let (asked, _) = me.me.pending().expect("a reservation below the host");
@@ -1833,13 +1835,18 @@ fn a_full_host_refuses_a_reservation_asked_before_the_read_silently_and_others_w
     assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
 }
 
+/// `child` (uplink `kbps`) joins, reserves the host (1) and is confirmed, its link delivering.
+fn seated_at_the_host(view: &mut Alone, child: u8, kbps: u32) {
+    view.event(child, join(kbps));
+    view.event(child, reserve(child, 1));
+    view.event(1, confirm(child, 1));
+    view.event(1, delivering(child, 1));
+}
+
 /// A host (1) at 400 kbit/s whose three seats are held by two strong relays and a weak leaf.
 fn host_feeding_two_relays_and_a_weak_leaf(view: &mut Alone) {
     for (child, kbps) in [(10, 5_000), (11, 5_000), (12, 40)] {
-        view.event(child, join(kbps));
-        view.event(child, reserve(child, 1));
-        view.event(1, confirm(child, 1));
-        view.event(1, delivering(child, 1));
+        seated_at_the_host(view, child, kbps);
     }
 }
 
@@ -1853,11 +1860,7 @@ fn a_newcomer_whose_read_shows_only_a_leafs_seat_at_the_host_asks_for_it_again_a
     // A full host leaves an ask made before the read unanswered: kept for the weak leaf's
     // seat, it would wait out its deadline (two seconds of silence for a strong newcomer of
     // a crowd). It is given up, and the seat asked for again, as a reservation made knowingly.
-    assert!(
-        out.iter()
-            .any(|o| matches!(o, Output::Link(LinkOp::Close(p)) if *p == keys(1).public_key())),
-        "the early ask goes: {out:?}"
-    );
+    assert!(closes_link_to(&out, 1), "the early ask goes: {out:?}");
     let asked_again = out.iter().any(|o| {
         matches!(o, Output::Link(LinkOp::Open { peer, within: Some(p) })
             if *peer == keys(1).public_key()
