@@ -69,6 +69,7 @@ fn message(keys: Vec<Keys>) -> impl Strategy<Value = (usize, Message)> {
                 7 => Message::Drop {
                     target,
                     price: (text.len() % 25) as u8,
+                    first: text.len() % 2 == 0,
                 },
                 8 => Message::Remove { target },
                 9 => Message::PromoteSpeaker { target },

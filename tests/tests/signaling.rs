@@ -232,6 +232,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
             Message::Drop {
                 target: h,
                 price: 16,
+                first: false,
             },
         ),
         (true, Message::Remove { target: p }),

@@ -617,7 +617,7 @@ impl Participant {
 
     fn apply(&mut self, event: &SpaceEvent) {
         let stale = event.created_at.as_secs() + ACT_WITHIN_SECS < self.now / 1_000;
-        if let Message::Drop { target, price } = event.message
+        if let Message::Drop { target, price, .. } = event.message
             && target == self.me
             && price > 0
             && !stale
@@ -1043,6 +1043,7 @@ impl Participant {
             self.publish(Message::Drop {
                 target: peer,
                 price: 0,
+                first: false,
             });
         }
         if self.is_host() {
@@ -1202,6 +1203,7 @@ impl Participant {
             self.publish(Message::Drop {
                 target: pending.peer,
                 price: 0,
+                first: false,
             });
         }
         let deadline = ms(self.config.connect_deadline);
@@ -1601,9 +1603,10 @@ impl Participant {
         self.publish(self.join_message());
     }
 
-    /// Turns `requester` away, with our price if we have one; silently once we have sent
-    /// refusals at our budgeted rate.
-    fn refuse(&mut self, requester: PublicKey, price: u8) {
+    /// Turns `requester` away, with our price if we have one, and saying so when it asked
+    /// `first` (before reading the space); silently once we have sent refusals at our
+    /// budgeted rate.
+    fn refuse(&mut self, requester: PublicKey, price: u8, first: bool) {
         let elapsed = self.now.saturating_sub(self.refusal_at) as f64 / 1_000.0;
         self.refusal_at = self.now;
         self.refusal_tokens = (self.refusal_tokens + elapsed * REFUSALS_PER_SEC).min(REFUSAL_BURST);
@@ -1615,6 +1618,7 @@ impl Participant {
         self.publish(Message::Drop {
             target: requester,
             price,
+            first,
         });
     }
 
@@ -1627,6 +1631,7 @@ impl Participant {
                 self.publish(Message::Drop {
                     target: by,
                     price: 0,
+                    first: false,
                 });
             }
             return;
@@ -1694,7 +1699,7 @@ impl Participant {
         if self.pending.is_some_and(|p| p.peer == from && p.offered) {
             // We are asking it for a link ourselves, on a link our offer opened: one link
             // per pair of peers.
-            self.refuse(from, 0);
+            self.refuse(from, 0, first);
             return;
         }
         if offer.is_some()
@@ -1723,7 +1728,7 @@ impl Participant {
         if work < price {
             // Under pressure, only a reservation that carries the work is considered.
             *self.stats.rejected.entry("unpaid reservation").or_default() += 1;
-            self.refuse(from, price);
+            self.refuse(from, price, first);
             return;
         }
         // Only a member that receives audio (or is about to: its own parent link is still
@@ -1807,7 +1812,7 @@ impl Participant {
             Admission::Refuse => {
                 // No room (or not receiving): a plain refusal, whatever the price.
                 *self.stats.rejected.entry("refusals").or_default() += 1;
-                self.refuse(from, 0);
+                self.refuse(from, 0, first);
                 return;
             }
         }
@@ -1897,6 +1902,7 @@ impl Participant {
         self.publish(Message::Drop {
             target: peer,
             price: 0,
+            first: false,
         });
         self.lose(peer);
     }

@@ -938,7 +938,7 @@ fn prices(messages: &[Message]) -> Vec<(PublicKey, u8)> {
     messages
         .iter()
         .filter_map(|m| match m {
-            Message::Drop { target, price } if *price > 0 => Some((*target, *price)),
+            Message::Drop { target, price, .. } if *price > 0 => Some((*target, *price)),
             _ => None,
         })
         .collect()
@@ -1030,6 +1030,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
         Message::Drop {
             target: keys(5).public_key(),
             price: PRICE_BITS,
+            first: false,
         },
     );
     let out = me.drain();
@@ -1100,6 +1101,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
         Message::Drop {
             target: keys(5).public_key(),
             price: MAX_PAY + 1,
+            first: false,
         },
     );
     assert!(
@@ -1605,6 +1607,7 @@ fn an_early_offer_that_is_refused_or_unanswered_closes_its_link() {
         Message::Drop {
             target: keys(5).public_key(),
             price: 0,
+            first: false,
         },
     );
     assert!(
@@ -1868,6 +1871,21 @@ fn a_newcomer_whose_read_shows_only_a_leafs_seat_at_the_host_asks_for_it_again_a
     });
     assert!(asked_again, "the leaf's seat is asked for at once: {out:?}");
     assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
+    // A crowd's first asks may still be refused with a DROP: that one says whose ask it
+    // refuses, and the new reservation stands.
+    let refusal = |first| Message::Drop {
+        target: keys(5).public_key(),
+        price: 0,
+        first,
+    };
+    me.event(1, refusal(true));
+    assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
+    me.event(1, refusal(false));
+    assert_ne!(
+        me.me.pending().map(|(p, _)| p),
+        Some(keys(1).public_key()),
+        "the refusal of the new reservation ends it"
+    );
 }
 
 #[test]
@@ -2064,6 +2082,7 @@ fn a_newcomer_refused_a_leafs_seat_asks_a_free_output_next_not_the_next_leaf() {
         Message::Drop {
             target: keys(20).public_key(),
             price: 0,
+            first: false,
         },
     );
     me.advance(SEARCH_AGAIN.as_millis() as Millis);

@@ -237,11 +237,18 @@ impl<'a> EventWriter<'a> {
                 }
                 (kind, content, tags)
             }
-            Message::Drop { target, price } => {
+            Message::Drop {
+                target,
+                price,
+                first,
+            } => {
                 let mut tags = self.with_d(&[&me, target]);
                 tags.push(Tag::public_key(*target));
                 if *price > 0 {
                     tags.push(Tag::custom("pow", [price.to_string()]));
+                }
+                if *first {
+                    tags.push(Tag::custom(ASK_FIRST_TAG[0], [ASK_FIRST_TAG[1]]));
                 }
                 (SpaceKind::DropConnection, String::new(), tags)
             }

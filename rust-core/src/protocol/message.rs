@@ -48,6 +48,9 @@ pub enum Message {
         /// On a refusal under pressure: the proof of work (bits, NIP-13) a new reservation
         /// from `target` must carry to be considered (`["pow", "<bits>"]`); 0 otherwise.
         price: u8,
+        /// Refuses a RESERVE made before the requester read the space, with its tag
+        /// (`["ask","first"]`): it ends that ask only, not one the requester made since.
+        first: bool,
     },
     /// REMOVE_PEER.
     Remove {

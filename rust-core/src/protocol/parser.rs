@@ -219,6 +219,7 @@ impl Parser {
             SpaceKind::DropConnection => Message::Drop {
                 target: tags.pubkey("p")?,
                 price: tags.price(),
+                first: tags.tagged(super::builder::ASK_FIRST_TAG),
             },
             SpaceKind::RemovePeer => Message::Remove {
                 target: tags.target(space)?,

@@ -85,6 +85,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
             Message::Drop {
                 target: h,
                 price: 0,
+                first: false,
             },
             host.clone(),
         ),
@@ -860,7 +861,8 @@ fn proof_of_work_is_read_from_the_id_up_to_the_committed_target() {
         parsed.message,
         Message::Drop {
             target: host.public_key(),
-            price: 0
+            price: 0,
+            first: false,
         },
         "a price nobody would pay is no price"
     );
@@ -997,6 +999,22 @@ fn a_reserve_asked_before_the_space_was_read_and_its_confirm_say_so_in_public_an
             .iter()
             .any(|t| t.as_slice().first().is_some_and(|n| n == "ask"))
     );
+    // So does the refusal of such an ask, and only of such an ask.
+    for first in [true, false] {
+        let refusal = Message::Drop {
+            target: peer.public_key(),
+            price: 0,
+            first,
+        };
+        let drop = EventWriter::new(&host, &space)
+            .build(&refusal, now())
+            .expect("builds");
+        assert_eq!(marked(&drop), first);
+        assert_eq!(
+            at_peer.parse(&drop, now()).expect("parses").message,
+            refusal
+        );
+    }
     let parsed = at_peer.parse(&delivering, now()).expect("parses");
     assert!(matches!(parsed.message, Message::Delivering(r) if !r.before_read));
 }

@@ -99,8 +99,18 @@ impl Space {
             Message::Reserve(r) => self.reserve(author, r, clock, event.work),
             Message::Confirm(r) => self.confirm(author, r, event.created_at),
             Message::Delivering(r) => self.delivering(author, r, event.created_at),
-            Message::Drop { target, .. } => {
+            Message::Drop { target, first, .. } => {
                 self.require_member(author, "drop a connection")?;
+                // A refusal of an ask made before the read ends that ask alone: the
+                // requester may have asked again since, and that reservation stands.
+                if *first
+                    && !matches!(
+                        self.links.get(&(*target, author)),
+                        Some(LinkState::Reserved { first: true, .. })
+                    )
+                {
+                    return Err(Rejection::UnknownReservation);
+                }
                 self.links.remove(&(author, *target));
                 self.links.remove(&(*target, author));
                 Ok(self.for_me(*target, Command::ConnectionDropped(author)))

@@ -267,6 +267,7 @@ fn member_only_actions_from_non_members_are_ignored() {
         Message::Drop {
             target: key(LISTENER),
             price: 0,
+            first: false,
         },
     ];
     for message in messages {
@@ -574,6 +575,7 @@ fn the_reservation_handshake_reaches_the_right_peer() {
             Message::Drop {
                 target: key(LISTENER),
                 price: 0,
+                first: false,
             },
             16
         ),
