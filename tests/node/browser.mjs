@@ -15,7 +15,7 @@
 // independent relay), CHROMIUM (default /usr/bin/chromium).
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -185,6 +185,7 @@ async function browserHosts(browser, draft) {
   } finally {
     listener?.kill();
     execFileSync(RELAY_SCRIPT, ['stop', dir]);
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
