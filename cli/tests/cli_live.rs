@@ -267,3 +267,47 @@ fn a_metered_host_feeds_at_most_four_listeners_whatever_its_uplink() {
     assert_eq!(capacity(&["--metered"]), 4);
     assert!(capacity(&[]) > 4);
 }
+
+#[test]
+fn a_host_stopped_by_sigterm_leaves_politely_and_exits_cleanly() {
+    let (mut host, space, relay) = spawn_host(&[
+        "host",
+        "--input",
+        "tone",
+        "--output",
+        "null",
+        "--seconds",
+        "120",
+    ]);
+    // The host notes the relay it started for joiners on this machine (`spaces join` without
+    // `--relay`), and removes the note when it stops.
+    let mut parts = space.splitn(3, ':');
+    let (_, host_key, id) = (parts.next(), parts.next(), parts.next());
+    let note = std::env::temp_dir().join("spaces-relays").join(format!(
+        "{}-{}",
+        host_key.expect("host key"),
+        id.expect("id")
+    ));
+    assert!(
+        note.exists(),
+        "relay note for {relay} at {}",
+        note.display()
+    );
+
+    let pid = host.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    // Polled, not timed: the stop is bounded (a LEAVE, DROPs and goodbyes, 3 s at most), and
+    // a host that ignored SIGTERM would run its full two minutes.
+    let status = (0..300)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            host.0.try_wait().expect("waits")
+        })
+        .expect("the host exits after SIGTERM");
+    assert!(status.success(), "stopped politely, not killed: {status:?}");
+    assert!(!note.exists(), "the relay note is removed");
+}

@@ -1,5 +1,5 @@
 //! `spaces host` and `spaces join`: a real session with the microphone and speakers (or a
-//! tone, WAV files, silence), until Ctrl-C or `--seconds`.
+//! tone, WAV files, silence), until Ctrl-C, SIGTERM or `--seconds`.
 
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ pub struct Common {
     /// Announced uplink in kbit/s (decides how many listeners you feed).
     #[arg(long, default_value_t = 5_000)]
     uplink_kbps: u32,
-    /// Stop after this many seconds, decimals allowed (default: until Ctrl-C).
+    /// Stop after this many seconds, decimals allowed (default: until Ctrl-C or SIGTERM).
     #[arg(long, value_parser = parse_seconds)]
     seconds: Option<Duration>,
     /// Let draft-literal clients (no NIP-44) take part: reservations, SDP and ICE to them go
@@ -258,19 +258,60 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
-/// Waits `seconds`, or for Ctrl-C without them.
-async fn until_done(seconds: Option<Duration>) {
-    match seconds {
-        Some(s) => tokio::time::sleep(s).await,
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
+/// Ends a run after `seconds` (never without them), or at Ctrl-C or SIGTERM: stopped by its
+/// user or by the system, a session still leaves politely (LEAVE, DROPs, a goodbye on each
+/// link), so its children move on at once rather than after a stall. SIGTERM is listened for
+/// from this call on (call it before the session starts), not from the first poll.
+fn until_done(seconds: Option<Duration>) -> impl std::future::Future<Output = ()> {
+    let terminated = terminated();
+    async move {
+        let timer = async {
+            match seconds {
+                Some(s) => tokio::time::sleep(s).await,
+                None => std::future::pending().await,
+            }
+        };
+        let interrupted = async {
+            // Without signal handling, only the timer ends the run.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = timer => {}
+            () = interrupted => {}
+            () = terminated => {}
         }
     }
 }
 
-async fn run_until_done(session: &Session, seconds: Option<Duration>, promote_hands: bool) {
+/// SIGTERM (how service managers and `kill` stop a process), its handler installed now.
+#[cfg(unix)]
+fn terminated() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    async move {
+        match term {
+            Some(mut term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// No SIGTERM off Unix: Ctrl-C and the timer end the run.
+#[cfg(not(unix))]
+fn terminated() -> impl std::future::Future<Output = ()> {
+    std::future::pending()
+}
+
+async fn run_until_done(
+    session: &Session,
+    wait: impl std::future::Future<Output = ()>,
+    promote_hands: bool,
+) {
     let mut events = session.events();
-    let wait = until_done(seconds);
     let mut ticker = tokio::time::interval(Duration::from_secs(5));
     tokio::pin!(wait);
     loop {
@@ -338,6 +379,7 @@ async fn host_space(
     cells: Vec<String>,
     promote_hands: bool,
 ) -> Result<(), BadArgument> {
+    let wait = until_done(common.seconds);
     let keys = Keys::generate();
     let id = id.unwrap_or_else(|| format!("space-{}", Timestamp::now().as_secs()));
     let space = SpaceRef::new(id, keys.public_key()).map_err(|e| bad("--id", e))?;
@@ -366,7 +408,7 @@ async fn host_space(
     let session = Session::start(config)
         .await
         .map_err(|e| bad("--relay", e))?;
-    run_until_done(&session, common.seconds, promote_hands).await;
+    run_until_done(&session, wait, promote_hands).await;
     session.stop().await;
     Ok(())
 }
@@ -430,6 +472,7 @@ async fn join_space(
     relays: Vec<String>,
     expect_tone: Option<f32>,
 ) -> Result<(), BadArgument> {
+    let wait = until_done(common.seconds);
     let probe = expect_tone
         .map(|hz| Probe::new(&CaptureClock::shared(), source_id(space.host()), Some(hz)));
     let mut config = session_config(Keys::generate(), space, common, relays, false, Vec::new())?;
@@ -437,7 +480,7 @@ async fn join_space(
     let session = Session::start(config)
         .await
         .map_err(|e| bad("--relay", e))?;
-    run_until_done(&session, common.seconds, false).await;
+    run_until_done(&session, wait, false).await;
     if let Some(probe) = probe {
         println!("{}", heard_report(&session, &probe.stats()));
     }
@@ -510,6 +553,7 @@ pub fn geo(args: &GeoArgs) -> Result<(), BadArgument> {
 
     let point = Point::parse(&args.lat, &args.lon).map_err(|e| bad("--lat", e))?;
     runtime()?.block_on(async {
+        let wait = until_done(args.common.seconds);
         let mut _embedded = None;
         if args.common.relays.is_empty() && args.host_if_empty {
             // Someone on this machine may already run it; then we use theirs.
@@ -561,7 +605,6 @@ pub fn geo(args: &GeoArgs) -> Result<(), BadArgument> {
             Some(path) => read_fixes(path, started).map_err(|e| bad("--fixes", e))?,
             None => tokio::sync::mpsc::unbounded_channel().1,
         };
-        let wait = until_done(common.seconds);
         tokio::pin!(wait);
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         loop {
