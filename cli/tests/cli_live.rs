@@ -8,20 +8,12 @@ use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Reaped, frames_with_tone, spawn_host};
+use common::{Reaped, frames_with_tone, spawn_host, spawn_tone_host};
 use serde_json::Value;
 
 #[test]
 fn a_joiner_records_the_hosts_tone() {
-    let (host, space, relay) = spawn_host(&[
-        "host",
-        "--input",
-        "tone",
-        "--output",
-        "null",
-        "--seconds",
-        "12",
-    ]);
+    let (host, space, relay) = spawn_tone_host("12");
     assert!(space.starts_with("30312:"), "{space}");
 
     let dir = std::env::temp_dir().join(format!("spaces-cli-live-{}", std::process::id()));
@@ -121,15 +113,7 @@ fn a_standalone_relay_carries_a_space() {
 fn a_joiner_without_relay_finds_the_relay_its_host_really_started() {
     // Something else holds the default port: the host's embedded relay takes another one.
     let blocker = std::net::TcpListener::bind("127.0.0.1:7777");
-    let (_host, space, relay) = spawn_host(&[
-        "host",
-        "--input",
-        "tone",
-        "--output",
-        "null",
-        "--seconds",
-        "20",
-    ]);
+    let (_host, space, relay) = spawn_tone_host("20");
     if blocker.is_ok() {
         assert!(!relay.ends_with(":7777"), "{relay}");
     }
@@ -270,15 +254,7 @@ fn a_metered_host_feeds_at_most_four_listeners_whatever_its_uplink() {
 
 #[test]
 fn a_host_stopped_by_sigterm_leaves_politely_and_exits_cleanly() {
-    let (mut host, space, relay) = spawn_host(&[
-        "host",
-        "--input",
-        "tone",
-        "--output",
-        "null",
-        "--seconds",
-        "120",
-    ]);
+    let (mut host, space, relay) = spawn_tone_host("120");
     // The host notes the relay it started for joiners on this machine (`spaces join` without
     // `--relay`), and removes the note when it stops.
     let mut parts = space.splitn(3, ':');

@@ -32,6 +32,20 @@ pub fn spawn_host(args: &[&str]) -> (Reaped, String, String) {
     (Reaped(child), space, relay)
 }
 
+/// `spaces host` sending its 440 Hz tone, playing nothing, for `seconds`.
+#[allow(dead_code)] // not every suite that shares this module hosts a tone
+pub fn spawn_tone_host(seconds: &str) -> (Reaped, String, String) {
+    spawn_host(&[
+        "host",
+        "--input",
+        "tone",
+        "--output",
+        "null",
+        "--seconds",
+        seconds,
+    ])
+}
+
 /// How many 20 ms frames of a WAV file carry `freq_hz`.
 pub fn frames_with_tone(path: &Path, freq_hz: f32) -> usize {
     let mut source = WavSource::open(path).expect("a WAV was written");
