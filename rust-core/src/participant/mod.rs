@@ -1786,7 +1786,6 @@ impl Participant {
             Admission::Displace(_) if first => Admission::Refuse,
             other => other,
         };
-        let full = self.links.of_kind(LinkKind::Child).count() >= self.capacity() as usize;
         match admission {
             Admission::Accept => {}
             Admission::EvictStandby(backup) => {
@@ -1798,7 +1797,11 @@ impl Participant {
                     link.displaced_by = Some(from);
                 }
             }
-            Admission::Refuse if first && full && self.full_shown() => {
+            Admission::Refuse
+                if first
+                    && self.links.count(LinkKind::Child) >= self.capacity() as usize
+                    && self.full_shown() =>
+            {
                 // Asked before the requester read the space: the read tells it there is no
                 // free output here, and a DROP would only load the relays (one per newcomer).
                 // Refused for another reason, it is told: its read would show a seat.

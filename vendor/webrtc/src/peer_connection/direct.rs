@@ -72,20 +72,16 @@ impl DirectSend {
     }
 
     /// Sends what can be sent now; returns whether anything was left for the driver.
-    fn send_or_defer(&self, writes: Vec<TaggedBytesMut>) -> bool {
+    fn send_or_defer(&self, writes: impl Iterator<Item = TaggedBytesMut>) -> bool {
         let sockets = lock(&self.sockets);
-        let mut left: Vec<TaggedBytesMut> = Vec::new();
+        let mut left = false;
         for msg in writes {
             if !send_now(&sockets, &msg) {
-                left.push(msg);
+                lock(&self.deferred).push(msg);
+                left = true;
             }
         }
-        drop(sockets);
-        if left.is_empty() {
-            return false;
-        }
-        lock(&self.deferred).extend(left);
-        true
+        left
     }
 
     fn due_before_driver(&self, timeout: Option<Instant>) -> bool {
@@ -149,12 +145,8 @@ pub(crate) async fn write_rtp(
                 )));
             }
         }
-        let mut writes = Vec::new();
-        while let Some(msg) = core.poll_write() {
-            writes.push(msg);
-        }
         // Sent under the core's lock: two writers of one connection must not swap packets.
-        let left = pc.direct.send_or_defer(writes);
+        let left = pc.direct.send_or_defer(std::iter::from_fn(|| core.poll_write()));
         (left, core.poll_timeout())
     };
     if left || pc.direct.due_before_driver(timeout) {
