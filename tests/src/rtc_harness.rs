@@ -203,26 +203,35 @@ pub async fn stream_tone(node: &Node, freq_hz: f32, seconds: u32) {
 /// As [`stream_tone`], numbering frames from `first_frame` (a stream that resumes keeps
 /// counting: SRTP refuses replayed sequence numbers).
 pub async fn stream_tone_from(node: &Node, freq_hz: f32, first_frame: u32, seconds: u32) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    for packet in tone_packets(freq_hz, first_frame, seconds * 50) {
+        ticker.tick().await;
+        node.forwarder.forward(&packet);
+    }
+}
+
+/// `count` 20 ms Opus frames of a `freq_hz` tone from frame `first_frame` on, as RTP packets
+/// naming [`TONE_SOURCE`].
+pub fn tone_packets(freq_hz: f32, first_frame: u32, count: u32) -> Vec<RtpPacket> {
     let mut encoder = Encoder::new(CodecSettings::default()).expect("encoder");
     let mut tone = ToneSource::new(freq_hz, 0.5);
     let mut frame = vec![0i16; FRAME_SAMPLES];
-    let mut ticker = tokio::time::interval(Duration::from_millis(20));
-    for n in first_frame..first_frame + seconds * 50 {
-        ticker.tick().await;
-        let _ = tone.read(&mut frame);
-        let payload = encoder.encode(&frame).expect("encodes");
-        let packet = RtpPacket {
-            header: RtpHeader {
-                version: 2,
-                sequence_number: n as u16,
-                timestamp: n * RTP_TICKS_PER_FRAME,
-                csrc: vec![TONE_SOURCE],
-                ..RtpHeader::default()
-            },
-            payload: Bytes::from(payload),
-        };
-        node.forwarder.forward(&packet);
-    }
+    (first_frame..first_frame + count)
+        .map(|n| {
+            let _ = tone.read(&mut frame);
+            let payload = encoder.encode(&frame).expect("encodes");
+            RtpPacket {
+                header: RtpHeader {
+                    version: 2,
+                    sequence_number: n as u16,
+                    timestamp: n * RTP_TICKS_PER_FRAME,
+                    csrc: vec![TONE_SOURCE],
+                    ..RtpHeader::default()
+                },
+                payload: Bytes::from(payload),
+            }
+        })
+        .collect()
 }
 
 /// Debian's coturn on loopback, stopped on drop.

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::static_rtp::{TrackLocalStaticRTP, TryWrite};
 use webrtc::media_stream::track_remote::{RtpSink as TrackSink, TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -621,12 +621,49 @@ impl PeerLink {
         if !self.counters.connected.load(Ordering::Relaxed) {
             return Ok(());
         }
-        packet.header.ssrc = self.ssrc;
-        packet.header.sequence_number = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        packet.header.payload_type = self.payload_type().await?;
+        self.number(&mut packet);
+        self.send_numbered(Numbered(packet)).await
+    }
+
+    /// [`PeerLink::send`] for a caller that must not wait, such as a forwarder on its
+    /// parent's receive path: sends now, or hands the packet back, numbered, when the link is
+    /// busy (its driver or another writer holds it, or the codec is not known yet). The
+    /// caller sends it with [`PeerLink::send_numbered`], before any later packet for this
+    /// link, so that the sequence stays in order.
+    pub fn try_send(&self, mut packet: rtp::Packet) -> Result<Option<Numbered>, RtcError> {
+        if !self.counters.connected.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let known = *self
+            .payload_type
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.number(&mut packet);
+        let Some(payload_type) = known else {
+            return Ok(Some(Numbered(packet)));
+        };
+        packet.header.payload_type = payload_type;
+        match self.track.try_write_rtp(packet)? {
+            TryWrite::Sent => {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+            TryWrite::Busy(packet) => Ok(Some(Numbered(packet))),
+        }
+    }
+
+    /// Sends a packet [`PeerLink::try_send`] handed back.
+    pub async fn send_numbered(&self, Numbered(mut packet): Numbered) -> Result<(), RtcError> {
         packet.header.payload_type = self.payload_type().await?;
         self.track.write_rtp(packet).await?;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn number(&self, packet: &mut rtp::Packet) {
+        packet.header.ssrc = self.ssrc;
+        packet.header.sequence_number = self.next_seq.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether we closed the link ([`PeerLink::close`]): its events no longer speak for the
@@ -705,6 +742,11 @@ impl PeerLink {
         Ok(pt)
     }
 }
+
+/// A packet numbered for one link (SSRC and sequence number) that still has to be sent on it:
+/// see [`PeerLink::try_send`].
+#[derive(Debug)]
+pub struct Numbered(rtp::Packet);
 
 impl Drop for PeerLink {
     fn drop(&mut self) {

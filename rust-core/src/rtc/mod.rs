@@ -23,5 +23,5 @@ pub use certificate::Certificate;
 pub use config::{IceServer, LinkConfig};
 pub use error::RtcError;
 pub use forward::Forwarder;
-pub use link::{LinkCounters, LinkEvent, LinkState, PeerLink, REPORT_EVERY, RtpSink};
+pub use link::{LinkCounters, LinkEvent, LinkState, Numbered, PeerLink, REPORT_EVERY, RtpSink};
 pub use stall::{StallChange, StallDetector};

@@ -11,7 +11,7 @@
 //! it: a datagram for a path it alone can serve (TURN-relayed, TCP, mDNS, a socket whose
 //! buffer is full), or a core timer now due before the one it sleeps on.
 
-use super::PeerConnectionRef;
+use super::{PeerConnectionRef, RTCPeerConnection};
 use crate::runtime::{AsyncUdpSocket, Transmit};
 use log::error;
 use rtc::mdns::MDNS_PORT;
@@ -124,6 +124,58 @@ fn send_now(sockets: &HashMap<SocketAddr, Arc<dyn AsyncUdpSocket>>, msg: &Tagged
     }
 }
 
+/// What [`try_write_rtp`] did with a packet.
+pub enum TryWrite {
+    /// Written and sent (or left for the driver, which was woken).
+    Sent,
+    /// Someone else holds the connection's lock (its driver, or another writer): the packet,
+    /// untouched, for the caller to write later in order.
+    Busy(rtp::Packet),
+}
+
+/// [`write_rtp`] for a caller that must not wait: a packet that would have to wait for the
+/// core's lock comes back as [`TryWrite::Busy`].
+pub(crate) fn try_write_rtp(
+    pc: &Arc<PeerConnectionRef>,
+    sender_id: RTCRtpSenderId,
+    packet: rtp::Packet,
+) -> Result<TryWrite> {
+    if pc.is_closing() {
+        return Err(Error::ErrConnectionClosed);
+    }
+    let Some(mut core) = pc.core.try_lock() else {
+        return Ok(TryWrite::Busy(packet));
+    };
+    let (left, timeout) = write_locked(pc, &mut core, sender_id, packet)?;
+    drop(core);
+    if left || pc.direct.due_before_driver(timeout) {
+        pc.nudge_writes();
+    }
+    Ok(TryWrite::Sent)
+}
+
+/// Runs the packet through the sender and sends what the core has to send, under the core's
+/// lock (two writers of one connection must not swap packets). Returns whether anything was
+/// left for the driver, and the core's next deadline.
+fn write_locked(
+    pc: &PeerConnectionRef,
+    core: &mut RTCPeerConnection,
+    sender_id: RTCRtpSenderId,
+    packet: rtp::Packet,
+) -> Result<(bool, Option<Instant>)> {
+    let now = pc.runtime.now();
+    match core.rtp_sender(sender_id) {
+        Some(mut sender) => sender.write_rtp(now, packet)?,
+        None => {
+            return Err(Error::Other(format!(
+                "Failed to send RTP due to unknown sender id {sender_id:?}"
+            )));
+        }
+    }
+    let left = pc.direct.send_or_defer(std::iter::from_fn(|| core.poll_write()));
+    Ok((left, core.poll_timeout()))
+}
+
 /// Writes one RTP packet through `sender_id`'s interceptors and SRTP and sends the result from
 /// the caller's task (see the module's doc).
 pub(crate) async fn write_rtp(
@@ -134,20 +186,9 @@ pub(crate) async fn write_rtp(
     if pc.is_closing() {
         return Err(Error::ErrConnectionClosed);
     }
-    let now = pc.runtime.now();
     let (left, timeout) = {
         let mut core = pc.core.lock().await;
-        match core.rtp_sender(sender_id) {
-            Some(mut sender) => sender.write_rtp(now, packet)?,
-            None => {
-                return Err(Error::Other(format!(
-                    "Failed to send RTP due to unknown sender id {sender_id:?}"
-                )));
-            }
-        }
-        // Sent under the core's lock: two writers of one connection must not swap packets.
-        let left = pc.direct.send_or_defer(std::iter::from_fn(|| core.poll_write()));
-        (left, core.poll_timeout())
+        write_locked(pc, &mut core, sender_id, packet)?
     };
     if left || pc.direct.due_before_driver(timeout) {
         pc.wake_writes().await;

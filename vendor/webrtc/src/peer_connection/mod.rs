@@ -964,6 +964,19 @@ impl PeerConnectionRef {
     /// runtimes such as smol — both collapse throughput.
     #[inline]
     pub(crate) async fn wake_writes(&self) {
+        if !self.nudge_writes()
+            && self.write_backpressure.fetch_add(1, Ordering::Relaxed) % WRITE_YIELD_INTERVAL
+                == WRITE_YIELD_INTERVAL - 1
+        {
+            self.runtime.yield_now().await;
+        }
+    }
+
+    /// The non-yielding half of [`Self::wake_writes`] (patch: for writers that must not
+    /// wait, see `direct::try_write_rtp`): pokes the driver unless a poke is pending already.
+    /// Returns whether it poked.
+    #[inline]
+    pub(crate) fn nudge_writes(&self) -> bool {
         if !self.write_pending.swap(true, Ordering::AcqRel) {
             // overflow: nudge — `write_pending` is the durable signal and the driver clears
             // it every iteration, so a dropped wake loses nothing. Deliberately not an
@@ -971,10 +984,9 @@ impl PeerConnectionRef {
             let _ = self
                 .driver_event_tx
                 .try_send(PeerConnectionDriverEvent::WriteNotify);
-        } else if self.write_backpressure.fetch_add(1, Ordering::Relaxed) % WRITE_YIELD_INTERVAL
-            == WRITE_YIELD_INTERVAL - 1
-        {
-            self.runtime.yield_now().await;
+            true
+        } else {
+            false
         }
     }
 }

@@ -41,6 +41,7 @@
 use crate::error::{Error, Result};
 use crate::media_stream::Track;
 use crate::media_stream::track_local::{TrackLocal, TrackLocalContext, TrackLocalEvent};
+pub use crate::peer_connection::direct::TryWrite;
 use crate::peer_connection::driver::PeerConnectionDriverEvent;
 use crate::runtime::{Mutex, Receiver};
 use bytes::BytesMut;
@@ -73,6 +74,25 @@ impl TrackLocalStaticRTP {
             ctx: Mutex::new(None),
             evt_rx: Mutex::new(None),
         }
+    }
+
+    /// Writes an RTP packet now if nothing else holds the connection (patch, see
+    /// `peer_connection::direct`): for a caller that must not wait, such as a forwarder on
+    /// another connection's receive path. A packet that would wait comes back in
+    /// [`TryWrite::Busy`], as does every packet while the track is unbound or bound to a
+    /// connection that is gone; [`TrackLocal::write_rtp`] writes those.
+    pub fn try_write_rtp(&self, packet: rtp::Packet) -> Result<TryWrite> {
+        let Some(ctx) = self.ctx.try_lock() else {
+            return Ok(TryWrite::Busy(packet));
+        };
+        let Some(ctx) = &*ctx else {
+            return Ok(TryWrite::Busy(packet));
+        };
+        let rtp_sender_id = ctx.rtp_sender_id;
+        let Some(pc) = ctx.peer_connection.upgrade() else {
+            return Ok(TryWrite::Busy(packet));
+        };
+        crate::peer_connection::direct::try_write_rtp(&pc, rtp_sender_id, packet)
     }
 
     /// Writes an RTP packet to the track with the specified header extensions.
