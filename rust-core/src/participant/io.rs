@@ -165,7 +165,8 @@ pub struct Routing {
     /// Links whose audio we take: parent, warm backup, a former parent until the new one
     /// delivers.
     pub upstream: Vec<PublicKey>,
-    /// Links we forward every voice to: tree children and the peers we back up.
+    /// Links we forward every voice to: tree children, the peers we back up, and leaves
+    /// whose seat we handed on until they have moved.
     pub children: Vec<PublicKey>,
     /// At the host: speakers, each allowed to send its own voice up its link.
     pub speakers: Vec<PublicKey>,

@@ -19,6 +19,10 @@ pub enum LinkKind {
     Child,
     /// A peer we feed as its warm backup (first to go when a real child needs room).
     StandbyChild,
+    /// A former child whose seat we handed on to a stronger relay (our DROP said so): we keep
+    /// feeding it until its new parent delivers, for [`super::HAND_ON_GRACE`] at most. It
+    /// holds no seat.
+    HandedOn,
 }
 
 impl LinkKind {
@@ -32,7 +36,10 @@ impl LinkKind {
 
     /// We forward audio over it.
     pub fn downstream(self) -> bool {
-        matches!(self, LinkKind::Child | LinkKind::StandbyChild)
+        matches!(
+            self,
+            LinkKind::Child | LinkKind::StandbyChild | LinkKind::HandedOn
+        )
     }
 }
 
@@ -53,7 +60,8 @@ pub struct Link {
     /// A child whose seat a stronger newcomer (named) takes once that one delivers.
     pub displaced_by: Option<PublicKey>,
     /// A child we hand back to the tree at this time unless it moved on by itself (a demoted
-    /// speaker beyond our capacity gets the time to find a parent first).
+    /// speaker beyond our capacity gets the time to find a parent first); for a
+    /// [`LinkKind::HandedOn`] link, when we stop feeding it.
     pub shed_at: Option<Millis>,
     /// The share of packets lost lately in the direction the link carries audio: its
     /// [`super::LinkInput::Loss`] reports, smoothed (see [`Link::record_loss`]).

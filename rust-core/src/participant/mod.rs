@@ -114,6 +114,15 @@ pub const PRESENCE_EVERY: Duration = Duration::from_secs(120);
 /// the host drops its link.
 pub const SHED_GRACE: Duration = Duration::from_secs(10);
 
+/// How long a parent keeps feeding a leaf whose seat it handed on to a stronger relay, while
+/// the leaf finds a new parent: when every seat nearby is taken or asked for, that takes
+/// seconds, and the leaf has no warm backup to cover it (a depth-1 listener keeps none).
+pub const HAND_ON_GRACE: Duration = Duration::from_secs(10);
+
+/// Leaves handed on and still fed at once, at most: each is a stream beyond our capacity
+/// (which keeps headroom below the real uplink for such moments).
+const MAX_HANDED_ON: usize = 2;
+
 /// How long to wait before looking again for a parent when nobody had room.
 const SEARCH_AGAIN: Duration = Duration::from_millis(250);
 
@@ -367,6 +376,11 @@ impl Participant {
     /// Our links.
     pub fn links(&self) -> &Links {
         &self.links
+    }
+
+    /// Who feeds us and whom we feed, as last given to the driver.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
     }
 
     /// What we know about ourselves.
@@ -866,6 +880,7 @@ impl Participant {
                     candidate,
                 }));
             }
+            Command::ConnectionDropped(peer) if self.keep_while_moving(peer) => {}
             Command::ConnectionDropped(peer)
             | Command::MemberLeft(peer)
             | Command::PeerRemoved(peer) => {
@@ -906,6 +921,43 @@ impl Participant {
             self.free_seats_until = self.now + ms(REFUSED_AVOID);
         }
         self.lose(peer);
+    }
+
+    /// Our parent DROPped us while its link still delivers: it handed our seat on to a
+    /// stronger relay and keeps feeding us for a while ([`HAND_ON_GRACE`]). Without a warm
+    /// backup to take over, we keep its audio as a retiring parent's until a new parent
+    /// delivers, rather than go silent while we look. Returns whether it did.
+    fn keep_while_moving(&mut self, peer: PublicKey) -> bool {
+        let moving = self.links.one(LinkKind::Parent) == Some(peer)
+            && self.links.one(LinkKind::Standby).is_none()
+            && self.links.one(LinkKind::Retiring).is_none()
+            && self.links.get(&peer).is_some_and(Link::delivers);
+        if !moving {
+            return false;
+        }
+        tracing::info!(%peer, "our seat was handed on: its audio until a new parent delivers");
+        self.avoid_peer(peer, REFUSED_AVOID);
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.kind = LinkKind::Retiring;
+        }
+        self.seek();
+        true
+    }
+
+    /// Hands a leaf's seat on (a stronger relay took it and delivers): the DROP tells the leaf
+    /// and everyone's view, and the leaf keeps our audio until its new parent delivers.
+    fn hand_on(&mut self, leaf: PublicKey) {
+        self.publish(Message::Drop {
+            target: leaf,
+            price: 0,
+            first: false,
+        });
+        let until = self.now + ms(HAND_ON_GRACE);
+        if let Some(link) = self.links.get_mut(&leaf) {
+            link.kind = LinkKind::HandedOn;
+            link.displaced_by = None;
+            link.shed_at = Some(until);
+        }
     }
 
     fn on_role(&mut self, command: Command) {
@@ -1089,9 +1141,16 @@ impl Participant {
                 link.stalled_since = None;
                 if kind == LinkKind::Parent {
                     self.last_standby_try = now;
-                    // The new parent delivers: the old one can go.
+                    // The new parent delivers: the old one can go. One that handed our seat
+                    // on has DROPped us already; closing the link tells it the rest.
                     if let Some(old) = self.links.one(LinkKind::Retiring) {
-                        self.drop_link(old);
+                        let me = self.me;
+                        let links = self.space.links();
+                        if links.contains_key(&(me, old)) || links.contains_key(&(old, me)) {
+                            self.drop_link(old);
+                        } else {
+                            self.lose(old);
+                        }
                     }
                 }
                 if kind == LinkKind::Child {
@@ -1107,7 +1166,7 @@ impl Participant {
                         .collect();
                     for leaf in displaced {
                         tracing::info!(%leaf, by = %peer, "seat handed to a stronger relay");
-                        self.drop_link(leaf);
+                        self.hand_on(leaf);
                     }
                 }
             }
@@ -1142,6 +1201,10 @@ impl Participant {
                     LinkKind::Standby => self.upstream_lost(peer),
                     _ => {}
                 }
+            }
+            // A leaf we handed on was DROPped already: its link only has to go.
+            LinkInput::Disconnected | LinkInput::Failed if kind == LinkKind::HandedOn => {
+                self.lose(peer);
             }
             LinkInput::Disconnected => {
                 if kind.upstream() {
@@ -1264,10 +1327,22 @@ impl Participant {
                 self.strike(peer);
             }
         }
+        let due = |l: &Link| l.shed_at.is_some_and(|at| now >= at);
+        let handed_on: Vec<PublicKey> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.kind == LinkKind::HandedOn && due(l))
+            .map(|(k, _)| *k)
+            .collect();
+        for peer in handed_on {
+            // Our DROP went out when we handed the seat on: only the link is left to close.
+            tracing::info!(%peer, "handed-on leaf found no parent in time");
+            self.lose(peer);
+        }
         let shed: Vec<PublicKey> = self
             .links
             .iter()
-            .filter(|(_, l)| l.shed_at.is_some_and(|at| now >= at))
+            .filter(|(_, l)| l.kind == LinkKind::Child && due(l))
             .map(|(k, _)| *k)
             .collect();
         let over = (self.links.count(LinkKind::Child) as u32).saturating_sub(self.capacity());
@@ -1784,6 +1859,9 @@ impl Participant {
         // for a leaf's seat, which a CONFIRM to the first ask would then collide with.
         let admission = match admission {
             Admission::Displace(_) if first => Admission::Refuse,
+            Admission::Displace(_) if self.links.count(LinkKind::HandedOn) >= MAX_HANDED_ON => {
+                Admission::Refuse
+            }
             other => other,
         };
         match admission {

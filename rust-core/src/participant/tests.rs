@@ -223,8 +223,18 @@ fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
         host.event(weak, reserve(weak, 1));
     }
     assert_eq!(confirms_to(&host.published()).len(), 3);
+    for weak in 10..13 {
+        host.offer_and_connect(weak);
+    }
     host.event(20, join(5_000));
     host.event(20, reserve(20, 1));
+    host.event(
+        20,
+        Message::Offer {
+            target: keys(1).public_key(),
+            sdp: "v=0".into(),
+        },
+    );
     let published = host.published();
     assert_eq!(
         confirms_to(&published),
@@ -246,10 +256,105 @@ fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
         },
         host.now,
     );
-    let dropped = drops_to(&host.published());
+    let out = host.drain();
+    let dropped = drops_to(&published_in(&out));
     assert_eq!(dropped.len(), 1, "one weak leaf moves on");
-    assert!((10..13).any(|w| dropped[0] == keys(w).public_key()));
+    let leaf = dropped[0];
+    assert!((10..13).any(|w| leaf == keys(w).public_key()));
     assert_eq!(host.me.stats().children, 3);
+    // The leaf keeps our audio while it looks for a parent: its link stays open and routed.
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Link(LinkOp::Close(p)) if *p == leaf))
+    );
+    assert!(host.me.routing().children.contains(&leaf));
+    // Until the grace ends: then the link closes, with no second DROP.
+    host.advance(HAND_ON_GRACE.as_millis() as Millis - 100);
+    assert!(!closes_link_to_key(&host.drain(), leaf));
+    host.advance(200);
+    let out = host.drain();
+    assert!(closes_link_to_key(&out, leaf), "{out:?}");
+    assert!(drops_to(&published_in(&out)).is_empty());
+    assert!(!host.me.routing().children.contains(&leaf));
+}
+
+fn published_in(outputs: &[Output]) -> Vec<Message> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish(Publication { message, .. }) => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closes_link_to_key(outputs: &[Output], peer: PublicKey) -> bool {
+    outputs
+        .iter()
+        .any(|o| matches!(o, Output::Link(LinkOp::Close(p)) if *p == peer))
+}
+
+#[test]
+fn a_leaf_whose_seat_is_handed_on_keeps_the_audio_until_its_new_parent_delivers() {
+    let mut me = linked_to_a_host_of_our_dialect();
+    let host = keys(1).public_key();
+    // Another listener (7) hears the host and has room.
+    me.event(7, join(2_000));
+    me.event(7, reserve(7, 1));
+    me.event(1, confirm(7, 1));
+    me.event(1, delivering(7, 1));
+    me.advance(2_000);
+    me.drain();
+    // The host hands our seat on to a stronger relay: its DROP says so, its audio goes on.
+    me.event(
+        1,
+        Message::Drop {
+            target: keys(5).public_key(),
+            price: 0,
+            first: false,
+        },
+    );
+    let out = me.drain();
+    assert!(!closes_link_to_key(&out, host), "{out:?}");
+    assert_eq!(
+        me.me.links().get(&host).map(|l| l.kind),
+        Some(LinkKind::Retiring)
+    );
+    assert!(me.me.routing().upstream.contains(&host));
+    assert_eq!(me.me.pending(), Some((keys(7).public_key(), false)));
+    // 7 confirms and delivers: the host's link closes, without a DROP (the host sent one).
+    me.event(7, confirm_carrying(5, 7, Some("v=0 answer")));
+    me.me.handle_input(
+        Input::Link {
+            peer: keys(7).public_key(),
+            event: LinkInput::Connected,
+        },
+        me.now,
+    );
+    let out = me.drain();
+    assert!(closes_link_to_key(&out, host), "{out:?}");
+    assert!(drops_to(&published_in(&out)).is_empty(), "{out:?}");
+    assert_eq!(me.me.stats().parent, Some(keys(7).public_key()));
+}
+
+#[test]
+fn a_parent_that_drops_us_and_closes_the_link_is_left() {
+    let mut me = linked_to_a_host_of_our_dialect();
+    let host = keys(1).public_key();
+    me.advance(2_000);
+    me.drain();
+    me.event(
+        1,
+        Message::Drop {
+            target: keys(5).public_key(),
+            price: 0,
+            first: false,
+        },
+    );
+    // Its goodbye on the link follows (or came first): the link goes, nothing is kept.
+    me.host_link(LinkInput::Goodbye);
+    assert!(me.me.links().get(&host).is_none());
+    assert!(!me.me.routing().upstream.contains(&host));
 }
 
 #[test]
@@ -1408,20 +1513,27 @@ fn an_unknown_uplink_starts_with_two_outputs_and_grows_on_clean_links() {
 fn connect_child(host: &mut Alone, child: u8) {
     host.event(child, join(2_000));
     host.event(child, reserve(child, 1));
-    host.event(
-        child,
-        Message::Offer {
-            target: keys(1).public_key(),
-            sdp: "v=0".into(),
-        },
-    );
-    host.me.handle_input(
-        Input::Link {
-            peer: keys(child).public_key(),
-            event: LinkInput::Connected,
-        },
-        host.now,
-    );
+    host.offer_and_connect(child);
+}
+
+impl Alone {
+    /// A child we confirmed sends its offer (to the host, 1) and its link comes up.
+    fn offer_and_connect(&mut self, child: u8) {
+        self.event(
+            child,
+            Message::Offer {
+                target: keys(1).public_key(),
+                sdp: "v=0".into(),
+            },
+        );
+        self.me.handle_input(
+            Input::Link {
+                peer: keys(child).public_key(),
+                event: LinkInput::Connected,
+            },
+            self.now,
+        );
+    }
 }
 
 /// A host with eight connected children (capacity 44).
