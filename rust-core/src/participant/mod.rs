@@ -48,6 +48,15 @@ pub const NEGOTIATE_DEADLINE: Duration = Duration::from_millis(2_500);
 /// the name: with [`CONNECT_DEADLINE`] of that behind it, it is not a link.
 const SILENT_FROM_THE_START: Millis = 1_000;
 
+/// An upstream link that has been up for [`SILENT_FROM_THE_START`] without stalling: it carries
+/// audio (one just connected may carry nothing yet: its sender may itself hear nothing).
+fn carries(link: &Link, now: Millis) -> bool {
+    link.stalled_since.is_none()
+        && link
+            .connected_at
+            .is_some_and(|c| now >= c + SILENT_FROM_THE_START)
+}
+
 /// How long after our last seat was taken a newcomer's read surely shows us full (our CONFIRM
 /// on the relays before it read): a reservation asked before the read that comes later is
 /// refused silently (the read told it); sooner, it may have read seats free, and waits for an
@@ -459,6 +468,15 @@ impl Participant {
             if let Some(shed_at) = link.shed_at {
                 at(shed_at);
             }
+        }
+        if self.links.one(LinkKind::Retiring).is_some()
+            && let Some(connected) = self
+                .links
+                .one(LinkKind::Parent)
+                .and_then(|p| self.links.get(&p))
+                .and_then(|l| l.connected_at)
+        {
+            at(connected + SILENT_FROM_THE_START);
         }
         if !self.is_host() && self.pending.is_none() {
             match self.links.one(LinkKind::Parent) {
@@ -924,12 +942,17 @@ impl Participant {
     }
 
     /// Our parent DROPped us while its link still delivers: it handed our seat on to a
-    /// stronger relay and keeps feeding us for a while ([`HAND_ON_GRACE`]). Without a warm
-    /// backup to take over, we keep its audio as a retiring parent's until a new parent
-    /// delivers, rather than go silent while we look. Returns whether it did.
+    /// stronger relay and keeps feeding us for a while ([`HAND_ON_GRACE`]). Unless a warm
+    /// backup delivers and takes over, we keep its audio as a retiring parent's until a new
+    /// parent delivers or the grace ends, rather than go silent while we look (a backup set
+    /// up a moment ago may carry nothing yet). Returns whether it did.
     fn keep_while_moving(&mut self, peer: PublicKey) -> bool {
+        let backup = self.links.one(LinkKind::Standby);
+        let now = self.now;
         let moving = self.links.one(LinkKind::Parent) == Some(peer)
-            && self.links.one(LinkKind::Standby).is_none()
+            && backup
+                .and_then(|b| self.links.get(&b))
+                .is_none_or(|l| !carries(l, now))
             && self.links.one(LinkKind::Retiring).is_none()
             && self.links.get(&peer).is_some_and(Link::delivers);
         if !moving {
@@ -940,8 +963,37 @@ impl Participant {
         if let Some(link) = self.links.get_mut(&peer) {
             link.kind = LinkKind::Retiring;
         }
-        self.seek();
+        match backup {
+            // The backup becomes our parent as on any loss; the old parent's audio covers it
+            // until it has carried audio a while.
+            Some(backup) => {
+                if let Some(link) = self.links.get_mut(&backup) {
+                    link.kind = LinkKind::Parent;
+                }
+                self.stats.standby_takeovers += 1;
+                self.last_standby_try = self.now;
+                self.reserve(backup, false);
+            }
+            None => self.seek(),
+        }
         true
+    }
+
+    /// Closes the link to a former parent once the new one has carried audio a while (a
+    /// promoted backup) or connects (a parent we asked). One that handed our seat
+    /// on has DROPped us already (the pair is gone from the view): closing the link tells it
+    /// the rest.
+    fn let_retiring_go(&mut self) {
+        let Some(old) = self.links.one(LinkKind::Retiring) else {
+            return;
+        };
+        let me = self.me;
+        let links = self.space.links();
+        if links.contains_key(&(me, old)) || links.contains_key(&(old, me)) {
+            self.drop_link(old);
+        } else {
+            self.lose(old);
+        }
     }
 
     /// Hands a leaf's seat on (a stronger relay took it and delivers): the DROP tells the leaf
@@ -1141,17 +1193,8 @@ impl Participant {
                 link.stalled_since = None;
                 if kind == LinkKind::Parent {
                     self.last_standby_try = now;
-                    // The new parent delivers: the old one can go. One that handed our seat
-                    // on has DROPped us already; closing the link tells it the rest.
-                    if let Some(old) = self.links.one(LinkKind::Retiring) {
-                        let me = self.me;
-                        let links = self.space.links();
-                        if links.contains_key(&(me, old)) || links.contains_key(&(old, me)) {
-                            self.drop_link(old);
-                        } else {
-                            self.lose(old);
-                        }
-                    }
+                    // The new parent delivers: the old one can go.
+                    self.let_retiring_go();
                 }
                 if kind == LinkKind::Child {
                     if first {
@@ -1170,7 +1213,13 @@ impl Participant {
                     }
                 }
             }
-            LinkInput::Resumed => link.stalled_since = None,
+            LinkInput::Resumed => {
+                link.stalled_since = None;
+                // A backup that took over silent carries audio now.
+                if kind == LinkKind::Parent {
+                    self.let_retiring_go();
+                }
+            }
             LinkInput::Goodbye => {
                 tracing::info!(%peer, ?kind, "the peer closed our link");
                 self.dropped_by(peer);
@@ -1326,6 +1375,15 @@ impl Participant {
                 self.upstream_lost(peer);
                 self.strike(peer);
             }
+        }
+        if self.links.one(LinkKind::Retiring).is_some()
+            && self
+                .links
+                .one(LinkKind::Parent)
+                .and_then(|p| self.links.get(&p))
+                .is_some_and(|l| carries(l, now))
+        {
+            self.let_retiring_go();
         }
         let due = |l: &Link| l.shed_at.is_some_and(|at| now >= at);
         let handed_on: Vec<PublicKey> = self

@@ -2207,3 +2207,79 @@ fn a_newcomer_refused_a_leafs_seat_asks_a_free_output_next_not_the_next_leaf() {
         "a free output's are not held"
     );
 }
+
+#[test]
+fn a_handed_on_leaf_whose_backup_just_connected_keeps_the_old_audio_until_the_backup_proves_itself()
+{
+    // The host (capacity 2) feeds relays 7 and 8; we sit under one with the other as backup.
+    let mut me = Alone::new(5, 1, wifi(2_000));
+    me.event(1, created_by_a_host_of_our_dialect(240));
+    for relay in [7, 8] {
+        me.event(relay, join(5_000));
+        me.event(relay, reserve(relay, 1));
+        me.event(1, confirm(relay, 1));
+        me.event(1, delivering(relay, 1));
+    }
+    me.advance((SEAT_PROVEN_SECS + 1) * 1_000);
+    me.stored_end();
+    let (parent, _) = me.me.pending().expect("asks a relay");
+    let index = |key: PublicKey| [7u8, 8].into_iter().find(|n| keys(*n).public_key() == key);
+    let (p, b) = match index(parent) {
+        Some(7) => (7, 8),
+        Some(8) => (8, 7),
+        other => panic!("asked {other:?}"),
+    };
+    me.event(p, confirm_carrying(5, p, Some("v=0 answer")));
+    me.link(p, LinkInput::Connected);
+    me.advance(STANDBY_AFTER.as_millis() as Millis + 100);
+    assert_eq!(me.me.pending(), Some((keys(b).public_key(), true)));
+    me.event(
+        b,
+        Message::Confirm(Reservation {
+            standby: true,
+            sdp: Some("v=0 answer".into()),
+            ..reservation(5, b)
+        }),
+    );
+    // The backup's link is up but has carried nothing yet (its own parent may be quiet).
+    me.link(b, LinkInput::Connected);
+    me.drain();
+
+    // Our parent hands our seat on.
+    me.event(
+        p,
+        Message::Drop {
+            target: keys(5).public_key(),
+            price: 0,
+            first: false,
+        },
+    );
+    let out = me.drain();
+    assert!(!closes_link_to_key(&out, keys(p).public_key()), "{out:?}");
+    assert_eq!(me.me.stats().parent, Some(keys(b).public_key()));
+    assert_eq!(
+        me.me.links().get(&keys(p).public_key()).map(|l| l.kind),
+        Some(LinkKind::Retiring)
+    );
+    // Once the backup has carried audio a while, the old parent's link closes, without a
+    // DROP.
+    me.advance(500);
+    assert!(!closes_link_to_key(&me.drain(), keys(p).public_key()));
+    me.advance(600);
+    let out = me.drain();
+    assert!(closes_link_to_key(&out, keys(p).public_key()), "{out:?}");
+    assert!(drops_to(&published_in(&out)).is_empty(), "{out:?}");
+}
+
+impl Alone {
+    /// What our link to `peer` reports now.
+    fn link(&mut self, peer: u8, event: LinkInput) {
+        self.me.handle_input(
+            Input::Link {
+                peer: keys(peer).public_key(),
+                event,
+            },
+            self.now,
+        );
+    }
+}
