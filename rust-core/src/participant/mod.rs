@@ -1405,8 +1405,11 @@ impl Participant {
             .collect();
         let over = (self.links.count(LinkKind::Child) as u32).saturating_sub(self.capacity());
         for peer in shed.into_iter().take(over as usize) {
+            // A demoted speaker that found no seat below by itself: it hears us while it
+            // looks, as a leaf handed on does (beyond capacity by count; our uplink was
+            // carrying it a moment ago).
             tracing::info!(%peer, "handed back to the tree");
-            self.drop_link(peer);
+            self.hand_on(peer);
         }
     }
 

@@ -2283,3 +2283,36 @@ impl Alone {
         );
     }
 }
+
+#[test]
+fn a_demoted_speaker_beyond_the_hosts_capacity_is_handed_on_and_hears_while_it_moves() {
+    let mut host = Alone::new(1, 1, wifi(240));
+    host.stored_end();
+    assert_eq!(host.me.capacity(), 2);
+    connect_child(&mut host, 10);
+    connect_child(&mut host, 11);
+    let speaker = keys(12).public_key();
+    let publish = |host: &mut Alone, message| {
+        host.me
+            .handle_input(Input::User(UserCommand::Publish(message)), host.now)
+    };
+    publish(&mut host, Message::PromoteSpeaker { target: speaker });
+    connect_child(&mut host, 12);
+    assert_eq!(
+        host.me.stats().children,
+        3,
+        "a speaker beyond the tree's capacity"
+    );
+    host.drain();
+    publish(&mut host, Message::Demote { target: speaker });
+    host.drain();
+    // It did not move down by itself within the grace: the host hands it on, still feeding it.
+    host.advance(SHED_GRACE.as_millis() as Millis + 100);
+    let out = host.drain();
+    assert_eq!(drops_to(&published_in(&out)), vec![speaker], "{out:?}");
+    assert!(!closes_link_to_key(&out, speaker));
+    assert!(host.me.routing().children.contains(&speaker));
+    assert_eq!(host.me.stats().children, 2);
+    host.advance(HAND_ON_GRACE.as_millis() as Millis);
+    assert!(closes_link_to_key(&host.drain(), speaker));
+}
