@@ -161,6 +161,26 @@ fn delivering(requester: u8, confirmer: u8) -> Message {
     })
 }
 
+/// `author`'s DROP of its link or reservation with `target`, asking `price` bits of work.
+fn drop_of(target: u8, price: u8) -> Message {
+    Message::Drop {
+        target: keys(target).public_key(),
+        price,
+        first: false,
+    }
+}
+
+impl Alone {
+    /// `relay` (announcing `kbps`) joined, reserved the host (1), and the host confirmed it and
+    /// says its link delivers.
+    fn delivering_under_the_host(&mut self, relay: u8, kbps: u32) {
+        self.event(relay, join(kbps));
+        self.event(relay, reserve(relay, 1));
+        self.event(1, confirm(relay, 1));
+        self.event(1, delivering(relay, 1));
+    }
+}
+
 fn confirms_to(messages: &[Message]) -> Vec<PublicKey> {
     messages
         .iter()
@@ -249,13 +269,7 @@ fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
     host.event(21, join(5_000));
     host.event(21, reserve(21, 1));
     assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
-    host.me.handle_input(
-        Input::Link {
-            peer: keys(20).public_key(),
-            event: LinkInput::Connected,
-        },
-        host.now,
-    );
+    host.link(20, LinkInput::Connected);
     let out = host.drain();
     let dropped = drops_to(&published_in(&out));
     assert_eq!(dropped.len(), 1, "one weak leaf moves on");
@@ -299,21 +313,11 @@ fn a_leaf_whose_seat_is_handed_on_keeps_the_audio_until_its_new_parent_delivers(
     let mut me = linked_to_a_host_of_our_dialect();
     let host = keys(1).public_key();
     // Another listener (7) hears the host and has room.
-    me.event(7, join(2_000));
-    me.event(7, reserve(7, 1));
-    me.event(1, confirm(7, 1));
-    me.event(1, delivering(7, 1));
+    me.delivering_under_the_host(7, 2_000);
     me.advance(2_000);
     me.drain();
     // The host hands our seat on to a stronger relay: its DROP says so, its audio goes on.
-    me.event(
-        1,
-        Message::Drop {
-            target: keys(5).public_key(),
-            price: 0,
-            first: false,
-        },
-    );
+    me.event(1, drop_of(5, 0));
     let out = me.drain();
     assert!(!closes_link_to_key(&out, host), "{out:?}");
     assert_eq!(
@@ -324,13 +328,7 @@ fn a_leaf_whose_seat_is_handed_on_keeps_the_audio_until_its_new_parent_delivers(
     assert_eq!(me.me.pending(), Some((keys(7).public_key(), false)));
     // 7 confirms and delivers: the host's link closes, without a DROP (the host sent one).
     me.event(7, confirm_carrying(5, 7, Some("v=0 answer")));
-    me.me.handle_input(
-        Input::Link {
-            peer: keys(7).public_key(),
-            event: LinkInput::Connected,
-        },
-        me.now,
-    );
+    me.link(7, LinkInput::Connected);
     let out = me.drain();
     assert!(closes_link_to_key(&out, host), "{out:?}");
     assert!(drops_to(&published_in(&out)).is_empty(), "{out:?}");
@@ -343,14 +341,7 @@ fn a_parent_that_drops_us_and_closes_the_link_is_left() {
     let host = keys(1).public_key();
     me.advance(2_000);
     me.drain();
-    me.event(
-        1,
-        Message::Drop {
-            target: keys(5).public_key(),
-            price: 0,
-            first: false,
-        },
-    );
+    me.event(1, drop_of(5, 0));
     // Its goodbye on the link follows (or came first): the link goes, nothing is kept.
     me.host_link(LinkInput::Goodbye);
     assert!(me.me.links().get(&host).is_none());
@@ -838,10 +829,7 @@ fn a_parent_that_confirms_and_never_answers_is_left_for_the_next_candidate() {
     // A Sybil with a huge uplink hangs below the host, next to an honest relay; it really
     // linked with the host, which says so.
     for relay in [9, 2] {
-        me.event(relay, join(2_000_000));
-        me.event(relay, reserve(relay, 1));
-        me.event(1, confirm(relay, 1));
-        me.event(1, delivering(relay, 1));
+        me.delivering_under_the_host(relay, 2_000_000);
     }
     me.stored_end();
     let (first, _) = me.me.pending().expect("a candidate");
@@ -1130,14 +1118,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
     me.stored_end();
     assert_eq!(me.me.pending().map(|(p, _)| p), Some(keys(1).public_key()));
     me.drain();
-    me.event(
-        1,
-        Message::Drop {
-            target: keys(5).public_key(),
-            price: PRICE_BITS,
-            first: false,
-        },
-    );
+    me.event(1, drop_of(5, PRICE_BITS));
     let out = me.drain();
     let paid: Vec<(PublicKey, u8)> = out
         .iter()
@@ -1201,14 +1182,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
         Some(keys(1).public_key())
     );
     // A price beyond what a seat is worth is not paid: the host is avoided instead.
-    me.event(
-        1,
-        Message::Drop {
-            target: keys(5).public_key(),
-            price: MAX_PAY + 1,
-            first: false,
-        },
-    );
+    me.event(1, drop_of(5, MAX_PAY + 1));
     assert!(
         me.published()
             .iter()
@@ -1397,13 +1371,7 @@ fn a_parent_says_a_tree_link_delivers_once_it_connects_and_never_for_backups() {
         "not before the links connect"
     );
     for peer in [2, 3, 4] {
-        host.me.handle_input(
-            Input::Link {
-                peer: keys(peer).public_key(),
-                event: LinkInput::Connected,
-            },
-            host.now,
-        );
+        host.link(peer, LinkInput::Connected);
     }
     let attested: Vec<PublicKey> = host
         .published()
@@ -1488,13 +1456,7 @@ fn an_unknown_uplink_starts_with_two_outputs_and_grows_on_clean_links() {
     for _ in 0..=(PROBE_AFTER / 1_000) {
         host.advance(1_000);
         for child in [2, 3] {
-            host.me.handle_input(
-                Input::Link {
-                    peer: keys(child).public_key(),
-                    event: LinkInput::Loss { permille: 0 },
-                },
-                host.now,
-            );
+            host.link(child, LinkInput::Loss { permille: 0 });
         }
     }
     assert_eq!(host.me.capacity(), UNKNOWN_START + 1);
@@ -1526,13 +1488,7 @@ impl Alone {
                 sdp: "v=0".into(),
             },
         );
-        self.me.handle_input(
-            Input::Link {
-                peer: keys(child).public_key(),
-                event: LinkInput::Connected,
-            },
-            self.now,
-        );
+        self.link(child, LinkInput::Connected);
     }
 }
 
@@ -1551,13 +1507,7 @@ fn report_round(host: &mut Alone, mut permille_of: impl FnMut(u8) -> u16) {
     host.advance(500);
     for child in 2..10 {
         let permille = permille_of(child);
-        host.me.handle_input(
-            Input::Link {
-                peer: keys(child).public_key(),
-                event: LinkInput::Loss { permille },
-            },
-            host.now,
-        );
+        host.link(child, LinkInput::Loss { permille });
     }
 }
 
@@ -1714,14 +1664,7 @@ fn an_early_offer_that_is_refused_or_unanswered_closes_its_link() {
     // Refused: the host DROPs the reservation.
     let mut me = asking_a_host_of_our_dialect();
     me.drain();
-    me.event(
-        1,
-        Message::Drop {
-            target: keys(5).public_key(),
-            price: 0,
-            first: false,
-        },
-    );
+    me.event(1, drop_of(5, 0));
     assert!(
         me.drain()
             .contains(&Output::Link(LinkOp::Close(keys(1).public_key()))),
@@ -2040,13 +1983,7 @@ fn linked_to_a_host_of_our_dialect() -> Alone {
 impl Alone {
     /// What our link to the host (1) reports now.
     fn host_link(&mut self, event: LinkInput) {
-        self.me.handle_input(
-            Input::Link {
-                peer: keys(1).public_key(),
-                event,
-            },
-            self.now,
-        );
+        self.link(1, event);
     }
 }
 
@@ -2138,10 +2075,7 @@ fn a_saturated_host_sheds_children_still_setting_up_before_those_that_hear() {
 fn a_parent_that_says_goodbye_is_left_at_once_for_another_seat() {
     let mut me = linked_to_a_host_of_our_dialect();
     // Another listener (7) hears the host.
-    me.event(7, join(2_000));
-    me.event(7, reserve(7, 1));
-    me.event(1, confirm(7, 1));
-    me.event(1, delivering(7, 1));
+    me.delivering_under_the_host(7, 2_000);
     me.published();
     // The host hands us back (its uplink shrank) and says so on the link, long before its
     // DROP crosses the relays: we ask 7 at once, not the host that just let us go.
@@ -2189,14 +2123,7 @@ fn a_newcomer_refused_a_leafs_seat_asks_a_free_output_next_not_the_next_leaf() {
     assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
     assert!(me.me.holds_candidates(&keys(1).public_key()));
     // Refused: a crowd that saw the same phones asked first.
-    me.event(
-        1,
-        Message::Drop {
-            target: keys(20).public_key(),
-            price: 0,
-            first: false,
-        },
-    );
+    me.event(1, drop_of(20, 0));
     me.advance(SEARCH_AGAIN.as_millis() as Millis);
     me.drain();
     // Relays 2 and 3 hold seats of weak phones at depth 2; relay 5's free output is a hop
@@ -2215,10 +2142,7 @@ fn a_handed_on_leaf_whose_backup_just_connected_keeps_the_old_audio_until_the_ba
     let mut me = Alone::new(5, 1, wifi(2_000));
     me.event(1, created_by_a_host_of_our_dialect(240));
     for relay in [7, 8] {
-        me.event(relay, join(5_000));
-        me.event(relay, reserve(relay, 1));
-        me.event(1, confirm(relay, 1));
-        me.event(1, delivering(relay, 1));
+        me.delivering_under_the_host(relay, 5_000);
     }
     me.advance((SEAT_PROVEN_SECS + 1) * 1_000);
     me.stored_end();
@@ -2246,14 +2170,7 @@ fn a_handed_on_leaf_whose_backup_just_connected_keeps_the_old_audio_until_the_ba
     me.drain();
 
     // Our parent hands our seat on.
-    me.event(
-        p,
-        Message::Drop {
-            target: keys(5).public_key(),
-            price: 0,
-            first: false,
-        },
-    );
+    me.event(p, drop_of(5, 0));
     let out = me.drain();
     assert!(!closes_link_to_key(&out, keys(p).public_key()), "{out:?}");
     assert_eq!(me.me.stats().parent, Some(keys(b).public_key()));
