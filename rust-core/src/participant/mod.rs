@@ -1555,9 +1555,16 @@ impl Participant {
             })
     }
 
-    /// Whether we pass `peer` over as a parent or backup: we avoid it for now, or we feed it.
+    /// Whether we pass `peer` over as a parent or backup: we avoid it for now, we feed it, or
+    /// we are leaving it.
     fn passes_over(&self, peer: &PublicKey) -> bool {
-        self.avoid.contains_key(peer) || self.links.get(peer).is_some_and(|l| l.kind.downstream())
+        // Nor a parent we are leaving: asking it again would be refused (we are linked), and
+        // that refusal would end the link whose audio covers our move.
+        self.avoid.contains_key(peer)
+            || self
+                .links
+                .get(peer)
+                .is_some_and(|l| l.kind.downstream() || l.kind == LinkKind::Retiring)
     }
 
     /// Whether, with this parent, we will look for another upstream link once settled: a

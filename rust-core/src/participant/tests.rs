@@ -2233,3 +2233,23 @@ fn a_demoted_speaker_beyond_the_hosts_capacity_is_handed_on_and_hears_while_it_m
     host.advance(HAND_ON_GRACE.as_millis() as Millis);
     assert!(closes_link_to_key(&host.drain(), speaker));
 }
+
+#[test]
+fn a_handed_on_leaf_never_asks_the_parent_it_is_leaving_again() {
+    let mut me = linked_to_a_host_of_our_dialect();
+    let host = keys(1).public_key();
+    me.delivering_under_the_host(7, 2_000);
+    me.advance(2_000);
+    me.event(1, drop_of(5, 0));
+    assert_eq!(me.me.pending(), Some((keys(7).public_key(), false)));
+    // 7 refuses. Once the host is no longer avoided, it still shows room in our view.
+    me.event(7, drop_of(5, 0));
+    me.advance(REFUSED_AVOID.as_millis() as Millis + 500);
+    let out = me.drain();
+    assert_ne!(me.me.pending().map(|(p, _)| p), Some(host), "{out:?}");
+    assert!(!closes_link_to_key(&out, host), "{out:?}");
+    assert_eq!(
+        me.me.links().get(&host).map(|l| l.kind),
+        Some(LinkKind::Retiring)
+    );
+}
