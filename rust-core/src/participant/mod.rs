@@ -120,7 +120,7 @@ pub const CLIMB_EVERY: Duration = Duration::from_secs(10);
 pub const PRESENCE_EVERY: Duration = Duration::from_secs(120);
 
 /// How long a demoted speaker beyond the host's capacity has to move down by itself before
-/// the host drops its link.
+/// the host hands it on (a DROP, and its audio for [`HAND_ON_GRACE`] more).
 pub const SHED_GRACE: Duration = Duration::from_secs(10);
 
 /// How long a parent keeps feeding a leaf whose seat it handed on to a stronger relay, while
@@ -943,9 +943,9 @@ impl Participant {
 
     /// Our parent DROPped us while its link still delivers: it handed our seat on to a
     /// stronger relay and keeps feeding us for a while ([`HAND_ON_GRACE`]). Unless a warm
-    /// backup delivers and takes over, we keep its audio as a retiring parent's until a new
-    /// parent delivers or the grace ends, rather than go silent while we look (a backup set
-    /// up a moment ago may carry nothing yet). Returns whether it did.
+    /// backup that carries audio takes over, we keep its audio as a retiring parent's until
+    /// a new parent delivers or the grace ends, rather than go silent while we look (a backup
+    /// set up a moment ago may carry nothing yet). Returns whether it did.
     fn keep_while_moving(&mut self, peer: PublicKey) -> bool {
         let backup = self.links.one(LinkKind::Standby);
         let now = self.now;
