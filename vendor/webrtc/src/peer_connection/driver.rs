@@ -819,6 +819,9 @@ where
         // again within the same millisecond. `None` once a deadline lands in the future, so a
         // connection behaving normally never carries state from an earlier stall.
         let mut last_immediate_timeout: Option<Instant> = None;
+        // The timer armed for the core's next deadline, and that deadline (see below).
+        let mut armed: Option<(Instant, Pin<Box<dyn Future<Output = ()> + Send + 'static>>)> =
+            None;
 
         // Batch-drain: after one datagram wakes the select, non-blockingly drain a
         // bounded burst of additional ready datagrams from the same socket and feed
@@ -930,7 +933,19 @@ where
             };
             futures::pin_mut!(consumed);
 
-            let timer = self.inner.runtime.sleep(delay_from_now);
+            // Patch: the timer is kept across turns while its deadline stands (most turns
+            // handle one datagram and leave the core's deadline where it was): a fresh boxed
+            // `Sleep` per turn registered and cancelled a timer entry for every packet.
+            let wake_at = now + delay_from_now;
+            if armed.as_ref().is_none_or(|(at, _)| *at != wake_at) {
+                armed = Some((wake_at, self.inner.runtime.sleep(delay_from_now)));
+            }
+            let timer = async {
+                match armed.as_mut() {
+                    Some((_, sleep)) => sleep.as_mut().await,
+                    None => futures::future::pending::<()>().await,
+                }
+            };
             futures::pin_mut!(timer);
 
             let udp_recv_future: OptionFuture<_> = if !udp_recv_futures.is_empty() {
@@ -965,6 +980,7 @@ where
 
                 // Timer expired
                 _ = timer.fuse() => {
+                    armed = None;
                     self.handle_timeout(self.inner.runtime.now()).await?;
                 }
 
