@@ -987,9 +987,8 @@ impl Participant {
         let Some(old) = self.links.one(LinkKind::Retiring) else {
             return;
         };
-        let me = self.me;
-        let links = self.space.links();
-        if links.contains_key(&(me, old)) || links.contains_key(&(old, me)) {
+        // We asked it: the pair is (requester, confirmer).
+        if self.space.links().contains_key(&(self.me, old)) {
             self.drop_link(old);
         } else {
             self.lose(old);

@@ -635,10 +635,7 @@ impl PeerLink {
         if !self.counters.connected.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let known = *self
-            .payload_type
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let known = self.known_payload_type();
         self.number(&mut packet);
         let Some(payload_type) = known else {
             return Ok(Some(Numbered(packet)));
@@ -720,12 +717,16 @@ impl PeerLink {
         });
     }
 
-    async fn payload_type(&self) -> Result<u8, RtcError> {
-        if let Some(pt) = *self
+    /// The negotiated payload type, once a send has learnt it.
+    fn known_payload_type(&self) -> Option<u8> {
+        *self
             .payload_type
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-        {
+    }
+
+    async fn payload_type(&self) -> Result<u8, RtcError> {
+        if let Some(pt) = self.known_payload_type() {
             return Ok(pt);
         }
         let parameters = self.sender.get_parameters().await?;

@@ -937,16 +937,13 @@ where
             // handle one datagram and leave the core's deadline where it was): a fresh boxed
             // `Sleep` per turn registered and cancelled a timer entry for every packet.
             let wake_at = now + delay_from_now;
-            if armed.as_ref().is_none_or(|(at, _)| *at != wake_at) {
-                armed = Some((wake_at, self.inner.runtime.sleep(delay_from_now)));
+            if armed.as_ref().is_some_and(|(at, _)| *at != wake_at) {
+                armed = None;
             }
-            let timer = async {
-                match armed.as_mut() {
-                    Some((_, sleep)) => sleep.as_mut().await,
-                    None => futures::future::pending::<()>().await,
-                }
-            };
-            futures::pin_mut!(timer);
+            let runtime = &self.inner.runtime;
+            let (_, sleep) =
+                armed.get_or_insert_with(|| (wake_at, runtime.sleep(delay_from_now)));
+            let timer = sleep.as_mut();
 
             let udp_recv_future: OptionFuture<_> = if !udp_recv_futures.is_empty() {
                 Some(udp_recv_futures.next())
