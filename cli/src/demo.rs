@@ -246,6 +246,7 @@ pub async fn run_demo(
         cells: Vec::new(),
         draft_compat: false,
         warm_backup: config.warm_backup,
+        crowd_at: spaces_core::participant::CROWD_AT,
     })
     .await?;
     progress(format!(
@@ -283,6 +284,7 @@ pub async fn run_demo(
             cells: Vec::new(),
             draft_compat: false,
             warm_backup: config.warm_backup,
+            crowd_at: spaces_core::participant::CROWD_AT,
         })
         .await?;
         started.push(Instant::now());

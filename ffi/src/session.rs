@@ -410,6 +410,7 @@ fn config(
         cells,
         draft_compat: settings.draft_compat,
         warm_backup: settings.warm_backup,
+        crowd_at: spaces_core::participant::CROWD_AT,
     })
 }
 

@@ -57,6 +57,7 @@ pub fn config(keys: Keys, space: &SpaceRef, relay: &str, host: bool) -> SessionC
         cells: vec![],
         draft_compat: false,
         warm_backup: true,
+        crowd_at: spaces_core::participant::CROWD_AT,
     }
 }
 

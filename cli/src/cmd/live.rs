@@ -244,6 +244,7 @@ fn session_config(
         cells,
         draft_compat: common.draft_compat,
         warm_backup: !common.no_backup,
+        crowd_at: spaces_core::participant::CROWD_AT,
     })
 }
 

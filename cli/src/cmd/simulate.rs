@@ -44,14 +44,18 @@ pub struct Args {
     /// The host never mutes (by default it mutes 20 s in every minute).
     #[arg(long)]
     no_mute: bool,
+    /// Members at which the host makes the space a crowd, each member then following its
+    /// neighbourhood and a sample of seats rather than the whole space.
+    #[arg(long, default_value_t = spaces_core::participant::CROWD_AT)]
+    crowd_at: usize,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
 }
 
-/// Most listeners: every participant keeps its own view of the space, so memory grows with
-/// the square of the crowd (about 1 GiB at 2,000).
-const MAX_PEERS: usize = 3_000;
+/// Most listeners: below the crowd size every participant keeps its own view of the whole
+/// space (memory grows with the square of that part); past it, views stay bounded.
+const MAX_PEERS: usize = 100_000;
 
 /// Runs `spaces simulate`.
 pub fn run_simulation(args: &Args) -> Result<(), BadArgument> {
@@ -104,6 +108,7 @@ pub fn run_simulation(args: &Args) -> Result<(), BadArgument> {
         speakers: args.speakers.min(args.peers),
         host_uplink_kbps: args.host_uplink_kbps,
         overestimate: args.overestimate,
+        crowd_at: args.crowd_at.max(2),
         ..SimConfig::default()
     };
     let started = Instant::now();

@@ -4,6 +4,7 @@
 mod audio;
 pub mod discover;
 mod error;
+mod follow;
 pub mod roam;
 mod session;
 

@@ -8,19 +8,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
-use nostr::prelude::{Event, PublicKey, SubscriptionId, Timestamp};
+use nostr::prelude::{Event, PublicKey, Timestamp};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::Instrument;
 
 use super::EngineError;
 use super::audio::{Audio, AudioConfig, AudioStats, AudioTap, source_id};
+use super::follow::Subscriptions;
 use crate::media::CodecSettings;
 use crate::media::device::{AudioSink, AudioSource};
 use crate::participant::{
     CONNECT_DEADLINE, Input, LinkInput, LinkOp, Millis, Output, Participant, ParticipantConfig,
     ParticipantStats, Publication, Routing, UserCommand,
 };
-use crate::protocol::filter::{host_ahead_filter, session_filters};
 use crate::protocol::{
     Draft, EventWriter, IceCandidate, Limits, Message, NetworkMetrics, Parser, Presence,
     RemoteSigner, Signer, SpaceRef, sealed_peer,
@@ -66,6 +66,10 @@ pub struct SessionConfig {
     /// Keep a warm backup link (see
     /// [`crate::participant::ParticipantConfig::warm_backup`]). On by default.
     pub warm_backup: bool,
+    /// At the host: members at which the space becomes a crowd (see
+    /// [`crate::participant::ParticipantConfig::crowd_at`]); [`crate::participant::CROWD_AT`]
+    /// by default.
+    pub crowd_at: usize,
 }
 
 /// What a session knows about itself, for progress and reports.
@@ -172,11 +176,11 @@ impl Session {
             Signer::Remote(signer) => open_in_order(Arc::clone(signer), incoming),
         };
         let since = Timestamp::from_secs(Timestamp::now().as_secs().saturating_sub(600));
-        pool.subscribe(vec![host_ahead_filter(&config.space)])
-            .await?;
-        let stored = pool
-            .subscribe(session_filters(&config.space, &me, Some(since)))
-            .await?;
+        let pool = Arc::new(pool);
+        // The host's CREATE first, alone: it says whether the space is followed whole or as
+        // a crowd, and the participant asks for one or the other once it is read.
+        let subscriptions =
+            Subscriptions::start(Arc::clone(&pool), config.space.clone(), me, since).await?;
         tracing::debug!(parent: &span, ms = connecting.elapsed().as_millis() as u64, "subscribed");
         let forwarder = Arc::new(Forwarder::new(config.link.child_queue));
         let is_host = me == *config.space.host();
@@ -220,10 +224,10 @@ impl Session {
                 warm_backup: config.warm_backup,
                 ask_host_first: true,
                 dtls: Some(certificate.fingerprint().to_owned()),
+                crowd_at: config.crowd_at,
             },
             clock.now(),
         );
-        let pool = Arc::new(pool);
         let (queue, queue_rx) = mpsc::unbounded_channel();
         let (mined_tx, mined_rx) = mpsc::unbounded_channel();
         let publisher = tokio::spawn(
@@ -253,7 +257,7 @@ impl Session {
             audio: Arc::clone(&audio),
             link_config: config.link,
             certificate,
-            stored,
+            subscriptions,
             read: false,
             routing: Routing::default(),
             held: HashMap::new(),
@@ -656,9 +660,8 @@ struct Driver {
     link_config: LinkConfig,
     /// Our DTLS identity, the same on every link.
     certificate: Certificate,
-    /// The subscription to the space's state, whose end of stored events means the space
-    /// is read.
-    stored: SubscriptionId,
+    /// What we follow on the relays.
+    subscriptions: Subscriptions,
     /// Events were read since the last look for answers to predict: one may have announced
     /// a DTLS fingerprint.
     read: bool,
@@ -708,11 +711,12 @@ impl Driver {
                             Err(e) => tracing::debug!(error = %e, "event refused"),
                         }
                     }
-                    // The space is read when the space's subscription has all it stored;
-                    // the host's CREATE asked for ahead of it has its own end.
-                    Some(Incoming::EndOfStored { subscription, .. }) if subscription == self.stored => {
-                        self.read = true;
-                        self.input(Input::StoredEnd);
+                    // The host's CREATE, the view, a fetch of seats: each end means something.
+                    Some(Incoming::EndOfStored { subscription, .. }) => {
+                        if let Some(input) = self.subscriptions.ended(&subscription).await {
+                            self.read = true;
+                            self.input(input);
+                        }
                     }
                     Some(_) => {}
                     None => break,
@@ -844,6 +848,7 @@ impl Driver {
                     // Nobody listening is fine: the CLI and tests often do not.
                     let _ = self.ui.send(command);
                 }
+                Output::Follow(follow) => self.subscriptions.follow(follow).await,
             }
         }
         self.release_held();

@@ -16,6 +16,11 @@ pub enum Input {
     Event(SpaceEvent),
     /// The relays sent every stored event: the space is known, decisions may start.
     StoredEnd,
+    /// The relays sent what they stored of the host's CREATE and CLOSE (asked for ahead of
+    /// the space): the participant now says which view to follow ([`Output::Follow`]).
+    HostRead,
+    /// A fetch of open seats ([`Follow::Seats`]) has all it will get.
+    SeatsRead,
     /// Something happened on our WebRTC link with `peer`.
     Link {
         /// The other end.
@@ -110,7 +115,38 @@ pub enum Output {
     Speaking(bool),
     /// Something the user's interface shows.
     Ui(Command),
+    /// What to ask the relays for (subscriptions).
+    Follow(Follow),
 }
+
+/// What a participant asks the relays for. A small space is followed whole; in a crowd
+/// (`docs/TOPOLOGY.md`, *Crowd views*) each member follows its inbox, the roles, a few
+/// members around it and a sample of open seats, so what it receives does not grow with the
+/// crowd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follow {
+    /// Every public event of the space, our inbox and the NIP-53 side
+    /// (`protocol::filter::session_filters`). Its end of stored events is
+    /// [`Input::StoredEnd`].
+    Space,
+    /// A crowd's view: our inbox (every draft kind addressed to us), the role changes and
+    /// the host's CREATE and CLOSE (`protocol::filter::crowd_filters`), in place of
+    /// [`Follow::Space`]. Its end of stored events is [`Input::StoredEnd`].
+    Crowd,
+    /// In a crowd: the members whose JOIN and LEAVE we follow (host, links, the peer we ask,
+    /// staff), replacing the last such list (`protocol::filter::members_filter`).
+    Members(Vec<PublicKey>),
+    /// In a crowd: fetch once the newest JOINs that announce a free output made at `until`
+    /// or before, at most [`SEAT_SAMPLE`] (`protocol::filter::seats_filter`), then
+    /// [`Input::SeatsRead`].
+    Seats {
+        /// The newest announcement time to fetch.
+        until: Timestamp,
+    },
+}
+
+/// How many open seats a crowd's fetch asks for.
+pub const SEAT_SAMPLE: usize = 24;
 
 /// A link operation. SDP and ICE candidates travel over the relays between the driver and the
 /// peer; the participant only decides which links exist.

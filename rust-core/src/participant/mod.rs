@@ -5,18 +5,23 @@
 //! to call [`Participant::handle_timeout`] next. No sockets, no clock, no tasks: the engine's
 //! driver and the simulator run the same code.
 
+mod crowd;
 mod io;
 mod link;
 #[cfg(test)]
 mod tests;
 mod uplink;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use nostr::prelude::{EventId, PublicKey, Timestamp};
 
-pub use io::{Input, LinkInput, LinkOp, Millis, Output, Publication, Routing, UserCommand};
+pub use crowd::{CROWD_AT, SAMPLE_FOR, SEAT_EVERY};
+pub use io::{
+    Follow, Input, LinkInput, LinkOp, Millis, Output, Publication, Routing, SEAT_SAMPLE,
+    UserCommand,
+};
 pub use link::{Link, LinkKind, Links};
 pub use uplink::{
     CLEAN_LOSS, CUT_EVERY, Change as UplinkChange, PROBE_AFTER, REMEMBER_FOR, STARVED_LOSS,
@@ -24,7 +29,7 @@ pub use uplink::{
 };
 
 use crate::protocol::{
-    LinkRole, MemberInfo, Message, NetworkMetrics, Presence, Reservation, Role, SpaceEvent,
+    LinkRole, MemberInfo, Message, NetworkMetrics, Presence, Reservation, Role, Seat, SpaceEvent,
     SpaceInfo, SpaceRef,
 };
 use crate::space::{Command, Space};
@@ -116,6 +121,10 @@ pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
 /// How often a relay looks for a seat at least two hops nearer the host.
 pub const CLIMB_EVERY: Duration = Duration::from_secs(10);
 
+/// In a crowd a failed look for a warm backup waits this many times longer before the next:
+/// each look fetches a sample of seats from the relays.
+const CROWD_SLOWER: u32 = 6;
+
 /// How often a member renews its NIP-53 presence (Nests drops presences older than 5 min).
 pub const PRESENCE_EVERY: Duration = Duration::from_secs(120);
 
@@ -182,6 +191,9 @@ pub struct ParticipantConfig {
     /// The fingerprint of our DTLS certificate, announced with our JOIN or CREATE
     /// (`rtc::Certificate`): newcomers below us write our answer before it arrives.
     pub dtls: Option<String>,
+    /// At the host: members at which the space becomes a crowd ([`CROWD_AT`]), each member
+    /// then following its neighbourhood rather than the whole space.
+    pub crowd_at: usize,
 }
 
 impl ParticipantConfig {
@@ -200,6 +212,7 @@ impl ParticipantConfig {
             warm_backup: true,
             ask_host_first: true,
             dtls: None,
+            crowd_at: CROWD_AT,
         }
     }
 }
@@ -314,6 +327,28 @@ pub struct Participant {
     speaking: Option<bool>,
     stats: ParticipantStats,
     outputs: VecDeque<Output>,
+    /// The view we asked the driver to follow ([`Follow::Space`] or [`Follow::Crowd`]);
+    /// `None` before the host's CREATE is read (a driver that never says follows the space).
+    view: Option<Follow>,
+    /// In a crowd: the members we last asked to follow.
+    following: Vec<PublicKey>,
+    /// In a crowd: members a fetch of seats brought since the last one ended.
+    sampled: HashSet<PublicKey>,
+    /// In a crowd: when the fetch of seats out now was asked.
+    seats_asked: Option<Millis>,
+    /// In a crowd: when the last fetch of seats ended.
+    sample_at: Option<Millis>,
+    /// A fetch of seats ended before the view was read.
+    seats_late: bool,
+    /// In a crowd: the seat our last JOIN announced, and when.
+    seat: Option<Seat>,
+    seat_at: Millis,
+    /// A changed seat waits for [`SEAT_EVERY`] to pass.
+    seat_due: bool,
+    /// Fetches of seats made (each draws its own window).
+    fetches: u64,
+    /// The end of the window of the fetch out now, Unix seconds.
+    seats_until: u64,
 }
 
 impl Participant {
@@ -355,10 +390,25 @@ impl Participant {
             speaking: None,
             stats: ParticipantStats::default(),
             outputs: VecDeque::new(),
+            view: None,
+            following: Vec::new(),
+            sampled: HashSet::new(),
+            seats_asked: None,
+            sample_at: None,
+            seats_late: false,
+            seat: None,
+            seat_at: 0,
+            seat_due: false,
+            fetches: 0,
+            seats_until: 0,
             config,
         };
         participant.announce();
         if is_host {
+            // A new space is no crowd: the host follows it whole from the start, without
+            // waiting for its own CREATE to come back.
+            participant.view = Some(Follow::Space);
+            participant.outputs.push_back(Output::Follow(Follow::Space));
             let record = participant.space.room_record();
             // The NIP-53 mirror: Nests, Amethyst and other clients list the space.
             participant.publish(Message::Room(record));
@@ -469,6 +519,9 @@ impl Participant {
                 at(shed_at);
             }
         }
+        if let Some(due) = self.seat_due_at() {
+            at(due);
+        }
         if self.links.one(LinkKind::Retiring).is_some()
             && let Some(connected) = self
                 .links
@@ -516,6 +569,7 @@ impl Participant {
         self.update_price();
         self.seek();
         self.route();
+        self.keep_view();
     }
 
     /// Something happened at `now`.
@@ -557,11 +611,16 @@ impl Participant {
                             self.apply(event);
                         }
                     }
+                    if std::mem::take(&mut self.seats_late) {
+                        self.seats_read();
+                    }
                     self.settle_early_ask();
                     // The tree is known now: ask for a parent at once.
                     self.seek();
                 }
             }
+            Input::HostRead => self.host_read(),
+            Input::SeatsRead => self.seats_read(),
             Input::Link { peer, event } => self.on_link(peer, event),
             Input::WorkedReservationSent { confirmer } => {
                 let now = self.now;
@@ -572,6 +631,7 @@ impl Participant {
             Input::User(command) => self.on_user(command),
         }
         self.route();
+        self.keep_view();
     }
 
     // ---- the space ----
@@ -600,6 +660,7 @@ impl Participant {
                 name: self.config.name.clone(),
                 host_metrics: self.announced_metrics(),
                 cells: self.config.cells.clone(),
+                crowd: self.space.is_crowd() || self.grown_into_crowd(),
                 // What the wire says: our CREATE always carries `["encryption","nip44"]` (the
                 // simulator hands this message over unserialized).
                 nip44: true,
@@ -620,6 +681,7 @@ impl Participant {
             // What the wire says: our JOINs always carry `["encryption","nip44"]`.
             nip44: true,
             dtls: self.config.dtls.clone(),
+            seat: self.seat,
         })
     }
 
@@ -648,6 +710,9 @@ impl Participant {
     }
 
     fn apply(&mut self, event: &SpaceEvent) {
+        if self.awaits_requester(event) {
+            return;
+        }
         let stale = event.created_at.as_secs() + ACT_WITHIN_SECS < self.now / 1_000;
         if let Message::Drop { target, price, .. } = event.message
             && target == self.me
@@ -660,6 +725,7 @@ impl Participant {
         }
         match self.space.apply(event, self.timestamp()) {
             Ok(commands) => {
+                self.note_sampled(event);
                 self.unpark_superseded(event);
                 let joined = commands
                     .iter()
@@ -682,6 +748,7 @@ impl Participant {
                     && self.parked.len() < MAX_PARKED
                 {
                     self.unpark_superseded(event);
+                    tracing::trace!(kind = event.message.name(), author = %event.author, "parked until its member is known");
                     self.parked.push((event.clone(), self.now));
                 }
                 *self.stats.rejected.entry(rejection.reason()).or_default() += 1;
@@ -1142,6 +1209,7 @@ impl Participant {
     }
 
     fn leave(&mut self) {
+        self.close_seat();
         for peer in self.links.peers() {
             self.publish(Message::Drop {
                 target: peer,
@@ -1421,7 +1489,7 @@ impl Participant {
         let now = self.now;
         let host = *self.config.space.host();
         let Some(parent) = self.links.one(LinkKind::Parent) else {
-            if now < self.next_search {
+            if now < self.next_search || !self.sample_ready() {
                 return;
             }
             let tree = self.tree();
@@ -1450,7 +1518,7 @@ impl Participant {
         if stalled && parent != host {
             // Our parent went quiet and no backup delivers: find a parent outside its subtree
             // and keep the quiet one until the new one delivers (it may only be frozen).
-            if self.links.one(LinkKind::Retiring).is_none() {
+            if self.links.one(LinkKind::Retiring).is_none() && self.sample_ready() {
                 let tree = self.tree();
                 if let Some(instead) = self.choose(&tree, Want::Instead { parent }, None) {
                     self.reserve(instead, false);
@@ -1483,7 +1551,11 @@ impl Participant {
         if self.climb(parent) {
             return;
         }
-        if !self.config.warm_backup || self.links.one(LinkKind::Standby).is_some() || !settled {
+        if !self.config.warm_backup
+            || self.links.one(LinkKind::Standby).is_some()
+            || !settled
+            || !self.sample_ready()
+        {
             return;
         }
         self.last_standby_try = now;
@@ -1491,8 +1563,15 @@ impl Participant {
         match self.choose(&tree, Want::Standby { parent }, None) {
             Some(backup) => self.reserve(backup, true),
             // Nobody has a free output: rooms open slowly, look again later (each look
-            // walks the whole space).
-            None => self.last_standby_try = now + ms(STANDBY_RETRY),
+            // walks the whole space; in a crowd, each fetches a sample of seats).
+            None => {
+                let wait = if self.space.is_crowd() {
+                    STANDBY_RETRY * CROWD_SLOWER
+                } else {
+                    STANDBY_RETRY
+                };
+                self.last_standby_try = now + ms(wait);
+            }
         }
     }
 
@@ -1514,14 +1593,18 @@ impl Participant {
         {
             return false;
         }
-        self.next_climb = now + ms(CLIMB_EVERY);
         let tree = self.tree();
-        let Some(depth) = tree.depth(&self.me) else {
+        let deep = tree.depth(&self.me).filter(|depth| *depth >= 3);
+        let Some(depth) = deep else {
+            self.next_climb = now + ms(CLIMB_EVERY);
             return false;
         };
-        if depth < 3 {
-            return false;
+        // In a crowd the places are in a fresh sample of seats: the climb waits for it.
+        if !self.sample_ready() {
+            return true;
         }
+        self.next_climb = now + ms(CLIMB_EVERY);
+        let tree = self.tree();
         let Some(seat) =
             self.config
                 .rules

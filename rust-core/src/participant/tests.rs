@@ -128,6 +128,7 @@ fn join(upload_kbps: u32) -> Message {
         price: 0,
         nip44: false,
         dtls: None,
+        seat: None,
     })
 }
 
@@ -1150,6 +1151,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
             price: PRICE_BITS,
             nip44: false,
             dtls: None,
+            seat: None,
         }),
     );
     other.stored_end();
@@ -1264,6 +1266,7 @@ fn private_payloads_go_in_clear_only_to_draft_peers_and_only_in_compatibility_mo
                 price: 0,
                 nip44: true,
                 dtls: None,
+                seat: None,
             }),
         );
         host.drain();

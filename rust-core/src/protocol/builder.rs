@@ -93,6 +93,19 @@ pub const DELIVERING_TAG: [&str; 2] = ["state", "delivering"];
 /// [`super::Reservation::before_read`].
 pub const ASK_FIRST_TAG: [&str; 2] = ["ask", "first"];
 
+/// A CREATE that makes the space a crowd ([`crate::protocol::SpaceInfo::crowd`]).
+pub const CROWD_TAG: [&str; 2] = ["view", "crowd"];
+
+/// A JOIN's announced place in the tree ([`crate::protocol::Seat`]): depth, free outputs,
+/// path kbit/s, the outputs of the weakest leaf child it would hand on (`-`: none), and its
+/// branch (16 hex digits).
+pub const SEAT_TAG: &str = "seat";
+
+/// The single-letter tag (value: the space id) a JOIN carries while it has a free output or
+/// a leaf's seat to hand on: relays index it, so a newcomer in a crowd fetches a few open
+/// seats by it.
+pub const OPEN_SEAT_TAG: &str = "o";
+
 impl<'a> EventWriter<'a> {
     /// A writer signing with `keys` for `space`.
     pub fn new(keys: &'a Keys, space: &'a SpaceRef) -> Self {
@@ -176,6 +189,9 @@ impl<'a> EventWriter<'a> {
                 tags.push(Tag::custom("t", [DISCOVERY_TAG]));
                 tags.push(Tag::custom(ENCRYPTION_TAG[0], [ENCRYPTION_TAG[1]]));
                 tags.extend(info.cells.iter().map(|c| Tag::custom("g", [c.as_str()])));
+                if info.crowd {
+                    tags.push(Tag::custom(CROWD_TAG[0], [CROWD_TAG[1]]));
+                }
                 tags.extend(
                     info.dtls
                         .iter()
@@ -201,6 +217,19 @@ impl<'a> EventWriter<'a> {
                         .iter()
                         .map(|f| Tag::custom(DTLS_TAG, [f.as_str()])),
                 );
+                if let Some(seat) = member.seat {
+                    let mut values = vec![
+                        seat.depth.to_string(),
+                        seat.free.to_string(),
+                        seat.path_kbps.to_string(),
+                    ];
+                    values.push(seat.leaf.map_or_else(|| "-".into(), |n| n.to_string()));
+                    values.push(format!("{:016x}", seat.branch));
+                    tags.push(Tag::custom(SEAT_TAG, values));
+                    if seat.open() {
+                        tags.push(Tag::custom(OPEN_SEAT_TAG, [self.space.id()]));
+                    }
+                }
                 (SpaceKind::Join, content.to_string(), tags)
             }
             Message::Leave => (SpaceKind::Leave, String::new(), self.with_d(&[&me])),

@@ -1,5 +1,5 @@
 //! Relay subscriptions. Relays index single-letter tags only (NIP-01), so every filter here
-//! uses `#s`, `#p`, `#a`, `#t` or `#g`; never the draft's `webrtc` or `h` tags.
+//! uses `#s`, `#p`, `#a`, `#t`, `#g` or `#o`; never the draft's `webrtc` or `h` tags.
 
 use nostr::prelude::{Alphabet, Filter, PublicKey, SingleLetterTag, Timestamp};
 
@@ -83,6 +83,55 @@ pub fn session_filters(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp
         room_record_filter(space),
         host_filter(space),
     ]
+}
+
+/// A crowd's view of a space (`docs/TOPOLOGY.md`, *Crowd views*), in place of
+/// [`session_filters`]: every draft event addressed to `me` (`#p`: reservations, refusals,
+/// SDP, role changes) since `since`, the role changes of the space (few, and everyone's
+/// voices follow them), the host's room record and its CREATE and CLOSE. The host also
+/// follows the hands raised and speech requests.
+pub fn crowd_filters(space: &SpaceRef, me: &PublicKey, since: Option<Timestamp>) -> Vec<Filter> {
+    let s_tag = SingleLetterTag::lowercase(Alphabet::S);
+    let roles = Filter::new()
+        .kinds(kinds(|k| {
+            matches!(
+                k,
+                SpaceKind::RemovePeer
+                    | SpaceKind::PromoteSpeaker
+                    | SpaceKind::PromoteCohost
+                    | SpaceKind::DemoteToPeer
+            ) || (k == SpaceKind::Speech && me == space.host())
+        }))
+        .custom_tag(s_tag, space.id());
+    let inbox = Filter::new()
+        .kinds(kinds(SpaceKind::is_draft))
+        .custom_tag(s_tag, space.id())
+        .pubkey(*me);
+    vec![
+        roles,
+        with_since(inbox, since),
+        room_record_filter(space),
+        host_filter(space),
+    ]
+}
+
+/// In a crowd: the JOINs and LEAVEs of the members we follow (host, links, staff).
+pub fn members_filter(space: &SpaceRef, members: &[PublicKey]) -> Filter {
+    Filter::new()
+        .kinds([SpaceKind::Join.kind(), SpaceKind::Leave.kind()])
+        .authors(members.iter().copied())
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id())
+}
+
+/// In a crowd: the newest `limit` JOINs announcing a free output (`#o`) made between
+/// `since` and `until` (a crashed member's seat stays stored; its renewals stop).
+pub fn seats_filter(space: &SpaceRef, since: Timestamp, until: Timestamp, limit: usize) -> Filter {
+    Filter::new()
+        .kind(SpaceKind::Join.kind())
+        .custom_tag(SingleLetterTag::lowercase(Alphabet::O), space.id())
+        .since(since)
+        .until(until)
+        .limit(limit)
 }
 
 /// Spaces to list: our CREATE_SPACE events and every NIP-53 room.

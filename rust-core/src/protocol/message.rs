@@ -179,6 +179,10 @@ pub struct SpaceInfo {
     /// The fingerprint of the host's DTLS certificate, `sha-256 AB:CD:…` (`["dtls", …]`):
     /// with it a newcomer writes the host's answer before it arrives (`rtc::prediction`).
     pub dtls: Option<String>,
+    /// The host says the space is a crowd (`["view","crowd"]`): members follow their own
+    /// neighbourhood and a sample of seats rather than every event of the space
+    /// (`docs/TOPOLOGY.md`, *Crowd views*).
+    pub crowd: bool,
 }
 
 /// JOIN_SPACE content.
@@ -195,6 +199,35 @@ pub struct MemberInfo {
     pub nip44: bool,
     /// The fingerprint of its DTLS certificate, as [`SpaceInfo::dtls`].
     pub dtls: Option<String>,
+    /// Its place in the tree, announced in a crowd (`["seat", depth, free, path]`, and
+    /// `["o", <space id>]` while it has a free output, which relays index).
+    pub seat: Option<Seat>,
+}
+
+/// A member's place in the tree as it announces it in a crowd, where nobody sees the whole
+/// tree: what a newcomer needs to choose it as a parent without reading its links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seat {
+    /// Hops from the host through links that deliver.
+    pub depth: u32,
+    /// Outputs no child, backup or standing ask holds.
+    pub free: u32,
+    /// The smallest uplink per output along its path from the host, in kbit/s.
+    pub path_kbps: u32,
+    /// With no free output: the outputs of its weakest leaf child it would hand on to a
+    /// clearly stronger newcomer (`topology::TreeRules::outranks`), if it has one.
+    pub leaf: Option<u32>,
+    /// Its branch of the tree: the first eight bytes of the key of its ancestor at depth 1
+    /// (its own at depth 1; 0 for the host). A warm backup from another branch does not go
+    /// silent with our parent, and a parent from another branch is never below us.
+    pub branch: u64,
+}
+
+impl Seat {
+    /// Whether a newcomer may ask for it: a free output, or a leaf's seat to take.
+    pub fn open(&self) -> bool {
+        self.free > 0 || self.leaf.is_some()
+    }
 }
 
 /// Which side of a link the requester takes.

@@ -15,14 +15,14 @@ mod space_ref;
 mod verified;
 
 pub use builder::{
-    ASK_FIRST_TAG, DELIVERING_TAG, DISCOVERY_TAG, Draft, ENCRYPTION_TAG, EventWriter,
-    TRANSPORT_TAG_VALUE,
+    ASK_FIRST_TAG, CROWD_TAG, DELIVERING_TAG, DISCOVERY_TAG, Draft, ENCRYPTION_TAG, EventWriter,
+    OPEN_SEAT_TAG, SEAT_TAG, TRANSPORT_TAG_VALUE,
 };
 pub use error::ProtocolError;
 pub use kind::SpaceKind;
 pub use message::{
     AdminAction, IceCandidate, LinkRole, MemberInfo, Message, Presence, Reservation, Role, Room,
-    RoomStatus, SpaceEvent, SpaceInfo, Transport,
+    RoomStatus, Seat, SpaceEvent, SpaceInfo, Transport,
 };
 pub use metrics::{ConnectionType, NetworkMetrics};
 pub use parser::{Limits, Parser, sealed_peer};

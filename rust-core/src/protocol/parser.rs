@@ -8,7 +8,8 @@ use super::builder::TRANSPORT_TAG_VALUE;
 use super::metrics::WireMetrics;
 use super::{
     AdminAction, IceCandidate, LinkRole, MemberInfo, Message, Presence, ProtocolError, Reservation,
-    Role, Room, RoomStatus, SpaceEvent, SpaceInfo, SpaceKind, SpaceRef, Transport, VerifiedEvent,
+    Role, Room, RoomStatus, Seat, SpaceEvent, SpaceInfo, SpaceKind, SpaceRef, Transport,
+    VerifiedEvent,
 };
 
 /// Bounds on what the parser accepts.
@@ -159,6 +160,8 @@ impl Parser {
             SpaceKind::CreateSpace => Message::Create(SpaceInfo {
                 nip44: tags.reads_nip44(),
                 dtls: tags.dtls(),
+                crowd: tags.value(super::builder::CROWD_TAG[0])
+                    == Some(super::builder::CROWD_TAG[1]),
                 ..parse_create(event, space)?
             }),
             SpaceKind::CloseSpace => Message::Close,
@@ -168,6 +171,7 @@ impl Parser {
                     price: tags.price(),
                     nip44: tags.reads_nip44(),
                     dtls: tags.dtls(),
+                    seat: tags.seat(),
                     ..parse_join(event)?
                 })
             }
@@ -391,6 +395,30 @@ impl<'a> Tags<'a> {
             .unwrap_or(0)
     }
 
+    /// The place in the tree a JOIN announces ([`super::builder::SEAT_TAG`]). A malformed or
+    /// absurd one (deeper than any tree, more outputs than any uplink) reads as none: the
+    /// member is then simply not a seat in a crowd's view.
+    fn seat(&self) -> Option<Seat> {
+        let tag = self.iter(super::builder::SEAT_TAG).next()?;
+        let number = |i: usize| tag.get(i)?.parse::<u32>().ok();
+        let seat = Seat {
+            depth: number(1)?,
+            free: number(2)?,
+            path_kbps: number(3)?,
+            leaf: match tag.get(4).map(String::as_str) {
+                None | Some("-") => None,
+                Some(_) => Some(number(4)?),
+            },
+            branch: match tag.get(5) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+                None => 0,
+            },
+        };
+        let bounded = |n: u32| n <= MAX_SEAT_FREE;
+        (seat.depth <= MAX_SEAT_DEPTH && bounded(seat.free) && seat.leaf.is_none_or(bounded))
+            .then_some(seat)
+    }
+
     /// The DTLS fingerprint a CREATE or JOIN announces ([`super::builder::DTLS_TAG`]). Only
     /// a well-formed SHA-256 one is kept: anything else reads as none (the newcomer then
     /// waits for the answer), never as a reason to refuse the event.
@@ -544,6 +572,7 @@ fn parse_create(event: &Event, space: &SpaceRef) -> Result<SpaceInfo, ProtocolEr
         cells,
         nip44: false,
         dtls: None,
+        crowd: false,
     })
 }
 
@@ -577,6 +606,7 @@ fn parse_join(event: &Event) -> Result<MemberInfo, ProtocolError> {
         price: 0,
         nip44: false,
         dtls: None,
+        seat: None,
     })
 }
 
@@ -688,6 +718,12 @@ fn parse_room(tags: &Tags<'_>) -> Room {
 
 /// The highest proof of work (bits) a DROP may ask for: 24 bits take seconds on a phone.
 pub const MAX_PRICE: u8 = 24;
+
+/// The deepest seat a JOIN may announce: deeper than any tree the rules build.
+const MAX_SEAT_DEPTH: u32 = 64;
+
+/// The most free outputs a JOIN may announce: more than any uplink carries.
+const MAX_SEAT_FREE: u32 = 1_000;
 
 /// NIP-13 work of an event: leading zero bits of its id, capped by the committed target.
 fn work(event: &Event) -> u8 {

@@ -58,6 +58,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                 cells: vec!["48.85,-2.34".into()],
                 nip44: true,
                 dtls: Some(FINGERPRINT.into()),
+                crowd: false,
             }),
             peer.clone(),
         ),
@@ -70,6 +71,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                 price: 0,
                 nip44: true,
                 dtls: Some(FINGERPRINT.into()),
+                seat: None,
             }),
             host.clone(),
         ),
@@ -882,6 +884,7 @@ fn we_announce_nip44_and_write_in_clear_only_when_asked() {
                 price: 0,
                 nip44: false,
                 dtls: None,
+                seat: None,
             }),
             now(),
         )

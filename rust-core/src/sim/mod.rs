@@ -60,6 +60,9 @@ pub struct SimConfig {
     pub overestimate: f64,
     /// The network.
     pub network: NetworkModel,
+    /// Members at which the host makes the space a crowd
+    /// ([`crate::participant::ParticipantConfig::crowd_at`]).
+    pub crowd_at: usize,
 }
 
 impl Default for SimConfig {
@@ -77,6 +80,7 @@ impl Default for SimConfig {
             host_uplink_kbps: 1_000,
             overestimate: 1.0,
             network: NetworkModel::default(),
+            crowd_at: crate::participant::CROWD_AT,
         }
     }
 }
@@ -203,6 +207,11 @@ const LONG_INTERRUPTION_MS: Millis = 1_000;
 
 /// Runs a scenario and reports.
 pub fn run(config: &SimConfig) -> SimReport {
+    run_world(config).1
+}
+
+/// [`run`], with the world as it ended.
+pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
     let mut rng = Rng::new(config.seed);
     // What a peer announces of its real uplink.
     let announce = |(m, uplink): (NetworkMetrics, f64)| {
@@ -213,11 +222,12 @@ pub fn run(config: &SimConfig) -> SimReport {
         metrics(ConnectionType::Wifi, f64::from(config.host_uplink_kbps)),
         f64::from(config.host_uplink_kbps),
     ));
-    let mut world = World::new(
+    let mut world = World::with_host(
         config.seed,
         config.network,
         host,
         f64::from(config.host_uplink_kbps),
+        |c| c.crowd_at = config.crowd_at,
     );
     let policy = CapacityPolicy::default();
     let mut arrivals: Vec<(NetworkMetrics, f64)> = (0..config.peers)
@@ -427,7 +437,7 @@ pub fn run(config: &SimConfig) -> SimReport {
     let steady_events = world.traffic.total().saturating_sub(events_at_steady);
     let links_moved = world.traffic.links_opened.saturating_sub(links_at_steady);
     let total_minutes = (end - T0) as f64 / 60_000.0;
-    SimReport {
+    let report = SimReport {
         peers: config.peers,
         seed: config.seed,
         arrival: config.arrival,
@@ -470,7 +480,8 @@ pub fn run(config: &SimConfig) -> SimReport {
             .sum(),
         decisions: decisions(&world),
         steps: world.steps(),
-    }
+    };
+    (world, report)
 }
 
 /// The peers' own counters, summed (see [`SimReport::decisions`]).

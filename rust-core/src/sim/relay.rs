@@ -1,9 +1,10 @@
 //! The simulated relay: what it stores (as NIP-01 relays do by kind class) and how fast each
 //! author may publish (a token bucket, as relays rate-limit per key).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use nostr::prelude::PublicKey;
+use nostr::prelude::{PublicKey, Timestamp};
 
 use crate::participant::Millis;
 use crate::protocol::{Message, SpaceEvent};
@@ -65,6 +66,38 @@ fn fetched(event: &SpaceEvent, now: Millis) -> bool {
     !nip53_side || event.created_at.as_secs() * 1_000 + 600_000 >= now
 }
 
+/// The peer a draft event is addressed to (its `p` tag), for a crowd's inbox.
+pub fn addressed(message: &Message) -> Option<PublicKey> {
+    match message {
+        Message::Reserve(r) => Some(r.confirmer),
+        Message::Confirm(r) | Message::Delivering(r) => Some(r.requester),
+        Message::Drop { target, .. }
+        | Message::Remove { target }
+        | Message::PromoteSpeaker { target }
+        | Message::PromoteCohost { target }
+        | Message::Demote { target }
+        | Message::Offer { target, .. }
+        | Message::Answer { target, .. }
+        | Message::Ice { target, .. } => Some(*target),
+        _ => None,
+    }
+}
+
+/// Whether a crowd's view follows this event whoever wrote it (`protocol::filter::
+/// crowd_filters`): the host's CREATE, CLOSE and room record, and the role changes.
+pub fn crowd_wide(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::Create(_)
+            | Message::Close
+            | Message::Room(_)
+            | Message::Remove { .. }
+            | Message::PromoteSpeaker { .. }
+            | Message::PromoteCohost { .. }
+            | Message::Demote { .. }
+    )
+}
+
 /// Rate limit per author: `rate` events per second with bursts of `burst` (GCRA).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -81,6 +114,12 @@ pub struct Relay {
     serial: u64,
     /// Theoretical arrival time per author (GCRA).
     tat: HashMap<PublicKey, f64>,
+    /// What a real relay's indexes answer quickly: stored events by their `p` tag, the
+    /// space-wide ones a crowd follows, and JOINs tagged `#o` by time.
+    by_target: HashMap<PublicKey, HashSet<Slot>>,
+    wide: HashSet<Slot>,
+    open: BTreeSet<(Reverse<Timestamp>, PublicKey)>,
+    open_at: HashMap<PublicKey, Timestamp>,
 }
 
 impl Relay {
@@ -104,9 +143,76 @@ impl Relay {
             .stored
             .get(&slot)
             .is_none_or(|old| event.created_at > old.created_at);
-        if newer {
-            self.stored.insert(slot, event.clone());
+        if !newer {
+            return;
         }
+        if crowd_wide(&event.message) {
+            self.wide.insert(slot);
+        } else if let Some(target) = addressed(&event.message) {
+            self.by_target.entry(target).or_default().insert(slot);
+        }
+        if let Message::Join(info) = &event.message {
+            if let Some(at) = self.open_at.remove(&event.author) {
+                self.open.remove(&(Reverse(at), event.author));
+            }
+            if info.seat.is_some_and(|seat| seat.open()) {
+                self.open.insert((Reverse(event.created_at), event.author));
+                self.open_at.insert(event.author, event.created_at);
+            }
+        }
+        self.stored.insert(slot, event.clone());
+    }
+
+    /// The host's CREATE and CLOSE, as the subscription asked for ahead of the rest fetches
+    /// them (`protocol::filter::host_ahead_filter`).
+    pub fn host_ahead(&self, host: &PublicKey) -> Vec<SpaceEvent> {
+        let mut events: Vec<SpaceEvent> = self
+            .wide
+            .iter()
+            .filter_map(|slot| self.stored.get(slot))
+            .filter(|e| {
+                e.author == *host && matches!(e.message, Message::Create(_) | Message::Close)
+            })
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| (e.created_at, e.id));
+        events
+    }
+
+    /// What a crowd's view fetches for `me`: the space-wide events and those addressed to it.
+    pub fn crowd_stored_for(&self, me: &PublicKey) -> Vec<SpaceEvent> {
+        let addressed = self.by_target.get(me).into_iter().flatten();
+        let mut events: Vec<SpaceEvent> = self
+            .wide
+            .iter()
+            .chain(addressed)
+            .filter_map(|slot| self.stored.get(slot))
+            .filter(|e| e.author != *me)
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| (e.created_at, e.id));
+        events
+    }
+
+    /// The stored JOIN and LEAVE of `author` (a crowd begins following it).
+    pub fn membership_of(&self, author: &PublicKey) -> Vec<SpaceEvent> {
+        ["join", "leave"]
+            .into_iter()
+            .filter_map(|name| self.stored.get(&Slot::Latest(name, *author, None)))
+            .cloned()
+            .collect()
+    }
+
+    /// The newest `limit` JOINs with an open seat announced between `since` and `until`.
+    pub fn open_seats(&self, since: Timestamp, until: Timestamp, limit: usize) -> Vec<SpaceEvent> {
+        let from = (Reverse(until), PublicKey::from_byte_array([0; 32]));
+        self.open
+            .range(from..)
+            .take_while(|(Reverse(at), _)| *at >= since)
+            .take(limit)
+            .filter_map(|(_, author)| self.stored.get(&Slot::Latest("join", *author, None)))
+            .cloned()
+            .collect()
     }
 
     /// What a newcomer's subscription fetches at `now`, oldest first (relays send newest

@@ -15,10 +15,10 @@ use std::rc::Rc;
 use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
 use sha2::{Digest, Sha256};
 
-use super::relay::{RateLimit, Relay};
+use super::relay::{RateLimit, Relay, addressed, crowd_wide};
 use crate::participant::{
-    Input, LinkInput, LinkKind, LinkOp, Millis, Output, Participant, ParticipantConfig,
-    Publication, UserCommand,
+    Follow, Input, LinkInput, LinkKind, LinkOp, Millis, Output, Participant, ParticipantConfig,
+    Publication, SEAT_SAMPLE, UserCommand,
 };
 use crate::protocol::{IceCandidate, Message, NetworkMetrics, SpaceEvent, SpaceRef};
 use crate::topology::CapacityPolicy;
@@ -87,6 +87,9 @@ pub struct Node {
     relay_ms: u64,
     link_ms: u64,
     subscribed: bool,
+    /// Follows a crowd's view (not the whole space), and these members' JOINs and LEAVEs.
+    crowd: bool,
+    follows: BTreeSet<PublicKey>,
     wake: Option<Millis>,
     /// Receives nothing, so forwards nothing.
     silent: bool,
@@ -105,11 +108,13 @@ enum Action {
     Deliver(NodeId, Rc<SpaceEvent>),
     /// The relay hands an event to every subscriber this many ms away from it.
     Fanout(u64, Rc<SpaceEvent>),
-    /// A newcomer's subscription reaches the relay: stored events, then end-of-stored.
+    /// A newcomer's first subscription (the host's CREATE, asked for ahead) reaches the relay.
     Subscribe(NodeId),
-    /// An input a frozen node could not take when it came.
+    /// What a participant asked to follow reaches the relay.
+    Follow(NodeId, Follow),
+    /// An input a frozen node could not take when it came, or the end of what a
+    /// subscription fetched.
     Input(NodeId, Box<Input>),
-    StoredEnd(NodeId),
     /// ICE and DTLS complete between two ends.
     Connect(NodeId, NodeId),
     /// A link input, if the link it was meant for still exists (same confirmation time).
@@ -151,6 +156,8 @@ pub struct Traffic {
     pub published: HashMap<&'static str, u64>,
     /// Events handed to subscribers.
     pub delivered: u64,
+    /// Of those, stored events a subscription fetched (the rest came live).
+    pub fetched: u64,
     /// Links set up: a confirmed reservation's new link. An offer that rode in a RESERVE
     /// counts once its CONFIRM answers it, not when it was made (it may be refused).
     pub links_opened: u64,
@@ -177,8 +184,13 @@ pub struct World {
     nodes: Vec<Node>,
     by_key: HashMap<PublicKey, NodeId>,
     relay: Relay,
-    /// Subscribers by their latency to the relay: one fan-out per latency, not per node.
+    /// Subscribers to the whole space by their latency to the relay: one fan-out per
+    /// latency, not per node.
     subscribers: BTreeMap<u64, Vec<NodeId>>,
+    /// Nodes following a crowd's view.
+    crowd: BTreeSet<NodeId>,
+    /// In a crowd: who follows each member's JOIN and LEAVE.
+    followers: HashMap<PublicKey, BTreeSet<NodeId>>,
     rng: super::Rng,
     /// When links next report their loss (RTCP receiver reports).
     next_report: Millis,
@@ -208,6 +220,9 @@ fn sdp_link(sdp: &str) -> Option<u64> {
 /// The most rounds audio is followed along links from the host (a chain that long is no tree).
 const MAX_HOPS: usize = 64;
 
+/// How far back a crowd's fetch of open seats looks (as the driver's).
+const SEATS_SINCE_SECS: u64 = 150;
+
 /// How often links report their loss: as the product's RTCP reports and its reading of them do.
 pub const REPORT_EVERY_MS: Millis = crate::rtc::REPORT_EVERY.as_millis() as Millis;
 
@@ -230,6 +245,17 @@ impl World {
         host: NetworkMetrics,
         host_uplink_kbps: f64,
     ) -> Self {
+        Self::with_host(seed, network, host, host_uplink_kbps, |_| {})
+    }
+
+    /// [`Self::new`] with the host's settings changed by `configure`.
+    pub fn with_host(
+        seed: u64,
+        network: NetworkModel,
+        host: NetworkMetrics,
+        host_uplink_kbps: f64,
+        configure: impl FnOnce(&mut ParticipantConfig),
+    ) -> Self {
         let host_key = keys(seed, 0).public_key();
         let space = SpaceRef::new("sim", host_key).expect("a constant, valid space id");
         let mut world = Self {
@@ -246,6 +272,8 @@ impl World {
             by_key: HashMap::new(),
             relay: Relay::default(),
             subscribers: BTreeMap::new(),
+            crowd: BTreeSet::new(),
+            followers: HashMap::new(),
             rng: super::Rng::new(seed ^ 0x5EED),
             next_report: T0 + REPORT_EVERY_MS,
             traffic: Traffic::default(),
@@ -254,7 +282,7 @@ impl World {
             held_links: HashMap::new(),
             last_link: 0,
         };
-        world.spawn(host, host_uplink_kbps, |_| {});
+        world.spawn(host, host_uplink_kbps, configure);
         world
     }
 
@@ -324,6 +352,8 @@ impl World {
             relay_ms,
             link_ms,
             subscribed: false,
+            crowd: false,
+            follows: BTreeSet::new(),
             wake: None,
             silent: false,
             frozen_until: None,
@@ -404,10 +434,7 @@ impl World {
             return;
         }
         self.nodes[node].alive = false;
-        let latency = self.nodes[node].relay_ms;
-        if let Some(group) = self.subscribers.get_mut(&latency) {
-            group.retain(|n| *n != node);
-        }
+        self.unfollow(node);
         let key = *self.nodes[node].participant.me();
         let peers: Vec<NodeId> = self
             .nodes
@@ -530,6 +557,7 @@ impl World {
                             let at = now + latency + jitter;
                             self.at(at, Action::Fanout(latency, Rc::clone(&event)));
                         }
+                        self.to_crowd(&event);
                     }
                 }
             }
@@ -555,25 +583,21 @@ impl World {
                     return;
                 }
                 self.nodes[node].subscribed = true;
-                let latency = self.nodes[node].relay_ms;
-                self.subscribers.entry(latency).or_default().push(node);
-                let me = *self.nodes[node].participant.me();
-                let back = now + latency;
-                for event in self.relay.stored_for(&me, now) {
+                let back = now + self.nodes[node].relay_ms;
+                for event in self.relay.host_ahead(&self.host_keys) {
                     self.at(back, Action::Deliver(node, Rc::new(event)));
                 }
-                self.at(back, Action::StoredEnd(node));
+                self.at(back, Action::Input(node, Box::new(Input::HostRead)));
+            }
+            Action::Follow(node, follow) => {
+                if self.nodes[node].alive {
+                    self.follow(node, follow);
+                }
             }
             Action::Input(node, input) => {
                 if self.nodes[node].alive {
                     self.input(node, *input);
                 }
-            }
-            Action::StoredEnd(node) => {
-                if !self.nodes[node].alive {
-                    return;
-                }
-                self.input(node, Input::StoredEnd);
             }
             Action::Connect(a, b) => {
                 let (ka, kb) = (
@@ -635,6 +659,10 @@ impl World {
             match output {
                 Output::Publish(publication) => self.publish_out(node, publication),
                 Output::Link(op) => self.link(node, op),
+                Output::Follow(follow) => {
+                    let at = self.now + self.nodes[node].relay_ms;
+                    self.at(at, Action::Follow(node, follow));
+                }
                 Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
             }
         }
@@ -709,6 +737,103 @@ impl World {
             .admit_at(author, self.now, self.network.rate_limit);
         let at = let_through + self.nodes[node].relay_ms;
         self.at(at, Action::AtRelay(Box::new(event)));
+    }
+
+    /// A subscription reaches the relay: it follows from now on, and what the relay stored
+    /// for it comes back one way later, then its end.
+    fn follow(&mut self, node: NodeId, follow: Follow) {
+        let now = self.now;
+        let back = now + self.nodes[node].relay_ms;
+        let me = *self.nodes[node].participant.me();
+        let (stored, end) = match follow {
+            Follow::Space => {
+                self.unfollow(node);
+                let latency = self.nodes[node].relay_ms;
+                self.subscribers.entry(latency).or_default().push(node);
+                (self.relay.stored_for(&me, now), Some(Input::StoredEnd))
+            }
+            Follow::Crowd => {
+                self.unfollow(node);
+                self.nodes[node].crowd = true;
+                self.crowd.insert(node);
+                (self.relay.crowd_stored_for(&me), Some(Input::StoredEnd))
+            }
+            Follow::Members(keys) => {
+                let keys: BTreeSet<PublicKey> = keys.into_iter().collect();
+                let old = std::mem::take(&mut self.nodes[node].follows);
+                for gone in old.difference(&keys) {
+                    if let Some(set) = self.followers.get_mut(gone) {
+                        set.remove(&node);
+                    }
+                }
+                let mut stored = Vec::new();
+                for new in keys.difference(&old) {
+                    self.followers.entry(*new).or_default().insert(node);
+                    stored.extend(self.relay.membership_of(new));
+                }
+                self.nodes[node].follows = keys;
+                (stored, None)
+            }
+            Follow::Seats { until } => {
+                let since = Timestamp::from_secs((now / 1_000).saturating_sub(SEATS_SINCE_SECS));
+                let seats = self.relay.open_seats(since, until, SEAT_SAMPLE);
+                let seats = seats.into_iter().filter(|e| e.author != me).collect();
+                (seats, Some(Input::SeatsRead))
+            }
+        };
+        for event in stored {
+            self.traffic.fetched += 1;
+            self.at(back, Action::Deliver(node, Rc::new(event)));
+        }
+        if let Some(end) = end {
+            self.at(back, Action::Input(node, Box::new(end)));
+        }
+    }
+
+    /// `node` stops following anything (it left, or it follows another view now).
+    fn unfollow(&mut self, node: NodeId) {
+        let latency = self.nodes[node].relay_ms;
+        if let Some(group) = self.subscribers.get_mut(&latency) {
+            group.retain(|n| *n != node);
+        }
+        self.crowd.remove(&node);
+        self.nodes[node].crowd = false;
+        for key in std::mem::take(&mut self.nodes[node].follows) {
+            if let Some(set) = self.followers.get_mut(&key) {
+                set.remove(&node);
+            }
+        }
+    }
+
+    /// A public event reaches the crowd's views that follow it: space-wide events everyone,
+    /// JOINs and LEAVEs their followers, the rest the peer it is addressed to.
+    fn to_crowd(&mut self, event: &Rc<SpaceEvent>) {
+        if self.crowd.is_empty() {
+            return;
+        }
+        let mut targets: BTreeSet<NodeId> = BTreeSet::new();
+        if crowd_wide(&event.message) {
+            targets.extend(self.crowd.iter().copied());
+        } else {
+            if matches!(event.message, Message::Join(_) | Message::Leave)
+                && let Some(set) = self.followers.get(&event.author)
+            {
+                targets.extend(set.iter().copied());
+            }
+            let to = addressed(&event.message).and_then(|key| self.id_of(&key));
+            targets.extend(to.filter(|id| self.crowd.contains(id)));
+            if matches!(event.message, Message::RequestSpeech) && self.crowd.contains(&0) {
+                targets.insert(0);
+            }
+        }
+        for node in targets {
+            if *self.nodes[node].participant.me() == event.author {
+                continue;
+            }
+            let jitter = self.rng.between(0, self.network.reorder_ms);
+            let at = self.now + self.nodes[node].relay_ms + jitter;
+            self.at(at, Action::Deliver(node, Rc::clone(event)));
+        }
     }
 
     /// The driver's side of a link operation: SDP and ICE over the relay, and the connection

@@ -74,6 +74,8 @@ impl Space {
                     price: self.members.get(&author).map_or(0, |m| m.price),
                     nip44: info.nip44,
                     dtls: info.dtls.clone(),
+                    // The host's seat lives in its JOINs, as its price does.
+                    seat: self.members.get(&author).and_then(|m| m.seat),
                 };
                 self.membership.entry(author).or_insert(clock);
                 self.admit(author, host, event.created_at);

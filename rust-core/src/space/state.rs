@@ -6,7 +6,7 @@ use nostr::prelude::{EventId, PublicKey, Timestamp};
 
 use super::seen::Seen;
 use crate::protocol::{
-    MemberInfo, NetworkMetrics, Role, Room, RoomStatus, SpaceInfo, SpaceRef, Transport,
+    MemberInfo, NetworkMetrics, Role, Room, RoomStatus, Seat, SpaceInfo, SpaceRef, Transport,
 };
 
 /// Orders conflicting events: `created_at`, then event id as a deterministic tie-break.
@@ -38,6 +38,8 @@ pub struct Member {
     pub nip44: bool,
     /// The fingerprint of its DTLS certificate, if it announced one (ours do).
     pub dtls: Option<String>,
+    /// Its place in the tree as it announced it (in a crowd).
+    pub seat: Option<Seat>,
 }
 
 /// State of a reservation between a requester and a confirmer.
@@ -118,6 +120,12 @@ impl Space {
         self.info.as_ref()
     }
 
+    /// True once the host made the space a crowd ([`SpaceInfo::crowd`]): this view then holds
+    /// our neighbourhood and a sample of seats, not the whole space.
+    pub fn is_crowd(&self) -> bool {
+        self.info.as_ref().is_some_and(|i| i.crowd)
+    }
+
     /// True once the host closed the space.
     pub fn is_closed(&self) -> bool {
         self.closed
@@ -144,6 +152,14 @@ impl Space {
         self.members.get(peer)?;
         let joined = self.membership.get(peer).map(|clock| clock.created_at);
         joined.max(self.heard.get(peer).copied())
+    }
+
+    /// Members with a role that speaks (speakers, co-hosts), as the role events say.
+    pub fn staff(&self) -> impl Iterator<Item = PublicKey> + '_ {
+        self.roles
+            .iter()
+            .filter(|(_, (role, _))| role.speaks())
+            .map(|(k, _)| *k)
     }
 
     /// Was this peer removed?
@@ -206,6 +222,7 @@ impl Space {
                 member.price = info.price;
                 member.nip44 = info.nip44;
                 member.dtls = info.dtls;
+                member.seat = info.seat;
                 false
             }
             None => {
@@ -220,11 +237,31 @@ impl Space {
                         price: info.price,
                         nip44: info.nip44,
                         dtls: info.dtls,
+                        seat: info.seat,
                     },
                 );
                 true
             }
         }
+    }
+
+    /// Narrows the view to `keep` (a crowd's neighbourhood): every other member and every
+    /// link that does not involve us is forgotten. Roles stay (they are few and space-wide).
+    pub fn narrow_to(&mut self, keep: impl Fn(&PublicKey) -> bool) {
+        let me = self.me;
+        let host = *self.space.host();
+        let gone: Vec<PublicKey> = self
+            .members
+            .keys()
+            .filter(|k| **k != me && **k != host && !keep(k))
+            .copied()
+            .collect();
+        for peer in &gone {
+            self.members.remove(peer);
+            self.membership.remove(peer);
+            self.heard.remove(peer);
+        }
+        self.links.retain(|(a, b), _| *a == me || *b == me);
     }
 
     /// Forgets a peer's presence, hand and links (leave, removal).

@@ -731,6 +731,7 @@ fn a_heartbeat_never_makes_a_join_stale() {
             price: 0,
             nip44: false,
             dtls: None,
+            seat: None,
         })
     };
     world.ok(OUTSIDER, join(3_000), 19);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use nostr::prelude::{PublicKey, Timestamp};
 
 use super::{Candidate, CapacityPolicy, PeerMetrics, ScoreWeights, score};
+use crate::protocol::Seat;
 use crate::space::{LinkState, Space};
 
 /// A member silent for this long is presumed gone (a phone that died says nothing): members
@@ -59,6 +60,17 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The branch a member at depth 1 gives its subtree: the first eight bytes of its key.
+pub fn branch_of(key: &PublicKey) -> u64 {
+    word(&key.to_bytes(), 0)
+}
+
+/// Whether a member with `strong` outputs clearly outranks a leaf with `weak` ones: it can
+/// relay, and the leaf cannot, or has at most a quarter of its outputs.
+fn outputs_outrank(strong: u32, weak: u32) -> bool {
+    strong >= 2 && (weak == 0 || strong >= weak * 4)
+}
+
 /// What a participant is looking for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
@@ -83,6 +95,9 @@ pub enum Want {
 }
 
 /// The tree from confirmed links: each child's parent, each node's children and backups.
+///
+/// In a crowd ([`Space::is_crowd`]) the view holds only our own links: where a walk up the
+/// tree leaves what we know, it reads the place the member announced ([`Seat`]) instead.
 #[derive(Debug, Clone, Default)]
 pub struct TreeView {
     host: Option<PublicKey>,
@@ -91,6 +106,9 @@ pub struct TreeView {
     standbys: HashMap<PublicKey, u32>,
     /// Tree reservations each member has not answered yet.
     asked: HashMap<PublicKey, u32>,
+    /// In a crowd: whose view (its own seats are counted, not read from an announcement), and
+    /// the seats members announced.
+    crowd: Option<(PublicKey, HashMap<PublicKey, Seat>)>,
 }
 
 impl TreeView {
@@ -110,8 +128,17 @@ impl TreeView {
     /// The tree, counting as asked the unanswered tree reservations made at a time `fresh`
     /// accepts.
     fn counting(space: &Space, fresh: impl Fn(&Timestamp) -> bool) -> Self {
+        let crowd = space.is_crowd().then(|| {
+            let seats = space
+                .members()
+                .iter()
+                .filter_map(|(key, m)| Some((*key, m.seat?)))
+                .collect();
+            (*space.me(), seats)
+        });
         let mut tree = TreeView {
             host: Some(*space.space_ref().host()),
+            crowd,
             ..TreeView::default()
         };
         for ((child, parent), state) in space.links() {
@@ -143,12 +170,29 @@ impl TreeView {
             if Some(current) == self.host {
                 return Some(hops);
             }
-            current = *self.parent_of.get(&current)?;
+            match self.parent_of.get(&current) {
+                Some(parent) => current = *parent,
+                None => return self.announced(&current).map(|seat| seat.depth + hops),
+            }
         }
         None
     }
 
-    /// Whether `peer` is `ancestor` or below it.
+    /// The seat `peer` announced, where a crowd's view reads it: any member but ourselves
+    /// (our own seats we count).
+    pub fn announced(&self, peer: &PublicKey) -> Option<&Seat> {
+        let (me, seats) = self.crowd.as_ref()?;
+        (peer != me).then(|| seats.get(peer)).flatten()
+    }
+
+    /// Whether this view is a crowd's (our links and announced seats only).
+    pub fn is_crowd(&self) -> bool {
+        self.crowd.is_some()
+    }
+
+    /// Whether `peer` is `ancestor` or below it. Where a crowd's view does not know, a member
+    /// announced deeper than `ancestor` in the same branch counts as below it: choosing it
+    /// might close a loop.
     pub fn under(&self, peer: &PublicKey, ancestor: &PublicKey) -> bool {
         let mut current = *peer;
         for _ in 0..64 {
@@ -157,10 +201,36 @@ impl TreeView {
             }
             match self.parent_of.get(&current) {
                 Some(p) => current = *p,
-                None => return false,
+                None => {
+                    let Some(seat) = self.announced(&current) else {
+                        return false;
+                    };
+                    let deeper = self.depth(ancestor).is_some_and(|depth| seat.depth > depth);
+                    let other_branch = self
+                        .branch(ancestor)
+                        .is_some_and(|branch| branch != seat.branch);
+                    return deeper && !other_branch;
+                }
             }
         }
         false
+    }
+
+    /// `peer`'s branch ([`Seat::branch`]): from the links we know up to depth 1, else as the
+    /// member where they end announced it. `None` where neither says.
+    pub fn branch(&self, peer: &PublicKey) -> Option<u64> {
+        let mut current = *peer;
+        for _ in 0..64 {
+            if Some(current) == self.host {
+                return Some(0);
+            }
+            match self.parent_of.get(&current) {
+                Some(parent) if Some(*parent) == self.host => return Some(branch_of(&current)),
+                Some(parent) => current = *parent,
+                None => return self.announced(&current).map(|seat| seat.branch),
+            }
+        }
+        None
     }
 
     /// `peer`'s tree children (backups excluded).
@@ -242,7 +312,12 @@ impl TreeRules {
             worst = worst.min(per_output);
             match tree.parent(&current) {
                 Some(parent) => current = *parent,
-                None => break,
+                None => {
+                    if let Some(seat) = tree.announced(&current) {
+                        worst = worst.min(f64::from(seat.path_kbps));
+                    }
+                    break;
+                }
             }
         }
         worst
@@ -255,7 +330,49 @@ impl TreeRules {
     pub fn outranks(&self, space: &Space, newcomer: &PublicKey, leaf: &PublicKey) -> bool {
         let strong = self.capacity(space, newcomer);
         let weak = self.capacity(space, leaf);
-        strong >= 2 && (weak == 0 || strong >= weak * 4) && !space.role_of(leaf).speaks()
+        outputs_outrank(strong, weak) && !space.role_of(leaf).speaks()
+    }
+
+    /// Whether `child` is a leaf: no child we know of, and, in a crowd, none it announced
+    /// (a seat whose free outputs are all its outputs).
+    fn is_leaf(&self, space: &Space, tree: &TreeView, child: &PublicKey) -> bool {
+        tree.children(child).is_empty()
+            && tree
+                .announced(child)
+                .is_none_or(|seat| seat.free >= self.capacity(space, child))
+    }
+
+    /// The outputs of the weakest of `children` that a strong newcomer could take the seat
+    /// of (a leaf, not a speaker), as a full member announces it in a crowd.
+    pub fn weakest_leaf<'a>(
+        &self,
+        space: &Space,
+        tree: &TreeView,
+        children: impl Iterator<Item = &'a PublicKey>,
+    ) -> Option<u32> {
+        children
+            .filter(|c| self.is_leaf(space, tree, c) && !space.role_of(c).speaks())
+            .map(|c| self.capacity(space, c))
+            .min()
+    }
+
+    /// Whether `newcomer` may take a leaf's seat below `parent`: one of the children we
+    /// see, or, in a crowd, the leaf `parent` announced.
+    pub fn leaf_seat_for(
+        &self,
+        space: &Space,
+        tree: &TreeView,
+        newcomer: &PublicKey,
+        parent: &PublicKey,
+    ) -> bool {
+        match tree.announced(parent) {
+            Some(seat) => seat
+                .leaf
+                .is_some_and(|weak| outputs_outrank(self.capacity(space, newcomer), weak)),
+            None => self
+                .displaceable(space, tree, newcomer, tree.children(parent).iter())
+                .is_some(),
+        }
     }
 
     /// The weakest leaf child of `parent` that `newcomer` outranks (no children of its own,
@@ -268,7 +385,7 @@ impl TreeRules {
         children: impl Iterator<Item = &'a PublicKey>,
     ) -> Option<PublicKey> {
         children
-            .filter(|c| *c != newcomer && tree.children(c).is_empty())
+            .filter(|c| *c != newcomer && self.is_leaf(space, tree, c))
             .filter(|c| self.outranks(space, newcomer, c))
             .min_by_key(|c| (self.capacity(space, c), **c))
             .copied()
@@ -276,15 +393,20 @@ impl TreeRules {
 
     /// Children `peer` has, and seats others asked it for and it has not answered yet (as
     /// good as taken).
-    fn seats_taken(&self, tree: &TreeView, peer: &PublicKey) -> u32 {
-        tree.children(peer).len() as u32 + tree.asked(peer)
+    /// In a crowd, another member's seats are what it announced as not free.
+    fn seats_taken(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> u32 {
+        let held = match tree.announced(peer) {
+            Some(seat) => self.capacity(space, peer).saturating_sub(seat.free),
+            None => tree.children(peer).len() as u32,
+        };
+        held + tree.asked(peer)
     }
 
     /// Outputs of `peer` that no child holds nor anyone asked for: a parent with one admits
     /// a newcomer without handing a leaf on.
     pub fn free_outputs(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> u32 {
         self.capacity(space, peer)
-            .saturating_sub(self.seats_taken(tree, peer))
+            .saturating_sub(self.seats_taken(space, tree, peer))
     }
 
     /// Pull-up as a matching that every relay computes alike from its own view, so that deep
@@ -318,7 +440,9 @@ impl TreeRules {
                     return None;
                 }
                 let free = self.free_outputs(space, tree, key);
-                let leaf_seat = tree.asked(key) == 0 && !tree.children(key).is_empty();
+                let leaf_seat = tree.asked(key) == 0
+                    && (!tree.children(key).is_empty()
+                        || tree.announced(key).is_some_and(|seat| seat.leaf.is_some()));
                 (free > 0 || leaf_seat).then_some((*key, depth, free))
             })
             .collect();
@@ -348,10 +472,7 @@ impl TreeRules {
                         && *at + 3 <= depth
                         && !tree.under(place, &climber)
                         && (!mine || !avoid(place))
-                        && (*free > 0
-                            || self
-                                .displaceable(space, tree, &climber, tree.children(place).iter())
-                                .is_some())
+                        && (*free > 0 || self.leaf_seat_for(space, tree, &climber, place))
                 });
             if mine {
                 return taken.map(|i| places[i].0);
@@ -375,8 +496,10 @@ impl TreeRules {
     /// delivers, or one whose seat stood [`SEAT_PROVEN_SECS`]. A seat nobody has seen carry
     /// audio yet may be a Sybil's that will never link: trying it costs a reserve timeout or
     /// a set-up deadline, seconds of silence.
+    /// In a crowd, a member announces a seat only while its own parent delivers.
     fn proven(&self, space: &Space, tree: &TreeView, key: &PublicKey, now: Timestamp) -> bool {
         key == space.space_ref().host()
+            || tree.announced(key).is_some()
             || tree.parent(key).is_some_and(|parent| {
                 matches!(
                     space.links().get(&(*key, *parent)),
@@ -426,9 +549,9 @@ impl TreeRules {
                 }
                 // A parent may evict backups to make room; a backup needs a free output.
                 let taken = if parent {
-                    self.seats_taken(tree, key)
+                    self.seats_taken(space, tree, key)
                 } else {
-                    self.seats_taken(tree, key) + tree.standbys(key)
+                    self.seats_taken(space, tree, key) + tree.standbys(key)
                 };
                 // A full parent hands one leaf's seat on at a time: once someone asked it, a
                 // crowd of newcomers that all saw the same leaf would only be refused.
@@ -436,9 +559,7 @@ impl TreeRules {
                     || (parent
                         && want != Want::FreeSeat
                         && asked == 0
-                        && self
-                            .displaceable(space, tree, me, tree.children(key).iter())
-                            .is_some());
+                        && self.leaf_seat_for(space, tree, me, key));
                 if !room {
                     return None;
                 }

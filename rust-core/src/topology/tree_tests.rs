@@ -97,6 +97,7 @@ fn space_of(members: &[(u8, u32)], links: &[(u8, u8)], delivering: bool) -> (Spa
                 price: 0,
                 nip44: false,
                 dtls: None,
+                seat: None,
             }),
         );
     }

@@ -1,0 +1,327 @@
+//! A crowd's view (`docs/TOPOLOGY.md`, *Crowd views*): past [`ParticipantConfig::crowd_at`]
+//! members the host says so in its CREATE, and every member stops following the whole space.
+//! It follows its inbox, the role changes, a few members around it (the host, its links, the
+//! peer it asks, the staff) and, when it chooses a parent, backup or climb, a fresh sample of
+//! open seats. Members it no longer sees announce their place in the tree ([`Seat`]) in their
+//! JOINs, which the tree rules read where our own links end.
+//!
+//! [`ParticipantConfig::crowd_at`]: super::ParticipantConfig::crowd_at
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use nostr::prelude::{PublicKey, Timestamp};
+
+use super::{LinkKind, Participant, ms};
+use crate::participant::io::{Follow, Output, SEAT_SAMPLE};
+use crate::protocol::{Message, Seat, SpaceEvent};
+
+/// How long a sample of open seats is good for choosing from: a few refusals' worth of
+/// retries, short enough that seats taken meanwhile are not asked for long.
+pub const SAMPLE_FOR: Duration = Duration::from_secs(3);
+
+/// A fetch of seats that has not ended by then is asked again (a relay that went away).
+const SAMPLE_LOST: Duration = Duration::from_secs(3);
+
+/// How far back a fetch of seats draws the time its sample ends: open seats are renewed
+/// every [`super::PRESENCE_EVERY`], so every open seat announced itself within it.
+pub const SAMPLE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The first eight bytes of a key.
+fn word(bytes: &[u8; 32]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[..8]);
+    u64::from_be_bytes(w)
+}
+
+/// SplitMix64's finaliser: a counter gives unrelated draws.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The shortest time between two seat announcements (JOINs) of one member: a burst of
+/// children arriving changes its free outputs many times in a second.
+pub const SEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// How many members a space holds before its host makes it a crowd, by default: below it,
+/// following every event costs a phone little (BENCHMARKS.md, *Crowd views*).
+pub const CROWD_AT: usize = 1_500;
+
+impl Participant {
+    /// The host's CREATE is read: follow the whole space, or a crowd's view.
+    pub(super) fn host_read(&mut self) {
+        if self.view.is_some() {
+            return;
+        }
+        let host = *self.config.space.host();
+        let crowd = self.space.is_crowd()
+            || self
+                .backlog
+                .iter()
+                .flatten()
+                .filter(|e| e.author == host)
+                .filter_map(|e| match &e.message {
+                    Message::Create(info) => Some((e.created_at, e.id, info.crowd)),
+                    _ => None,
+                })
+                .max()
+                .is_some_and(|(_, _, crowd)| crowd);
+        if crowd {
+            // The members and the first sample are asked for before the view: relays answer
+            // in order, so the host's seat and the sample are in when the view's end says
+            // the space is read (and the ask made before it is settled).
+            self.view = Some(Follow::Crowd);
+            self.follow_members();
+            self.fetch_seats();
+            self.outputs.push_back(Output::Follow(Follow::Crowd));
+        } else {
+            self.view = Some(Follow::Space);
+            self.outputs.push_back(Output::Follow(Follow::Space));
+        }
+    }
+
+    /// After every input and timeout: the host makes the space a crowd when it grew past
+    /// [`CROWD_AT`]; in a crowd, the members we follow and our announced seat stay current.
+    pub(super) fn keep_view(&mut self) {
+        if self.backlog.is_some() || self.is_done() {
+            return;
+        }
+        if self.is_host() && !self.space.is_crowd() && self.grown_into_crowd() {
+            tracing::info!(
+                members = self.space.members().len(),
+                "the space is a crowd now"
+            );
+            self.announce();
+        }
+        if !self.space.is_crowd() {
+            return;
+        }
+        if self.view != Some(Follow::Crowd) {
+            // The host's CREATE said so while we followed the whole space: narrow down.
+            self.view = Some(Follow::Crowd);
+            self.outputs.push_back(Output::Follow(Follow::Crowd));
+            let keep = self.neighbours();
+            self.space.narrow_to(|k| keep.contains(k));
+            self.seat = None;
+            self.seat_at = 0;
+        }
+        self.follow_members();
+        self.announce_seat();
+    }
+
+    /// The host's rule for a crowd: this many members and more.
+    pub(super) fn grown_into_crowd(&self) -> bool {
+        self.is_host() && self.space.members().len() >= self.config.crowd_at
+    }
+
+    /// The members a crowd's view follows: the host, every peer we link with or ask, the
+    /// staff (their voices and roles), and requesters we do not know yet (their RESERVE
+    /// waits for their JOIN).
+    pub(super) fn neighbours(&self) -> BTreeSet<PublicKey> {
+        let mut keys: BTreeSet<PublicKey> = self.links.peers().into_iter().collect();
+        keys.insert(*self.config.space.host());
+        keys.extend(self.pending.map(|p| p.peer));
+        keys.extend(self.space.staff());
+        keys.extend(self.parked.iter().map(|(e, _)| e.author));
+        keys.remove(&self.me);
+        keys
+    }
+
+    fn follow_members(&mut self) {
+        let keys: Vec<PublicKey> = self.neighbours().into_iter().collect();
+        if keys != self.following {
+            tracing::trace!(members = keys.len(), "following");
+            self.following.clone_from(&keys);
+            self.outputs
+                .push_back(Output::Follow(Follow::Members(keys)));
+        }
+    }
+
+    /// In a crowd, a RESERVE from someone we do not know yet waits for its JOIN (we follow
+    /// it from now on): its metrics decide its seat. Returns whether it waits.
+    pub(super) fn awaits_requester(&mut self, event: &SpaceEvent) -> bool {
+        let waits = self.space.is_crowd()
+            && matches!(event.message, Message::Reserve(_))
+            && !self.space.members().contains_key(&event.author)
+            && self.parked.len() < super::MAX_PARKED;
+        if waits {
+            self.unpark_superseded(event);
+            self.parked.push((event.clone(), self.now));
+        }
+        waits
+    }
+
+    /// In a crowd, a JOIN of someone we do not follow came from a fetch of seats.
+    pub(super) fn note_sampled(&mut self, event: &SpaceEvent) {
+        if self.space.is_crowd()
+            && matches!(event.message, Message::Join(_))
+            && !self.following.contains(&event.author)
+        {
+            self.sampled.insert(event.author);
+        }
+    }
+
+    /// Whether the rules may choose now: always in a small space; in a crowd, once a sample
+    /// of open seats is fresh. Otherwise a fetch goes out (one at a time) and the choice
+    /// waits for [`Participant::seats_read`].
+    pub(super) fn sample_ready(&mut self) -> bool {
+        if !self.space.is_crowd() {
+            return true;
+        }
+        if self
+            .sample_at
+            .is_some_and(|at| self.now < at + ms(SAMPLE_FOR))
+        {
+            return true;
+        }
+        if self
+            .seats_asked
+            .is_none_or(|at| self.now >= at + ms(SAMPLE_LOST))
+        {
+            self.fetch_seats();
+        }
+        false
+    }
+
+    /// Asks for a sample of open seats: the newest before a time drawn in the last
+    /// [`SAMPLE_WINDOW`]. Everyone asking for the newest would meet the same few seats at
+    /// once (in the simulator, one relay got tens of backups in a second and handed all but
+    /// a few back); a window of its own per fetch spreads the crowd over every open seat.
+    fn fetch_seats(&mut self) {
+        self.fetches += 1;
+        let draw =
+            mix(word(&self.me.to_bytes()) ^ self.fetches.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let back = draw % (SAMPLE_WINDOW.as_secs() + 1);
+        self.fetch_seats_until((self.now / 1_000).saturating_sub(back));
+    }
+
+    fn fetch_seats_until(&mut self, until: u64) {
+        self.seats_asked = Some(self.now);
+        self.seats_until = until;
+        let until = Timestamp::from_secs(until);
+        self.outputs
+            .push_back(Output::Follow(Follow::Seats { until }));
+    }
+
+    /// A fetch of seats ended: the view keeps our neighbours and this sample, and the choice
+    /// that waited for it is made.
+    pub(super) fn seats_read(&mut self) {
+        self.seats_asked = None;
+        if self.backlog.is_some() {
+            // Its JOINs wait in the backlog with the rest: taken once it is read.
+            self.seats_late = true;
+            return;
+        }
+        let now_secs = self.now / 1_000;
+        if self.sampled.len() < SEAT_SAMPLE / 2 && self.seats_until + 1 < now_secs {
+            // A window drawn before most seats were announced (a young space): the newest
+            // then, at once.
+            tracing::debug!(seats = self.sampled.len(), "few seats in the window drawn");
+            self.fetch_seats_until(now_secs);
+            return;
+        }
+        self.sample_at = Some(self.now);
+        let mut keep = self.neighbours();
+        tracing::debug!(seats = self.sampled.len(), "sample of seats read");
+        keep.extend(std::mem::take(&mut self.sampled));
+        self.space.narrow_to(|k| keep.contains(k));
+        self.seek();
+    }
+
+    /// Our place in the tree as we announce it: relays only (a leaf is nobody's seat), once
+    /// our parent delivers (the host: always).
+    fn my_seat(&self) -> Option<Seat> {
+        let capacity = self.capacity();
+        if capacity == 0 {
+            return None;
+        }
+        let tree = self.tree();
+        let depth = if self.is_host() {
+            0
+        } else {
+            let parent = self.links.one(LinkKind::Parent)?;
+            self.links.get(&parent).filter(|l| l.delivers())?;
+            tree.depth(&self.me)?
+        };
+        let held = self
+            .links
+            .iter()
+            .filter(|(_, l)| matches!(l.kind, LinkKind::Child | LinkKind::StandbyChild))
+            .count() as u32;
+        let path = self.config.rules.path_kbps(&self.space, &tree, &self.me);
+        let free = capacity.saturating_sub(held);
+        // A seat to hand on only when full, and only one at a time (as the view would show
+        // a full parent's children: one displacement after another).
+        let handing_on = self.links.iter().any(|(_, l)| l.displaced_by.is_some());
+        let leaf = (free == 0 && !handing_on)
+            .then(|| {
+                let children = self.links.of_kind(LinkKind::Child).collect::<Vec<_>>();
+                self.config
+                    .rules
+                    .weakest_leaf(&self.space, &tree, children.iter())
+            })
+            .flatten();
+        Some(Seat {
+            depth,
+            free,
+            path_kbps: if path.is_finite() {
+                path.round() as u32
+            } else {
+                0
+            },
+            leaf,
+            branch: tree.branch(&self.me).unwrap_or(0),
+        })
+    }
+
+    /// Announces our seat again (a JOIN) when what others choose by changed: our depth, or
+    /// whether we have a free output. Not on every child that comes or goes (the count of
+    /// free outputs goes out with the next announcement), and not while we look for a new
+    /// parent (our old depth is the best guess of the one we will find; our children would
+    /// each announce the change too). An open seat is announced again every
+    /// [`super::PRESENCE_EVERY`]: the sample skips seats not renewed lately (crashed members
+    /// leave theirs behind).
+    fn announce_seat(&mut self) {
+        let seat = self.my_seat();
+        if seat.is_none() && self.capacity() > 0 && self.seat.is_some() {
+            return;
+        }
+        let changed = match (seat, self.seat) {
+            (Some(new), Some(old)) => {
+                new.depth != old.depth
+                    || new.branch != old.branch
+                    || (new.free > 0) != (old.free > 0)
+                    || new.leaf.is_some() != old.leaf.is_some()
+            }
+            (None, None) => false,
+            _ => true,
+        };
+        let renew = self.seat.is_some_and(|s| s.open())
+            && self.now >= self.seat_at + ms(super::PRESENCE_EVERY);
+        self.seat_due = changed && self.now < self.seat_at + ms(SEAT_EVERY);
+        if (changed && !self.seat_due) || renew {
+            tracing::debug!(?seat, "seat announced");
+            self.seat = seat;
+            self.seat_at = self.now;
+            let join = self.join_message();
+            self.publish(join);
+        }
+    }
+
+    /// When a deferred seat announcement is due.
+    pub(super) fn seat_due_at(&self) -> Option<super::Millis> {
+        (self.seat_due && self.space.is_crowd()).then(|| self.seat_at + ms(SEAT_EVERY))
+    }
+
+    /// Leaving a crowd: our open seat goes from the relays' index first, so that newcomers'
+    /// samples stop offering it.
+    pub(super) fn close_seat(&mut self) {
+        if self.space.is_crowd() && self.seat.is_some_and(|s| s.open()) {
+            self.seat = None;
+            let join = self.join_message();
+            self.publish(join);
+        }
+    }
+}
