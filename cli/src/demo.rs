@@ -38,6 +38,9 @@ pub struct DemoConfig {
     pub speakers: usize,
     /// Listeners keep warm backup links.
     pub warm_backup: bool,
+    /// Members at which the host makes the space a crowd (each member then follows its
+    /// neighbourhood and a sample of seats).
+    pub crowd_at: usize,
 }
 
 /// The tone of the `k`-th promoted speaker: clear of the host's 440 Hz and of each other.
@@ -56,6 +59,7 @@ impl Default for DemoConfig {
             kill_relaying_listener_at: None,
             speakers: 0,
             warm_backup: true,
+            crowd_at: spaces_core::participant::CROWD_AT,
         }
     }
 }
@@ -67,6 +71,10 @@ pub struct ListenerReport {
     pub name: String,
     /// Join to first decoded frame, ms.
     pub first_audio_ms: Option<f64>,
+    /// It followed a crowd's view (not the whole space) at the end.
+    pub crowd: bool,
+    /// Members its view held at the end.
+    pub members_in_view: usize,
     /// Its parent (short key).
     pub parent: Option<String>,
     /// Hops from the host.
@@ -246,7 +254,7 @@ pub async fn run_demo(
         cells: Vec::new(),
         draft_compat: false,
         warm_backup: config.warm_backup,
-        crowd_at: spaces_core::participant::CROWD_AT,
+        crowd_at: config.crowd_at,
     })
     .await?;
     progress(format!(
@@ -284,7 +292,7 @@ pub async fn run_demo(
             cells: Vec::new(),
             draft_compat: false,
             warm_backup: config.warm_backup,
-            crowd_at: spaces_core::participant::CROWD_AT,
+            crowd_at: config.crowd_at,
         })
         .await?;
         started.push(Instant::now());
@@ -381,6 +389,8 @@ pub async fn run_demo(
             role: s.tree.role.to_nip53().to_owned(),
             standby: s.tree.standby.as_ref().map(short),
             standby_takeovers: s.tree.standby_takeovers,
+            crowd: s.tree.crowd,
+            members_in_view: s.tree.members_in_view,
             voices: speakers
                 .iter()
                 .filter(|(speaker, _)| speaker != session.key())

@@ -57,6 +57,7 @@ async fn sybil_wave(range: std::ops::Range<u16>, space: &SpaceRef, pool: &RelayP
             price: 0,
             nip44: false,
             dtls: None,
+            seat: None,
         });
         let reserve = Message::Reserve(Reservation {
             requester: keys.public_key(),
@@ -258,6 +259,7 @@ async fn two_hundred_unprompted_offers_get_no_answer_and_cost_no_sockets() {
         price: 0,
         nip44: false,
         dtls: None,
+        seat: None,
     });
     pool.publish(&writer.build(&join, Timestamp::now()).expect("builds"))
         .await

@@ -525,3 +525,38 @@ mod sessions {
         host.stop().await;
     }
 }
+
+/// A crowd's view over a real relay: past three members the host says the space is a crowd,
+/// and every listener follows only its inbox, its neighbours' JOINs and samples of open seats
+/// fetched by `#o` with `since`, `until` and `limit`. The tree still forms and every listener
+/// hears the tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_follows_its_neighbourhood_and_every_listener_hears_the_tone() {
+    let config = DemoConfig {
+        listeners: 8,
+        seconds: 6,
+        host_uplink_kbps: 400,
+        crowd_at: 3,
+        ..DemoConfig::default()
+    };
+    let report = run_demo(&config, |line| eprintln!("{line}"))
+        .await
+        .expect("the demo runs");
+    let summary = &report.summary;
+    assert!(
+        summary.silent.is_empty(),
+        "never heard audio: {:?}",
+        summary.silent
+    );
+    assert!(summary.host_children <= 3, "{summary:?}");
+    assert!(summary.max_depth >= 2, "no relaying listener: {summary:?}");
+    for listener in &report.listeners {
+        assert!(listener.crowd, "{} follows the whole space", listener.name);
+        assert!(
+            listener.tone_detected_pct >= 90.0,
+            "{} heard the tone in {:.1} % of frames",
+            listener.name,
+            listener.tone_detected_pct
+        );
+    }
+}

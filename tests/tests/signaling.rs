@@ -123,6 +123,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 cells: vec![],
                 nip44: true,
                 dtls: None,
+                crowd: false,
             }),
         ),
         (
@@ -133,6 +134,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 price: 0,
                 nip44: true,
                 dtls: None,
+                seat: None,
             }),
         ),
         (

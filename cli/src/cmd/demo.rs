@@ -30,6 +30,10 @@ pub struct Args {
     /// Listeners keep no warm backup link (to measure what backups cost and what they save).
     #[arg(long)]
     no_backup: bool,
+    /// Members at which the host makes the space a crowd: each member then follows its
+    /// inbox, its neighbours and a sample of open seats instead of the whole space.
+    #[arg(long, default_value_t = spaces_core::participant::CROWD_AT)]
+    crowd_at: usize,
     /// Write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -63,6 +67,7 @@ pub fn run(args: &Args) -> Result<(), BadArgument> {
         host_uplink_kbps: args.host_uplink_kbps,
         warm_backup: !args.no_backup,
         kill_relaying_listener_at: args.kill_relaying_listener_at,
+        crowd_at: args.crowd_at.max(2),
         ..DemoConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -81,13 +81,13 @@ impl Subscriptions {
                         .map(|id| self.members = Some(id))
                 }
             }
-            Follow::Seats { until } => {
+            Follow::Seats { until, deepest } => {
                 if let Some(old) = self.seats.take() {
                     self.pool.unsubscribe(&old).await;
                 }
                 let from = Timestamp::now().as_secs().saturating_sub(SEATS_SINCE_SECS);
                 let from = Timestamp::from_secs(from);
-                let filter = seats_filter(&self.space, from, until, SEAT_SAMPLE);
+                let filter = seats_filter(&self.space, from, until, deepest, SEAT_SAMPLE);
                 self.pool
                     .subscribe(vec![filter])
                     .await

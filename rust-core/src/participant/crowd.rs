@@ -15,6 +15,11 @@ use nostr::prelude::{PublicKey, Timestamp};
 use super::{LinkKind, Participant, ms};
 use crate::participant::io::{Follow, Output, SEAT_SAMPLE};
 use crate::protocol::{Message, Seat, SpaceEvent};
+use crate::topology::branch_of;
+
+/// How many members a crowd's view may hold beyond its neighbours and its sample before it
+/// forgets the others.
+const STRANGERS: usize = 32;
 
 /// How long a sample of open seats is good for choosing from: a few refusals' worth of
 /// retries, short enough that seats taken meanwhile are not asked for long.
@@ -85,6 +90,12 @@ impl Participant {
     /// After every input and timeout: the host makes the space a crowd when it grew past
     /// [`CROWD_AT`]; in a crowd, the members we follow and our announced seat stay current.
     pub(super) fn keep_view(&mut self) {
+        self.keep_view_current();
+        self.stats.crowd = self.view == Some(Follow::Crowd);
+        self.stats.members_in_view = self.space.members().len();
+    }
+
+    fn keep_view_current(&mut self) {
         if self.backlog.is_some() || self.is_done() {
             return;
         }
@@ -108,7 +119,23 @@ impl Participant {
             self.seat_at = 0;
         }
         self.follow_members();
+        self.forget_strangers();
         self.announce_seat();
+    }
+
+    /// A crowd's view holds our neighbours and the last sample: members met since (the
+    /// requesters we admitted or refused, former children) go once they outnumber it, so
+    /// that what each decision reads stays bounded however long we stay.
+    fn forget_strangers(&mut self) {
+        let bound = self.following.len() + self.sample.len() + STRANGERS;
+        if self.space.members().len() <= bound {
+            return;
+        }
+        let following: BTreeSet<&PublicKey> = self.following.iter().collect();
+        let sample = std::mem::take(&mut self.sample);
+        self.space
+            .narrow_to(|k| following.contains(k) || sample.contains(k));
+        self.sample = sample;
     }
 
     /// The host's rule for a crowd: this many members and more.
@@ -130,6 +157,18 @@ impl Participant {
     }
 
     fn follow_members(&mut self) {
+        // What the neighbours are made of, cheaply: most inputs change none of it.
+        let made_of = (
+            self.links.version(),
+            self.pending.map(|p| p.peer),
+            self.parked.len(),
+            self.parked.last().map(|(e, _)| e.id),
+            self.space.staff().count(),
+        );
+        if self.following_made_of == Some(made_of) {
+            return;
+        }
+        self.following_made_of = Some(made_of);
         let keys: Vec<PublicKey> = self.neighbours().into_iter().collect();
         if keys != self.following {
             tracing::trace!(members = keys.len(), "following");
@@ -167,6 +206,12 @@ impl Participant {
     /// of open seats is fresh. Otherwise a fetch goes out (one at a time) and the choice
     /// waits for [`Participant::seats_read`].
     pub(super) fn sample_ready(&mut self) -> bool {
+        self.sample_ready_to(None)
+    }
+
+    /// [`Self::sample_ready`], fetching only seats at most `deepest` hops deep if it
+    /// fetches (a climb's places).
+    pub(super) fn sample_ready_to(&mut self, deepest: Option<u32>) -> bool {
         if !self.space.is_crowd() {
             return true;
         }
@@ -180,7 +225,11 @@ impl Participant {
             .seats_asked
             .is_none_or(|at| self.now >= at + ms(SAMPLE_LOST))
         {
-            self.fetch_seats();
+            match deepest {
+                // The newest of them: shallow seats are few, and each is worth asking for.
+                Some(_) => self.fetch_seats_until(self.now / 1_000, deepest),
+                None => self.fetch_seats(),
+            }
         }
         false
     }
@@ -189,20 +238,25 @@ impl Participant {
     /// [`SAMPLE_WINDOW`]. Everyone asking for the newest would meet the same few seats at
     /// once (in the simulator, one relay got tens of backups in a second and handed all but
     /// a few back); a window of its own per fetch spreads the crowd over every open seat.
+    /// While a fetch of seats is out: when it counts as lost.
+    pub(super) fn seats_lost_at(&self) -> Option<super::Millis> {
+        self.seats_asked.map(|at| at + ms(SAMPLE_LOST))
+    }
+
     fn fetch_seats(&mut self) {
         self.fetches += 1;
         let draw =
             mix(word(&self.me.to_bytes()) ^ self.fetches.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let back = draw % (SAMPLE_WINDOW.as_secs() + 1);
-        self.fetch_seats_until((self.now / 1_000).saturating_sub(back));
+        self.fetch_seats_until((self.now / 1_000).saturating_sub(back), None);
     }
 
-    fn fetch_seats_until(&mut self, until: u64) {
+    fn fetch_seats_until(&mut self, until: u64, deepest: Option<u32>) {
         self.seats_asked = Some(self.now);
         self.seats_until = until;
         let until = Timestamp::from_secs(until);
         self.outputs
-            .push_back(Output::Follow(Follow::Seats { until }));
+            .push_back(Output::Follow(Follow::Seats { until, deepest }));
     }
 
     /// A fetch of seats ended: the view keeps our neighbours and this sample, and the choice
@@ -219,50 +273,68 @@ impl Participant {
             // A window drawn before most seats were announced (a young space): the newest
             // then, at once.
             tracing::debug!(seats = self.sampled.len(), "few seats in the window drawn");
-            self.fetch_seats_until(now_secs);
+            self.fetch_seats_until(now_secs, None);
             return;
         }
         self.sample_at = Some(self.now);
-        let mut keep = self.neighbours();
+        let keep = self.neighbours();
         tracing::debug!(seats = self.sampled.len(), "sample of seats read");
-        keep.extend(std::mem::take(&mut self.sampled));
-        self.space.narrow_to(|k| keep.contains(k));
+        self.sample = std::mem::take(&mut self.sampled);
+        let sample = &self.sample;
+        self.space
+            .narrow_to(|k| keep.contains(k) || sample.contains(k));
         self.seek();
     }
 
     /// Our place in the tree as we announce it: relays only (a leaf is nobody's seat), once
-    /// our parent delivers (the host: always).
+    /// our parent delivers (the host: always). Read from our parent's announcement, as the
+    /// crowd's tree view would (it knows no link above ours), without building that view:
+    /// this runs after every input.
     fn my_seat(&self) -> Option<Seat> {
         let capacity = self.capacity();
         if capacity == 0 {
             return None;
         }
-        let tree = self.tree();
-        let depth = if self.is_host() {
-            0
+        let rules = &self.config.rules;
+        let per_output = self.space.members().get(&self.me).map_or(0.0, |m| {
+            f64::from(m.metrics.upload_kbps) / f64::from(capacity.max(1))
+        });
+        let host = *self.config.space.host();
+        let (depth, branch, above) = if self.is_host() {
+            (0, 0, f64::INFINITY)
         } else {
             let parent = self.links.one(LinkKind::Parent)?;
             self.links.get(&parent).filter(|l| l.delivers())?;
-            tree.depth(&self.me)?
+            if parent == host {
+                let host_outputs = rules.capacity(&self.space, &host).max(1);
+                let host_kbps = self
+                    .space
+                    .members()
+                    .get(&host)
+                    .map_or(0.0, |m| f64::from(m.metrics.upload_kbps));
+                (1, branch_of(&self.me), host_kbps / f64::from(host_outputs))
+            } else {
+                let seat = self.space.members().get(&parent)?.seat?;
+                (seat.depth + 1, seat.branch, f64::from(seat.path_kbps))
+            }
         };
         let held = self
             .links
             .iter()
             .filter(|(_, l)| matches!(l.kind, LinkKind::Child | LinkKind::StandbyChild))
             .count() as u32;
-        let path = self.config.rules.path_kbps(&self.space, &tree, &self.me);
         let free = capacity.saturating_sub(held);
         // A seat to hand on only when full, and only one at a time (as the view would show
         // a full parent's children: one displacement after another).
         let handing_on = self.links.iter().any(|(_, l)| l.displaced_by.is_some());
-        let leaf = (free == 0 && !handing_on)
-            .then(|| {
-                let children = self.links.of_kind(LinkKind::Child).collect::<Vec<_>>();
-                self.config
-                    .rules
-                    .weakest_leaf(&self.space, &tree, children.iter())
-            })
-            .flatten();
+        let leaf = if free == 0 && !handing_on {
+            let tree = self.tree();
+            let children: Vec<PublicKey> = self.links.of_kind(LinkKind::Child).collect();
+            rules.weakest_leaf(&self.space, &tree, children.iter())
+        } else {
+            None
+        };
+        let path = per_output.min(above);
         Some(Seat {
             depth,
             free,
@@ -272,7 +344,7 @@ impl Participant {
                 0
             },
             leaf,
-            branch: tree.branch(&self.me).unwrap_or(0),
+            branch,
         })
     }
 

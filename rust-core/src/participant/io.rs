@@ -28,6 +28,9 @@ pub enum Input {
         /// What.
         event: LinkInput,
     },
+    /// Every link's loss, read at once (receiver reports come for all links in the same
+    /// interval): as many [`LinkInput::Loss`] reports, with one decision after them all.
+    Losses(Vec<(PublicKey, u16)>),
     /// The user asks for something.
     User(UserCommand),
     /// A reservation that carries proof of work left for the relays only now (the work took
@@ -142,6 +145,9 @@ pub enum Follow {
     Seats {
         /// The newest announcement time to fetch.
         until: Timestamp,
+        /// Only seats at most this deep (by the depth in their `#o` tag): a relay looking
+        /// for a place nearer the host.
+        deepest: Option<u32>,
     },
 }
 

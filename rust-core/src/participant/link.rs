@@ -111,6 +111,8 @@ impl Link {
 #[derive(Debug, Clone, Default)]
 pub struct Links {
     by_peer: BTreeMap<PublicKey, Link>,
+    /// Counts insertions and removals: who we link with changed when it did.
+    version: u64,
 }
 
 impl Links {
@@ -126,11 +128,18 @@ impl Links {
 
     /// Adds or replaces the link with `peer`.
     pub fn insert(&mut self, peer: PublicKey, link: Link) {
+        self.version += 1;
         self.by_peer.insert(peer, link);
+    }
+
+    /// Changes whenever a link is added or removed (not when one changes state).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Forgets the link with `peer`.
     pub fn remove(&mut self, peer: &PublicKey) -> Option<Link> {
+        self.version += 1;
         self.by_peer.remove(peer)
     }
 

@@ -249,6 +249,10 @@ pub struct ParticipantStats {
     pub capacity: u32,
     /// Times children's loss reports made us feed fewer.
     pub capacity_cuts: u64,
+    /// We follow a crowd's view (our neighbourhood and samples of seats), not the whole space.
+    pub crowd: bool,
+    /// Members our view holds.
+    pub members_in_view: usize,
 }
 
 /// A reservation we are waiting on.
@@ -273,6 +277,10 @@ struct Pending {
     /// We asked a full parent for a weaker leaf's seat ([`TreeRules::displaceable`]).
     leaf_seat: bool,
 }
+
+/// What a crowd's list of followed members depends on: links, the peer we ask, parked
+/// events, staff.
+type FollowingMadeOf = (u64, Option<PublicKey>, usize, Option<EventId>, usize);
 
 /// One member of a space, deciding.
 pub struct Participant {
@@ -332,8 +340,12 @@ pub struct Participant {
     view: Option<Follow>,
     /// In a crowd: the members we last asked to follow.
     following: Vec<PublicKey>,
+    /// What they were computed from ([`Participant::follow_members`]).
+    following_made_of: Option<FollowingMadeOf>,
     /// In a crowd: members a fetch of seats brought since the last one ended.
     sampled: HashSet<PublicKey>,
+    /// In a crowd: the members the last fetch of seats brought.
+    sample: HashSet<PublicKey>,
     /// In a crowd: when the fetch of seats out now was asked.
     seats_asked: Option<Millis>,
     /// In a crowd: when the last fetch of seats ended.
@@ -392,7 +404,9 @@ impl Participant {
             outputs: VecDeque::new(),
             view: None,
             following: Vec::new(),
+            following_made_of: None,
             sampled: HashSet::new(),
+            sample: HashSet::new(),
             seats_asked: None,
             sample_at: None,
             seats_late: false,
@@ -531,7 +545,11 @@ impl Participant {
         {
             at(connected + SILENT_FROM_THE_START);
         }
-        if !self.is_host() && self.pending.is_none() {
+        if let Some(lost) = self.seats_lost_at() {
+            // A search waits for the sample of seats it asked for: its end wakes us, or,
+            // if it never comes, this.
+            at(lost);
+        } else if !self.is_host() && self.pending.is_none() {
             match self.links.one(LinkKind::Parent) {
                 None => at(self.next_search),
                 Some(parent) => {
@@ -622,6 +640,11 @@ impl Participant {
             Input::HostRead => self.host_read(),
             Input::SeatsRead => self.seats_read(),
             Input::Link { peer, event } => self.on_link(peer, event),
+            Input::Losses(losses) => {
+                for (peer, permille) in losses {
+                    self.on_link(peer, LinkInput::Loss { permille });
+                }
+            }
             Input::WorkedReservationSent { confirmer } => {
                 let now = self.now;
                 if let Some(pending) = self.pending.as_mut().filter(|p| p.peer == confirmer) {
@@ -1599,8 +1622,9 @@ impl Participant {
             self.next_climb = now + ms(CLIMB_EVERY);
             return false;
         };
-        // In a crowd the places are in a fresh sample of seats: the climb waits for it.
-        if !self.sample_ready() {
+        // In a crowd the places are in a fresh sample of seats (of places at least two hops
+        // nearer, as the rules want them): the climb waits for it.
+        if !self.sample_ready_to(Some(depth - 3)) {
             return true;
         }
         self.next_climb = now + ms(CLIMB_EVERY);

@@ -2256,3 +2256,5 @@ fn a_handed_on_leaf_never_asks_the_parent_it_is_leaving_again() {
         Some(LinkKind::Retiring)
     );
 }
+
+mod crowd;

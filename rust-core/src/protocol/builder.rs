@@ -101,10 +101,16 @@ pub const CROWD_TAG: [&str; 2] = ["view", "crowd"];
 /// branch (16 hex digits).
 pub const SEAT_TAG: &str = "seat";
 
-/// The single-letter tag (value: the space id) a JOIN carries while it has a free output or
-/// a leaf's seat to hand on: relays index it, so a newcomer in a crowd fetches a few open
-/// seats by it.
+/// The single-letter tag a JOIN carries while it has a free output or a leaf's seat to hand
+/// on, twice: the space id, and the space id with the seat's depth ([`open_seat_at`]).
+/// Relays index it, so a newcomer in a crowd fetches a few open seats by it, and a relay
+/// looking for a place nearer the host only the shallow ones.
 pub const OPEN_SEAT_TAG: &str = "o";
+
+/// The value of the [`OPEN_SEAT_TAG`] that names an open seat's depth: `<space id>:<depth>`.
+pub fn open_seat_at(space: &SpaceRef, depth: u32) -> String {
+    format!("{}:{depth}", space.id())
+}
 
 impl<'a> EventWriter<'a> {
     /// A writer signing with `keys` for `space`.
@@ -228,6 +234,8 @@ impl<'a> EventWriter<'a> {
                     tags.push(Tag::custom(SEAT_TAG, values));
                     if seat.open() {
                         tags.push(Tag::custom(OPEN_SEAT_TAG, [self.space.id()]));
+                        let at_depth = open_seat_at(&self.space, seat.depth);
+                        tags.push(Tag::custom(OPEN_SEAT_TAG, [at_depth]));
                     }
                 }
                 (SpaceKind::Join, content.to_string(), tags)

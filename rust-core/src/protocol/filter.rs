@@ -3,7 +3,7 @@
 
 use nostr::prelude::{Alphabet, Filter, PublicKey, SingleLetterTag, Timestamp};
 
-use super::builder::DISCOVERY_TAG;
+use super::builder::{DISCOVERY_TAG, open_seat_at};
 use super::{SpaceKind, SpaceRef};
 
 fn kinds(pred: impl Fn(SpaceKind) -> bool) -> Vec<nostr::prelude::Kind> {
@@ -124,11 +124,24 @@ pub fn members_filter(space: &SpaceRef, members: &[PublicKey]) -> Filter {
 }
 
 /// In a crowd: the newest `limit` JOINs announcing a free output (`#o`) made between
-/// `since` and `until` (a crashed member's seat stays stored; its renewals stop).
-pub fn seats_filter(space: &SpaceRef, since: Timestamp, until: Timestamp, limit: usize) -> Filter {
-    Filter::new()
+/// `since` and `until` (a crashed member's seat stays stored; its renewals stop), at most
+/// `deepest` hops deep if given.
+pub fn seats_filter(
+    space: &SpaceRef,
+    since: Timestamp,
+    until: Timestamp,
+    deepest: Option<u32>,
+    limit: usize,
+) -> Filter {
+    let o_tag = SingleLetterTag::lowercase(Alphabet::O);
+    let filter = match deepest {
+        None => Filter::new().custom_tag(o_tag, space.id()),
+        Some(deepest) => {
+            Filter::new().custom_tags(o_tag, (0..=deepest).map(|d| open_seat_at(space, d)))
+        }
+    };
+    filter
         .kind(SpaceKind::Join.kind())
-        .custom_tag(SingleLetterTag::lowercase(Alphabet::O), space.id())
         .since(since)
         .until(until)
         .limit(limit)

@@ -75,6 +75,51 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
             }),
             host.clone(),
         ),
+        (
+            host.clone(),
+            Message::Create(SpaceInfo {
+                name: "Morning show".into(),
+                host_metrics: metrics(),
+                nip44: true,
+                crowd: true,
+                ..SpaceInfo::default()
+            }),
+            peer.clone(),
+        ),
+        (
+            peer.clone(),
+            Message::Join(MemberInfo {
+                name: "Ana".into(),
+                metrics: metrics(),
+                nip44: true,
+                seat: Some(Seat {
+                    depth: 3,
+                    free: 0,
+                    path_kbps: 180,
+                    leaf: Some(0),
+                    branch: 0x0123_4567_89ab_cdef,
+                }),
+                ..MemberInfo::default()
+            }),
+            host.clone(),
+        ),
+        (
+            peer.clone(),
+            Message::Join(MemberInfo {
+                name: "Ana".into(),
+                metrics: metrics(),
+                nip44: true,
+                seat: Some(Seat {
+                    depth: 1,
+                    free: 4,
+                    path_kbps: 250,
+                    leaf: None,
+                    branch: 9,
+                }),
+                ..MemberInfo::default()
+            }),
+            host.clone(),
+        ),
         (peer.clone(), Message::Leave, host.clone()),
         (
             peer.clone(),
@@ -1113,5 +1158,89 @@ fn a_dtls_fingerprint_is_read_only_when_well_formed() {
         "",
     ] {
         assert_eq!(dtls(bad), None, "{bad:?} reads as no fingerprint");
+    }
+}
+
+#[test]
+fn an_open_seat_is_indexed_by_space_and_depth_and_a_malformed_one_reads_as_none() {
+    let (host, peer) = (keys(1), keys(2));
+    let space = space(&host);
+    let seat = |free, leaf| Seat {
+        depth: 2,
+        free,
+        path_kbps: 100,
+        leaf,
+        branch: 5,
+    };
+    let o_tags = |seat: Seat| {
+        let join = Message::Join(MemberInfo {
+            seat: Some(seat),
+            ..MemberInfo::default()
+        });
+        let event = EventWriter::new(&peer, &space)
+            .build(&join, now())
+            .expect("builds");
+        event
+            .tags
+            .iter()
+            .map(|t| t.as_slice())
+            .filter(|t| t.first().is_some_and(|n| n == OPEN_SEAT_TAG))
+            .filter_map(|t| t.get(1).cloned())
+            .collect::<Vec<_>>()
+    };
+    let open = vec![space.id().to_owned(), format!("{}:2", space.id())];
+    assert_eq!(o_tags(seat(3, None)), open);
+    assert_eq!(
+        o_tags(seat(0, Some(0))),
+        open,
+        "a leaf's seat to hand on is open too"
+    );
+    assert!(
+        o_tags(seat(0, None)).is_empty(),
+        "a full seat is not indexed"
+    );
+    let parser = Parser::new(Limits::default(), Some(space.clone()), None);
+    let join_with = |value: Vec<&str>| {
+        let mut seat = vec!["seat"];
+        seat.extend(value);
+        raw(
+            &peer,
+            SpaceKind::Join.number(),
+            r#"{"name":"p"}"#,
+            vec![
+                t(&["s", space.id()]),
+                t(&["h", &host.public_key().to_hex()]),
+                t(&["d", &space.d_tag(&[&peer.public_key()])]),
+                t(&seat),
+            ],
+            now().as_secs(),
+        )
+    };
+    let parsed = |value: Vec<&str>| match parser.parse(&join_with(value), now()) {
+        Ok(SpaceEvent {
+            message: Message::Join(info),
+            ..
+        }) => info.seat,
+        other => panic!("a JOIN with a seat tag still parses: {other:?}"),
+    };
+    assert_eq!(
+        parsed(vec!["1", "2", "300", "-", "00000000000000ff"]),
+        Some(Seat {
+            depth: 1,
+            free: 2,
+            path_kbps: 300,
+            leaf: None,
+            branch: 255
+        })
+    );
+    for bad in [
+        vec!["1", "2"],
+        vec!["x", "2", "300"],
+        vec!["99", "2", "300"],
+        vec!["1", "5000", "300"],
+        vec!["1", "2", "300", "many"],
+        vec!["1", "2", "300", "-", "not hex"],
+    ] {
+        assert_eq!(parsed(bad.clone()), None, "{bad:?}");
     }
 }

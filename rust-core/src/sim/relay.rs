@@ -2,7 +2,7 @@
 //! author may publish (a token bucket, as relays rate-limit per key).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use nostr::prelude::{PublicKey, Timestamp};
 
@@ -119,7 +119,9 @@ pub struct Relay {
     by_target: HashMap<PublicKey, HashSet<Slot>>,
     wide: HashSet<Slot>,
     open: BTreeSet<(Reverse<Timestamp>, PublicKey)>,
-    open_at: HashMap<PublicKey, Timestamp>,
+    open_at: HashMap<PublicKey, (Timestamp, u32)>,
+    /// The same seats by their depth.
+    open_by_depth: BTreeMap<u32, BTreeSet<(Reverse<Timestamp>, PublicKey)>>,
 }
 
 impl Relay {
@@ -152,12 +154,22 @@ impl Relay {
             self.by_target.entry(target).or_default().insert(slot);
         }
         if let Message::Join(info) = &event.message {
-            if let Some(at) = self.open_at.remove(&event.author) {
-                self.open.remove(&(Reverse(at), event.author));
+            if let Some((at, depth)) = self.open_at.remove(&event.author) {
+                let entry = (Reverse(at), event.author);
+                self.open.remove(&entry);
+                if let Some(set) = self.open_by_depth.get_mut(&depth) {
+                    set.remove(&entry);
+                }
             }
-            if info.seat.is_some_and(|seat| seat.open()) {
-                self.open.insert((Reverse(event.created_at), event.author));
-                self.open_at.insert(event.author, event.created_at);
+            if let Some(seat) = info.seat.filter(|seat| seat.open()) {
+                let entry = (Reverse(event.created_at), event.author);
+                self.open.insert(entry);
+                self.open_by_depth
+                    .entry(seat.depth)
+                    .or_default()
+                    .insert(entry);
+                self.open_at
+                    .insert(event.author, (event.created_at, seat.depth));
             }
         }
         self.stored.insert(slot, event.clone());
@@ -203,14 +215,36 @@ impl Relay {
             .collect()
     }
 
-    /// The newest `limit` JOINs with an open seat announced between `since` and `until`.
-    pub fn open_seats(&self, since: Timestamp, until: Timestamp, limit: usize) -> Vec<SpaceEvent> {
+    /// The newest `limit` JOINs with an open seat announced between `since` and `until`, at
+    /// most `deepest` hops deep if given.
+    pub fn open_seats(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        deepest: Option<u32>,
+        limit: usize,
+    ) -> Vec<SpaceEvent> {
         let from = (Reverse(until), PublicKey::from_byte_array([0; 32]));
-        self.open
-            .range(from..)
-            .take_while(|(Reverse(at), _)| *at >= since)
+        let newest = |set: &BTreeSet<(Reverse<Timestamp>, PublicKey)>| {
+            set.range(from..)
+                .take_while(|(Reverse(at), _)| *at >= since)
+                .take(limit)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        let mut seats = match deepest {
+            None => newest(&self.open),
+            Some(deepest) => self
+                .open_by_depth
+                .range(..=deepest)
+                .flat_map(|(_, set)| newest(set))
+                .collect(),
+        };
+        seats.sort();
+        seats
+            .into_iter()
             .take(limit)
-            .filter_map(|(_, author)| self.stored.get(&Slot::Latest("join", *author, None)))
+            .filter_map(|(_, author)| self.stored.get(&Slot::Latest("join", author, None)))
             .cloned()
             .collect()
     }

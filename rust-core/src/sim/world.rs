@@ -117,6 +117,9 @@ enum Action {
     Input(NodeId, Box<Input>),
     /// ICE and DTLS complete between two ends.
     Connect(NodeId, NodeId),
+    /// Every link's loss at a node, for the links still the ones reported on (same
+    /// confirmation time): (peer, confirmed at, lost per thousand).
+    Losses(NodeId, Vec<(NodeId, Millis, u16)>),
     /// A link input, if the link it was meant for still exists (same confirmation time).
     Link {
         node: NodeId,
@@ -626,6 +629,23 @@ impl World {
                     );
                 }
             }
+            Action::Losses(node, reports) => {
+                if !self.nodes[node].alive {
+                    return;
+                }
+                let links = self.nodes[node].participant.links();
+                let losses: Vec<(PublicKey, u16)> = reports
+                    .into_iter()
+                    .filter_map(|(peer, confirmed_at, permille)| {
+                        let key = *self.nodes[peer].participant.me();
+                        let same = links.get(&key)?.confirmed_at == confirmed_at;
+                        same.then_some((key, permille))
+                    })
+                    .collect();
+                if !losses.is_empty() {
+                    self.input(node, Input::Losses(losses));
+                }
+            }
             Action::Link {
                 node,
                 peer,
@@ -774,9 +794,9 @@ impl World {
                 self.nodes[node].follows = keys;
                 (stored, None)
             }
-            Follow::Seats { until } => {
+            Follow::Seats { until, deepest } => {
                 let since = Timestamp::from_secs((now / 1_000).saturating_sub(SEATS_SINCE_SECS));
-                let seats = self.relay.open_seats(since, until, SEAT_SAMPLE);
+                let seats = self.relay.open_seats(since, until, deepest, SEAT_SAMPLE);
                 let seats = seats.into_iter().filter(|e| e.author != me).collect();
                 (seats, Some(Input::SeatsRead))
             }
@@ -1045,6 +1065,24 @@ impl World {
         None
     }
 
+    /// The key of `id`'s ancestor at depth 1 (its own at depth 1): its branch of the tree,
+    /// along the parents the participants hold.
+    pub fn branch(&self, id: NodeId) -> Option<PublicKey> {
+        let mut current = id;
+        for _ in 0..64 {
+            let parent = self.nodes[current]
+                .participant
+                .links()
+                .one(LinkKind::Parent)?;
+            let up = self.id_of(&parent)?;
+            if up == 0 {
+                return Some(*self.nodes[current].participant.me());
+            }
+            current = up;
+        }
+        None
+    }
+
     /// Looks at the audio now: who hears the host (returned, per node), the first time each
     /// node hears it well (≥ 90 % of frames), and silence spreading down the tree: a relay
     /// that receives nothing forwards nothing (no audio, no keep-alives), so its children's
@@ -1108,6 +1146,8 @@ impl World {
     /// relay, as its child's RTCP report says, and to the child, as it counts it itself.
     fn report_loss(&mut self) {
         let now = self.now;
+        // Each node's reports go in together, as its driver reads them.
+        let mut reports: Vec<Vec<(NodeId, Millis, u16)>> = vec![Vec::new(); self.nodes.len()];
         for relay in 0..self.nodes.len() {
             if !self.nodes[relay].alive || self.frozen(relay) {
                 continue;
@@ -1123,29 +1163,16 @@ impl World {
                 .filter_map(|(k, l)| Some((self.id_of(k)?, l.confirmed_at)))
                 .collect();
             for (child, confirmed_at) in fed {
-                let input = LinkInput::Loss { permille };
-                self.at(
-                    now,
-                    Action::Link {
-                        node: relay,
-                        peer: child,
-                        confirmed_at,
-                        input,
-                    },
-                );
+                reports[relay].push((child, confirmed_at, permille));
                 let Some(upstream) = self.nodes[child].participant.links().get(&relay_key) else {
                     continue;
                 };
-                let confirmed_at = upstream.confirmed_at;
-                self.at(
-                    now,
-                    Action::Link {
-                        node: child,
-                        peer: relay,
-                        confirmed_at,
-                        input,
-                    },
-                );
+                reports[child].push((relay, upstream.confirmed_at, permille));
+            }
+        }
+        for (node, losses) in reports.into_iter().enumerate() {
+            if !losses.is_empty() {
+                self.at(now, Action::Losses(node, losses));
             }
         }
     }

@@ -1,0 +1,248 @@
+//! A crowd's view: the host's switch, what a member follows, seats announced and chosen from
+//! a sample, requesters met only by their RESERVE.
+
+use super::*;
+use crate::protocol::Seat;
+use crate::sim::{Arrival, SimConfig, run_world};
+use crate::topology::branch_of;
+
+/// A JOIN announcing `seat`.
+fn join_with_seat(upload_kbps: u32, seat: Seat) -> Message {
+    Message::Join(MemberInfo {
+        name: String::new(),
+        metrics: wifi(upload_kbps),
+        price: 0,
+        nip44: true,
+        dtls: None,
+        seat: Some(seat),
+    })
+}
+
+fn crowd_created(host_kbps: u32) -> Message {
+    Message::Create(SpaceInfo {
+        host_metrics: wifi(host_kbps),
+        nip44: true,
+        crowd: true,
+        ..SpaceInfo::default()
+    })
+}
+
+fn follows(outputs: &[Output]) -> Vec<Follow> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Follow(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reserved(outputs: &[Output]) -> Vec<PublicKey> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish(Publication {
+                message: Message::Reserve(r),
+                ..
+            }) => Some(r.confirmer),
+            Output::Link(LinkOp::Open {
+                within:
+                    Some(Publication {
+                        message: Message::Reserve(r),
+                        ..
+                    }),
+                ..
+            }) => Some(r.confirmer),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_host_past_crowd_at_members_makes_the_space_a_crowd_and_meets_requesters_by_their_join() {
+    let (mut host, _) = Alone::configured(1, 1, wifi(2_000), |c| c.crowd_at = 5);
+    host.stored_end();
+    for n in 10..13 {
+        host.event(n, join(100));
+    }
+    assert!(!host.me.space().is_crowd(), "4 members are no crowd");
+    host.drain();
+    host.event(13, join(100));
+    let out = host.drain();
+    let created = published_in(&out)
+        .into_iter()
+        .any(|m| matches!(m, Message::Create(info) if info.crowd));
+    assert!(created, "the host says so in its CREATE: {out:?}");
+    assert!(follows(&out).contains(&Follow::Crowd));
+    assert!(host.me.stats().crowd);
+    // Members with no link to the host are forgotten.
+    assert_eq!(host.me.space().members().len(), 1);
+    // A requester nobody told us about: its RESERVE waits while we fetch its JOIN.
+    host.event(20, reserve(20, 1));
+    let out = host.drain();
+    assert!(confirms_to(&published_in(&out)).is_empty(), "{out:?}");
+    let asked_for = follows(&out)
+        .into_iter()
+        .any(|f| matches!(f, Follow::Members(keys_) if keys_.contains(&keys(20).public_key())));
+    assert!(asked_for, "its JOIN is followed: {out:?}");
+    host.event(20, join(5_000));
+    assert_eq!(confirms_to(&host.published()), vec![keys(20).public_key()]);
+}
+
+#[test]
+fn a_newcomer_in_a_crowd_asks_for_members_and_seats_first_and_takes_the_shallowest_open_seat() {
+    let (mut me, _) = Alone::configured(5, 1, wifi(2_000), |c| c.ask_host_first = false);
+    me.event(1, crowd_created(400));
+    me.me.handle_input(Input::HostRead, me.now);
+    let out = me.drain();
+    let asked = follows(&out);
+    assert!(
+        matches!(
+            asked.as_slice(),
+            [Follow::Members(m), Follow::Seats { deepest: None, .. }, Follow::Crowd]
+                if m == &vec![keys(1).public_key()]
+        ),
+        "members and seats before the view: {asked:?}"
+    );
+    me.stored_end();
+    // The host is full; the sample: a seat at depth 2, one at depth 1, one at depth 1 full.
+    let seat = |depth, free| Seat {
+        depth,
+        free,
+        path_kbps: 200,
+        leaf: None,
+        branch: 7,
+    };
+    me.event(1, join_with_seat(400, seat(0, 0)));
+    me.event(7, join_with_seat(5_000, seat(2, 5)));
+    me.event(8, join_with_seat(5_000, seat(1, 3)));
+    me.event(9, join_with_seat(5_000, seat(1, 0)));
+    assert!(
+        reserved(&me.drain()).is_empty(),
+        "the choice waits for the sample"
+    );
+    me.me.handle_input(Input::SeatsRead, me.now);
+    // Three seats from a window drawn in the past: the newest are fetched at once.
+    let out = me.drain();
+    let until = Timestamp::from_secs(me.now / 1_000);
+    assert_eq!(
+        follows(&out),
+        vec![Follow::Seats {
+            until,
+            deepest: None
+        }]
+    );
+    me.me.handle_input(Input::SeatsRead, me.now);
+    assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
+}
+
+#[test]
+fn in_a_crowd_a_backup_comes_from_another_branch_or_from_above_the_parent() {
+    let space = SpaceRef::new("tests", keys(1).public_key()).expect("id");
+    let me = keys(5).public_key();
+    let mut view = Space::new(space.clone(), me);
+    let at = Timestamp::from_secs(T0 / 1_000);
+    let mut serial = 0u8;
+    let mut feed = |view: &mut Space, author: PublicKey, message: Message| {
+        serial += 1;
+        let event = SpaceEvent {
+            id: EventId::from_byte_array([serial; 32]),
+            author,
+            created_at: at,
+            space: space.clone(),
+            message,
+            work: 0,
+        };
+        view.apply(&event, at).expect("applies");
+    };
+    feed(&mut view, keys(1).public_key(), crowd_created(400));
+    let seat = |depth, branch| Seat {
+        depth,
+        free: 2,
+        path_kbps: 200,
+        leaf: None,
+        branch,
+    };
+    // Our parent (8) sits at depth 2 in branch 7. 9 is deeper in the same branch (maybe
+    // below 8), 10 as deep in another branch, 11 above 8 in its branch.
+    feed(
+        &mut view,
+        keys(8).public_key(),
+        join_with_seat(5_000, seat(2, 7)),
+    );
+    feed(
+        &mut view,
+        keys(9).public_key(),
+        join_with_seat(5_000, seat(3, 7)),
+    );
+    feed(
+        &mut view,
+        keys(10).public_key(),
+        join_with_seat(5_000, seat(3, 8)),
+    );
+    feed(
+        &mut view,
+        keys(11).public_key(),
+        join_with_seat(5_000, seat(1, 7)),
+    );
+    let tree = TreeView::at(&view, at);
+    let parent = keys(8).public_key();
+    assert!(tree.under(&keys(9).public_key(), &parent));
+    assert!(!tree.under(&keys(10).public_key(), &parent));
+    assert!(!tree.under(&keys(11).public_key(), &parent));
+    assert_eq!(tree.branch(&keys(10).public_key()), Some(8));
+}
+
+/// The simulator's crowd: a few hundred listeners, arriving weak first then at random, with
+/// crashes and network changes. Everyone hears; every view stays bounded; and the seats
+/// relays announce agree with the tree the links really make (their depth, their branch).
+#[test]
+fn a_crowd_hears_with_bounded_views_and_seats_that_tell_the_truth() {
+    for arrival in [Arrival::WeakFirst, Arrival::Random] {
+        let config = SimConfig {
+            peers: 300,
+            arrival,
+            join_secs: 20.0,
+            minutes: 1.0,
+            crowd_at: 60,
+            ..SimConfig::default()
+        };
+        let (world, report) = run_world(&config);
+        assert!(
+            report.receiving_share_steady >= 0.99,
+            "{arrival:?}: {report:?}"
+        );
+        let mut relays = 0;
+        let mut truthful = 0;
+        for (id, node) in world.nodes().iter().enumerate().filter(|(_, n)| n.alive) {
+            let p = &node.participant;
+            assert!(
+                p.stats().crowd,
+                "{arrival:?}: node {id} follows the whole space"
+            );
+            assert!(
+                p.stats().members_in_view <= 120,
+                "{arrival:?}: node {id} holds {} members",
+                p.stats().members_in_view
+            );
+            let seat = p.space().members().get(p.me()).and_then(|m| m.seat);
+            let (Some(seat), Some(depth)) = (seat, world.depth(id)) else {
+                continue;
+            };
+            if id == 0 {
+                continue;
+            }
+            relays += 1;
+            let branch = world.branch(id).map(|key| branch_of(&key));
+            if seat.depth == depth && Some(seat.branch) == branch {
+                truthful += 1;
+            }
+        }
+        assert!(relays > 20, "{arrival:?}: {relays} relays announce seats");
+        // A relay that just moved may announce a second later (SEAT_EVERY).
+        assert!(
+            truthful * 100 >= relays * 95,
+            "{arrival:?}: {truthful} of {relays} seats tell the truth"
+        );
+    }
+}
