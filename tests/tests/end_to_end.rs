@@ -530,13 +530,13 @@ mod sessions {
 /// and every listener follows only its inbox, its neighbours' JOINs and samples of open seats
 /// fetched by `#o` with `since`, `until` and `limit`. The tree still forms and every listener
 /// hears the tone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crowd_follows_its_neighbourhood_and_every_listener_hears_the_tone() {
+async fn a_crowd_hears_the_tone(relays: Vec<String>) {
     let config = DemoConfig {
         listeners: 8,
         seconds: 6,
         host_uplink_kbps: 400,
         crowd_at: 3,
+        relays,
         ..DemoConfig::default()
     };
     let report = run_demo(&config, |line| eprintln!("{line}"))
@@ -559,4 +559,17 @@ async fn a_crowd_follows_its_neighbourhood_and_every_listener_hears_the_tone() {
             listener.tone_detected_pct
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_follows_its_neighbourhood_and_every_listener_hears_the_tone() {
+    a_crowd_hears_the_tone(Vec::new()).await;
+}
+
+/// The same crowd over the independent relay (PyPI `nostr-relay`): its tag index, `limit` and
+/// `until` serve the samples of seats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_over_an_independent_relay_hears_the_tone() {
+    let relay = spaces_tests::PythonRelay::start();
+    a_crowd_hears_the_tone(vec![relay.url()]).await;
 }

@@ -21,6 +21,10 @@ use crate::topology::branch_of;
 /// forgets the others.
 const STRANGERS: usize = 32;
 
+/// Members a crowd's view may go on following after it no longer needs them, before it
+/// asks the relays again.
+const FOLLOW_SLACK: usize = 8;
+
 /// How long a sample of open seats is good for choosing from: a few refusals' worth of
 /// retries, short enough that seats taken meanwhile are not asked for long.
 pub const SAMPLE_FOR: Duration = Duration::from_secs(3);
@@ -50,9 +54,11 @@ fn mix(mut x: u64) -> u64 {
 /// children arriving changes its free outputs many times in a second.
 pub const SEAT_EVERY: Duration = Duration::from_secs(1);
 
-/// How many members a space holds before its host makes it a crowd, by default: below it,
-/// following every event costs a phone little (BENCHMARKS.md, *Crowd views*).
-pub const CROWD_AT: usize = 1_500;
+/// How many members a space holds before its host makes it a crowd, by default. Below it a
+/// phone follows every event (~1,000 a minute at 500 members under 30 crashes a minute) and
+/// hears first a relay round trip or two sooner; past it, what a phone receives stops growing
+/// with the crowd (BENCHMARKS.md, *Crowd views*).
+pub const CROWD_AT: usize = 500;
 
 impl Participant {
     /// The host's CREATE is read: follow the whole space, or a crowd's view.
@@ -117,6 +123,7 @@ impl Participant {
             self.space.narrow_to(|k| keep.contains(k));
             self.seat = None;
             self.seat_at = 0;
+            self.seat_made_of = None;
         }
         self.follow_members();
         self.forget_strangers();
@@ -143,13 +150,21 @@ impl Participant {
         self.is_host() && self.space.members().len() >= self.config.crowd_at
     }
 
-    /// The members a crowd's view follows: the host, every peer we link with or ask, the
-    /// staff (their voices and roles), and requesters we do not know yet (their RESERVE
-    /// waits for their JOIN).
+    /// The members a crowd's view keeps: those it follows, and the peer we ask.
     pub(super) fn neighbours(&self) -> BTreeSet<PublicKey> {
+        let mut keys = self.followed();
+        keys.extend(self.pending.map(|p| p.peer));
+        keys.remove(&self.me);
+        keys
+    }
+
+    /// The members whose JOIN and LEAVE a crowd's view follows: the host, every peer we link
+    /// with, the staff (their voices and roles), and requesters we do not know yet (their
+    /// RESERVE waits for their JOIN). The peer we ask is not among them: its JOIN came with
+    /// the sample, and a link it sets up makes it one.
+    fn followed(&self) -> BTreeSet<PublicKey> {
         let mut keys: BTreeSet<PublicKey> = self.links.peers().into_iter().collect();
         keys.insert(*self.config.space.host());
-        keys.extend(self.pending.map(|p| p.peer));
         keys.extend(self.space.staff());
         keys.extend(self.parked.iter().map(|(e, _)| e.author));
         keys.remove(&self.me);
@@ -160,7 +175,6 @@ impl Participant {
         // What the neighbours are made of, cheaply: most inputs change none of it.
         let made_of = (
             self.links.version(),
-            self.pending.map(|p| p.peer),
             self.parked.len(),
             self.parked.last().map(|(e, _)| e.id),
             self.space.staff().count(),
@@ -169,8 +183,14 @@ impl Participant {
             return;
         }
         self.following_made_of = Some(made_of);
-        let keys: Vec<PublicKey> = self.neighbours().into_iter().collect();
-        if keys != self.following {
+        let keys = self.followed();
+        // Each change is a new subscription on every relay: one that only drops members
+        // waits until a few are left to drop (following them a while longer costs little).
+        let gained = keys
+            .iter()
+            .any(|k| self.following.binary_search(k).is_err());
+        if gained || self.following.len() > keys.len() + FOLLOW_SLACK {
+            let keys: Vec<PublicKey> = keys.into_iter().collect();
             tracing::trace!(members = keys.len(), "following");
             self.following.clone_from(&keys);
             self.outputs
@@ -356,6 +376,25 @@ impl Participant {
     /// [`super::PRESENCE_EVERY`]: the sample skips seats not renewed lately (crashed members
     /// leave theirs behind).
     fn announce_seat(&mut self) {
+        // What our seat is made of, cheaply: most inputs change none of it. (A child's own
+        // seat, which says whether it is a leaf, is read again at the next change of ours.)
+        let parent = self.links.one(LinkKind::Parent);
+        let made_of = (
+            self.links.version(),
+            self.capacity(),
+            parent
+                .and_then(|p| self.links.get(&p))
+                .is_some_and(|l| l.delivers()),
+            parent.and_then(|p| self.space.members().get(&p)?.seat),
+            self.links.iter().any(|(_, l)| l.displaced_by.is_some()),
+        );
+        let renew = self.seat.is_some_and(|s| s.open())
+            && self.now >= self.seat_at + ms(super::PRESENCE_EVERY);
+        let due = self.seat_due && self.now >= self.seat_at + ms(SEAT_EVERY);
+        if self.seat_made_of == Some(made_of) && !renew && !due {
+            return;
+        }
+        self.seat_made_of = Some(made_of);
         let seat = self.my_seat();
         if seat.is_none() && self.capacity() > 0 && self.seat.is_some() {
             return;

@@ -121,8 +121,8 @@ pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
 /// How often a relay looks for a seat at least two hops nearer the host.
 pub const CLIMB_EVERY: Duration = Duration::from_secs(10);
 
-/// In a crowd a failed look for a warm backup waits this many times longer before the next:
-/// each look fetches a sample of seats from the relays.
+/// In a crowd a failed look for a warm backup, and the look for a place nearer the host,
+/// wait this many times longer before the next: each look fetches seats from the relays.
 const CROWD_SLOWER: u32 = 6;
 
 /// How often a member renews its NIP-53 presence (Nests drops presences older than 5 min).
@@ -278,9 +278,12 @@ struct Pending {
     leaf_seat: bool,
 }
 
-/// What a crowd's list of followed members depends on: links, the peer we ask, parked
-/// events, staff.
-type FollowingMadeOf = (u64, Option<PublicKey>, usize, Option<EventId>, usize);
+/// What a crowd's list of followed members depends on: links, parked events, staff.
+type FollowingMadeOf = (u64, usize, Option<EventId>, usize);
+
+/// What a crowd's announced seat depends on: links, capacity, whether the parent delivers,
+/// the parent's seat, a displacement under way.
+type SeatMadeOf = (u64, u32, bool, Option<Seat>, bool);
 
 /// One member of a space, deciding.
 pub struct Participant {
@@ -342,6 +345,8 @@ pub struct Participant {
     following: Vec<PublicKey>,
     /// What they were computed from ([`Participant::follow_members`]).
     following_made_of: Option<FollowingMadeOf>,
+    /// What our announced seat was last computed from.
+    seat_made_of: Option<SeatMadeOf>,
     /// In a crowd: members a fetch of seats brought since the last one ended.
     sampled: HashSet<PublicKey>,
     /// In a crowd: the members the last fetch of seats brought.
@@ -405,6 +410,7 @@ impl Participant {
             view: None,
             following: Vec::new(),
             following_made_of: None,
+            seat_made_of: None,
             sampled: HashSet::new(),
             sample: HashSet::new(),
             seats_asked: None,
@@ -1619,7 +1625,7 @@ impl Participant {
         let tree = self.tree();
         let deep = tree.depth(&self.me).filter(|depth| *depth >= 3);
         let Some(depth) = deep else {
-            self.next_climb = now + ms(CLIMB_EVERY);
+            self.next_climb = now + ms(self.climb_every());
             return false;
         };
         // In a crowd the places are in a fresh sample of seats (of places at least two hops
@@ -1627,7 +1633,7 @@ impl Participant {
         if !self.sample_ready_to(Some(depth - 3)) {
             return true;
         }
-        self.next_climb = now + ms(CLIMB_EVERY);
+        self.next_climb = now + ms(self.climb_every());
         let tree = self.tree();
         let Some(seat) =
             self.config
@@ -1642,6 +1648,16 @@ impl Participant {
         self.stats.climbs += 1;
         self.reserve(seat, false);
         true
+    }
+
+    /// How often a relay looks for a place nearer the host: [`CLIMB_EVERY`], and
+    /// [`CROWD_SLOWER`] times that in a crowd, where each look fetches shallow seats.
+    fn climb_every(&self) -> Duration {
+        if self.space.is_crowd() {
+            CLIMB_EVERY * CROWD_SLOWER
+        } else {
+            CLIMB_EVERY
+        }
     }
 
     /// The tree rules' choice for us, passing over avoided peers, `also_avoid`, and peers we

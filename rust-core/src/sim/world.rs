@@ -997,15 +997,17 @@ impl World {
     /// the host would go round such a loop and count silent a node that hears through
     /// another link.
     pub fn hearing(&self) -> Vec<f64> {
-        let feeds: Vec<Vec<(NodeId, f64)>> =
-            (0..self.nodes.len()).map(|id| self.feeds_of(id)).collect();
+        let overfeed: Vec<f64> = (0..self.nodes.len()).map(|id| self.overfeed(id)).collect();
+        let feeds: Vec<Vec<(NodeId, f64)>> = (0..self.nodes.len())
+            .map(|id| self.feeds_of(id, &overfeed))
+            .collect();
         propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive))
     }
 
     /// The links that feed `id` now, each as (the node at its other end, the share of that
     /// node's frames it carries): connected at both ends, from a live relay that is not
     /// frozen.
-    fn feeds_of(&self, id: NodeId) -> Vec<(NodeId, f64)> {
+    fn feeds_of(&self, id: NodeId, overfeed: &[f64]) -> Vec<(NodeId, f64)> {
         let node = &self.nodes[id];
         if id == 0 || !node.alive {
             return Vec::new();
@@ -1022,12 +1024,8 @@ impl World {
                     .links()
                     .get(&me)
                     .is_some_and(|l| l.kind.downstream() && l.connected_at.is_some());
-                (feeds && self.nodes[up].alive && !self.frozen(up)).then(|| {
-                    (
-                        up,
-                        (1.0 - self.overfeed(up)) * (1.0 - self.network.link_loss),
-                    )
-                })
+                (feeds && self.nodes[up].alive && !self.frozen(up))
+                    .then(|| (up, (1.0 - overfeed[up]) * (1.0 - self.network.link_loss)))
             })
             .collect()
     }
