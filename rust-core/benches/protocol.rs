@@ -48,6 +48,7 @@ fn traffic() -> (SpaceRef, Vec<Event>) {
             price: 0,
             nip44: false,
             dtls: None,
+            seat: None,
         });
         events.push(writer.build(&join, at(n)).expect("builds"));
         events.push(

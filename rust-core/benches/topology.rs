@@ -71,6 +71,7 @@ fn space(n: u32) -> (Space, PublicKey) {
             price: 0,
             nip44: false,
             dtls: None,
+            seat: None,
         };
         apply(&mut space, key(i), Message::Join(info));
     }

@@ -234,7 +234,7 @@ impl<'a> EventWriter<'a> {
                     tags.push(Tag::custom(SEAT_TAG, values));
                     if seat.open() {
                         tags.push(Tag::custom(OPEN_SEAT_TAG, [self.space.id()]));
-                        let at_depth = open_seat_at(&self.space, seat.depth);
+                        let at_depth = open_seat_at(self.space, seat.depth);
                         tags.push(Tag::custom(OPEN_SEAT_TAG, [at_depth]));
                     }
                 }

@@ -412,7 +412,16 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
             steady_shares.push(share);
         }
     }
-    for (_, (since, _)) in gap_since.drain() {
+    for (id, (since, least)) in gap_since.drain() {
+        if end - since >= LONG_INTERRUPTION_MS {
+            tracing::debug!(
+                listener = id,
+                since = since - T0,
+                ms = end - since,
+                least,
+                "long interruption, still on at the end"
+            );
+        }
         episodes.push(end - since);
     }
 

@@ -560,7 +560,7 @@ impl World {
                             let at = now + latency + jitter;
                             self.at(at, Action::Fanout(latency, Rc::clone(&event)));
                         }
-                        self.to_crowd(&event);
+                        self.reach_crowd(&event);
                     }
                 }
             }
@@ -827,7 +827,7 @@ impl World {
 
     /// A public event reaches the crowd's views that follow it: space-wide events everyone,
     /// JOINs and LEAVEs their followers, the rest the peer it is addressed to.
-    fn to_crowd(&mut self, event: &Rc<SpaceEvent>) {
+    fn reach_crowd(&mut self, event: &Rc<SpaceEvent>) {
         if self.crowd.is_empty() {
             return;
         }
@@ -1192,18 +1192,53 @@ fn private_target(message: &Message) -> Option<PublicKey> {
 
 /// The share of the host's frames each node hears, when node `id` is fed by `feeds[id]` (each
 /// feed: the node at its other end, the share of that node's frames it carries) and node 0 is
-/// the host. Spread from the host a hop at a time until nothing changes: links may form loops
-/// for a moment (a relay and its backup each feeding the other), and a loop hears only what
-/// enters it from the host.
+/// the host. Swept from the host in the order audio reaches each node until nothing changes:
+/// links may form loops for a moment (a relay and its backup each feeding the other), and a
+/// loop hears only what enters it from the host.
 fn propagate(feeds: &[Vec<(NodeId, f64)>], host_alive: bool) -> Vec<f64> {
     let n = feeds.len();
     let mut share = vec![0.0; n];
-    if host_alive && n > 0 {
-        share[0] = 1.0;
+    if !host_alive || n == 0 {
+        return share;
+    }
+    share[0] = 1.0;
+    // The nodes audio reaches, in the order it reaches them (breadth first from the host):
+    // a sweep in that order computes each node after the nodes that feed it, so sweeps are
+    // needed only for loops, and an island is never visited.
+    let mut starts = vec![0usize; n + 1];
+    for feed in feeds {
+        for (up, _) in feed {
+            starts[*up + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        starts[i + 1] += starts[i];
+    }
+    let mut fill = starts.clone();
+    let mut downs = vec![0; starts[n]];
+    for (id, feed) in feeds.iter().enumerate() {
+        for (up, _) in feed {
+            downs[fill[*up]] = id;
+            fill[*up] += 1;
+        }
+    }
+    let mut reached = vec![false; n];
+    reached[0] = true;
+    let mut order = vec![0];
+    let mut next = 0;
+    while next < order.len() {
+        let up = order[next];
+        next += 1;
+        for &down in &downs[starts[up]..starts[up + 1]] {
+            if !reached[down] {
+                reached[down] = true;
+                order.push(down);
+            }
+        }
     }
     for _ in 0..MAX_HOPS {
         let mut changed = false;
-        for id in 1..n {
+        for &id in &order[1..] {
             let missed = feeds[id].iter().fold(1.0, |missed, (up, carried)| {
                 missed * (1.0 - share[*up] * carried)
             });
