@@ -258,6 +258,14 @@ impl Participant {
     /// [`SAMPLE_WINDOW`]. Everyone asking for the newest would meet the same few seats at
     /// once (in the simulator, one relay got tens of backups in a second and handed all but
     /// a few back); a window of its own per fetch spreads the crowd over every open seat.
+    /// In a crowd, a member the last sample did not bring (the host apart) is no candidate:
+    /// the staff and our neighbours are in every member's view, and a speaker's seat, which
+    /// the draft's score ranks first, drew the whole crowd of 10,000 at once in the
+    /// simulator (its refusals then held its own RESERVEs behind the relay's rate limit).
+    pub(super) fn unsampled(&self, peer: &PublicKey) -> bool {
+        self.space.is_crowd() && peer != self.config.space.host() && !self.sample.contains(peer)
+    }
+
     /// While a fetch of seats is out: when it counts as lost.
     pub(super) fn seats_lost_at(&self) -> Option<super::Millis> {
         self.seats_asked.map(|at| at + ms(SAMPLE_LOST))

@@ -1683,6 +1683,7 @@ impl Participant {
         // Nor a parent we are leaving: asking it again would be refused (we are linked), and
         // that refusal would end the link whose audio covers our move.
         self.avoid.contains_key(peer)
+            || self.unsampled(peer)
             || self
                 .links
                 .get(peer)

@@ -1119,25 +1119,28 @@ fn a_signer_elsewhere_opens_only_payloads_sealed_between_us_and_a_peer() {
     assert_eq!(sealed_peer(&chat, &mine), None, "a public kind");
 }
 
+/// `peer`'s JOIN of `host`'s space with one more tag, written by hand.
+fn join_tagged(host: &Keys, peer: &Keys, space: &SpaceRef, tag: Vec<String>) -> Event {
+    raw(
+        peer,
+        SpaceKind::Join.number(),
+        r#"{"name":"p"}"#,
+        vec![
+            t(&["s", space.id()]),
+            t(&["h", &host.public_key().to_hex()]),
+            t(&["d", &space.d_tag(&[&peer.public_key()])]),
+            tag,
+        ],
+        now().as_secs(),
+    )
+}
+
 #[test]
 fn a_dtls_fingerprint_is_read_only_when_well_formed() {
     let (host, peer) = (keys(1), keys(2));
     let space = space(&host);
     let parser = Parser::new(Limits::default(), Some(space.clone()), None);
-    let join_with = |value: &str| {
-        raw(
-            &peer,
-            SpaceKind::Join.number(),
-            r#"{"name":"p"}"#,
-            vec![
-                t(&["s", space.id()]),
-                t(&["h", &host.public_key().to_hex()]),
-                t(&["d", &space.d_tag(&[&peer.public_key()])]),
-                t(&["dtls", value]),
-            ],
-            now().as_secs(),
-        )
-    };
+    let join_with = |value: &str| join_tagged(&host, &peer, &space, t(&["dtls", value]));
     let dtls = |value: &str| match parser.parse(&join_with(value), now()) {
         Ok(SpaceEvent {
             message: Message::Join(info),
@@ -1203,18 +1206,7 @@ fn an_open_seat_is_indexed_by_space_and_depth_and_a_malformed_one_reads_as_none(
     let join_with = |value: Vec<&str>| {
         let mut seat = vec!["seat"];
         seat.extend(value);
-        raw(
-            &peer,
-            SpaceKind::Join.number(),
-            r#"{"name":"p"}"#,
-            vec![
-                t(&["s", space.id()]),
-                t(&["h", &host.public_key().to_hex()]),
-                t(&["d", &space.d_tag(&[&peer.public_key()])]),
-                t(&seat),
-            ],
-            now().as_secs(),
-        )
+        join_tagged(&host, &peer, &space, t(&seat))
     };
     let parsed = |value: Vec<&str>| match parser.parse(&join_with(value), now()) {
         Ok(SpaceEvent {

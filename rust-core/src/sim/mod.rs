@@ -205,6 +205,20 @@ const SAMPLE_MS: Millis = 100;
 /// when it began), to trace them.
 const LONG_INTERRUPTION_MS: Millis = 1_000;
 
+/// Logs an interruption of `listener` from `since` to `until` if it lasted
+/// [`LONG_INTERRUPTION_MS`] or more (`least`: the least it heard meanwhile).
+fn log_interruption(listener: NodeId, since: Millis, until: Millis, least: f64, what: &str) {
+    if until - since >= LONG_INTERRUPTION_MS {
+        tracing::debug!(
+            listener,
+            since = since - T0,
+            ms = until - since,
+            least,
+            "{what}"
+        );
+    }
+}
+
 /// Runs a scenario and reports.
 pub fn run(config: &SimConfig) -> SimReport {
     run_world(config).1
@@ -343,6 +357,7 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
                 Happening::Promote => {
                     if let Some(who) = any_listener(&world, &mut rng, &speakers) {
                         let target = *world.node(who).participant.me();
+                        tracing::debug!(speaker = who, "promoted");
                         world.command(0, UserCommand::Publish(Message::PromoteSpeaker { target }));
                         speakers.push(who);
                     }
@@ -350,6 +365,7 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
                 Happening::Demote => {
                     if let Some(who) = speakers.pop() {
                         let target = *world.node(who).participant.me();
+                        tracing::debug!(speaker = who, "demoted");
                         world.command(0, UserCommand::Publish(Message::Demote { target }));
                     }
                 }
@@ -382,15 +398,7 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
                 listener_ms += SAMPLE_MS;
                 if heard {
                     if let Some((since, least)) = gap_since.remove(&id) {
-                        if now - since >= LONG_INTERRUPTION_MS {
-                            tracing::debug!(
-                                listener = id,
-                                since = since - T0,
-                                ms = now - since,
-                                least,
-                                "long interruption"
-                            );
-                        }
+                        log_interruption(id, since, now, least, "long interruption");
                         episodes.push(now - since);
                     }
                 } else {
@@ -413,15 +421,13 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
         }
     }
     for (id, (since, least)) in gap_since.drain() {
-        if end - since >= LONG_INTERRUPTION_MS {
-            tracing::debug!(
-                listener = id,
-                since = since - T0,
-                ms = end - since,
-                least,
-                "long interruption, still on at the end"
-            );
-        }
+        log_interruption(
+            id,
+            since,
+            end,
+            least,
+            "long interruption, still on at the end",
+        );
         episodes.push(end - since);
     }
 

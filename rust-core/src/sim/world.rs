@@ -23,6 +23,33 @@ use crate::participant::{
 use crate::protocol::{IceCandidate, Message, NetworkMetrics, SpaceEvent, SpaceRef};
 use crate::topology::CapacityPolicy;
 
+/// Hashes a public key by eight of its bytes: keys are uniformly random already, and the
+/// world looks one up for every link of every node ten times a simulated second.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyHash;
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// The hasher of [`KeyHash`]: the first eight bytes written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+}
+
 /// A participant's index in the world.
 pub type NodeId = usize;
 
@@ -185,7 +212,7 @@ pub struct World {
     events: u64,
     queue: BinaryHeap<Reverse<Due>>,
     nodes: Vec<Node>,
-    by_key: HashMap<PublicKey, NodeId>,
+    by_key: HashMap<PublicKey, NodeId, KeyHash>,
     relay: Relay,
     /// Subscribers to the whole space by their latency to the relay: one fan-out per
     /// latency, not per node.
@@ -272,7 +299,7 @@ impl World {
             events: 0,
             queue: BinaryHeap::new(),
             nodes: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: HashMap::with_hasher(KeyHash),
             relay: Relay::default(),
             subscribers: BTreeMap::new(),
             crowd: BTreeSet::new(),
@@ -998,22 +1025,25 @@ impl World {
     /// another link.
     pub fn hearing(&self) -> Vec<f64> {
         let overfeed: Vec<f64> = (0..self.nodes.len()).map(|id| self.overfeed(id)).collect();
-        let feeds: Vec<Vec<(NodeId, f64)>> = (0..self.nodes.len())
-            .map(|id| self.feeds_of(id, &overfeed))
-            .collect();
+        let mut feeds = Feeds::default();
+        for id in 0..self.nodes.len() {
+            self.feeds_of(id, &overfeed, &mut feeds.all);
+            feeds.ends.push(feeds.all.len());
+        }
         propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive))
     }
 
     /// The links that feed `id` now, each as (the node at its other end, the share of that
     /// node's frames it carries): connected at both ends, from a live relay that is not
     /// frozen.
-    fn feeds_of(&self, id: NodeId, overfeed: &[f64]) -> Vec<(NodeId, f64)> {
+    fn feeds_of(&self, id: NodeId, overfeed: &[f64], into: &mut Vec<(NodeId, f64)>) {
         let node = &self.nodes[id];
         if id == 0 || !node.alive {
-            return Vec::new();
+            return;
         }
         let me = *node.participant.me();
-        node.participant
+        let feeds = node
+            .participant
             .links()
             .iter()
             .filter(|(_, link)| link.kind.upstream() && link.connected_at.is_some())
@@ -1026,8 +1056,8 @@ impl World {
                     .is_some_and(|l| l.kind.downstream() && l.connected_at.is_some());
                 (feeds && self.nodes[up].alive && !self.frozen(up))
                     .then(|| (up, (1.0 - overfeed[up]) * (1.0 - self.network.link_loss)))
-            })
-            .collect()
+            });
+        into.extend(feeds);
     }
 
     /// The share of a relay's streams its real uplink cannot carry.
@@ -1190,13 +1220,27 @@ fn private_target(message: &Message) -> Option<PublicKey> {
     }
 }
 
-/// The share of the host's frames each node hears, when node `id` is fed by `feeds[id]` (each
+/// What feeds each node, all in one list: node `id`'s feeds end at `ends[id]`.
+#[derive(Debug, Default)]
+struct Feeds {
+    all: Vec<(NodeId, f64)>,
+    ends: Vec<usize>,
+}
+
+impl Feeds {
+    fn of(&self, id: NodeId) -> &[(NodeId, f64)] {
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.all[start..self.ends[id]]
+    }
+}
+
+/// The share of the host's frames each node hears, when node `id` is fed by `feeds.of(id)` (each
 /// feed: the node at its other end, the share of that node's frames it carries) and node 0 is
 /// the host. Swept from the host in the order audio reaches each node until nothing changes:
 /// links may form loops for a moment (a relay and its backup each feeding the other), and a
 /// loop hears only what enters it from the host.
-fn propagate(feeds: &[Vec<(NodeId, f64)>], host_alive: bool) -> Vec<f64> {
-    let n = feeds.len();
+fn propagate(feeds: &Feeds, host_alive: bool) -> Vec<f64> {
+    let n = feeds.ends.len();
     let mut share = vec![0.0; n];
     if !host_alive || n == 0 {
         return share;
@@ -1206,8 +1250,8 @@ fn propagate(feeds: &[Vec<(NodeId, f64)>], host_alive: bool) -> Vec<f64> {
     // a sweep in that order computes each node after the nodes that feed it, so sweeps are
     // needed only for loops, and an island is never visited.
     let mut starts = vec![0usize; n + 1];
-    for feed in feeds {
-        for (up, _) in feed {
+    for id in 0..n {
+        for (up, _) in feeds.of(id) {
             starts[*up + 1] += 1;
         }
     }
@@ -1216,8 +1260,8 @@ fn propagate(feeds: &[Vec<(NodeId, f64)>], host_alive: bool) -> Vec<f64> {
     }
     let mut fill = starts.clone();
     let mut downs = vec![0; starts[n]];
-    for (id, feed) in feeds.iter().enumerate() {
-        for (up, _) in feed {
+    for id in 0..n {
+        for (up, _) in feeds.of(id) {
             downs[fill[*up]] = id;
             fill[*up] += 1;
         }
@@ -1239,7 +1283,7 @@ fn propagate(feeds: &[Vec<(NodeId, f64)>], host_alive: bool) -> Vec<f64> {
     for _ in 0..MAX_HOPS {
         let mut changed = false;
         for &id in &order[1..] {
-            let missed = feeds[id].iter().fold(1.0, |missed, (up, carried)| {
+            let missed = feeds.of(id).iter().fold(1.0, |missed, (up, carried)| {
                 missed * (1.0 - share[*up] * carried)
             });
             let heard = 1.0 - missed;
@@ -1257,13 +1301,13 @@ fn propagate(feeds: &[Vec<(NodeId, f64)>], host_alive: bool) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::propagate;
+    use super::{Feeds, propagate};
 
     #[test]
     fn hearing_spreads_from_the_host_through_loops_and_never_into_an_island() {
         // 1 hears the host and 2 (its backup, which 1 feeds); 3 hears 2; 4 and 5 feed only
         // each other, cut off from the host; every link carries 90 % of frames.
-        let feeds = vec![
+        let lists = [
             vec![],
             vec![(0, 0.9), (2, 0.9)],
             vec![(1, 0.9)],
@@ -1271,6 +1315,11 @@ mod tests {
             vec![(5, 0.9)],
             vec![(4, 0.9)],
         ];
+        let mut feeds = Feeds::default();
+        for list in lists {
+            feeds.all.extend(list);
+            feeds.ends.push(feeds.all.len());
+        }
         let share = propagate(&feeds, true);
         // 1 = 1 - (1 - 0.9)(1 - 0.9 * share[2]), share[2] = 0.9 * share[1]: the fixed point.
         let one = 0.9 / (1.0 - 0.1 * 0.81);
