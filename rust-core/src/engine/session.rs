@@ -643,6 +643,11 @@ fn open_in_order(
     rx
 }
 
+/// A share of packets lost (0..=1) as the participant reads it: per thousand.
+fn permille(share: f64) -> u16 {
+    (share.clamp(0.0, 1.0) * 1_000.0).round() as u16
+}
+
 /// Events a signer elsewhere may hold opened for the driver (each waits its turn).
 const INCOMING_OPENED: usize = 256;
 
@@ -687,13 +692,15 @@ impl Driver {
         let mut reports = tokio::time::interval(LOSS_EVERY);
         reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reading: Option<tokio::task::JoinHandle<()>> = None;
+        // Each reading's losses, all links at once.
+        let (losses_tx, mut losses) = mpsc::unbounded_channel();
         loop {
             let wake = self.clock.instant(self.participant.poll_timeout());
             tokio::select! {
                 _ = reports.tick() => {
                     // One reading at a time, off the loop: stats lock each connection briefly.
                     if reading.as_ref().is_none_or(|r| r.is_finished()) && !self.links.is_empty() {
-                        reading = Some(self.read_loss());
+                        reading = Some(self.read_loss(losses_tx.clone()));
                     }
                     continue;
                 }
@@ -722,6 +729,7 @@ impl Driver {
                     None => break,
                 },
                 Some((peer, event)) = link_events.recv() => self.on_link_event(peer, event),
+                Some(read) = losses.recv() => self.input(Input::Losses(read)),
                 Some(command) = control.recv() => self.input(Input::User(command)),
                 Some(confirmer) = mined.recv() => self.input(Input::WorkedReservationSent { confirmer }),
                 _ = tokio::time::sleep_until(wake) => {
@@ -754,9 +762,13 @@ impl Driver {
     }
 
     /// Reads every link's loss in the direction it carries audio (what our child lost of
-    /// ours, from its reports; what we lost of our parent's, counted) and reports it as link
-    /// events. Only links that feed us need the statistics.
-    fn read_loss(&self) -> tokio::task::JoinHandle<()> {
+    /// ours, from its reports; what we lost of our parent's, counted) and reports them all at
+    /// once ([`Input::Losses`], as the simulator does). Only links that feed us need the
+    /// statistics.
+    fn read_loss(
+        &self,
+        losses: mpsc::UnboundedSender<Vec<(PublicKey, u16)>>,
+    ) -> tokio::task::JoinHandle<()> {
         let links: Vec<(PublicKey, Arc<PeerLink>, bool)> = self
             .links
             .iter()
@@ -769,9 +781,9 @@ impl Driver {
                 (*k, Arc::clone(l), feeds)
             })
             .collect();
-        let events = self.link_tx.clone();
         tokio::spawn(
             async move {
+                let mut read = Vec::with_capacity(links.len());
                 for (peer, link, feeds) in links {
                     let loss = if feeds {
                         link.sent_loss()
@@ -779,10 +791,12 @@ impl Driver {
                         link.received_loss().await
                     };
                     tracing::trace!(%peer, feeds, ?loss, "link loss");
-                    let Some(loss) = loss else { continue };
-                    if events.send((peer, LinkEvent::Loss(loss))).is_err() {
-                        return;
+                    if let Some(loss) = loss {
+                        read.push((peer, permille(loss)));
                     }
+                }
+                if !read.is_empty() {
+                    let _ = losses.send(read);
                 }
             }
             .instrument(tracing::Span::current()),
@@ -822,9 +836,6 @@ impl Driver {
             LinkEvent::Stalled => LinkInput::Stalled,
             LinkEvent::Resumed => LinkInput::Resumed,
             LinkEvent::Goodbye => LinkInput::Goodbye,
-            LinkEvent::Loss(share) => LinkInput::Loss {
-                permille: (share.clamp(0.0, 1.0) * 1_000.0).round() as u16,
-            },
         };
         self.input(Input::Link { peer, event: input });
     }

@@ -46,9 +46,6 @@ pub enum LinkEvent {
     Stalled,
     /// Packets flow again after a stall.
     Resumed,
-    /// The share of packets (0 to 1) lost lately in the direction the link carries audio
-    /// ([`PeerLink::sent_loss`] or [`PeerLink::received_loss`]).
-    Loss(f64),
     /// The peer closed the link (its RTCP BYE): it knows long before its DROP crosses the
     /// relays, which a saturated uplink can delay by seconds.
     Goodbye,
