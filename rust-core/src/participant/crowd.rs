@@ -198,12 +198,17 @@ impl Participant {
         }
     }
 
-    /// In a crowd, a RESERVE from someone we do not know yet waits for its JOIN (we follow
-    /// it from now on): its metrics decide its seat. Returns whether it waits.
+    /// In a crowd, a RESERVE from someone we do not know yet, to a member with no free
+    /// output, waits for the requester's JOIN (we follow it from now on): only its metrics
+    /// say whether it may take a weaker leaf's seat. With a free output the RESERVE is
+    /// answered at once (the reducer admits the requester, its JOIN follows). Returns
+    /// whether it waits.
     pub(super) fn awaits_requester(&mut self, event: &SpaceEvent) -> bool {
+        let children = self.links.of_kind(LinkKind::Child).count() as u32;
         let waits = self.space.is_crowd()
             && matches!(event.message, Message::Reserve(_))
             && !self.space.members().contains_key(&event.author)
+            && children >= self.capacity()
             && self.parked.len() < super::MAX_PARKED;
         if waits {
             self.unpark_superseded(event);

@@ -238,9 +238,13 @@ impl Space {
 
     fn reserve(&mut self, author: PublicKey, r: &Reservation, clock: Clock, work: u8) -> Outcome {
         let mut commands = Vec::new();
-        if !self.members.contains_key(&author) && r.confirmer == *self.space.host() {
+        let to_host = r.confirmer == *self.space.host();
+        let to_us_in_a_crowd = r.confirmer == self.me && self.is_crowd();
+        if !self.members.contains_key(&author) && (to_host || to_us_in_a_crowd) {
             // A draft-literal client asks the host for audio without a JOIN first: that is
-            // its join, as a NIP-53 presence is (a removed key stays out).
+            // its join, as a NIP-53 presence is (a removed key stays out). In a crowd nobody
+            // follows every JOIN: a RESERVE to us is how we meet the requester, and its JOIN
+            // (fetched once we follow it) brings its metrics.
             if self.removed.contains(&author) {
                 return Err(Rejection::NotAMember {
                     action: "reserve a connection",

@@ -59,8 +59,9 @@ fn reserved(outputs: &[Output]) -> Vec<PublicKey> {
 }
 
 #[test]
-fn a_host_past_crowd_at_members_makes_the_space_a_crowd_and_meets_requesters_by_their_join() {
-    let (mut host, _) = Alone::configured(1, 1, wifi(2_000), |c| c.crowd_at = 5);
+fn a_host_past_crowd_at_members_makes_the_space_a_crowd_and_meets_requesters_by_their_reserve() {
+    // 400 kbit/s: three outputs.
+    let (mut host, _) = Alone::configured(1, 1, wifi(400), |c| c.crowd_at = 5);
     host.stored_end();
     for n in 10..13 {
         host.event(n, join(100));
@@ -77,16 +78,25 @@ fn a_host_past_crowd_at_members_makes_the_space_a_crowd_and_meets_requesters_by_
     assert!(host.me.stats().crowd);
     // Members with no link to the host are forgotten.
     assert_eq!(host.me.space().members().len(), 1);
-    // A requester nobody told us about: its RESERVE waits while we fetch its JOIN.
-    host.event(20, reserve(20, 1));
+    // Requesters nobody told us about: with a free output, each is answered at once, and
+    // its JOIN followed.
+    for n in 20..23 {
+        host.event(n, reserve(n, 1));
+        let out = host.drain();
+        assert_eq!(confirms_to(&published_in(&out)), vec![keys(n).public_key()]);
+        let followed = follows(&out)
+            .into_iter()
+            .any(|f| matches!(f, Follow::Members(m) if m.contains(&keys(n).public_key())));
+        assert!(followed, "its JOIN is followed: {out:?}");
+    }
+    // Full: a stranger's RESERVE waits for its JOIN (only its metrics say whether it may
+    // take a weaker leaf's seat), then is answered.
+    host.event(30, reserve(30, 1));
     let out = host.drain();
     assert!(confirms_to(&published_in(&out)).is_empty(), "{out:?}");
-    let asked_for = follows(&out)
-        .into_iter()
-        .any(|f| matches!(f, Follow::Members(keys_) if keys_.contains(&keys(20).public_key())));
-    assert!(asked_for, "its JOIN is followed: {out:?}");
-    host.event(20, join(5_000));
-    assert_eq!(confirms_to(&host.published()), vec![keys(20).public_key()]);
+    assert!(drops_to(&published_in(&out)).is_empty(), "{out:?}");
+    host.event(30, join(100));
+    assert_eq!(drops_to(&host.published()), vec![keys(30).public_key()]);
 }
 
 #[test]
