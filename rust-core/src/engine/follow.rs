@@ -12,10 +12,6 @@ use crate::protocol::filter::{
 };
 use crate::signaling::{RelayPool, SignalingError};
 
-/// How far back a fetch of open seats looks: a seat is renewed every two minutes
-/// (`participant::PRESENCE_EVERY`) while it stays open, so older ones are likely gone.
-const SEATS_SINCE_SECS: u64 = 150;
-
 /// Every subscription of one session.
 pub(super) struct Subscriptions {
     pool: Arc<RelayPool>,
@@ -81,13 +77,15 @@ impl Subscriptions {
                         .map(|id| self.members = Some(id))
                 }
             }
-            Follow::Seats { until, deepest } => {
+            Follow::Seats {
+                since,
+                until,
+                deepest,
+            } => {
                 if let Some(old) = self.seats.take() {
                     self.pool.unsubscribe(&old).await;
                 }
-                let from = Timestamp::now().as_secs().saturating_sub(SEATS_SINCE_SECS);
-                let from = Timestamp::from_secs(from);
-                let filter = seats_filter(&self.space, from, until, deepest, SEAT_SAMPLE);
+                let filter = seats_filter(&self.space, since, until, deepest, SEAT_SAMPLE);
                 self.pool
                     .subscribe(vec![filter])
                     .await

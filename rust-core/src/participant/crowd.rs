@@ -15,7 +15,7 @@ use nostr::prelude::{PublicKey, Timestamp};
 use super::{LinkKind, Participant, ms};
 use crate::participant::io::{Follow, Output, SEAT_SAMPLE};
 use crate::protocol::{Message, Seat, SpaceEvent};
-use crate::topology::branch_of;
+use crate::topology::{branch_of, mix, word};
 
 /// How many members a crowd's view may hold beyond its neighbours and its sample before it
 /// forgets the others.
@@ -36,19 +36,9 @@ const SAMPLE_LOST: Duration = Duration::from_secs(3);
 /// every [`super::PRESENCE_EVERY`], so every open seat announced itself within it.
 pub const SAMPLE_WINDOW: Duration = Duration::from_secs(120);
 
-/// The first eight bytes of a key.
-fn word(bytes: &[u8; 32]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[..8]);
-    u64::from_be_bytes(w)
-}
-
-/// SplitMix64's finaliser: a counter gives unrelated draws.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+/// How far back a fetch of seats looks: an open seat is renewed every
+/// [`super::PRESENCE_EVERY`], so an older one is likely a crashed member's.
+pub const SAMPLE_SINCE: Duration = Duration::from_secs(150);
 
 /// The shortest time between two seat announcements (JOINs) of one member: a burst of
 /// children arriving changes its free outputs many times in a second.
@@ -154,7 +144,6 @@ impl Participant {
     pub(super) fn neighbours(&self) -> BTreeSet<PublicKey> {
         let mut keys = self.followed();
         keys.extend(self.pending.map(|p| p.peer));
-        keys.remove(&self.me);
         keys
     }
 
@@ -208,13 +197,8 @@ impl Participant {
         let waits = self.space.is_crowd()
             && matches!(event.message, Message::Reserve(_))
             && !self.space.members().contains_key(&event.author)
-            && children >= self.capacity()
-            && self.parked.len() < super::MAX_PARKED;
-        if waits {
-            self.unpark_superseded(event);
-            self.parked.push((event.clone(), self.now));
-        }
-        waits
+            && children >= self.capacity();
+        waits && self.park(event)
     }
 
     /// In a crowd, a JOIN of someone we do not follow came from a fetch of seats.
@@ -259,10 +243,6 @@ impl Participant {
         false
     }
 
-    /// Asks for a sample of open seats: the newest before a time drawn in the last
-    /// [`SAMPLE_WINDOW`]. Everyone asking for the newest would meet the same few seats at
-    /// once (in the simulator, one relay got tens of backups in a second and handed all but
-    /// a few back); a window of its own per fetch spreads the crowd over every open seat.
     /// In a crowd, a member the last sample did not bring (the host apart) is no candidate:
     /// the staff and our neighbours are in every member's view, and a speaker's seat, which
     /// the draft's score ranks first, drew the whole crowd of 10,000 at once in the
@@ -276,10 +256,14 @@ impl Participant {
         self.seats_asked.map(|at| at + ms(SAMPLE_LOST))
     }
 
+    /// Asks for a sample of open seats: the newest before a time drawn in the last
+    /// [`SAMPLE_WINDOW`]. Everyone asking for the newest would meet the same few seats at
+    /// once (in the simulator, one relay got tens of backups in a second and handed all but
+    /// a few back); a window of its own per fetch spreads the crowd over every open seat.
     fn fetch_seats(&mut self) {
         self.fetches += 1;
         let draw =
-            mix(word(&self.me.to_bytes()) ^ self.fetches.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            mix(word(&self.me.to_bytes(), 0) ^ self.fetches.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let back = draw % (SAMPLE_WINDOW.as_secs() + 1);
         self.fetch_seats_until((self.now / 1_000).saturating_sub(back), None);
     }
@@ -287,9 +271,12 @@ impl Participant {
     fn fetch_seats_until(&mut self, until: u64, deepest: Option<u32>) {
         self.seats_asked = Some(self.now);
         self.seats_until = until;
-        let until = Timestamp::from_secs(until);
-        self.outputs
-            .push_back(Output::Follow(Follow::Seats { until, deepest }));
+        let since = (self.now / 1_000).saturating_sub(SAMPLE_SINCE.as_secs());
+        self.outputs.push_back(Output::Follow(Follow::Seats {
+            since: Timestamp::from_secs(since),
+            until: Timestamp::from_secs(until),
+            deepest,
+        }));
     }
 
     /// A fetch of seats ended: the view keeps our neighbours and this sample, and the choice
@@ -339,13 +326,11 @@ impl Participant {
             let parent = self.links.one(LinkKind::Parent)?;
             self.links.get(&parent).filter(|l| l.delivers())?;
             if parent == host {
-                let host_outputs = rules.capacity(&self.space, &host).max(1);
-                let host_kbps = self
-                    .space
-                    .members()
-                    .get(&host)
-                    .map_or(0.0, |m| f64::from(m.metrics.upload_kbps));
-                (1, branch_of(&self.me), host_kbps / f64::from(host_outputs))
+                (
+                    1,
+                    branch_of(&self.me),
+                    rules.per_output_kbps(&self.space, &host),
+                )
             } else {
                 let seat = self.space.members().get(&parent)?.seat?;
                 (seat.depth + 1, seat.branch, f64::from(seat.path_kbps))
@@ -359,8 +344,7 @@ impl Participant {
         let free = capacity.saturating_sub(held);
         // A seat to hand on only when full, and only one at a time (as the view would show
         // a full parent's children: one displacement after another).
-        let handing_on = self.links.iter().any(|(_, l)| l.displaced_by.is_some());
-        let leaf = if free == 0 && !handing_on {
+        let leaf = if free == 0 && !self.links.displacing() {
             let tree = self.tree();
             let children: Vec<PublicKey> = self.links.of_kind(LinkKind::Child).collect();
             rules.weakest_leaf(&self.space, &tree, children.iter())
@@ -399,7 +383,7 @@ impl Participant {
                 .and_then(|p| self.links.get(&p))
                 .is_some_and(|l| l.delivers()),
             parent.and_then(|p| self.space.members().get(&p)?.seat),
-            self.links.iter().any(|(_, l)| l.displaced_by.is_some()),
+            self.links.displacing(),
         );
         let renew = self.seat.is_some_and(|s| s.open())
             && self.now >= self.seat_at + ms(super::PRESENCE_EVERY);
@@ -422,8 +406,6 @@ impl Participant {
             (None, None) => false,
             _ => true,
         };
-        let renew = self.seat.is_some_and(|s| s.open())
-            && self.now >= self.seat_at + ms(super::PRESENCE_EVERY);
         self.seat_due = changed && self.now < self.seat_at + ms(SEAT_EVERY);
         if (changed && !self.seat_due) || renew {
             tracing::debug!(?seat, "seat announced");

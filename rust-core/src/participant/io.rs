@@ -139,10 +139,13 @@ pub enum Follow {
     /// In a crowd: the members whose JOIN and LEAVE we follow (host, links, the peer we ask,
     /// staff), replacing the last such list (`protocol::filter::members_filter`).
     Members(Vec<PublicKey>),
-    /// In a crowd: fetch once the newest JOINs that announce a free output made at `until`
-    /// or before, at most [`SEAT_SAMPLE`] (`protocol::filter::seats_filter`), then
+    /// In a crowd: fetch once the newest JOINs that announce a free output made between
+    /// `since` and `until`, at most [`SEAT_SAMPLE`] (`protocol::filter::seats_filter`), then
     /// [`Input::SeatsRead`].
     Seats {
+        /// The oldest announcement time to fetch: a seat still open was renewed since (a
+        /// crashed member's stays stored).
+        since: Timestamp,
         /// The newest announcement time to fetch.
         until: Timestamp,
         /// Only seats at most this deep (by the depth in their `#o` tag): a relay looking

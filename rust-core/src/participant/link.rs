@@ -165,6 +165,11 @@ impl Links {
             .collect()
     }
 
+    /// Whether a child's seat is being handed on to a stronger newcomer (one at a time).
+    pub fn displacing(&self) -> bool {
+        self.by_peer.values().any(|l| l.displaced_by.is_some())
+    }
+
     /// The one peer of this kind (parent, backup, retiring parent).
     pub fn one(&self, kind: LinkKind) -> Option<PublicKey> {
         self.of_kind(kind).next()

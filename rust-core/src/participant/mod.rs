@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use nostr::prelude::{EventId, PublicKey, Timestamp};
 
-pub use crowd::{CROWD_AT, SAMPLE_FOR, SEAT_EVERY};
+pub use crowd::{CROWD_AT, SAMPLE_FOR, SAMPLE_SINCE, SEAT_EVERY};
 pub use io::{
     Follow, Input, LinkInput, LinkOp, Millis, Output, Publication, Routing, SEAT_SAMPLE,
     UserCommand,
@@ -773,16 +773,24 @@ impl Participant {
                 }
             }
             Err(rejection) => {
-                if matches!(rejection.reason(), "not_a_member" | "target_not_member")
-                    && self.parked.len() < MAX_PARKED
-                {
-                    self.unpark_superseded(event);
-                    tracing::trace!(kind = event.message.name(), author = %event.author, "parked until its member is known");
-                    self.parked.push((event.clone(), self.now));
+                if matches!(rejection.reason(), "not_a_member" | "target_not_member") {
+                    self.park(event);
                 }
                 *self.stats.rejected.entry(rejection.reason()).or_default() += 1;
             }
         }
+    }
+
+    /// Keeps `event` until its member is known (relays reorder authors; in a crowd, a
+    /// stranger's JOIN is fetched). Returns whether it was kept: at most [`MAX_PARKED`] are.
+    fn park(&mut self, event: &SpaceEvent) -> bool {
+        if self.parked.len() >= MAX_PARKED {
+            return false;
+        }
+        self.unpark_superseded(event);
+        tracing::trace!(kind = event.message.name(), author = %event.author, "parked until its member is known");
+        self.parked.push((event.clone(), self.now));
+        true
     }
 
     /// Forgets parked reservations that `event` supersedes: a reservation event of the same
@@ -2019,7 +2027,7 @@ impl Participant {
             // It failed us lately (a link it never set up, or one that broke).
             *self.stats.rejected.entry("avoided requester").or_default() += 1;
             Admission::Refuse
-        } else if self.links.iter().any(|(_, l)| l.displaced_by.is_some()) {
+        } else if self.links.displacing() {
             // One seat handed on at a time: the tree never holds more than one extra child.
             *self.stats.rejected.entry("handing a seat on").or_default() += 1;
             Admission::Refuse

@@ -114,8 +114,7 @@ pub struct Node {
     relay_ms: u64,
     link_ms: u64,
     subscribed: bool,
-    /// Follows a crowd's view (not the whole space), and these members' JOINs and LEAVEs.
-    crowd: bool,
+    /// In a crowd's view: the members whose JOINs and LEAVEs it follows.
     follows: BTreeSet<PublicKey>,
     wake: Option<Millis>,
     /// Receives nothing, so forwards nothing.
@@ -186,8 +185,6 @@ pub struct Traffic {
     pub published: HashMap<&'static str, u64>,
     /// Events handed to subscribers.
     pub delivered: u64,
-    /// Of those, stored events a subscription fetched (the rest came live).
-    pub fetched: u64,
     /// Links set up: a confirmed reservation's new link. An offer that rode in a RESERVE
     /// counts once its CONFIRM answers it, not when it was made (it may be refused).
     pub links_opened: u64,
@@ -249,9 +246,6 @@ fn sdp_link(sdp: &str) -> Option<u64> {
 
 /// The most rounds audio is followed along links from the host (a chain that long is no tree).
 const MAX_HOPS: usize = 64;
-
-/// How far back a crowd's fetch of open seats looks (as the driver's).
-const SEATS_SINCE_SECS: u64 = 150;
 
 /// How often links report their loss: as the product's RTCP reports and its reading of them do.
 pub const REPORT_EVERY_MS: Millis = crate::rtc::REPORT_EVERY.as_millis() as Millis;
@@ -382,7 +376,6 @@ impl World {
             relay_ms,
             link_ms,
             subscribed: false,
-            crowd: false,
             follows: BTreeSet::new(),
             wake: None,
             silent: false,
@@ -801,7 +794,6 @@ impl World {
             }
             Follow::Crowd => {
                 self.unfollow(node);
-                self.nodes[node].crowd = true;
                 self.crowd.insert(node);
                 (self.relay.crowd_stored_for(&me), Some(Input::StoredEnd))
             }
@@ -821,15 +813,17 @@ impl World {
                 self.nodes[node].follows = keys;
                 (stored, None)
             }
-            Follow::Seats { until, deepest } => {
-                let since = Timestamp::from_secs((now / 1_000).saturating_sub(SEATS_SINCE_SECS));
+            Follow::Seats {
+                since,
+                until,
+                deepest,
+            } => {
                 let seats = self.relay.open_seats(since, until, deepest, SEAT_SAMPLE);
                 let seats = seats.into_iter().filter(|e| e.author != me).collect();
                 (seats, Some(Input::SeatsRead))
             }
         };
         for event in stored {
-            self.traffic.fetched += 1;
             self.at(back, Action::Deliver(node, Rc::new(event)));
         }
         if let Some(end) = end {
@@ -844,7 +838,6 @@ impl World {
             group.retain(|n| *n != node);
         }
         self.crowd.remove(&node);
-        self.nodes[node].crowd = false;
         for key in std::mem::take(&mut self.nodes[node].follows) {
             if let Some(set) = self.followers.get_mut(&key) {
                 set.remove(&node);
@@ -1211,13 +1204,13 @@ impl World {
     }
 }
 
+/// The recipient of an SDP or ICE event: relays hand it to that peer alone.
 fn private_target(message: &Message) -> Option<PublicKey> {
-    match message {
-        Message::Offer { target, .. }
-        | Message::Answer { target, .. }
-        | Message::Ice { target, .. } => Some(*target),
-        _ => None,
-    }
+    let private = matches!(
+        message,
+        Message::Offer { .. } | Message::Answer { .. } | Message::Ice { .. }
+    );
+    private.then(|| addressed(message)).flatten()
 }
 
 /// What feeds each node, all in one list: node `id`'s feeds end at `ends[id]`.

@@ -6,6 +6,7 @@ mod capacity;
 mod metrics;
 mod score;
 mod tree;
+pub(crate) use tree::{mix, word};
 
 pub use capacity::CapacityPolicy;
 pub use metrics::{MetricsError, PeerMetrics};

@@ -47,14 +47,14 @@ fn spread_of(key: &PublicKey) -> u64 {
 }
 
 /// The eight bytes of a key from `from` on, big-endian.
-fn word(bytes: &[u8; 32], from: usize) -> u64 {
+pub(crate) fn word(bytes: &[u8; 32], from: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&bytes[from..from + 8]);
     u64::from_be_bytes(w)
 }
 
 /// SplitMix64's finaliser: neighbouring keys give unrelated draws.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
@@ -185,11 +185,6 @@ impl TreeView {
         (peer != me).then(|| seats.get(peer)).flatten()
     }
 
-    /// Whether this view is a crowd's (our links and announced seats only).
-    pub fn is_crowd(&self) -> bool {
-        self.crowd.is_some()
-    }
-
     /// Whether `peer` is `ancestor` or below it. Where a crowd's view does not know, a member
     /// announced deeper than `ancestor` in the same branch counts as below it: choosing it
     /// might close a loop.
@@ -299,17 +294,21 @@ impl TreeRules {
         })
     }
 
+    /// `peer`'s announced uplink per output it feeds (0 for a member we do not know).
+    pub fn per_output_kbps(&self, space: &Space, peer: &PublicKey) -> f64 {
+        space.members().get(peer).map_or(0.0, |m| {
+            let outputs = self.capacity(space, peer).max(1);
+            f64::from(m.metrics.upload_kbps) / f64::from(outputs)
+        })
+    }
+
     /// The draft's "network" figure for `peer`: the smallest uplink per output along its path
     /// from the host (a strong relay below a weak one is only as good as the weak one).
     pub fn path_kbps(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> f64 {
         let mut worst = f64::INFINITY;
         let mut current = *peer;
         for _ in 0..64 {
-            let per_output = space.members().get(&current).map_or(0.0, |m| {
-                let outputs = self.capacity(space, &current).max(1);
-                f64::from(m.metrics.upload_kbps) / f64::from(outputs)
-            });
-            worst = worst.min(per_output);
+            worst = worst.min(self.per_output_kbps(space, &current));
             match tree.parent(&current) {
                 Some(parent) => current = *parent,
                 None => {

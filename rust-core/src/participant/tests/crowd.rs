@@ -135,9 +135,11 @@ fn a_newcomer_in_a_crowd_asks_for_members_and_seats_first_and_takes_the_shallowe
     // Three seats from a window drawn in the past: the newest are fetched at once.
     let out = me.drain();
     let until = Timestamp::from_secs(me.now / 1_000);
+    let since = Timestamp::from_secs(me.now / 1_000 - SAMPLE_SINCE.as_secs());
     assert_eq!(
         follows(&out),
         vec![Follow::Seats {
+            since,
             until,
             deepest: None
         }]
