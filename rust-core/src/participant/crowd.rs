@@ -416,9 +416,15 @@ impl Participant {
         }
     }
 
-    /// When a deferred seat announcement is due.
+    /// When our seat is announced next: a deferred change, or the renewal of an open seat.
     pub(super) fn seat_due_at(&self) -> Option<super::Millis> {
-        (self.seat_due && self.space.is_crowd()).then(|| self.seat_at + ms(SEAT_EVERY))
+        if !self.space.is_crowd() {
+            return None;
+        }
+        let due = self.seat_due.then(|| self.seat_at + ms(SEAT_EVERY));
+        let renew =
+            (self.seat.is_some_and(|s| s.open())).then(|| self.seat_at + ms(super::PRESENCE_EVERY));
+        due.into_iter().chain(renew).min()
     }
 
     /// Leaving a crowd: our open seat goes from the relays' index first, so that newcomers'

@@ -582,9 +582,13 @@ impl Participant {
         self.strikes
             .retain(|_, (_, until)| *until + ms(AVOID_MAX) > now);
         self.prices.retain(|_, (_, until)| *until > now);
-        if !self.is_host() && now >= self.last_presence + ms(PRESENCE_EVERY) {
+        if now >= self.last_presence + ms(PRESENCE_EVERY) {
             self.last_presence = now;
-            self.publish(Message::Presence(self.presence()));
+            // The host's CREATE and links say it is here; its clock moves on all the same,
+            // or this deadline would stay in the past and wake us without end.
+            if !self.is_host() {
+                self.publish(Message::Presence(self.presence()));
+            }
         }
         if self.backlog.is_some() {
             return;
@@ -647,8 +651,10 @@ impl Participant {
             Input::SeatsRead => self.seats_read(),
             Input::Link { peer, event } => self.on_link(peer, event),
             Input::Losses(losses) => {
-                for (peer, permille) in losses {
-                    self.on_link(peer, LinkInput::Loss { permille });
+                if !self.take_losses(losses) {
+                    // Only figures changed (twice a second per participant): nothing to
+                    // route, follow or announce.
+                    return;
                 }
             }
             Input::WorkedReservationSent { confirmer } => {
@@ -1206,7 +1212,21 @@ impl Participant {
 
     /// Judges our uplink from the children's latest loss reports: starving children make us
     /// feed fewer (and say so), clean links for a while let us try one more.
-    fn assess_uplink(&mut self) {
+    /// Every link's loss, read at once, then one judgement of our uplink. Returns whether
+    /// that judgement changed anything (a cut or a probe).
+    fn take_losses(&mut self, losses: Vec<(PublicKey, u16)>) -> bool {
+        let mut fed = false;
+        for (peer, permille) in losses {
+            if let Some(link) = self.links.get_mut(&peer) {
+                link.record_loss(f64::from(permille.min(1_000)) / 1_000.0);
+                fed |= link.kind.downstream();
+            }
+        }
+        fed && self.assess_uplink()
+    }
+
+    /// Judges our uplink from the children's reports; returns whether it cut or probed.
+    fn assess_uplink(&mut self) -> bool {
         let fed: Vec<&Link> = self
             .links
             .iter()
@@ -1236,12 +1256,14 @@ impl Participant {
                 self.stats.capacity_cuts += 1;
                 self.shed_to_capacity();
                 self.announce();
+                true
             }
             Some(UplinkChange::Probe(capacity)) => {
                 tracing::info!(capacity, "links stayed clean: trying one more output");
                 self.announce();
+                true
             }
-            None => {}
+            None => false,
         }
     }
 
@@ -2230,42 +2252,56 @@ impl Participant {
 
     /// Emits routing and speaking changes, and refreshes the statistics.
     fn route(&mut self) {
-        let upstream = self.links.peers_where(LinkKind::upstream);
-        let children = self.links.peers_where(LinkKind::downstream);
         let host = *self.config.space.host();
-        let speaker = !self.is_host() && self.space.role_of(&self.me).speaks();
+        let role = self.space.role_of(&self.me);
+        let speaker = !self.is_host() && role.speaks();
         let uplink = self
             .links
             .one(LinkKind::Parent)
             .filter(|p| speaker && *p == host);
-        let speakers = if !self.is_host() {
-            Vec::new()
-        } else if std::mem::take(&mut self.speakers_stale) {
-            self.space
-                .members()
-                .keys()
-                .filter(|k| **k != self.me && self.space.role_of(k).speaks())
-                .copied()
-                .collect()
-        } else {
-            self.routing.speakers.clone()
+        // Most inputs change no link: compare before building anything.
+        let same = |have: &[PublicKey], test: fn(LinkKind) -> bool| {
+            self.links
+                .iter()
+                .filter(|(_, l)| test(l.kind))
+                .map(|(k, _)| k)
+                .eq(have.iter())
         };
-        let routing = Routing {
-            upstream,
-            children,
-            speakers,
-            uplink,
-        };
-        if routing != self.routing {
-            self.routing = routing.clone();
-            self.outputs.push_back(Output::Routing(routing));
+        // Only the host routes speakers' voices (others leave the flag as it is).
+        let unchanged = !(self.is_host() && self.speakers_stale)
+            && uplink == self.routing.uplink
+            && same(&self.routing.upstream, LinkKind::upstream)
+            && same(&self.routing.children, LinkKind::downstream);
+        if !unchanged {
+            let speakers = if !self.is_host() {
+                Vec::new()
+            } else if std::mem::take(&mut self.speakers_stale) {
+                self.space
+                    .members()
+                    .keys()
+                    .filter(|k| **k != self.me && self.space.role_of(k).speaks())
+                    .copied()
+                    .collect()
+            } else {
+                self.routing.speakers.clone()
+            };
+            let routing = Routing {
+                upstream: self.links.peers_where(LinkKind::upstream),
+                children: self.links.peers_where(LinkKind::downstream),
+                speakers,
+                uplink,
+            };
+            if routing != self.routing {
+                self.routing = routing.clone();
+                self.outputs.push_back(Output::Routing(routing));
+            }
         }
-        let speaking = self.speaks() && !self.muted && !self.is_done();
+        let speaking = (self.is_host() || role.speaks()) && !self.muted && !self.is_done();
         if self.speaking != Some(speaking) {
             self.speaking = Some(speaking);
             self.outputs.push_back(Output::Speaking(speaking));
         }
-        self.stats.role = self.space.role_of(&self.me);
+        self.stats.role = role;
         self.stats.parent = self.links.one(LinkKind::Parent);
         self.stats.standby = self.links.one(LinkKind::Standby);
         self.stats.children = self.links.count(LinkKind::Child);

@@ -508,7 +508,7 @@ fn run_sampled(world: &mut World, duration: Millis) -> Vec<Millis> {
     gaps
 }
 
-fn everyone_hears(world: &World, nodes: &[NodeId]) -> bool {
+fn everyone_hears(world: &mut World, nodes: &[NodeId]) -> bool {
     let hearing = world.hearing();
     nodes.iter().all(|id| hearing[*id] >= 0.9)
 }
@@ -529,7 +529,7 @@ fn weak_listeners_first_then_strong_ones_all_hear() {
         run_sampled(&mut world, 20_000);
         let hearing = world.hearing();
         assert!(
-            everyone_hears(&world, &listeners),
+            everyone_hears(&mut world, &listeners),
             "host at {host_kbps} kbit/s: {:?}",
             listeners.iter().map(|id| hearing[*id]).collect::<Vec<_>>()
         );
@@ -562,7 +562,7 @@ fn two_relays_and_six_below(
         world.run_until(world.now() + 500);
     }
     run_sampled(&mut world, 10_000);
-    assert!(everyone_hears(&world, &listeners));
+    assert!(everyone_hears(&mut world, &listeners));
     let relay = *world.node(listeners[0]).participant.me();
     let children: Vec<NodeId> = listeners[2..]
         .iter()
@@ -643,7 +643,7 @@ fn a_promoted_listener_moves_under_the_host_and_back_down_when_demoted() {
     let gaps = run_sampled(&mut world, 5_000);
     assert_eq!(world.node(deep).participant.stats().parent, Some(host));
     assert_eq!(world.node(deep).participant.stats().role, Role::Speaker);
-    assert!(everyone_hears(&world, &listeners));
+    assert!(everyone_hears(&mut world, &listeners));
     assert!(gaps[deep] <= 200, "moving up cost {} ms", gaps[deep]);
     world.command(0, UserCommand::Publish(Message::Demote { target }));
     let gaps = run_sampled(&mut world, 15_000);
@@ -654,7 +654,7 @@ fn a_promoted_listener_moves_under_the_host_and_back_down_when_demoted() {
         "the host is over capacity: the demoted listener moved down"
     );
     assert!(world.node(0).participant.stats().children <= 2);
-    assert!(everyone_hears(&world, &listeners));
+    assert!(everyone_hears(&mut world, &listeners));
     assert!(gaps[deep] <= 200, "moving down cost {} ms", gaps[deep]);
 }
 
@@ -694,7 +694,7 @@ fn a_relay_switching_to_cellular_hands_its_weakest_children_on_and_everyone_hear
     run_sampled(&mut world, 10_000);
     let mut everyone = children.clone();
     everyone.push(relay);
-    assert!(everyone_hears(&world, &everyone));
+    assert!(everyone_hears(&mut world, &everyone));
 }
 
 #[test]
@@ -712,7 +712,7 @@ fn relays_that_reorder_authors_by_half_a_second_still_give_everyone_a_parent() {
         })
         .collect();
     run_sampled(&mut world, 30_000);
-    assert!(everyone_hears(&world, &listeners));
+    assert!(everyone_hears(&mut world, &listeners));
     // The host (node 0) included: it reads every newcomer's JOIN and, at once after it, the
     // RESERVE asked of it first.
     let everyone: Vec<NodeId> = std::iter::once(0)
@@ -761,7 +761,7 @@ fn a_deep_relay_climbs_when_the_host_gains_room() {
     world.command(0, UserCommand::NetworkChanged(wifi(2_000)));
     let gaps = run_sampled(&mut world, 15_000);
     assert_eq!(world.depth(strong), Some(1), "pulled up next to the host");
-    assert!(everyone_hears(&world, &listeners));
+    assert!(everyone_hears(&mut world, &listeners));
     assert!(gaps[strong] <= 200, "climbing cost {} ms", gaps[strong]);
 }
 
@@ -894,7 +894,7 @@ fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
     let children = join_apart(&mut world, 3, 300, 500);
     run_sampled(&mut world, 15_000);
     assert_eq!(world.depth(relay), Some(1));
-    assert!(everyone_hears(&world, &children));
+    assert!(everyone_hears(&mut world, &children));
     let before: Vec<u64> = children
         .iter()
         .map(|c| world.node(*c).participant.stats().reservations)
@@ -907,7 +907,7 @@ fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
         assert_eq!(stats.reservations, reservations, "nobody re-reserves");
         assert_eq!(stats.upstream_lost, 0, "nobody gives up its parent");
     }
-    assert!(everyone_hears(&world, &children));
+    assert!(everyone_hears(&mut world, &children));
 
     // Two seats at the host: two relays, and the listeners below one have warm backups on
     // the other.
@@ -938,7 +938,7 @@ fn children_of_a_frozen_relay_wait_for_it_and_those_with_a_backup_hear_on() {
             gaps[*l]
         );
     }
-    assert!(everyone_hears(&world, &listeners));
+    assert!(everyone_hears(&mut world, &listeners));
 }
 
 /// The namespace suite's frozen relay, in every order the seeds give: a two-seat host, five
@@ -955,7 +955,10 @@ fn a_frozen_relay_costs_no_other_listener_its_audio_in_any_arrival_order() {
             world.run_until(world.now() + 1_000);
             let listeners = join_apart(&mut world, 5, 5_000, 400);
             run_sampled(&mut world, 10_000);
-            assert!(everyone_hears(&world, &listeners), "seed {seed}: settled");
+            assert!(
+                everyone_hears(&mut world, &listeners),
+                "seed {seed}: settled"
+            );
             (world, listeners)
         };
         let (world, listeners) = settle(seed);
@@ -983,7 +986,7 @@ fn a_frozen_relay_costs_no_other_listener_its_audio_in_any_arrival_order() {
                 .map(|(_, id)| *id)
                 .collect();
             assert!(
-                everyone_hears(&world, &others),
+                everyone_hears(&mut world, &others),
                 "seed {seed}: all hear after"
             );
         }
@@ -1425,7 +1428,7 @@ fn a_host_that_over_announces_its_uplink_learns_it_from_receiver_reports_and_eve
     );
     run_sampled(&mut world, 30_000);
     let hearing = world.hearing();
-    assert!(everyone_hears(&world, &listeners), "{hearing:?}");
+    assert!(everyone_hears(&mut world, &listeners), "{hearing:?}");
     let host = world.node(0).participant.stats().clone();
     assert!(host.capacity_cuts > 0, "{host:?}");
     assert!(
@@ -2258,3 +2261,26 @@ fn a_handed_on_leaf_never_asks_the_parent_it_is_leaving_again() {
 }
 
 mod crowd;
+
+#[test]
+fn a_long_lived_host_sleeps_between_its_timeouts() {
+    // A host says no presence (its CREATE and links say it is here), yet its presence clock
+    // must move on: a deadline left in the past has its driver wake it again at once, for
+    // as long as the space lives.
+    let mut host = host_with_eight_children();
+    for _ in 0..10 {
+        let next = host.me.poll_timeout();
+        assert!(
+            next > host.now,
+            "next timeout {next} is not after now {}",
+            host.now
+        );
+        host.now = next;
+        host.me.handle_timeout(next);
+    }
+    assert!(
+        host.now >= T0 + 2 * ms(PRESENCE_EVERY),
+        "ten timeouts span more than two presence periods, now {}",
+        host.now - T0
+    );
+}

@@ -4,6 +4,7 @@
 
 mod relay;
 mod rng;
+mod wiring;
 mod world;
 
 use std::collections::{BTreeMap, HashMap};

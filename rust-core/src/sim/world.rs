@@ -10,12 +10,14 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
 use sha2::{Digest, Sha256};
 
 use super::relay::{RateLimit, Relay, addressed, crowd_wide};
+use super::wiring::Wiring;
 use crate::participant::{
     Follow, Input, LinkInput, LinkKind, LinkOp, Millis, Output, Participant, ParticipantConfig,
     Publication, SEAT_SAMPLE, UserCommand,
@@ -101,8 +103,9 @@ impl Default for NetworkModel {
 
 /// One participant and what the world knows about it.
 pub struct Node {
-    /// The participant itself.
-    pub participant: Participant,
+    /// The participant itself (boxed: sweeps over every node, as each look at the audio
+    /// is, read the few fields below, not the participant's few KB).
+    pub participant: Box<Participant>,
     /// Its real uplink, kbit/s (what it announced may differ).
     pub uplink_kbps: f64,
     /// Joined at.
@@ -143,9 +146,6 @@ enum Action {
     Input(NodeId, Box<Input>),
     /// ICE and DTLS complete between two ends.
     Connect(NodeId, NodeId),
-    /// Every link's loss at a node, for the links still the ones reported on (same
-    /// confirmation time): (peer, confirmed at, lost per thousand).
-    Losses(NodeId, Vec<(NodeId, Millis, u16)>),
     /// A link input, if the link it was meant for still exists (same confirmation time).
     Link {
         node: NodeId,
@@ -233,6 +233,13 @@ pub struct World {
     held_links: HashMap<(NodeId, NodeId), u64>,
     /// The last link id given.
     last_link: u64,
+    /// What each node heard at the last look, while nothing it depends on changed since
+    /// (who is wired to whom, who is alive or frozen, what a relay's uplink carries).
+    heard: Option<Vec<f64>>,
+    /// When frozen nodes run again.
+    thaws: Vec<Millis>,
+    /// Who feeds whom, as the hearing model reads it.
+    wiring: Wiring,
 }
 
 /// The simulated SDP: this prefix and the id of the offerer's link (the rest of an offer
@@ -305,6 +312,9 @@ impl World {
             held: BTreeSet::new(),
             held_links: HashMap::new(),
             last_link: 0,
+            heard: None,
+            thaws: Vec::new(),
+            wiring: Wiring::default(),
         };
         world.spawn(host, host_uplink_kbps, configure);
         world
@@ -362,7 +372,7 @@ impl World {
         tracing::debug!(node = id, %key, t = self.now - T0, "node joins");
         let mut config = ParticipantConfig::new(key, self.space.clone(), metrics);
         configure(&mut config);
-        let participant = Participant::new(config, self.now);
+        let participant = Box::new(Participant::new(config, self.now));
         let (relay_lo, relay_hi) = self.network.relay_ms;
         let (link_lo, link_hi) = self.network.link_ms;
         let relay_ms = self.rng.between(relay_lo, relay_hi);
@@ -382,6 +392,8 @@ impl World {
             frozen_until: None,
         });
         self.by_key.insert(key, id);
+        self.wiring.push();
+        self.heard = None;
         self.at(self.now + relay_ms, Action::Subscribe(id));
         self.flush(id);
         id
@@ -390,6 +402,7 @@ impl World {
     /// The node's real uplink changes (its announcement is the participant's business).
     pub fn set_uplink(&mut self, node: NodeId, uplink_kbps: f64) {
         self.nodes[node].uplink_kbps = uplink_kbps;
+        self.heard = None;
     }
 
     /// A user command at `node` now.
@@ -405,6 +418,8 @@ impl World {
     /// freezes are crashes to its peers).
     pub fn freeze(&mut self, node: NodeId, for_ms: Millis) {
         self.nodes[node].frozen_until = Some(self.now + for_ms);
+        self.thaws.push(self.now + for_ms);
+        self.heard = None;
     }
 
     fn frozen(&self, node: NodeId) -> bool {
@@ -457,6 +472,7 @@ impl World {
             return;
         }
         self.nodes[node].alive = false;
+        self.heard = None;
         self.unfollow(node);
         let key = *self.nodes[node].participant.me();
         let peers: Vec<NodeId> = self
@@ -649,23 +665,6 @@ impl World {
                     );
                 }
             }
-            Action::Losses(node, reports) => {
-                if !self.nodes[node].alive {
-                    return;
-                }
-                let links = self.nodes[node].participant.links();
-                let losses: Vec<(PublicKey, u16)> = reports
-                    .into_iter()
-                    .filter_map(|(peer, confirmed_at, permille)| {
-                        let key = *self.nodes[peer].participant.me();
-                        let same = links.get(&key)?.confirmed_at == confirmed_at;
-                        same.then_some((key, permille))
-                    })
-                    .collect();
-                if !losses.is_empty() {
-                    self.input(node, Input::Losses(losses));
-                }
-            }
             Action::Link {
                 node,
                 peer,
@@ -695,6 +694,7 @@ impl World {
 
     /// Carries a participant's outputs out, as its driver would, and schedules its next wake.
     fn flush(&mut self, node: NodeId) {
+        self.wiring.touch(node);
         while let Some(output) = self.nodes[node].participant.poll_output() {
             match output {
                 Output::Publish(publication) => self.publish_out(node, publication),
@@ -836,6 +836,10 @@ impl World {
         let latency = self.nodes[node].relay_ms;
         if let Some(group) = self.subscribers.get_mut(&latency) {
             group.retain(|n| *n != node);
+            // An empty group would still cost a fan-out per public event.
+            if group.is_empty() {
+                self.subscribers.remove(&latency);
+            }
         }
         self.crowd.remove(&node);
         for key in std::mem::take(&mut self.nodes[node].follows) {
@@ -1016,57 +1020,92 @@ impl World {
     /// moment old) carries what enters it and creates nothing. A walk from each node up to
     /// the host would go round such a loop and count silent a node that hears through
     /// another link.
-    pub fn hearing(&self) -> Vec<f64> {
-        let overfeed: Vec<f64> = (0..self.nodes.len()).map(|id| self.overfeed(id)).collect();
-        let mut feeds = Feeds::default();
-        for id in 0..self.nodes.len() {
-            self.feeds_of(id, &overfeed, &mut feeds.all);
-            feeds.ends.push(feeds.all.len());
+    pub fn hearing(&mut self) -> Vec<f64> {
+        self.rewire();
+        let now = self.now;
+        let before = self.thaws.len();
+        self.thaws.retain(|at| *at > now);
+        if self.thaws.len() != before {
+            self.heard = None;
         }
-        propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive))
+        if self.wiring.take_changed() {
+            self.heard = None;
+        }
+        if let Some(heard) = &self.heard {
+            return heard.clone();
+        }
+        // What each node passes on of what it hears: nothing if gone or frozen.
+        let passes: Vec<f64> = (0..self.nodes.len())
+            .map(|id| {
+                let live = self.nodes[id].alive && !self.frozen(id);
+                if live {
+                    (1.0 - self.overfeed(id)) * (1.0 - self.network.link_loss)
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut feeds = Feeds::default();
+        let mut next = 0;
+        for (fed, feeder) in self.wiring.feeds() {
+            while next < fed {
+                feeds.ends.push(feeds.all.len());
+                next += 1;
+            }
+            if fed != 0 && self.nodes[fed].alive && passes[feeder] > 0.0 {
+                feeds.all.push((feeder, passes[feeder]));
+            }
+        }
+        while next < self.nodes.len() {
+            feeds.ends.push(feeds.all.len());
+            next += 1;
+        }
+        let heard = propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive));
+        self.heard = Some(heard.clone());
+        heard
     }
 
-    /// The links that feed `id` now, each as (the node at its other end, the share of that
-    /// node's frames it carries): connected at both ends, from a live relay that is not
-    /// frozen.
-    fn feeds_of(&self, id: NodeId, overfeed: &[f64], into: &mut Vec<(NodeId, f64)>) {
-        let node = &self.nodes[id];
-        if id == 0 || !node.alive {
-            return;
+    /// Reads again the links of every node that handled something since the last read.
+    fn rewire(&mut self) {
+        for id in self.wiring.take_stale() {
+            let links = self.nodes[id].participant.links();
+            let made_of = |(peer, l): (&PublicKey, &crate::participant::Link)| {
+                let mut key = KeyHasher::default();
+                peer.hash(&mut key);
+                let flags = u8::from(l.kind.upstream())
+                    | u8::from(l.kind.downstream()) << 1
+                    | u8::from(l.connected_at.is_some()) << 2;
+                (key.finish(), flags)
+            };
+            // Most inputs (loss reports above all) change no link's kind or state: compare
+            // before looking peers up.
+            if self.wiring.made_of(id, links.iter().map(made_of)) {
+                continue;
+            }
+            let connected = |test: fn(LinkKind) -> bool| -> Vec<NodeId> {
+                let mut peers: Vec<NodeId> = links
+                    .iter()
+                    .filter(|(_, l)| test(l.kind) && l.connected_at.is_some())
+                    .filter_map(|(peer, _)| self.id_of(peer))
+                    .collect();
+                peers.sort_unstable();
+                peers
+            };
+            let up = connected(LinkKind::upstream);
+            let down = connected(LinkKind::downstream);
+            let made_of = links.iter().map(made_of).collect();
+            self.wiring.read(id, made_of, up, down);
         }
-        let me = *node.participant.me();
-        let feeds = node
-            .participant
-            .links()
-            .iter()
-            .filter(|(_, link)| link.kind.upstream() && link.connected_at.is_some())
-            .filter_map(|(peer, _)| {
-                let up = self.id_of(peer)?;
-                let feeds = self.nodes[up]
-                    .participant
-                    .links()
-                    .get(&me)
-                    .is_some_and(|l| l.kind.downstream() && l.connected_at.is_some());
-                (feeds && self.nodes[up].alive && !self.frozen(up))
-                    .then(|| (up, (1.0 - overfeed[up]) * (1.0 - self.network.link_loss)))
-            });
-        into.extend(feeds);
     }
 
     /// The share of a relay's streams its real uplink cannot carry.
     fn overfeed(&self, id: NodeId) -> f64 {
-        let node = &self.nodes[id];
-        let streams = node
-            .participant
-            .links()
-            .iter()
-            .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
-            .count() as f64;
-        let need = streams * self.policy.stream_kbps();
-        if need <= node.uplink_kbps || need == 0.0 {
+        let need = self.wiring.fed_by(id) as f64 * self.policy.stream_kbps();
+        let uplink = self.nodes[id].uplink_kbps;
+        if need <= uplink || need == 0.0 {
             0.0
         } else {
-            1.0 - node.uplink_kbps / need
+            1.0 - uplink / need
         }
     }
 
@@ -1166,7 +1205,6 @@ impl World {
     /// lost on that hop (what its uplink cannot carry, and the link's own loss) goes to the
     /// relay, as its child's RTCP report says, and to the child, as it counts it itself.
     fn report_loss(&mut self) {
-        let now = self.now;
         // Each node's reports go in together, as its driver reads them.
         let mut reports: Vec<Vec<(NodeId, Millis, u16)>> = vec![Vec::new(); self.nodes.len()];
         for relay in 0..self.nodes.len() {
@@ -1193,8 +1231,28 @@ impl World {
         }
         for (node, losses) in reports.into_iter().enumerate() {
             if !losses.is_empty() {
-                self.at(now, Action::Losses(node, losses));
+                self.losses(node, losses);
             }
+        }
+    }
+
+    /// A node's loss reports go in, for the links still the ones reported on (same
+    /// confirmation time).
+    fn losses(&mut self, node: NodeId, reports: Vec<(NodeId, Millis, u16)>) {
+        if !self.nodes[node].alive {
+            return;
+        }
+        let links = self.nodes[node].participant.links();
+        let losses: Vec<(PublicKey, u16)> = reports
+            .into_iter()
+            .filter_map(|(peer, confirmed_at, permille)| {
+                let key = *self.nodes[peer].participant.me();
+                let same = links.get(&key)?.confirmed_at == confirmed_at;
+                same.then_some((key, permille))
+            })
+            .collect();
+        if !losses.is_empty() {
+            self.input(node, Input::Losses(losses));
         }
     }
 

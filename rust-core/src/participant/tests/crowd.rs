@@ -258,3 +258,38 @@ fn a_crowd_hears_with_bounded_views_and_seats_that_tell_the_truth() {
         );
     }
 }
+
+#[test]
+fn an_open_seat_is_renewed_on_time_with_nothing_else_to_wake_us() {
+    // Relays' samples look back SAMPLE_SINCE: a seat renewed late drops out of them. Loss
+    // reports, twice a second, change nothing else and no longer pass for a wake-up.
+    let (mut host, _) = Alone::configured(1, 1, wifi(400), |c| c.crowd_at = 5);
+    host.stored_end();
+    host.advance(7_000);
+    for n in 10..14 {
+        host.event(n, join(100));
+    }
+    assert!(host.me.space().is_crowd());
+    let seat_joins = |out: &[Output]| {
+        published_in(out)
+            .into_iter()
+            .filter(|m| matches!(m, Message::Join(info) if info.seat.is_some_and(|s| s.open())))
+            .count()
+    };
+    assert_eq!(seat_joins(&host.drain()), 1, "the seat is announced");
+    let mut renewed = vec![host.now];
+    while host.now < T0 + 6 * ms(PRESENCE_EVERY) {
+        let next = host.me.poll_timeout();
+        host.now = next;
+        host.me.handle_timeout(next);
+        if seat_joins(&host.drain()) > 0 {
+            renewed.push(host.now);
+        }
+    }
+    let gaps: Vec<Millis> = renewed.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 4, "renewals {gaps:?}");
+    assert!(
+        gaps.iter().all(|gap| *gap == ms(PRESENCE_EVERY)),
+        "renewed every {gaps:?} ms"
+    );
+}

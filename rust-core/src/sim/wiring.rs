@@ -1,0 +1,150 @@
+//! Who feeds whom with audio, as the hearing model reads it: each node's connected upstream
+//! and downstream links by node id, and the feeds they make (a link connected at both ends,
+//! upstream at one and downstream at the other).
+//!
+//! The world looks at the audio ten times a simulated second; at 10,000 nodes, reading every
+//! participant's links each time cost more than the participants themselves. Here a node's
+//! links are read again only when it handled something, and the feeds are kept in one
+//! ordered set that a look walks through.
+
+use std::collections::BTreeSet;
+
+use super::world::NodeId;
+
+/// One node's links as last read.
+#[derive(Debug, Default)]
+struct Ends {
+    /// Peers on connected upstream links, sorted.
+    up: Vec<NodeId>,
+    /// Peers on connected downstream links, sorted.
+    down: Vec<NodeId>,
+    /// What they were read from: each link's peer (a hash of its key) and whether it is
+    /// upstream, downstream and connected.
+    made_of: Vec<(u64, u8)>,
+}
+
+/// The wiring of every node.
+#[derive(Debug, Default)]
+pub(super) struct Wiring {
+    ends: Vec<Ends>,
+    /// The participant handled an input or a timeout since its links were read.
+    stale: Vec<bool>,
+    /// Every feed, as (the node fed, the node feeding it).
+    feeds: BTreeSet<(NodeId, NodeId)>,
+    /// Changed since [`Self::take_changed`].
+    changed: bool,
+}
+
+impl Wiring {
+    /// A new node, with no links yet.
+    pub fn push(&mut self) {
+        self.ends.push(Ends::default());
+        self.stale.push(false);
+        self.changed = true;
+    }
+
+    /// `node` handled something: its links may have changed.
+    pub fn touch(&mut self, node: NodeId) {
+        self.stale[node] = true;
+    }
+
+    /// The nodes whose links may have changed since they were read; each is read again
+    /// with [`Self::read`].
+    pub fn take_stale(&mut self) -> Vec<NodeId> {
+        let stale: Vec<NodeId> = (0..self.stale.len()).filter(|n| self.stale[*n]).collect();
+        for node in &stale {
+            self.stale[*node] = false;
+        }
+        stale
+    }
+
+    /// Whether `node`'s links are still made of this (checked before looking peers up).
+    pub fn made_of(&self, node: NodeId, made_of: impl Iterator<Item = (u64, u8)>) -> bool {
+        made_of.eq(self.ends[node].made_of.iter().copied())
+    }
+
+    /// `node`'s links as read now: what they are made of, and their peers upstream and
+    /// downstream (both sorted).
+    pub fn read(
+        &mut self,
+        node: NodeId,
+        made_of: Vec<(u64, u8)>,
+        up: Vec<NodeId>,
+        down: Vec<NodeId>,
+    ) {
+        if self.ends[node].up == up && self.ends[node].down == down {
+            self.ends[node].made_of = made_of;
+            return;
+        }
+        self.changed = true;
+        let old = std::mem::replace(&mut self.ends[node], Ends { up, down, made_of });
+        // Our feeds, and the feeds we give, as both ends say now.
+        for feeder in &old.up {
+            self.feeds.remove(&(node, *feeder));
+        }
+        for fed in &old.down {
+            self.feeds.remove(&(*fed, node));
+        }
+        let ends = &self.ends[node];
+        for &feeder in &ends.up {
+            if self.ends[feeder].down.binary_search(&node).is_ok() {
+                self.feeds.insert((node, feeder));
+            }
+        }
+        for &fed in &ends.down {
+            if self.ends[fed].up.binary_search(&node).is_ok() {
+                self.feeds.insert((fed, node));
+            }
+        }
+    }
+
+    /// How many links `node` feeds.
+    pub fn fed_by(&self, node: NodeId) -> usize {
+        self.ends[node].down.len()
+    }
+
+    /// Every feed, as (the node fed, the node feeding it), by node fed.
+    pub fn feeds(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
+        self.feeds.iter().copied()
+    }
+
+    /// Whether any node's feeds changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Wiring;
+
+    fn wired(n: usize) -> Wiring {
+        let mut wiring = Wiring::default();
+        for _ in 0..n {
+            wiring.push();
+        }
+        wiring
+    }
+
+    #[test]
+    fn a_feed_needs_both_ends_and_goes_when_either_end_lets_go() {
+        let mut wiring = wired(3);
+        // 0 feeds 1 as far as 0 knows; 1 does not take it yet.
+        wiring.read(0, vec![], vec![], vec![1]);
+        assert_eq!(wiring.feeds().count(), 0);
+        wiring.read(1, vec![], vec![0], vec![]);
+        assert_eq!(wiring.feeds().collect::<Vec<_>>(), vec![(1, 0)]);
+        // 2 takes from 1, which feeds it too, and from 0, which does not.
+        wiring.read(1, vec![], vec![0], vec![2]);
+        wiring.read(2, vec![], vec![0, 1], vec![]);
+        assert_eq!(wiring.feeds().collect::<Vec<_>>(), vec![(1, 0), (2, 1)]);
+        assert!(wiring.take_changed());
+        assert!(!wiring.take_changed());
+        // 1 stops feeding 2; 0 stops feeding 1 as far as 0 knows.
+        wiring.read(1, vec![], vec![0], vec![]);
+        wiring.read(0, vec![], vec![], vec![]);
+        assert_eq!(wiring.feeds().count(), 0);
+        assert!(wiring.take_changed());
+        assert_eq!(wiring.fed_by(1), 0);
+    }
+}
