@@ -329,6 +329,9 @@ pub struct Participant {
     next_search: Millis,
     next_climb: Millis,
     last_standby_try: Millis,
+    /// When our former parent became [`LinkKind::Retiring`]: it goes once the new parent has
+    /// carried audio for [`SILENT_FROM_THE_START`] since, long enough for a stall to show.
+    retired_at: Millis,
     left: bool,
     now: Millis,
     routing: Routing,
@@ -400,6 +403,7 @@ impl Participant {
             next_search: now,
             next_climb: now + ms(CLIMB_EVERY),
             last_standby_try: now,
+            retired_at: now,
             left: false,
             now,
             routing: Routing::default(),
@@ -549,7 +553,7 @@ impl Participant {
                 .and_then(|p| self.links.get(&p))
                 .and_then(|l| l.connected_at)
         {
-            at(connected + SILENT_FROM_THE_START);
+            at(connected.max(self.retired_at) + SILENT_FROM_THE_START);
         }
         if let Some(lost) = self.seats_lost_at() {
             // A search waits for the sample of seats it asked for: its end wakes us, or,
@@ -1052,17 +1056,15 @@ impl Participant {
     }
 
     /// Our parent DROPped us while its link still delivers: it handed our seat on to a
-    /// stronger relay and keeps feeding us for a while ([`HAND_ON_GRACE`]). Unless a warm
-    /// backup that carries audio takes over, we keep its audio as a retiring parent's until
-    /// a new parent delivers or the grace ends, rather than go silent while we look (a backup
-    /// set up a moment ago may carry nothing yet). Returns whether it did.
+    /// stronger relay and keeps feeding us for a while ([`HAND_ON_GRACE`]). We keep its
+    /// audio as a retiring parent's until a new parent (our warm backup, promoted, or one we
+    /// ask) has carried audio a while or the grace ends, rather than go silent while we look
+    /// or trust a backup that may have died a moment ago. Returns whether it did.
     fn keep_while_moving(&mut self, peer: PublicKey) -> bool {
         let backup = self.links.one(LinkKind::Standby);
-        let now = self.now;
+        // Even with a warm backup that carries: it may have died a moment ago, too recently
+        // for its link to stall, and the old parent's audio costs nothing while it lasts.
         let moving = self.links.one(LinkKind::Parent) == Some(peer)
-            && backup
-                .and_then(|b| self.links.get(&b))
-                .is_none_or(|l| !carries(l, now))
             && self.links.one(LinkKind::Retiring).is_none()
             && self.links.get(&peer).is_some_and(Link::delivers);
         if !moving {
@@ -1070,16 +1072,11 @@ impl Participant {
         }
         tracing::info!(%peer, "our seat was handed on: its audio until a new parent delivers");
         self.avoid_peer(peer, REFUSED_AVOID);
-        if let Some(link) = self.links.get_mut(&peer) {
-            link.kind = LinkKind::Retiring;
-        }
+        self.retire(peer);
         match backup {
-            // The backup becomes our parent as on any loss; the old parent's audio covers it
-            // until it has carried audio a while.
+            // The backup becomes our parent once it confirms (its CONFIRM says it is alive;
+            // until then both feed us), and the old parent's audio goes a while after.
             Some(backup) => {
-                if let Some(link) = self.links.get_mut(&backup) {
-                    link.kind = LinkKind::Parent;
-                }
                 self.stats.standby_takeovers += 1;
                 self.last_standby_try = self.now;
                 self.reserve(backup, false);
@@ -1087,6 +1084,14 @@ impl Participant {
             None => self.seek(),
         }
         true
+    }
+
+    /// Our parent becomes a former parent: its audio covers us until the new one carries.
+    fn retire(&mut self, parent: PublicKey) {
+        if let Some(link) = self.links.get_mut(&parent) {
+            link.kind = LinkKind::Retiring;
+            self.retired_at = self.now;
+        }
     }
 
     /// Closes the link to a former parent once the new one has carried audio a while (a
@@ -1372,6 +1377,18 @@ impl Participant {
                         tracing::info!(%peer, "parent stalled, backup delivers");
                         self.upstream_lost(peer);
                     }
+                    // A reservation under way must not hold up the search for another parent:
+                    // a warm backup we promoted a moment ago that stalls before confirming was
+                    // most likely gone already (a crash shows as silence first), and a backup
+                    // we are still asking for cannot cover a parent that is silent now. Ask
+                    // for a parent instead, keeping the quiet one until the new one delivers.
+                    LinkKind::Parent
+                        if self.pending.is_some_and(|p| p.standby || p.peer == peer) =>
+                    {
+                        tracing::info!(%peer, "parent stalled while we asked: asking instead");
+                        self.abandon_pending();
+                        self.seek();
+                    }
                     LinkKind::Parent => self.seek(),
                     LinkKind::Standby => self.upstream_lost(peer),
                     _ => {}
@@ -1503,6 +1520,7 @@ impl Participant {
             }
         }
         if self.links.one(LinkKind::Retiring).is_some()
+            && now >= self.retired_at + SILENT_FROM_THE_START
             && self
                 .links
                 .one(LinkKind::Parent)
@@ -1955,10 +1973,8 @@ impl Participant {
         } else {
             // A parent we replace while it still delivers (a speaker moving under the host)
             // stays until the new one is connected.
-            if let Some(old) = self.links.one(LinkKind::Parent)
-                && let Some(link) = self.links.get_mut(&old)
-            {
-                link.kind = LinkKind::Retiring;
+            if let Some(old) = self.links.one(LinkKind::Parent) {
+                self.retire(old);
             }
             LinkKind::Parent
         };

@@ -2141,9 +2141,9 @@ fn a_newcomer_refused_a_leafs_seat_asks_a_free_output_next_not_the_next_leaf() {
     );
 }
 
-#[test]
-fn a_handed_on_leaf_whose_backup_just_connected_keeps_the_old_audio_until_the_backup_proves_itself()
-{
+/// We (5) sit under relay `p` and ask relay `b` to be our warm backup, both under the host
+/// (1). Returns (p, b).
+fn under_a_relay_asking_a_backup() -> (Alone, u8, u8) {
     // The host (capacity 2) feeds relays 7 and 8; we sit under one with the other as backup.
     let mut me = Alone::new(5, 1, wifi(2_000));
     me.event(1, created_by_a_host_of_our_dialect(240));
@@ -2163,6 +2163,13 @@ fn a_handed_on_leaf_whose_backup_just_connected_keeps_the_old_audio_until_the_ba
     me.link(p, LinkInput::Connected);
     me.advance(STANDBY_AFTER.as_millis() as Millis + 100);
     assert_eq!(me.me.pending(), Some((keys(b).public_key(), true)));
+    (me, p, b)
+}
+
+/// [`under_a_relay_asking_a_backup`], and `b` confirmed: its link is up but has carried
+/// nothing yet (its own parent may be quiet).
+fn under_a_relay_with_a_fresh_backup() -> (Alone, u8, u8) {
+    let (mut me, p, b) = under_a_relay_asking_a_backup();
     me.event(
         b,
         Message::Confirm(Reservation {
@@ -2171,19 +2178,40 @@ fn a_handed_on_leaf_whose_backup_just_connected_keeps_the_old_audio_until_the_ba
             ..reservation(5, b)
         }),
     );
-    // The backup's link is up but has carried nothing yet (its own parent may be quiet).
     me.link(b, LinkInput::Connected);
     me.drain();
+    (me, p, b)
+}
 
-    // Our parent hands our seat on.
+#[test]
+fn a_parent_that_stalls_while_we_ask_for_a_backup_is_replaced_at_once() {
+    let (mut me, p, b) = under_a_relay_asking_a_backup();
+    me.drain();
+    // A backup still being asked for cannot cover a parent that is silent now: the ask
+    // gives way to one for a parent instead, and the quiet parent stays until it delivers.
+    me.advance(100);
+    me.link(p, LinkInput::Stalled);
+    assert_eq!(me.me.pending(), Some((keys(b).public_key(), false)));
+    assert_eq!(me.me.stats().parent, Some(keys(p).public_key()));
+    assert!(!closes_link_to_key(&me.drain(), keys(p).public_key()));
+}
+
+#[test]
+fn a_handed_on_leaf_keeps_the_old_audio_until_its_backup_confirms_and_proves_itself() {
+    let (mut me, p, b) = under_a_relay_with_a_fresh_backup();
+    // Our parent hands our seat on: the backup is asked to become our parent; its CONFIRM
+    // says it is alive. Until then both feed us.
     me.event(p, drop_of(5, 0));
     let out = me.drain();
     assert!(!closes_link_to_key(&out, keys(p).public_key()), "{out:?}");
-    assert_eq!(me.me.stats().parent, Some(keys(b).public_key()));
+    assert_eq!(me.me.pending(), Some((keys(b).public_key(), false)));
     assert_eq!(
         me.me.links().get(&keys(p).public_key()).map(|l| l.kind),
         Some(LinkKind::Retiring)
     );
+    me.advance(200);
+    me.event(b, confirm_carrying(5, b, None));
+    assert_eq!(me.me.stats().parent, Some(keys(b).public_key()));
     // Once the backup has carried audio a while, the old parent's link closes, without a
     // DROP.
     me.advance(500);
@@ -2192,6 +2220,31 @@ fn a_handed_on_leaf_whose_backup_just_connected_keeps_the_old_audio_until_the_ba
     let out = me.drain();
     assert!(closes_link_to_key(&out, keys(p).public_key()), "{out:?}");
     assert!(drops_to(&published_in(&out)).is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_handed_on_leaf_whose_backup_died_a_moment_ago_keeps_the_old_audio_and_looks_again() {
+    let (mut me, p, b) = under_a_relay_with_a_fresh_backup();
+    // The backup crashed; its link has not stalled yet when our parent hands our seat on.
+    me.event(p, drop_of(5, 0));
+    me.drain();
+    me.advance(300);
+    me.link(b, LinkInput::Stalled);
+    let out = me.drain();
+    assert!(
+        !closes_link_to_key(&out, keys(p).public_key()),
+        "the old parent still feeds us: {out:?}"
+    );
+    assert_eq!(
+        me.me.links().get(&keys(p).public_key()).map(|l| l.kind),
+        Some(LinkKind::Retiring)
+    );
+    assert_ne!(
+        me.me.pending(),
+        Some((keys(b).public_key(), false)),
+        "no waiting out the reservation of a silent backup"
+    );
+    assert_eq!(me.me.stats().parent, None, "the silent backup is no parent");
 }
 
 impl Alone {

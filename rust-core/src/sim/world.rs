@@ -464,6 +464,7 @@ impl World {
 
     /// The node dies without a word: its peers find out from the silence.
     pub fn crash(&mut self, node: NodeId) {
+        tracing::debug!(node, t = self.now - T0, "node crashes");
         self.vanish(node);
     }
 
