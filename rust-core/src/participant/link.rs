@@ -113,6 +113,8 @@ pub struct Links {
     by_peer: BTreeMap<PublicKey, Link>,
     /// Counts insertions and removals: who we link with changed when it did.
     version: u64,
+    /// Counts every change but loss figures (each mutable access counts).
+    changes: u64,
 }
 
 impl Links {
@@ -123,12 +125,22 @@ impl Links {
 
     /// The link with `peer`, to change it.
     pub fn get_mut(&mut self, peer: &PublicKey) -> Option<&mut Link> {
+        self.changes += 1;
         self.by_peer.get_mut(peer)
+    }
+
+    /// Takes in a loss report on our link with `peer` (see [`Link::record_loss`]); returns
+    /// the link's kind, if we have one.
+    pub fn record_loss(&mut self, peer: &PublicKey, share: f64) -> Option<LinkKind> {
+        let link = self.by_peer.get_mut(peer)?;
+        link.record_loss(share);
+        Some(link.kind)
     }
 
     /// Adds or replaces the link with `peer`.
     pub fn insert(&mut self, peer: PublicKey, link: Link) {
         self.version += 1;
+        self.changes += 1;
         self.by_peer.insert(peer, link);
     }
 
@@ -137,9 +149,16 @@ impl Links {
         self.version
     }
 
+    /// Changes whenever a link may have changed in any way but its loss figures: added,
+    /// removed, or handed out to change.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
     /// Forgets the link with `peer`.
     pub fn remove(&mut self, peer: &PublicKey) -> Option<Link> {
         self.version += 1;
+        self.changes += 1;
         self.by_peer.remove(peer)
     }
 
@@ -182,6 +201,7 @@ impl Links {
 
     /// `newcomer` will not take anyone's seat after all (it left or never connected).
     pub fn forget_displacer(&mut self, newcomer: &PublicKey) {
+        self.changes += 1;
         for link in self.by_peer.values_mut() {
             if link.displaced_by.as_ref() == Some(newcomer) {
                 link.displaced_by = None;

@@ -332,6 +332,8 @@ pub struct Participant {
     /// When our former parent became [`LinkKind::Retiring`]: it goes once the new parent has
     /// carried audio for [`SILENT_FROM_THE_START`] since, long enough for a stall to show.
     retired_at: Millis,
+    /// What [`Self::poll_timeout`] answered, until our state changes.
+    next_timeout: Option<Millis>,
     left: bool,
     now: Millis,
     routing: Routing,
@@ -404,6 +406,7 @@ impl Participant {
             next_climb: now + ms(CLIMB_EVERY),
             last_standby_try: now,
             retired_at: now,
+            next_timeout: None,
             left: false,
             now,
             routing: Routing::default(),
@@ -512,7 +515,18 @@ impl Participant {
     }
 
     /// When [`Self::handle_timeout`] must run next.
-    pub fn poll_timeout(&self) -> Millis {
+    pub fn poll_timeout(&mut self) -> Millis {
+        // It reads only our state: unchanged since the last call, so is the answer (the
+        // driver asks after every input, most of them loss figures).
+        if let Some(next) = self.next_timeout {
+            return next;
+        }
+        let next = self.next_timeout_now();
+        self.next_timeout = Some(next);
+        next
+    }
+
+    fn next_timeout_now(&self) -> Millis {
         let mut next = self.last_presence + ms(PRESENCE_EVERY);
         let mut at = |t: Millis| next = next.min(t);
         if self.is_done() || self.backlog.is_some() {
@@ -578,6 +592,7 @@ impl Participant {
     /// Time passes: deadlines, renewals, parent and backup searches.
     pub fn handle_timeout(&mut self, now: Millis) {
         self.now = self.now.max(now);
+        self.next_timeout = None;
         if self.is_done() {
             return;
         }
@@ -609,6 +624,9 @@ impl Participant {
         self.now = self.now.max(now);
         if self.left {
             return;
+        }
+        if !matches!(input, Input::Losses(_)) {
+            self.next_timeout = None;
         }
         match input {
             Input::Event(event) => match self.backlog.as_mut() {
@@ -657,9 +675,10 @@ impl Participant {
             Input::Losses(losses) => {
                 if !self.take_losses(losses) {
                     // Only figures changed (twice a second per participant): nothing to
-                    // route, follow or announce.
+                    // route, follow or announce, and no deadline moved.
                     return;
                 }
+                self.next_timeout = None;
             }
             Input::WorkedReservationSent { confirmer } => {
                 let now = self.now;
@@ -1222,9 +1241,9 @@ impl Participant {
     fn take_losses(&mut self, losses: Vec<(PublicKey, u16)>) -> bool {
         let mut fed = false;
         for (peer, permille) in losses {
-            if let Some(link) = self.links.get_mut(&peer) {
-                link.record_loss(f64::from(permille.min(1_000)) / 1_000.0);
-                fed |= link.kind.downstream();
+            let share = f64::from(permille.min(1_000)) / 1_000.0;
+            if let Some(kind) = self.links.record_loss(&peer, share) {
+                fed |= kind.downstream();
             }
         }
         fed && self.assess_uplink()

@@ -21,6 +21,8 @@ struct Ends {
     /// What they were read from: each link's peer (a hash of its key) and whether it is
     /// upstream, downstream and connected.
     made_of: Vec<(u64, u8)>,
+    /// The links' count of changes when read ([`crate::participant::Links::changes`]).
+    changes: u64,
 }
 
 /// The wiring of every node.
@@ -58,6 +60,13 @@ impl Wiring {
         stale
     }
 
+    /// Whether `node`'s links changed at all since read (most inputs, loss reports above
+    /// all, change none); notes `changes` as read.
+    pub fn changed(&mut self, node: NodeId, changes: u64) -> bool {
+        let ends = &mut self.ends[node];
+        std::mem::replace(&mut ends.changes, changes) != changes
+    }
+
     /// Whether `node`'s links are still made of this (checked before looking peers up).
     pub fn made_of(&self, node: NodeId, made_of: impl Iterator<Item = (u64, u8)>) -> bool {
         made_of.eq(self.ends[node].made_of.iter().copied())
@@ -77,7 +86,16 @@ impl Wiring {
             return;
         }
         self.changed = true;
-        let old = std::mem::replace(&mut self.ends[node], Ends { up, down, made_of });
+        let changes = self.ends[node].changes;
+        let old = std::mem::replace(
+            &mut self.ends[node],
+            Ends {
+                up,
+                down,
+                made_of,
+                changes,
+            },
+        );
         // Our feeds, and the feeds we give, as both ends say now.
         for feeder in &old.up {
             self.feeds.remove(&(node, *feeder));
@@ -101,6 +119,16 @@ impl Wiring {
     /// How many links `node` feeds.
     pub fn fed_by(&self, node: NodeId) -> usize {
         self.ends[node].down.len()
+    }
+
+    /// The peers on `node`'s connected upstream links, sorted.
+    pub fn up(&self, node: NodeId) -> &[NodeId] {
+        &self.ends[node].up
+    }
+
+    /// The peers on `node`'s connected downstream links, sorted.
+    pub fn down(&self, node: NodeId) -> &[NodeId] {
+        &self.ends[node].down
     }
 
     /// Every feed, as (the node fed, the node feeding it), by node fed.

@@ -210,6 +210,8 @@ pub struct World {
     queue: BinaryHeap<Reverse<Due>>,
     nodes: Vec<Node>,
     by_key: HashMap<PublicKey, NodeId, KeyHash>,
+    /// Each node's key, by id.
+    keys: Vec<PublicKey>,
     relay: Relay,
     /// Subscribers to the whole space by their latency to the relay: one fan-out per
     /// latency, not per node.
@@ -301,6 +303,7 @@ impl World {
             queue: BinaryHeap::new(),
             nodes: Vec::new(),
             by_key: HashMap::with_hasher(KeyHash),
+            keys: Vec::new(),
             relay: Relay::default(),
             subscribers: BTreeMap::new(),
             crowd: BTreeSet::new(),
@@ -392,6 +395,7 @@ impl World {
             frozen_until: None,
         });
         self.by_key.insert(key, id);
+        self.keys.push(key);
         self.wiring.push();
         self.heard = None;
         self.at(self.now + relay_ms, Action::Subscribe(id));
@@ -1070,6 +1074,9 @@ impl World {
     fn rewire(&mut self) {
         for id in self.wiring.take_stale() {
             let links = self.nodes[id].participant.links();
+            if !self.wiring.changed(id, links.changes()) {
+                continue;
+            }
             let made_of = |(peer, l): (&PublicKey, &crate::participant::Link)| {
                 let mut key = KeyHasher::default();
                 peer.hash(&mut key);
@@ -1206,54 +1213,41 @@ impl World {
     /// lost on that hop (what its uplink cannot carry, and the link's own loss) goes to the
     /// relay, as its child's RTCP report says, and to the child, as it counts it itself.
     fn report_loss(&mut self) {
-        // Each node's reports go in together, as its driver reads them.
-        let mut reports: Vec<Vec<(NodeId, Millis, u16)>> = vec![Vec::new(); self.nodes.len()];
-        for relay in 0..self.nodes.len() {
-            if !self.nodes[relay].alive || self.frozen(relay) {
-                continue;
-            }
-            let hop = 1.0 - (1.0 - self.overfeed(relay)) * (1.0 - self.network.link_loss);
-            let permille = (hop * 1_000.0).round() as u16;
-            let relay_key = *self.nodes[relay].participant.me();
-            let fed: Vec<(NodeId, Millis)> = self.nodes[relay]
-                .participant
-                .links()
-                .iter()
-                .filter(|(_, l)| l.kind.downstream() && l.connected_at.is_some())
-                .filter_map(|(k, l)| Some((self.id_of(k)?, l.confirmed_at)))
-                .collect();
-            for (child, confirmed_at) in fed {
-                reports[relay].push((child, confirmed_at, permille));
-                let Some(upstream) = self.nodes[child].participant.links().get(&relay_key) else {
-                    continue;
-                };
-                reports[child].push((relay, upstream.confirmed_at, permille));
-            }
-        }
-        for (node, losses) in reports.into_iter().enumerate() {
-            if !losses.is_empty() {
-                self.losses(node, losses);
-            }
-        }
-    }
-
-    /// A node's loss reports go in, for the links still the ones reported on (same
-    /// confirmation time).
-    fn losses(&mut self, node: NodeId, reports: Vec<(NodeId, Millis, u16)>) {
-        if !self.nodes[node].alive {
-            return;
-        }
-        let links = self.nodes[node].participant.links();
-        let losses: Vec<(PublicKey, u16)> = reports
-            .into_iter()
-            .filter_map(|(peer, confirmed_at, permille)| {
-                let key = *self.nodes[peer].participant.me();
-                let same = links.get(&key)?.confirmed_at == confirmed_at;
-                same.then_some((key, permille))
+        // Read from the wiring as the last look at the audio left it (this instant's), so
+        // that reports given to one node do not change another's.
+        let hop: Vec<Option<u16>> = (0..self.nodes.len())
+            .map(|relay| {
+                let live = self.nodes[relay].alive && !self.frozen(relay);
+                let lost = 1.0 - (1.0 - self.overfeed(relay)) * (1.0 - self.network.link_loss);
+                live.then(|| (lost * 1_000.0).round() as u16)
             })
             .collect();
-        if !losses.is_empty() {
-            self.input(node, Input::Losses(losses));
+        for node in 0..self.nodes.len() {
+            if !self.nodes[node].alive {
+                continue;
+            }
+            // Each node's reports go in together, as its driver reads them: what its children
+            // lose of what it sends, and what it loses of what its feeders send.
+            let fed = hop[node]
+                .map(|lost| {
+                    self.wiring
+                        .down(node)
+                        .iter()
+                        .map(move |&child| (child, lost))
+                })
+                .into_iter()
+                .flatten();
+            let feeding = self.wiring.up(node).iter().filter_map(|&relay| {
+                let fed = self.wiring.down(relay).binary_search(&node).is_ok();
+                Some((relay, hop[relay].filter(|_| fed)?))
+            });
+            let losses: Vec<(PublicKey, u16)> = fed
+                .chain(feeding)
+                .map(|(peer, lost)| (self.keys[peer], lost))
+                .collect();
+            if !losses.is_empty() {
+                self.input(node, Input::Losses(losses));
+            }
         }
     }
 
