@@ -1234,8 +1234,6 @@ impl Participant {
         }
     }
 
-    /// Judges our uplink from the children's latest loss reports: starving children make us
-    /// feed fewer (and say so), clean links for a while let us try one more.
     /// Every link's loss, read at once, then one judgement of our uplink. Returns whether
     /// that judgement changed anything (a cut or a probe).
     fn take_losses(&mut self, losses: Vec<(PublicKey, u16)>) -> bool {
@@ -1249,7 +1247,9 @@ impl Participant {
         fed && self.assess_uplink()
     }
 
-    /// Judges our uplink from the children's reports; returns whether it cut or probed.
+    /// Judges our uplink from the children's latest loss reports: starving children make us
+    /// feed fewer (and say so), clean links for a while let us try one more. Returns whether
+    /// it cut or probed.
     fn assess_uplink(&mut self) -> bool {
         let fed: Vec<&Link> = self
             .links
@@ -1375,10 +1375,7 @@ impl Participant {
                 self.dropped_by(peer);
             }
             LinkInput::Loss { permille } => {
-                link.record_loss(f64::from(permille.min(1_000)) / 1_000.0);
-                if kind.downstream() {
-                    self.assess_uplink();
-                }
+                self.take_losses(vec![(peer, permille)]);
             }
             LinkInput::Stalled => {
                 link.stalled_since.get_or_insert(now);

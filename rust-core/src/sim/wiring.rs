@@ -4,8 +4,9 @@
 //!
 //! The world looks at the audio ten times a simulated second; at 10,000 nodes, reading every
 //! participant's links each time cost more than the participants themselves. Here a node's
-//! links are read again only when it handled something, and the feeds are kept in one
-//! ordered set that a look walks through.
+//! links are read again only when it handled something and they changed
+//! ([`crate::participant::Links::changes`]), and the feeds are kept in one ordered set that a
+//! look walks through.
 
 use std::collections::BTreeSet;
 
@@ -18,9 +19,6 @@ struct Ends {
     up: Vec<NodeId>,
     /// Peers on connected downstream links, sorted.
     down: Vec<NodeId>,
-    /// What they were read from: each link's peer (a hash of its key) and whether it is
-    /// upstream, downstream and connected.
-    made_of: Vec<(u64, u8)>,
     /// The links' count of changes when read ([`crate::participant::Links::changes`]).
     changes: u64,
 }
@@ -33,8 +31,6 @@ pub(super) struct Wiring {
     stale: Vec<bool>,
     /// Every feed, as (the node fed, the node feeding it).
     feeds: BTreeSet<(NodeId, NodeId)>,
-    /// Changed since [`Self::take_changed`].
-    changed: bool,
 }
 
 impl Wiring {
@@ -42,7 +38,6 @@ impl Wiring {
     pub fn push(&mut self) {
         self.ends.push(Ends::default());
         self.stale.push(false);
-        self.changed = true;
     }
 
     /// `node` handled something: its links may have changed.
@@ -67,35 +62,13 @@ impl Wiring {
         std::mem::replace(&mut ends.changes, changes) != changes
     }
 
-    /// Whether `node`'s links are still made of this (checked before looking peers up).
-    pub fn made_of(&self, node: NodeId, made_of: impl Iterator<Item = (u64, u8)>) -> bool {
-        made_of.eq(self.ends[node].made_of.iter().copied())
-    }
-
-    /// `node`'s links as read now: what they are made of, and their peers upstream and
-    /// downstream (both sorted).
-    pub fn read(
-        &mut self,
-        node: NodeId,
-        made_of: Vec<(u64, u8)>,
-        up: Vec<NodeId>,
-        down: Vec<NodeId>,
-    ) {
+    /// `node`'s links as read now: their peers upstream and downstream (both sorted).
+    pub fn read(&mut self, node: NodeId, up: Vec<NodeId>, down: Vec<NodeId>) {
         if self.ends[node].up == up && self.ends[node].down == down {
-            self.ends[node].made_of = made_of;
             return;
         }
-        self.changed = true;
         let changes = self.ends[node].changes;
-        let old = std::mem::replace(
-            &mut self.ends[node],
-            Ends {
-                up,
-                down,
-                made_of,
-                changes,
-            },
-        );
+        let old = std::mem::replace(&mut self.ends[node], Ends { up, down, changes });
         // Our feeds, and the feeds we give, as both ends say now.
         for feeder in &old.up {
             self.feeds.remove(&(node, *feeder));
@@ -121,11 +94,6 @@ impl Wiring {
         self.ends[node].down.len()
     }
 
-    /// The peers on `node`'s connected upstream links, sorted.
-    pub fn up(&self, node: NodeId) -> &[NodeId] {
-        &self.ends[node].up
-    }
-
     /// The peers on `node`'s connected downstream links, sorted.
     pub fn down(&self, node: NodeId) -> &[NodeId] {
         &self.ends[node].down
@@ -136,9 +104,11 @@ impl Wiring {
         self.feeds.iter().copied()
     }
 
-    /// Whether any node's feeds changed since the last call.
-    pub fn take_changed(&mut self) -> bool {
-        std::mem::take(&mut self.changed)
+    /// The nodes that feed `node`.
+    pub fn feeders(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.feeds
+            .range((node, 0)..(node + 1, 0))
+            .map(|(_, feeder)| *feeder)
     }
 }
 
@@ -158,21 +128,19 @@ mod tests {
     fn a_feed_needs_both_ends_and_goes_when_either_end_lets_go() {
         let mut wiring = wired(3);
         // 0 feeds 1 as far as 0 knows; 1 does not take it yet.
-        wiring.read(0, vec![], vec![], vec![1]);
+        wiring.read(0, vec![], vec![1]);
         assert_eq!(wiring.feeds().count(), 0);
-        wiring.read(1, vec![], vec![0], vec![]);
+        wiring.read(1, vec![0], vec![]);
         assert_eq!(wiring.feeds().collect::<Vec<_>>(), vec![(1, 0)]);
         // 2 takes from 1, which feeds it too, and from 0, which does not.
-        wiring.read(1, vec![], vec![0], vec![2]);
-        wiring.read(2, vec![], vec![0, 1], vec![]);
+        wiring.read(1, vec![0], vec![2]);
+        wiring.read(2, vec![0, 1], vec![]);
         assert_eq!(wiring.feeds().collect::<Vec<_>>(), vec![(1, 0), (2, 1)]);
-        assert!(wiring.take_changed());
-        assert!(!wiring.take_changed());
+        assert_eq!(wiring.feeders(2).collect::<Vec<_>>(), vec![1]);
         // 1 stops feeding 2; 0 stops feeding 1 as far as 0 knows.
-        wiring.read(1, vec![], vec![0], vec![]);
-        wiring.read(0, vec![], vec![], vec![]);
+        wiring.read(1, vec![0], vec![]);
+        wiring.read(0, vec![], vec![]);
         assert_eq!(wiring.feeds().count(), 0);
-        assert!(wiring.take_changed());
         assert_eq!(wiring.fed_by(1), 0);
     }
 }

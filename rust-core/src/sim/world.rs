@@ -10,7 +10,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
 use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
@@ -235,11 +234,6 @@ pub struct World {
     held_links: HashMap<(NodeId, NodeId), u64>,
     /// The last link id given.
     last_link: u64,
-    /// What each node heard at the last look, while nothing it depends on changed since
-    /// (who is wired to whom, who is alive or frozen, what a relay's uplink carries).
-    heard: Option<Vec<f64>>,
-    /// When frozen nodes run again.
-    thaws: Vec<Millis>,
     /// Who feeds whom, as the hearing model reads it.
     wiring: Wiring,
 }
@@ -315,8 +309,6 @@ impl World {
             held: BTreeSet::new(),
             held_links: HashMap::new(),
             last_link: 0,
-            heard: None,
-            thaws: Vec::new(),
             wiring: Wiring::default(),
         };
         world.spawn(host, host_uplink_kbps, configure);
@@ -397,7 +389,6 @@ impl World {
         self.by_key.insert(key, id);
         self.keys.push(key);
         self.wiring.push();
-        self.heard = None;
         self.at(self.now + relay_ms, Action::Subscribe(id));
         self.flush(id);
         id
@@ -406,7 +397,6 @@ impl World {
     /// The node's real uplink changes (its announcement is the participant's business).
     pub fn set_uplink(&mut self, node: NodeId, uplink_kbps: f64) {
         self.nodes[node].uplink_kbps = uplink_kbps;
-        self.heard = None;
     }
 
     /// A user command at `node` now.
@@ -422,8 +412,6 @@ impl World {
     /// freezes are crashes to its peers).
     pub fn freeze(&mut self, node: NodeId, for_ms: Millis) {
         self.nodes[node].frozen_until = Some(self.now + for_ms);
-        self.thaws.push(self.now + for_ms);
-        self.heard = None;
     }
 
     fn frozen(&self, node: NodeId) -> bool {
@@ -477,7 +465,6 @@ impl World {
             return;
         }
         self.nodes[node].alive = false;
-        self.heard = None;
         self.unfollow(node);
         let key = *self.nodes[node].participant.me();
         let peers: Vec<NodeId> = self
@@ -1027,28 +1014,8 @@ impl World {
     /// another link.
     pub fn hearing(&mut self) -> Vec<f64> {
         self.rewire();
-        let now = self.now;
-        let before = self.thaws.len();
-        self.thaws.retain(|at| *at > now);
-        if self.thaws.len() != before {
-            self.heard = None;
-        }
-        if self.wiring.take_changed() {
-            self.heard = None;
-        }
-        if let Some(heard) = &self.heard {
-            return heard.clone();
-        }
-        // What each node passes on of what it hears: nothing if gone or frozen.
         let passes: Vec<f64> = (0..self.nodes.len())
-            .map(|id| {
-                let live = self.nodes[id].alive && !self.frozen(id);
-                if live {
-                    (1.0 - self.overfeed(id)) * (1.0 - self.network.link_loss)
-                } else {
-                    0.0
-                }
-            })
+            .map(|id| self.passes(id).unwrap_or(0.0))
             .collect();
         let mut feeds = Feeds::default();
         let mut next = 0;
@@ -1065,9 +1032,14 @@ impl World {
             feeds.ends.push(feeds.all.len());
             next += 1;
         }
-        let heard = propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive));
-        self.heard = Some(heard.clone());
-        heard
+        propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive))
+    }
+
+    /// The share of its frames a relay passes on over each link it feeds (what its uplink
+    /// carries, less the link's own loss); `None` if it is gone or frozen.
+    fn passes(&self, relay: NodeId) -> Option<f64> {
+        let live = self.nodes[relay].alive && !self.frozen(relay);
+        live.then(|| (1.0 - self.overfeed(relay)) * (1.0 - self.network.link_loss))
     }
 
     /// Reads again the links of every node that handled something since the last read.
@@ -1075,19 +1047,6 @@ impl World {
         for id in self.wiring.take_stale() {
             let links = self.nodes[id].participant.links();
             if !self.wiring.changed(id, links.changes()) {
-                continue;
-            }
-            let made_of = |(peer, l): (&PublicKey, &crate::participant::Link)| {
-                let mut key = KeyHasher::default();
-                peer.hash(&mut key);
-                let flags = u8::from(l.kind.upstream())
-                    | u8::from(l.kind.downstream()) << 1
-                    | u8::from(l.connected_at.is_some()) << 2;
-                (key.finish(), flags)
-            };
-            // Most inputs (loss reports above all) change no link's kind or state: compare
-            // before looking peers up.
-            if self.wiring.made_of(id, links.iter().map(made_of)) {
                 continue;
             }
             let connected = |test: fn(LinkKind) -> bool| -> Vec<NodeId> {
@@ -1101,8 +1060,7 @@ impl World {
             };
             let up = connected(LinkKind::upstream);
             let down = connected(LinkKind::downstream);
-            let made_of = links.iter().map(made_of).collect();
-            self.wiring.read(id, made_of, up, down);
+            self.wiring.read(id, up, down);
         }
     }
 
@@ -1217,9 +1175,8 @@ impl World {
         // that reports given to one node do not change another's.
         let hop: Vec<Option<u16>> = (0..self.nodes.len())
             .map(|relay| {
-                let live = self.nodes[relay].alive && !self.frozen(relay);
-                let lost = 1.0 - (1.0 - self.overfeed(relay)) * (1.0 - self.network.link_loss);
-                live.then(|| (lost * 1_000.0).round() as u16)
+                self.passes(relay)
+                    .map(|passed| ((1.0 - passed) * 1_000.0).round() as u16)
             })
             .collect();
         for node in 0..self.nodes.len() {
@@ -1237,10 +1194,10 @@ impl World {
                 })
                 .into_iter()
                 .flatten();
-            let feeding = self.wiring.up(node).iter().filter_map(|&relay| {
-                let fed = self.wiring.down(relay).binary_search(&node).is_ok();
-                Some((relay, hop[relay].filter(|_| fed)?))
-            });
+            let feeding = self
+                .wiring
+                .feeders(node)
+                .filter_map(|relay| Some((relay, hop[relay]?)));
             let losses: Vec<(PublicKey, u16)> = fed
                 .chain(feeding)
                 .map(|(peer, lost)| (self.keys[peer], lost))
