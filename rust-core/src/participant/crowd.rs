@@ -32,13 +32,17 @@ pub const SAMPLE_FOR: Duration = Duration::from_secs(3);
 /// A fetch of seats that has not ended by then is asked again (a relay that went away).
 const SAMPLE_LOST: Duration = Duration::from_secs(3);
 
+/// How often an open seat is announced again: samples look back little more than this, so
+/// a crashed member's seat (its JOIN stays on the relays) drops out of them soon.
+pub const SEAT_RENEW_EVERY: Duration = Duration::from_secs(60);
+
 /// How far back a fetch of seats draws the time its sample ends: open seats are renewed
-/// every [`super::PRESENCE_EVERY`], so every open seat announced itself within it.
-pub const SAMPLE_WINDOW: Duration = Duration::from_secs(120);
+/// every [`SEAT_RENEW_EVERY`], so every open seat announced itself within it.
+pub const SAMPLE_WINDOW: Duration = Duration::from_secs(60);
 
 /// How far back a fetch of seats looks: an open seat is renewed every
-/// [`super::PRESENCE_EVERY`], so an older one is likely a crashed member's.
-pub const SAMPLE_SINCE: Duration = Duration::from_secs(150);
+/// [`SEAT_RENEW_EVERY`], so an older one is likely a crashed member's.
+pub const SAMPLE_SINCE: Duration = Duration::from_secs(75);
 
 /// The shortest time between two seat announcements (JOINs) of one member: a burst of
 /// children arriving changes its free outputs many times in a second.
@@ -370,7 +374,7 @@ impl Participant {
     /// free outputs goes out with the next announcement), and not while we look for a new
     /// parent (our old depth is the best guess of the one we will find; our children would
     /// each announce the change too). An open seat is announced again every
-    /// [`super::PRESENCE_EVERY`]: the sample skips seats not renewed lately (crashed members
+    /// [`SEAT_RENEW_EVERY`]: the sample skips seats not renewed lately (crashed members
     /// leave theirs behind).
     fn announce_seat(&mut self) {
         // What our seat is made of, cheaply: most inputs change none of it. (A child's own
@@ -385,8 +389,8 @@ impl Participant {
             parent.and_then(|p| self.space.members().get(&p)?.seat),
             self.links.displacing(),
         );
-        let renew = self.seat.is_some_and(|s| s.open())
-            && self.now >= self.seat_at + ms(super::PRESENCE_EVERY);
+        let renew =
+            self.seat.is_some_and(|s| s.open()) && self.now >= self.seat_at + ms(SEAT_RENEW_EVERY);
         let due = self.seat_due && self.now >= self.seat_at + ms(SEAT_EVERY);
         if self.seat_made_of == Some(made_of) && !renew && !due {
             return;
@@ -423,7 +427,7 @@ impl Participant {
         }
         let due = self.seat_due.then(|| self.seat_at + ms(SEAT_EVERY));
         let renew =
-            (self.seat.is_some_and(|s| s.open())).then(|| self.seat_at + ms(super::PRESENCE_EVERY));
+            (self.seat.is_some_and(|s| s.open())).then(|| self.seat_at + ms(SEAT_RENEW_EVERY));
         due.into_iter().chain(renew).min()
     }
 

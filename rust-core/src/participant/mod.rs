@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use nostr::prelude::{EventId, PublicKey, Timestamp};
 
-pub use crowd::{CROWD_AT, SAMPLE_FOR, SAMPLE_SINCE, SEAT_EVERY};
+pub use crowd::{CROWD_AT, SAMPLE_FOR, SAMPLE_SINCE, SEAT_EVERY, SEAT_RENEW_EVERY};
 pub use io::{
     Follow, Input, LinkInput, LinkOp, Millis, Output, Publication, Routing, SEAT_SAMPLE,
     UserCommand,
@@ -577,6 +577,15 @@ impl Participant {
             match self.links.one(LinkKind::Parent) {
                 None => at(self.next_search),
                 Some(parent) => {
+                    let quiet = self
+                        .links
+                        .get(&parent)
+                        .is_some_and(|l| l.stalled_since.is_some());
+                    // A quiet parent's replacement is looked for again (`seek`); a search
+                    // time already past wakes nobody (the search runs with the next input).
+                    if quiet && self.next_search > self.now {
+                        at(self.next_search);
+                    }
                     if self.wants_second_link(parent) {
                         at(self.last_standby_try + ms(STANDBY_AFTER));
                     }
@@ -1611,10 +1620,18 @@ impl Participant {
         if stalled && parent != host {
             // Our parent went quiet and no backup delivers: find a parent outside its subtree
             // and keep the quiet one until the new one delivers (it may only be frozen).
-            if self.links.one(LinkKind::Retiring).is_none() && self.sample_ready() {
+            if self.links.one(LinkKind::Retiring).is_none()
+                && now >= self.next_search
+                && self.sample_ready()
+            {
                 let tree = self.tree();
-                if let Some(instead) = self.choose(&tree, Want::Instead { parent }, None) {
-                    self.reserve(instead, false);
+                match self.choose(&tree, Want::Instead { parent }, None) {
+                    Some(instead) => self.reserve(instead, false),
+                    // Nobody outside its subtree: look again soon, with a fresh sample once
+                    // this one is stale. Nothing else may wake us for long (a failed backup
+                    // search waits half a minute in a crowd), and ICE gives the quiet parent
+                    // up only seconds later.
+                    None => self.next_search = now + ms(SEARCH_AGAIN),
                 }
             }
             return;
@@ -2216,9 +2233,12 @@ impl Participant {
     /// set-up deadline) newcomers pass it over, so a Sybil we confirmed but that never links
     /// costs nobody a try. Only children that announced our dialect (NIP-44) are told: other
     /// clients (the draft's, browsers written from it) read any CONFIRM to them as a new one
-    /// and renegotiate a link that works; their seats are proven by age instead.
+    /// and renegotiate a link that works; their seats are proven by age instead. Not in a
+    /// crowd: nobody but `child` follows our CONFIRMs there, and a crowd's seats are proven
+    /// by their own announcement (`topology::TreeRules`), which `child` makes only once our
+    /// link delivers.
     fn attest(&mut self, child: PublicKey) {
-        if !self.space.members().get(&child).is_some_and(|m| m.nip44) {
+        if self.space.is_crowd() || !self.space.members().get(&child).is_some_and(|m| m.nip44) {
             return;
         }
         self.publish(Message::Delivering(Reservation {

@@ -278,7 +278,7 @@ fn an_open_seat_is_renewed_on_time_with_nothing_else_to_wake_us() {
     };
     assert_eq!(seat_joins(&host.drain()), 1, "the seat is announced");
     let mut renewed = vec![host.now];
-    while host.now < T0 + 6 * ms(PRESENCE_EVERY) {
+    while host.now < T0 + 6 * ms(SEAT_RENEW_EVERY) {
         let next = host.me.poll_timeout();
         host.now = next;
         host.me.handle_timeout(next);
@@ -289,7 +289,113 @@ fn an_open_seat_is_renewed_on_time_with_nothing_else_to_wake_us() {
     let gaps: Vec<Millis> = renewed.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.len() >= 4, "renewals {gaps:?}");
     assert!(
-        gaps.iter().all(|gap| *gap == ms(PRESENCE_EVERY)),
+        gaps.iter().all(|gap| *gap == ms(SEAT_RENEW_EVERY)),
         "renewed every {gaps:?} ms"
+    );
+}
+
+#[test]
+fn in_a_crowd_a_parent_leaves_its_childs_seat_to_prove_itself() {
+    // In a small space a parent publishes that a tree link delivers (a DELIVERING), so that
+    // every view sees the child's seat proven. In a crowd nobody but the child follows our
+    // CONFIRMs, and a seat counts once announced (which a member does only while its parent
+    // delivers): the DELIVERING would be one more event per join that no one reads.
+    let delivering_after_link = |crowd_at: usize| {
+        let (mut host, _) = Alone::configured(1, 1, wifi(2_000), |c| c.crowd_at = crowd_at);
+        host.stored_end();
+        host.advance(7_000);
+        for n in 10..14 {
+            host.event(n, join(100));
+        }
+        // A newcomer of our dialect (NIP-44), the only kind a parent attests.
+        let newcomer = match join(2_000) {
+            Message::Join(info) => Message::Join(MemberInfo {
+                nip44: true,
+                ..info
+            }),
+            other => other,
+        };
+        host.event(2, newcomer);
+        host.event(2, reserve(2, 1));
+        assert_eq!(
+            confirms_to(&host.published()).len(),
+            1,
+            "crowd_at {crowd_at}"
+        );
+        host.link(2, LinkInput::Connected);
+        let attested = host
+            .published()
+            .iter()
+            .filter(|m| matches!(m, Message::Delivering(r) if r.requester == keys(2).public_key()))
+            .count();
+        (host.me.space().is_crowd(), attested)
+    };
+    assert_eq!(delivering_after_link(100), (false, 1), "a small space");
+    assert_eq!(delivering_after_link(5), (true, 0), "a crowd");
+}
+
+#[test]
+fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_its_own() {
+    // In a crowd, candidates come from a sample of seats, and a fresh one takes a fetch.
+    // When our parent goes quiet and the sample holds nobody outside its subtree, nothing
+    // else may wake us for long (a failed backup search waits half a minute): we must come
+    // back for a new sample by ourselves, or sit in silence until ICE gives the parent up.
+    // A leaf (one output at most): no climb wakes it either.
+    let (mut me, _) = Alone::configured(5, 1, wifi(100), |c| c.ask_host_first = false);
+    me.event(1, crowd_created(400));
+    me.me.handle_input(Input::HostRead, me.now);
+    me.stored_end();
+    let seat = |depth, free| Seat {
+        depth,
+        free,
+        path_kbps: 200,
+        leaf: None,
+        branch: 7,
+    };
+    me.event(1, join_with_seat(400, seat(0, 0)));
+    me.event(8, join_with_seat(5_000, seat(1, 3)));
+    me.me.handle_input(Input::SeatsRead, me.now);
+    me.me.handle_input(Input::SeatsRead, me.now);
+    assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
+    me.event(8, confirm_carrying(5, 8, Some("v=0 answer")));
+    me.link(8, LinkInput::Connected);
+    // A backup is looked for once settled: a new sample, with no other seat in it.
+    me.advance(STANDBY_AFTER.as_millis() as Millis + SAMPLE_FOR.as_millis() as Millis);
+    assert!(
+        follows(&me.drain())
+            .iter()
+            .any(|f| matches!(f, Follow::Seats { .. })),
+        "a backup search fetches seats"
+    );
+    // Too few seats in it: the newest are fetched too, and bring nobody either.
+    me.me.handle_input(Input::SeatsRead, me.now);
+    me.me.handle_input(Input::SeatsRead, me.now);
+    assert!(me.me.pending().is_none(), "no backup to be had");
+    me.drain();
+    // The parent goes quiet. The sample is fresh and holds only the parent.
+    me.advance(500);
+    me.link(8, LinkInput::Stalled);
+    let stalled_at = me.now;
+    assert!(me.me.pending().is_none());
+    me.drain();
+    let mut fetched = None;
+    while fetched.is_none() && me.now < stalled_at + 20_000 {
+        let next = me.me.poll_timeout();
+        assert!(next > me.now, "woken for nothing at {next}");
+        me.now = next;
+        me.me.handle_timeout(next);
+        let out = me.drain();
+        if follows(&out)
+            .iter()
+            .any(|f| matches!(f, Follow::Seats { .. }))
+        {
+            fetched = Some(me.now);
+        }
+    }
+    let fetched = fetched.expect("a new sample is asked for without any input");
+    assert!(
+        fetched <= stalled_at + ms(SAMPLE_FOR) + ms(SEARCH_AGAIN),
+        "asked {} ms after the parent went quiet",
+        fetched - stalled_at
     );
 }
