@@ -1620,18 +1620,25 @@ impl Participant {
         if stalled && parent != host {
             // Our parent went quiet and no backup delivers: find a parent outside its subtree
             // and keep the quiet one until the new one delivers (it may only be frozen).
-            if self.links.one(LinkKind::Retiring).is_none()
-                && now >= self.next_search
-                && self.sample_ready()
-            {
-                let tree = self.tree();
-                match self.choose(&tree, Want::Instead { parent }, None) {
-                    Some(instead) => self.reserve(instead, false),
-                    // Nobody outside its subtree: look again soon, with a fresh sample once
-                    // this one is stale. Nothing else may wake us for long (a failed backup
-                    // search waits half a minute in a crowd), and ICE gives the quiet parent
-                    // up only seconds later.
-                    None => self.next_search = now + ms(SEARCH_AGAIN),
+            if self.links.one(LinkKind::Retiring).is_some() || now < self.next_search {
+                return;
+            }
+            // Not only seats as near the host as the quiet parent (those deeper in its branch
+            // may hang below it): in the simulator such fetches came back empty for seconds
+            // (the shallow tree is full), while a plain sample held a parent at once.
+            if !self.sample_ready() {
+                return;
+            }
+            let tree = self.tree();
+            match self.choose(&tree, Want::Instead { parent }, None) {
+                Some(instead) => self.reserve(instead, false),
+                // Nobody outside its subtree in this sample: look again soon, in another (a
+                // window of its own). Nothing else may wake us for long (a failed backup
+                // search waits half a minute in a crowd), and ICE gives the quiet parent up
+                // only seconds later.
+                None => {
+                    self.next_search = now + ms(SEARCH_AGAIN);
+                    self.sample_at = None;
                 }
             }
             return;
