@@ -255,6 +255,7 @@ pub async fn run_demo(
         draft_compat: false,
         warm_backup: config.warm_backup,
         crowd_at: config.crowd_at,
+        ask_host_first: true,
     })
     .await?;
     progress(format!(
@@ -293,6 +294,7 @@ pub async fn run_demo(
             draft_compat: false,
             warm_backup: config.warm_backup,
             crowd_at: config.crowd_at,
+            ask_host_first: true,
         })
         .await?;
         started.push(Instant::now());

@@ -411,6 +411,7 @@ fn config(
         draft_compat: settings.draft_compat,
         warm_backup: settings.warm_backup,
         crowd_at: spaces_core::participant::CROWD_AT,
+        ask_host_first: true,
     })
 }
 
@@ -439,6 +440,11 @@ impl SpaceSession {
         cells: Vec<String>,
     ) -> Result<Arc<Self>, SpacesError> {
         let config = config(&settings, signer, space.clone(), cells)?;
+        Self::launch(space, config).await
+    }
+
+    /// Starts a session of `space` as `config` says.
+    async fn launch(space: SpaceRef, config: SessionConfig) -> Result<Arc<Self>, SpacesError> {
         let session = on_runtime(Session::start(config)).await??;
         Ok(Arc::new(Self {
             space,
@@ -770,9 +776,9 @@ impl CellRoamer {
                 }));
             };
             let address = space.room_address();
-            let session =
-                SpaceSession::start(this.settings.clone(), space, this.signer.clone(), cells)
-                    .await?;
+            let mut config = config(&this.settings, this.signer.clone(), space.clone(), cells)?;
+            config.ask_host_first = placement.ask_host_first();
+            let session = SpaceSession::launch(space, config).await?;
             *this.session.lock().unwrap_or_else(PoisonError::into_inner) = Some(session);
             Ok(Some(CellPlacement {
                 cell,

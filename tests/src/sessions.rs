@@ -58,6 +58,7 @@ pub fn config(keys: Keys, space: &SpaceRef, relay: &str, host: bool) -> SessionC
         draft_compat: false,
         warm_backup: true,
         crowd_at: spaces_core::participant::CROWD_AT,
+        ask_host_first: true,
     }
 }
 

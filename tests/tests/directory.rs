@@ -1,6 +1,6 @@
 //! The space list an app shows (`engine::discover::browse`) against a real relay: a live space
 //! with its listeners, a NIP-53 room of another client (from the fixtures) that this core
-//! cannot play, and a space closed by its host.
+//! cannot play, a space closed by its host, and a crowd.
 
 use std::time::Duration;
 
@@ -93,6 +93,7 @@ async fn the_space_list_shows_live_spaces_with_their_listeners_and_other_clients
 
     let ours = find(&listings, &space).expect("the live space is listed");
     assert!(ours.playable());
+    assert!(!ours.crowd, "three members are no crowd");
     assert_eq!(ours.transport, Transport::NostrSpaces);
     assert_eq!(ours.name, "host");
     assert_eq!(
@@ -105,6 +106,7 @@ async fn the_space_list_shows_live_spaces_with_their_listeners_and_other_clients
     assert_eq!(room.name, "Bitcoin chat");
     assert_eq!(room.summary.as_deref(), Some("weekly"));
     assert!(matches!(room.transport, Transport::Moq { .. }));
+    assert!(!room.crowd);
 
     assert!(
         find(&listings, &closed).is_none(),
@@ -117,4 +119,42 @@ async fn the_space_list_shows_live_spaces_with_their_listeners_and_other_clients
     }
     host.stop().await;
     pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_is_listed_as_one() {
+    // The host makes the space a crowd at three members (itself and two listeners) and says
+    // so in a new CREATE: the listing must carry it, whichever CREATE relays hand over last,
+    // so that auto-join (`engine::roam`) asks no seat of a host long full.
+    let (_relay, url, space) = space_on_embedded_relay("crowd-listed", 1).await;
+    let mut host_config = config(keys(1), &space, &url, true);
+    host_config.crowd_at = 3;
+    let host = Session::start(host_config).await.expect("host");
+    let listeners = start_listeners(2..4, &space, &url).await;
+
+    let relays = vec![url.clone()];
+    let deadline = tokio::time::Instant::now() + LISTED_BOUND;
+    let listing = loop {
+        let listings = browse(
+            &relays,
+            &Scope::Everywhere,
+            Duration::from_secs(3600),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("browsed");
+        let listing = find(&listings, &space).cloned();
+        if listing.as_ref().is_some_and(|l| l.crowd) || tokio::time::Instant::now() > deadline {
+            break listing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let listing = listing.expect("the crowd is listed");
+    assert!(listing.crowd, "{listing:?}");
+    assert!(listing.playable());
+
+    for listener in listeners {
+        listener.stop().await;
+    }
+    host.stop().await;
 }

@@ -245,6 +245,7 @@ fn session_config(
         draft_compat: common.draft_compat,
         warm_backup: !common.no_backup,
         crowd_at: spaces_core::participant::CROWD_AT,
+        ask_host_first: true,
     })
 }
 

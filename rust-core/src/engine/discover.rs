@@ -23,6 +23,8 @@ pub struct CellSpace {
     pub name: String,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Its host made it a crowd ([`Listing::crowd`]).
+    pub crowd: bool,
 }
 
 /// Our spaces tagged with `cell_label` ("LAT,LON") or `geokey`, live and created within
@@ -47,6 +49,7 @@ pub async fn spaces_in_cell(
             space: l.space,
             name: l.name,
             created_at: l.created_at,
+            crowd: l.crowd,
         })
         .collect())
 }
@@ -84,6 +87,10 @@ pub struct Listing {
     pub cells: Vec<String>,
     /// When it was created (a room: its last update).
     pub created_at: Timestamp,
+    /// Its host's CREATE says it is a crowd (`["view","crowd"]`): the host's outputs are
+    /// long taken, so a newcomer gains nothing by asking the host for a seat before reading
+    /// the space ([`crate::engine::SessionConfig::ask_host_first`]).
+    pub crowd: bool,
 }
 
 impl Listing {
@@ -161,7 +168,11 @@ async fn gather(
                     listeners: 0,
                     cells: Vec::new(),
                     created_at: parsed.created_at,
+                    crowd: false,
                 });
+                // A space becomes a crowd once and stays one; relays may hand its CREATEs
+                // over in any order.
+                listing.crowd |= info.crowd;
                 listing.name = info.name;
                 listing.cells = info.cells;
                 listing.transport = Transport::NostrSpaces;
@@ -177,6 +188,7 @@ async fn gather(
                     listeners: 0,
                     cells: room.cells.clone(),
                     created_at: parsed.created_at,
+                    crowd: false,
                 });
                 listing.summary = room.summary;
                 if room.transport == Transport::NostrSpaces {

@@ -50,6 +50,8 @@ pub enum Placement {
         cell: Cell,
         /// The space.
         space: SpaceRef,
+        /// Its host made it a crowd: no seat is asked of the host before the space is read.
+        crowd: bool,
     },
     /// Hosting a new space tagged with the cell.
     Hosting {
@@ -83,6 +85,12 @@ impl Placement {
             Placement::Hosting { space, cell } => Some((space.clone(), vec![cell_label(cell)])),
             Placement::Empty { .. } => None,
         }
+    }
+
+    /// Whether the session started here asks the host for a seat before reading the space
+    /// ([`SessionConfig::ask_host_first`]): not in a space its host made a crowd.
+    pub fn ask_host_first(&self) -> bool {
+        !matches!(self, Placement::Joined { crowd: true, .. })
     }
 
     /// We opened the space.
@@ -133,6 +141,7 @@ pub async fn place(
         Some(found) => Placement::Joined {
             cell,
             space: found.space.clone(),
+            crowd: found.crowd,
         },
         None if config.host_if_empty => {
             let id = format!("space-{}", Timestamp::now().as_secs());
@@ -222,7 +231,8 @@ where
         let Some((space, cells)) = placement.space_to_run() else {
             return Ok(Some(placement));
         };
-        let config = (self.make)(self.keys.clone(), space, cells)?;
+        let mut config = (self.make)(self.keys.clone(), space, cells)?;
+        config.ask_host_first &= placement.ask_host_first();
         self.session = Some(Session::start(config).await?);
         Ok(Some(placement))
     }
@@ -242,5 +252,24 @@ where
         if let Some(session) = self.session.take() {
             session.stop().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::Level;
+
+    #[test]
+    fn a_session_placed_in_a_listed_crowd_asks_no_seat_of_its_host_first() {
+        let cell = Cell::from_labels(Level::Umap, "48.85", "2.34").expect("a cell");
+        let space = SpaceRef::new("s", Keys::generate().public_key()).expect("a space");
+        let joined = |crowd| Placement::Joined {
+            cell,
+            space: space.clone(),
+            crowd,
+        };
+        assert!(joined(false).ask_host_first());
+        assert!(!joined(true).ask_host_first(), "its host is full");
     }
 }

@@ -70,6 +70,11 @@ pub struct SessionConfig {
     /// [`crate::participant::ParticipantConfig::crowd_at`]); [`crate::participant::CROWD_AT`]
     /// by default.
     pub crowd_at: usize,
+    /// Ask the host for a seat before the space is read (see
+    /// [`crate::participant::ParticipantConfig::ask_host_first`]). On by default; off for a
+    /// space known to be a crowd ([`crate::engine::discover::Listing::crowd`]), where it
+    /// would cost two events and the host's work for a seat it no longer has.
+    pub ask_host_first: bool,
 }
 
 /// What a session knows about itself, for progress and reports.
@@ -222,7 +227,7 @@ impl Session {
                 rules: TreeRules::default(),
                 draft_compat: config.draft_compat,
                 warm_backup: config.warm_backup,
-                ask_host_first: true,
+                ask_host_first: config.ask_host_first,
                 dtls: Some(certificate.fingerprint().to_owned()),
                 crowd_at: config.crowd_at,
             },

@@ -328,7 +328,7 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
             match happening {
                 Happening::Join => {
                     if let Some((m, uplink)) = arrivals.next() {
-                        world.join(m, uplink);
+                        world.join_listed(m, uplink);
                         joins_in_join_phase += 1;
                     }
                 }
@@ -376,7 +376,7 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
         while let Some(pos) = replacements.iter().position(|at| *at <= now) {
             replacements.swap_remove(pos);
             let (m, uplink) = announce(profile(&mut rng));
-            world.join(m, uplink);
+            world.join_listed(m, uplink);
             churn_events += 1;
         }
 

@@ -345,6 +345,17 @@ impl World {
         self.spawn(metrics, uplink_kbps, |_| {})
     }
 
+    /// A listener that found the space in a listing joins now, as auto-join by cell does
+    /// (`engine::roam`): in a space whose host already made it a crowd, it asks no seat of
+    /// the host before reading the space ([`ParticipantConfig::ask_host_first`]).
+    pub fn join_listed(&mut self, metrics: NetworkMetrics, uplink_kbps: f64) -> NodeId {
+        let crowd = self
+            .nodes
+            .first()
+            .is_some_and(|host| host.participant.space().is_crowd());
+        self.spawn(metrics, uplink_kbps, |c| c.ask_host_first = !crowd)
+    }
+
     /// [`Self::join`] with settings of its own (`configure` changes the defaults).
     pub fn join_configured(
         &mut self,
