@@ -186,7 +186,8 @@ pub struct ParticipantConfig {
     /// room near the host the CONFIRM comes a relay round trip sooner (~80 ms of first audio
     /// on 40 ms links, BENCHMARKS.md). The host is taken to speak our dialect; the read then
     /// keeps the reservation or gives it up. In a space whose host is full it costs a RESERVE
-    /// per newcomer, and the host's refusals (rate-limited). On by default.
+    /// per newcomer, and the host's refusals (rate-limited). On by default; auto-join turns it
+    /// off for a space listed as a crowd (`engine::discover::Listing::crowd`).
     pub ask_host_first: bool,
     /// The fingerprint of our DTLS certificate, announced with our JOIN or CREATE
     /// (`rtc::Certificate`): newcomers below us write our answer before it arrives.
