@@ -397,3 +397,55 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
         at - stalled_at
     );
 }
+
+#[test]
+fn a_relay_whose_climbs_are_refused_looks_up_less_often() {
+    // We relay at depth 3 under 8; the host then shows a free output. Each climb reserves it
+    // and the host refuses (it keeps the seat for others): a place a sample offered and its
+    // owner refused is one others saw too, so the next look waits twice the cadence.
+    let (mut me, _) = Alone::configured(5, 1, wifi(2_000), |c| c.ask_host_first = false);
+    me.event(1, crowd_created(400));
+    me.me.handle_input(Input::HostRead, me.now);
+    me.stored_end();
+    let seat = |depth, free| Seat {
+        depth,
+        free,
+        path_kbps: 200,
+        leaf: None,
+        branch: 7,
+    };
+    me.event(1, join_with_seat(400, seat(0, 0)));
+    me.event(8, join_with_seat(5_000, seat(2, 3)));
+    me.me.handle_input(Input::SeatsRead, me.now);
+    me.me.handle_input(Input::SeatsRead, me.now);
+    assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
+    me.event(8, confirm_carrying(5, 8, Some("v=0 answer")));
+    me.link(8, LinkInput::Connected);
+    me.event(1, join_with_seat(400, seat(0, 2)));
+    let mut climbs = Vec::new();
+    while me.now < T0 + 600_000 {
+        let next = me.me.poll_timeout();
+        me.now = next;
+        me.me.handle_timeout(next);
+        let out = me.drain();
+        if follows(&out)
+            .iter()
+            .any(|f| matches!(f, Follow::Seats { .. }))
+        {
+            // Every fetch brings the same seats: the host's free output among them.
+            me.me.handle_input(Input::SeatsRead, me.now);
+        }
+        if me.me.stats().climbs > climbs.len() as u64 {
+            climbs.push(me.now);
+            me.event(1, drop_of(5, 0));
+        }
+        me.drain();
+    }
+    let gaps: Vec<Millis> = climbs.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 2, "climbs at {climbs:?}");
+    let cadence = ms(CLIMB_EVERY) * Millis::from(CROWD_SLOWER);
+    assert!(
+        gaps.iter().all(|gap| *gap >= 2 * cadence),
+        "after a refusal the next climb waits twice {cadence} ms: {gaps:?}"
+    );
+}
