@@ -121,12 +121,6 @@ pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
 /// How often a relay looks for a seat at least two hops nearer the host.
 pub const CLIMB_EVERY: Duration = Duration::from_secs(10);
 
-/// After a climb refused or unanswered, a relay's next look waits this many times the usual
-/// cadence (BENCHMARKS.md, *Crowd views*: at 10,000, a fifth to a third fewer events in the
-/// steady phase, mean depth unchanged; waiting longer still after refusals in a row made
-/// trees a tenth of a hop deeper).
-const CLIMB_REFUSED_SLOWER: u32 = 2;
-
 /// In a crowd a failed look for a warm backup, and the look for a place nearer the host,
 /// wait this many times longer before the next: each look fetches seats from the relays.
 const CROWD_SLOWER: u32 = 6;
@@ -283,8 +277,6 @@ struct Pending {
     connected: bool,
     /// We asked a full parent for a weaker leaf's seat ([`TreeRules::displaceable`]).
     leaf_seat: bool,
-    /// A climb ([`Participant::climb`]): a refusal or a silence delays the next one.
-    climb: bool,
 }
 
 /// What a crowd's list of followed members depends on: links, parked events, staff.
@@ -1089,9 +1081,6 @@ impl Participant {
         if pending.is_some_and(|p| p.leaf_seat) {
             self.free_seats_until = self.now + ms(REFUSED_AVOID);
         }
-        if pending.is_some_and(|p| p.climb) {
-            self.climb_failed();
-        }
         self.lose(peer);
     }
 
@@ -1491,9 +1480,6 @@ impl Participant {
         {
             tracing::info!(candidate = %pending.peer, "reservation timed out");
             self.abandon_pending();
-            if pending.climb {
-                self.climb_failed();
-            }
             self.avoid_peer(pending.peer, AVOID_FOR);
             self.publish(Message::Drop {
                 target: pending.peer,
@@ -1750,18 +1736,7 @@ impl Participant {
         tracing::debug!(%seat, depth, "climbing nearer the host");
         self.stats.climbs += 1;
         self.reserve(seat, false);
-        if let Some(pending) = self.pending.as_mut() {
-            pending.climb = true;
-        }
         true
-    }
-
-    /// A climb was refused or went unanswered: the next look waits
-    /// [`CLIMB_REFUSED_SLOWER`] times the cadence. A place a sample offered and its owner
-    /// refused is one others saw too; at 10,000 members, relays looking every minute made
-    /// 35,000–55,000 climbs a run, many of them refused, each a RESERVE and its candidate.
-    fn climb_failed(&mut self) {
-        self.next_climb = self.now + ms(self.climb_every() * CLIMB_REFUSED_SLOWER);
     }
 
     /// How often a relay looks for a place nearer the host: [`CLIMB_EVERY`], and
@@ -1895,7 +1870,6 @@ impl Participant {
             before_read,
             connected: false,
             leaf_seat: false,
-            climb: false,
         });
         let reserve = self.publication(
             Message::Reserve(Reservation {
