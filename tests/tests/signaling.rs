@@ -8,8 +8,8 @@ use nostr::prelude::{Event, EventId, Keys, SecretKey, Timestamp};
 use spaces_core::protocol::filter::session_filters;
 use spaces_core::protocol::{
     AdminAction, ConnectionType, EventWriter, IceCandidate, Limits, LinkRole, MemberInfo, Message,
-    NetworkMetrics, Parser, Presence, Reservation, Role, Room, RoomStatus, SpaceInfo, SpaceRef,
-    Transport,
+    NetworkMetrics, Parser, Presence, Reservation, Role, Room, RoomStatus, SpaceInfo, SpaceKind,
+    SpaceRef, Transport,
 };
 use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool, SignalingError};
 use spaces_tests::PythonRelay;
@@ -408,4 +408,74 @@ async fn a_relay_gone_for_ten_seconds_is_used_again_and_a_newcomer_joins_through
         .expect("the relay takes it");
     assert_eq!(peer.receive(id).await, Message::Chat { text: text.clone() });
     assert_eq!(newcomer.receive(id).await, Message::Chat { text });
+}
+
+/// The events of `id` until its end of stored events (a failure bound, not a speed one).
+async fn stored(rx: &mut mpsc::Receiver<Incoming>, id: &nostr::prelude::SubscriptionId) -> usize {
+    let mut events = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Incoming::Event { .. })) => events += 1,
+            Ok(Some(Incoming::EndOfStored { subscription, .. })) if subscription == *id => {
+                return events;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return events,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_brings_every_stored_match_even_events_delivered_before() {
+    // A crowd's samples of open seats overlap; the client hands each event over once per
+    // pool, so a plain subscription asked again brings nothing it brought before.
+    let relay = EmbeddedRelay::start(None).await.expect("starts");
+    let url = relay.url().to_string();
+    let space = space();
+    let (publisher, _prx) = RelayPool::connect(std::slice::from_ref(&url), PoolOptions::default())
+        .await
+        .expect("connects");
+    for n in 0..3u8 {
+        let event = EventWriter::new(&keys(10 + n), &space)
+            .build(&Message::Join(MemberInfo::default()), Timestamp::now())
+            .expect("builds");
+        publisher.publish(&event).await.expect("published");
+    }
+    let (reader, mut rx) = RelayPool::connect(&[url], PoolOptions::default())
+        .await
+        .expect("connects");
+    let joins = || {
+        nostr::prelude::Filter::new()
+            .kind(SpaceKind::Join.kind())
+            .custom_tag(
+                nostr::prelude::SingleLetterTag::lowercase(nostr::prelude::Alphabet::S),
+                space.id(),
+            )
+    };
+    let first = reader.subscribe(vec![joins()]).await.expect("subscribes");
+    assert_eq!(stored(&mut rx, &first).await, 3);
+    reader.unsubscribe(&first).await;
+    let again = reader.subscribe(vec![joins()]).await.expect("subscribes");
+    assert_eq!(
+        stored(&mut rx, &again).await,
+        0,
+        "the client's once-per-pool rule"
+    );
+    reader.unsubscribe(&again).await;
+    let sample = reader.sample(vec![joins()]).await.expect("samples");
+    assert_eq!(
+        stored(&mut rx, &sample).await,
+        3,
+        "a sample brings them all again"
+    );
+    reader.unsubscribe(&sample).await;
+    let after = reader.subscribe(vec![joins()]).await.expect("subscribes");
+    assert_eq!(
+        stored(&mut rx, &after).await,
+        0,
+        "other subscriptions keep the rule"
+    );
+    reader.shutdown().await;
+    publisher.shutdown().await;
 }

@@ -86,8 +86,9 @@ impl Subscriptions {
                     self.pool.unsubscribe(&old).await;
                 }
                 let filter = seats_filter(&self.space, since, until, deepest, SEAT_SAMPLE);
+                // Every seat of the answer counts, also those a sample brought before.
                 self.pool
-                    .subscribe(vec![filter])
+                    .sample(vec![filter])
                     .await
                     .map(|id| self.seats = Some(id))
             }

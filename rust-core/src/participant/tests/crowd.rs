@@ -397,3 +397,56 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
         at - stalled_at
     );
 }
+
+#[test]
+fn a_seat_fetched_again_counts_in_the_new_sample() {
+    // Samples of seats overlap: relays hand over the same JOINs again. A seat already in view
+    // (or forgotten since) is part of the new sample as much as one never seen.
+    let (mut me, _) = Alone::configured(5, 1, wifi(100), |c| c.ask_host_first = false);
+    me.event(1, crowd_created(400));
+    me.me.handle_input(Input::HostRead, me.now);
+    me.stored_end();
+    let seat = |depth, free, branch| Seat {
+        depth,
+        free,
+        path_kbps: 200,
+        leaf: None,
+        branch,
+    };
+    me.event(1, join_with_seat(400, seat(0, 0, 0)));
+    let eight = me.made(8, join_with_seat(5_000, seat(1, 3, 7)), 0);
+    let nine = me.made(9, join_with_seat(5_000, seat(1, 3, 9)), 0);
+    for event in [&eight, &nine] {
+        me.me.handle_input(Input::Event(event.clone()), me.now);
+    }
+    me.me.handle_input(Input::SeatsRead, me.now);
+    me.me.handle_input(Input::SeatsRead, me.now);
+    let parent = reserved(&me.drain());
+    assert_eq!(parent.len(), 1, "{parent:?}");
+    let (p, other) = if parent[0] == keys(8).public_key() {
+        (8, &nine)
+    } else {
+        (9, &eight)
+    };
+    me.event(p, confirm_carrying(5, p, Some("v=0 answer")));
+    me.link(p, LinkInput::Connected);
+    // Settled, we want a backup from a fresh sample; the relays bring the same two JOINs.
+    me.advance(STANDBY_AFTER.as_millis() as Millis + SAMPLE_FOR.as_millis() as Millis);
+    assert!(
+        follows(&me.drain())
+            .iter()
+            .any(|f| matches!(f, Follow::Seats { .. }))
+    );
+    // Too few seats in the window drawn: the newest are fetched too, the same two again.
+    for _ in 0..2 {
+        for event in [&eight, &nine] {
+            me.me.handle_input(Input::Event(event.clone()), me.now);
+        }
+        me.me.handle_input(Input::SeatsRead, me.now);
+    }
+    assert_eq!(
+        me.me.pending(),
+        Some((other.author, true)),
+        "the other seat, fetched again, is our backup"
+    );
+}

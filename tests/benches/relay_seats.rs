@@ -1,0 +1,201 @@
+//! A crowd's sample of open seats from a real relay holding 10,000 members' JOINs.
+//!
+//! `cargo bench -p spaces-tests --bench relay_seats`
+//!
+//! Past `crowd_at` members, a newcomer or an orphan chooses its parent from a sample of open
+//! seats: the JOINs tagged `#o` (`protocol::filter::seats_filter`), `since` 75 s ago, `until` a
+//! time drawn in the last 60 s, `limit` 24, closed at the relay's end of stored events. The
+//! simulator models that query as an index lookup; this bench asks real relays (the embedded
+//! nostr-sdk one and the independent Python nostr-relay) with 10,000 members' JOINs stored,
+//! two thirds of them with an open seat, and times each sample from REQ to EOSE. Samples go
+//! through one pool, as a phone's do (`RelayPool::sample`: overlapping samples come back
+//! whole).
+
+use std::time::{Duration, Instant};
+
+use nostr::prelude::{Event, Keys, SecretKey, Timestamp};
+use spaces_core::protocol::filter::seats_filter;
+use spaces_core::protocol::{
+    ConnectionType, EventWriter, MemberInfo, Message, NetworkMetrics, Seat, SpaceRef,
+};
+use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool};
+use spaces_tests::PythonRelay;
+
+/// Members whose JOIN the relay holds.
+const MEMBERS: usize = 10_000;
+/// Samples asked per relay.
+const SAMPLES: usize = 40;
+/// What a crowd's fetch asks for (`engine::follow`'s `SEAT_SAMPLE`).
+const LIMIT: usize = 24;
+/// How far back a sample looks (`participant::SAMPLE_SINCE`).
+const SINCE_SECS: u64 = 75;
+/// How far back a sample's end is drawn (`participant::crowd::SAMPLE_WINDOW`).
+const WINDOW_SECS: u64 = 60;
+/// Publishes in flight while storing the JOINs.
+const IN_FLIGHT: usize = 16;
+
+fn member_keys(n: usize) -> Keys {
+    let mut bytes = [7u8; 32];
+    bytes[24..].copy_from_slice(&(n as u64 + 1).to_be_bytes());
+    Keys::new(SecretKey::from_slice(&bytes).expect("valid"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// Member `n`'s JOIN, made `age` seconds before `now`: a seat at depth 1–6, open for two
+/// members in three.
+fn join(space: &SpaceRef, n: usize, now: u64, age: u64) -> Event {
+    let keys = member_keys(n);
+    let seat = Seat {
+        depth: 1 + (n % 6) as u32,
+        free: if (n / 6).is_multiple_of(3) { 0 } else { 2 },
+        path_kbps: 500,
+        leaf: None,
+        branch: (n % 8) as u64,
+    };
+    let info = MemberInfo {
+        name: String::new(),
+        metrics: NetworkMetrics {
+            download_kbps: 20_000,
+            upload_kbps: 2_000,
+            max_audio_outputs: 0,
+            connection: ConnectionType::Wifi,
+        },
+        price: 0,
+        nip44: true,
+        dtls: None,
+        seat: Some(seat),
+    };
+    EventWriter::new(&keys, space)
+        .build(&Message::Join(info), Timestamp::from_secs(now - age))
+        .expect("builds")
+}
+
+/// One sample: REQ to EOSE, and the seats it brought.
+async fn sample(
+    pool: &RelayPool,
+    rx: &mut tokio::sync::mpsc::Receiver<Incoming>,
+    space: &SpaceRef,
+    until: u64,
+    deepest: Option<u32>,
+    now: u64,
+) -> (Duration, Vec<Event>) {
+    let filter = seats_filter(
+        space,
+        Timestamp::from_secs(now - SINCE_SECS),
+        Timestamp::from_secs(until),
+        deepest,
+        LIMIT,
+    );
+    let started = Instant::now();
+    let id = pool.sample(vec![filter]).await.expect("subscribes");
+    let mut seats = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Incoming::Event { event, .. })) => seats.push(event.into_inner()),
+            Ok(Some(Incoming::EndOfStored { subscription, .. })) if subscription == id => break,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let took = started.elapsed();
+    pool.unsubscribe(&id).await;
+    (took, seats)
+}
+
+async fn measure(name: &str, url: String) {
+    let now = Timestamp::now().as_secs();
+    let space =
+        SpaceRef::new(format!("seats-{name}-{now}"), member_keys(0).public_key()).expect("valid");
+    let signing = Instant::now();
+    // Ages spread over the last SINCE_SECS + 15 s: some JOINs older than any sample looks.
+    let joins: Vec<Event> = (0..MEMBERS)
+        .map(|n| join(&space, n, now, (n as u64 * 7919) % (SINCE_SECS + 15)))
+        .collect();
+    let signed_in = signing.elapsed();
+
+    let (pool, _rx) = RelayPool::connect(std::slice::from_ref(&url), PoolOptions::default())
+        .await
+        .expect("connects");
+    let pool = std::sync::Arc::new(pool);
+    let storing = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in joins.chunks(joins.len().div_ceil(IN_FLIGHT)) {
+        let (pool, chunk) = (std::sync::Arc::clone(&pool), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0usize;
+            for event in &chunk {
+                if pool.publish(event).await.is_err() {
+                    refused += 1;
+                }
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await.unwrap_or(0);
+    }
+    let stored_in = storing.elapsed();
+
+    // A newcomer's own connection, as a phone's.
+    let (reader, mut rx) = RelayPool::connect(&[url], PoolOptions::default())
+        .await
+        .expect("connects");
+    let mut plain = Vec::new();
+    let mut counts = Vec::new();
+    let mut outside = 0usize;
+    for i in 0..SAMPLES {
+        let back = (i as u64 * 37) % (WINDOW_SECS + 1);
+        let until = now - back;
+        let (took, seats) = sample(&reader, &mut rx, &space, until, None, now).await;
+        outside += seats
+            .iter()
+            .filter(|e| {
+                let at = e.created_at.as_secs();
+                at < now - SINCE_SECS || at > until
+            })
+            .count();
+        counts.push(seats.len());
+        plain.push(took);
+    }
+    // A climb's sample: the newest open seats at most one hop deep (`#o` = id:0, id:1).
+    let mut climbs = Vec::new();
+    let mut climb_counts = Vec::new();
+    for _ in 0..SAMPLES / 4 {
+        let (took, seats) = sample(&reader, &mut rx, &space, now, Some(1), now).await;
+        climb_counts.push(seats.len());
+        climbs.push(took);
+    }
+    plain.sort();
+    climbs.sort();
+    counts.sort_unstable();
+    climb_counts.sort_unstable();
+    println!(
+        "{name:<22} {MEMBERS} JOINs signed in {:.1} s, stored in {:.1} s ({refused} refused); \
+         seat sample (REQ to EOSE) p50 {:.1} ms, p99 {:.1} ms, {}–{} seats each (limit {LIMIT}), \
+         {outside} outside the window; climb sample p50 {:.1} ms, {}–{} seats",
+        signed_in.as_secs_f64(),
+        stored_in.as_secs_f64(),
+        percentile(&plain, 0.5).as_secs_f64() * 1e3,
+        percentile(&plain, 0.99).as_secs_f64() * 1e3,
+        counts.first().copied().unwrap_or(0),
+        counts.last().copied().unwrap_or(0),
+        percentile(&climbs, 0.5).as_secs_f64() * 1e3,
+        climb_counts.first().copied().unwrap_or(0),
+        climb_counts.last().copied().unwrap_or(0),
+    );
+    reader.shutdown().await;
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let embedded = EmbeddedRelay::start(None).await.expect("starts");
+    measure("embedded (nostr-sdk)", embedded.url().to_string()).await;
+    let python = PythonRelay::start();
+    measure("nostr-relay 1.14 (py)", python.url()).await;
+}
