@@ -32,7 +32,7 @@ use crate::protocol::{
     LinkRole, MemberInfo, Message, NetworkMetrics, Presence, Reservation, Role, Seat, SpaceEvent,
     SpaceInfo, SpaceRef,
 };
-use crate::space::{Command, Rejection, Space};
+use crate::space::{Command, Space};
 use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want};
 
 /// How long a participant waits for CONFIRM before asking the next candidate: several relay
@@ -814,10 +814,6 @@ impl Participant {
             Err(rejection) => {
                 if matches!(rejection.reason(), "not_a_member" | "target_not_member") {
                     self.park(event);
-                }
-                if matches!(rejection, Rejection::Duplicate) {
-                    // A seat we hold in view, in a fetch's answer again: part of this sample.
-                    self.note_sampled(event);
                 }
                 *self.stats.rejected.entry(rejection.reason()).or_default() += 1;
             }

@@ -66,23 +66,18 @@ impl Alone {
 
     /// An event carrying `work` bits of proof of work.
     fn event_with_work(&mut self, author: u8, message: Message, work: u8) {
-        let event = self.made(author, message, work);
-        self.me.handle_input(Input::Event(event), self.now);
-    }
-
-    /// A new event of `author`'s, made now, not yet delivered (relays may deliver it twice).
-    fn made(&mut self, author: u8, message: Message, work: u8) -> SpaceEvent {
         self.serial += 1;
         let mut id = [0xEE; 32];
         id[..4].copy_from_slice(&self.serial.to_be_bytes());
-        SpaceEvent {
+        let event = SpaceEvent {
             id: EventId::from_byte_array(id),
             author: keys(author).public_key(),
             created_at: Timestamp::from_secs(self.now / 1_000),
             space: self.space.clone(),
             message,
             work,
-        }
+        };
+        self.me.handle_input(Input::Event(event), self.now);
     }
 
     fn stored_end(&mut self) {

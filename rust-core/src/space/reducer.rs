@@ -23,7 +23,7 @@ impl Space {
         if event.space != self.space {
             return Err(Rejection::ForeignSpace);
         }
-        if self.seen.contains(&event.id) && !self.forgotten_join(event) {
+        if self.seen.contains(&event.id) {
             return Err(Rejection::Duplicate);
         }
         if self.closed {
@@ -443,16 +443,6 @@ impl Space {
         }
         self.membership.insert(peer, clock);
         Ok(())
-    }
-
-    /// Whether `event` is the JOIN of a member this view forgot while narrowing
-    /// ([`Space::narrow_to`]: a crowd's view keeps only its neighbours and its sample), which
-    /// a later fetch of seats brings back: applied again, not a duplicate. A member that left
-    /// keeps its membership clock, so its old JOIN stays out.
-    fn forgotten_join(&self, event: &SpaceEvent) -> bool {
-        matches!(event.message, Message::Join(_))
-            && !self.members.contains_key(&event.author)
-            && !self.membership.contains_key(&event.author)
     }
 
     /// Whether a membership event at `clock` is older than `peer`'s last JOIN or LEAVE.

@@ -834,25 +834,3 @@ fn the_confirm_of_an_ask_given_up_is_not_the_answer_to_the_ask_that_replaced_it(
         confirmed(SPEAKER)
     );
 }
-
-#[test]
-fn a_join_forgotten_by_narrowing_comes_back_with_the_next_fetch_but_a_departed_member_does_not() {
-    // A crowd's view keeps only its neighbours and its latest sample of seats; a later sample
-    // may bring a forgotten member's same JOIN again, which must count as news.
-    let mut world = World::new();
-    let join = world.event(OUTSIDER, Message::Join(MemberInfo::default()), 10);
-    let now = Timestamp::from_secs(T0 + 20);
-    world.space.apply(&join, now).unwrap();
-    world.space.narrow_to(|_| false);
-    assert!(!world.space.members().contains_key(&key(OUTSIDER)));
-    assert_eq!(
-        world.space.apply(&join, now),
-        Ok(vec![Command::MemberJoined(key(OUTSIDER))])
-    );
-    assert_eq!(world.space.apply(&join, now), Err(Rejection::Duplicate));
-    // One that left stays gone, whatever copy of its JOIN comes again.
-    let leave = world.event(OUTSIDER, Message::Leave, 11);
-    world.space.apply(&leave, now).unwrap();
-    assert_eq!(world.space.apply(&join, now), Err(Rejection::Duplicate));
-    assert!(!world.space.members().contains_key(&key(OUTSIDER)));
-}
