@@ -86,7 +86,8 @@ impl Subscriptions {
                     self.pool.unsubscribe(&old).await;
                 }
                 let filter = seats_filter(&self.space, since, until, deepest, SEAT_SAMPLE);
-                // Every seat of the answer counts, also those a sample brought before.
+                // Every match the relays send reaches the participant, also events an earlier
+                // sample brought (the client alone would hand each over once per pool).
                 self.pool
                     .sample(vec![filter])
                     .await
