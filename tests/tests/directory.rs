@@ -47,6 +47,27 @@ fn find<'a>(listings: &'a [Listing], space: &SpaceRef) -> Option<&'a Listing> {
     listings.iter().find(|l| l.space == *space)
 }
 
+/// The space list of `url`, browsed again until `done` says it shows what the test waits for
+/// or [`LISTED_BOUND`] has passed.
+async fn browse_until(url: &str, done: impl Fn(&[Listing]) -> bool) -> Vec<Listing> {
+    let relays = vec![url.to_owned()];
+    let deadline = tokio::time::Instant::now() + LISTED_BOUND;
+    loop {
+        let listings = browse(
+            &relays,
+            &Scope::Everywhere,
+            Duration::from_secs(3600),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("browsed");
+        if done(&listings) || tokio::time::Instant::now() > deadline {
+            return listings;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_space_list_shows_live_spaces_with_their_listeners_and_other_clients_rooms_as_not_playable()
  {
@@ -73,23 +94,10 @@ async fn the_space_list_shows_live_spaces_with_their_listeners_and_other_clients
     pool.publish(&room).await.expect("room published");
     let nests = SpaceRef::new("nests-room-1", keys(7).public_key()).expect("id");
 
-    let relays = vec![url.clone()];
-    let deadline = tokio::time::Instant::now() + LISTED_BOUND;
-    let listings = loop {
-        let listings = browse(
-            &relays,
-            &Scope::Everywhere,
-            Duration::from_secs(3600),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("browsed");
-        let heard = find(&listings, &space).map_or(0, |l| l.listeners);
-        if heard >= 2 || tokio::time::Instant::now() > deadline {
-            break listings;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let listings = browse_until(&url, |listings| {
+        find(listings, &space).is_some_and(|l| l.listeners >= 2)
+    })
+    .await;
 
     let ours = find(&listings, &space).expect("the live space is listed");
     assert!(ours.playable());
@@ -132,23 +140,11 @@ async fn a_crowd_is_listed_as_one() {
     let host = Session::start(host_config).await.expect("host");
     let listeners = start_listeners(2..4, &space, &url).await;
 
-    let relays = vec![url.clone()];
-    let deadline = tokio::time::Instant::now() + LISTED_BOUND;
-    let listing = loop {
-        let listings = browse(
-            &relays,
-            &Scope::Everywhere,
-            Duration::from_secs(3600),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("browsed");
-        let listing = find(&listings, &space).cloned();
-        if listing.as_ref().is_some_and(|l| l.crowd) || tokio::time::Instant::now() > deadline {
-            break listing;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let listings = browse_until(&url, |listings| {
+        find(listings, &space).is_some_and(|l| l.crowd)
+    })
+    .await;
+    let listing = find(&listings, &space).cloned();
     let listing = listing.expect("the crowd is listed");
     assert!(listing.crowd, "{listing:?}");
     assert!(listing.playable());

@@ -6,6 +6,17 @@ use crate::protocol::Seat;
 use crate::sim::{Arrival, SimConfig, run_world};
 use crate::topology::branch_of;
 
+/// A seat in branch 7 at `depth` with `free` outputs.
+fn seat(depth: u32, free: u32) -> Seat {
+    Seat {
+        depth,
+        free,
+        path_kbps: 200,
+        leaf: None,
+        branch: 7,
+    }
+}
+
 /// A JOIN announcing `seat`.
 fn join_with_seat(upload_kbps: u32, seat: Seat) -> Message {
     Message::Join(MemberInfo {
@@ -116,13 +127,6 @@ fn a_newcomer_in_a_crowd_asks_for_members_and_seats_first_and_takes_the_shallowe
     );
     me.stored_end();
     // The host is full; the sample: a seat at depth 2, one at depth 1, one at depth 1 full.
-    let seat = |depth, free| Seat {
-        depth,
-        free,
-        path_kbps: 200,
-        leaf: None,
-        branch: 7,
-    };
     me.event(1, join_with_seat(400, seat(0, 0)));
     me.event(7, join_with_seat(5_000, seat(2, 5)));
     me.event(8, join_with_seat(5_000, seat(1, 3)));
@@ -169,11 +173,8 @@ fn in_a_crowd_a_backup_comes_from_another_branch_or_from_above_the_parent() {
     };
     feed(&mut view, keys(1).public_key(), crowd_created(400));
     let seat = |depth, branch| Seat {
-        depth,
-        free: 2,
-        path_kbps: 200,
-        leaf: None,
         branch,
+        ..seat(depth, 2)
     };
     // Our parent (8) sits at depth 2 in branch 7. 9 is deeper in the same branch (maybe
     // below 8), 10 as deep in another branch, 11 above 8 in its branch.
@@ -345,13 +346,6 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
     me.event(1, crowd_created(400));
     me.me.handle_input(Input::HostRead, me.now);
     me.stored_end();
-    let seat = |depth, free| Seat {
-        depth,
-        free,
-        path_kbps: 200,
-        leaf: None,
-        branch: 7,
-    };
     me.event(1, join_with_seat(400, seat(0, 0)));
     me.event(8, join_with_seat(5_000, seat(1, 3)));
     me.me.handle_input(Input::SeatsRead, me.now);
