@@ -578,13 +578,9 @@ impl Participant {
             match self.links.one(LinkKind::Parent) {
                 None => at(self.next_search),
                 Some(parent) => {
-                    let quiet = self
-                        .links
-                        .get(&parent)
-                        .is_some_and(|l| l.stalled_since.is_some());
                     // A quiet parent's replacement is looked for again (`seek`); a search
                     // time already past wakes nobody (the search runs with the next input).
-                    if quiet && self.next_search > self.now {
+                    if self.quiet(&parent) && self.next_search > self.now {
                         at(self.next_search);
                     }
                     if self.wants_second_link(parent) {
@@ -1614,11 +1610,7 @@ impl Participant {
             }
             return;
         };
-        let stalled = self
-            .links
-            .get(&parent)
-            .is_some_and(|l| l.stalled_since.is_some());
-        if stalled && parent != host {
+        if self.quiet(&parent) && parent != host {
             // Our parent went quiet and no backup delivers: find a parent outside its subtree
             // and keep the quiet one until the new one delivers (it may only be frozen).
             if self.links.one(LinkKind::Retiring).is_some() || now < self.next_search {
@@ -1691,6 +1683,13 @@ impl Participant {
                 self.last_standby_try = now + ms(wait);
             }
         }
+    }
+
+    /// Whether our link with `peer` has gone quiet (stalled, not yet resumed or lost).
+    fn quiet(&self, peer: &PublicKey) -> bool {
+        self.links
+            .get(peer)
+            .is_some_and(|l| l.stalled_since.is_some())
     }
 
     /// Pull-up: a relay that could sit at least two hops nearer the host (a shallow seat opened:
