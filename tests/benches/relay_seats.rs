@@ -19,7 +19,7 @@ use spaces_core::protocol::{
     ConnectionType, EventWriter, MemberInfo, Message, NetworkMetrics, Seat, SpaceRef,
 };
 use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool};
-use spaces_tests::PythonRelay;
+use spaces_tests::{PythonRelay, until_stored};
 
 /// Members whose JOIN the relay holds.
 const MEMBERS: usize = 10_000;
@@ -92,16 +92,7 @@ async fn sample(
     );
     let started = Instant::now();
     let id = pool.sample(vec![filter]).await.expect("subscribes");
-    let mut seats = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(Incoming::Event { event, .. })) => seats.push(event.into_inner()),
-            Ok(Some(Incoming::EndOfStored { subscription, .. })) if subscription == id => break,
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => break,
-        }
-    }
+    let seats = until_stored(rx, &id, Duration::from_secs(30)).await;
     let took = started.elapsed();
     pool.unsubscribe(&id).await;
     (took, seats)

@@ -8,6 +8,35 @@ pub mod signers;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
+
+use nostr::prelude::{Event, SubscriptionId};
+use spaces_core::signaling::Incoming;
+use tokio::sync::mpsc;
+
+/// The events a pool delivers until `subscription`'s end of stored events, or until `bound`
+/// has passed (a failure bound, not a speed one) or the pool has stopped.
+pub async fn until_stored(
+    rx: &mut mpsc::Receiver<Incoming>,
+    subscription: &SubscriptionId,
+    bound: Duration,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Incoming::Event { event, .. })) => events.push(event.into_inner()),
+            Ok(Some(Incoming::EndOfStored {
+                subscription: ended,
+                ..
+            })) if ended == *subscription => {
+                return events;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return events,
+        }
+    }
+}
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the relay to take).
 pub fn free_port() -> u16 {

@@ -12,7 +12,7 @@ use spaces_core::protocol::{
     SpaceRef, Transport,
 };
 use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool, SignalingError};
-use spaces_tests::PythonRelay;
+use spaces_tests::{PythonRelay, until_stored};
 use tokio::sync::mpsc;
 
 /// Bound on waiting for one event: a failure bound, not a speed assertion.
@@ -410,24 +410,9 @@ async fn a_relay_gone_for_ten_seconds_is_used_again_and_a_newcomer_joins_through
     assert_eq!(newcomer.receive(id).await, Message::Chat { text });
 }
 
-/// The events of `id` until its end of stored events (a failure bound, not a speed one).
-async fn stored(rx: &mut mpsc::Receiver<Incoming>, id: &nostr::prelude::SubscriptionId) -> usize {
-    let mut events = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(Incoming::Event { .. })) => events += 1,
-            Ok(Some(Incoming::EndOfStored { subscription, .. })) if subscription == *id => {
-                return events;
-            }
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => return events,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_brings_every_stored_match_even_events_delivered_before() {
+    const BOUND: Duration = Duration::from_secs(10);
     // A crowd's samples of open seats overlap; the client hands each event over once per
     // pool, so a plain subscription asked again brings nothing it brought before.
     let relay = EmbeddedRelay::start(None).await.expect("starts");
@@ -454,25 +439,25 @@ async fn a_sample_brings_every_stored_match_even_events_delivered_before() {
             )
     };
     let first = reader.subscribe(vec![joins()]).await.expect("subscribes");
-    assert_eq!(stored(&mut rx, &first).await, 3);
+    assert_eq!(until_stored(&mut rx, &first, BOUND).await.len(), 3);
     reader.unsubscribe(&first).await;
     let again = reader.subscribe(vec![joins()]).await.expect("subscribes");
     assert_eq!(
-        stored(&mut rx, &again).await,
+        until_stored(&mut rx, &again, BOUND).await.len(),
         0,
         "the client's once-per-pool rule"
     );
     reader.unsubscribe(&again).await;
     let sample = reader.sample(vec![joins()]).await.expect("samples");
     assert_eq!(
-        stored(&mut rx, &sample).await,
+        until_stored(&mut rx, &sample, BOUND).await.len(),
         3,
         "a sample brings them all again"
     );
     reader.unsubscribe(&sample).await;
     let after = reader.subscribe(vec![joins()]).await.expect("subscribes");
     assert_eq!(
-        stored(&mut rx, &after).await,
+        until_stored(&mut rx, &after, BOUND).await.len(),
         0,
         "other subscriptions keep the rule"
     );
