@@ -3,20 +3,23 @@
 //! `cargo bench -p spaces-tests --bench relay_seats`
 //!
 //! Past `crowd_at` members, a newcomer or an orphan chooses its parent from a sample of open
-//! seats: the JOINs tagged `#o` (`protocol::filter::seats_filter`), `since` 75 s ago, `until` a
-//! time drawn in the last 60 s, `limit` 24, closed at the relay's end of stored events. The
+//! seats: the JOINs tagged `#o` with one shard of the space's seats
+//! (`protocol::filter::seats_filter`), `since` 75 s ago, `until` a time drawn in the last 60 s,
+//! `limit` 24, closed at the relay's end of stored events. The
 //! simulator models that query as an index lookup; this bench asks real relays (the embedded
 //! nostr-sdk one and the independent Python nostr-relay) with 10,000 members' JOINs stored,
 //! two thirds of them with an open seat, and times each sample from REQ to EOSE. Samples go
 //! through one pool, as a phone's do (`RelayPool::sample`: overlapping samples come back
-//! whole).
+//! whole). It also counts the distinct seats that 16 newcomers asking in the same second are
+//! offered, with and without shards: the herd the shards break up.
 
 use std::time::{Duration, Instant};
 
 use nostr::prelude::{Event, Keys, SecretKey, Timestamp};
-use spaces_core::protocol::filter::seats_filter;
+use spaces_core::protocol::filter::{OpenSeats, seats_filter};
 use spaces_core::protocol::{
-    ConnectionType, EventWriter, MemberInfo, Message, NetworkMetrics, Seat, SpaceRef,
+    ConnectionType, EventWriter, MemberInfo, Message, NetworkMetrics, SEAT_SHARDS, Seat, SpaceRef,
+    seat_shard,
 };
 use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool};
 use spaces_tests::{PythonRelay, until_stored};
@@ -80,14 +83,14 @@ async fn sample(
     rx: &mut tokio::sync::mpsc::Receiver<Incoming>,
     space: &SpaceRef,
     until: u64,
-    deepest: Option<u32>,
+    which: OpenSeats,
     now: u64,
 ) -> (Duration, Vec<Event>) {
     let filter = seats_filter(
         space,
         Timestamp::from_secs(now - SINCE_SECS),
         Timestamp::from_secs(until),
-        deepest,
+        which,
         LIMIT,
     );
     let started = Instant::now();
@@ -143,12 +146,14 @@ async fn measure(name: &str, url: String) {
     for i in 0..SAMPLES {
         let back = (i as u64 * 37) % (WINDOW_SECS + 1);
         let until = now - back;
-        let (took, seats) = sample(&reader, &mut rx, &space, until, None, now).await;
+        let shard = (i % usize::from(SEAT_SHARDS)) as u8;
+        let which = OpenSeats::Shard(shard);
+        let (took, seats) = sample(&reader, &mut rx, &space, until, which, now).await;
         outside += seats
             .iter()
             .filter(|e| {
                 let at = e.created_at.as_secs();
-                at < now - SINCE_SECS || at > until
+                at < now - SINCE_SECS || at > until || seat_shard(&e.pubkey) != shard
             })
             .count();
         counts.push(seats.len());
@@ -158,10 +163,27 @@ async fn measure(name: &str, url: String) {
     let mut climbs = Vec::new();
     let mut climb_counts = Vec::new();
     for _ in 0..SAMPLES / 4 {
-        let (took, seats) = sample(&reader, &mut rx, &space, now, Some(1), now).await;
+        let which = OpenSeats::AtMost(1);
+        let (took, seats) = sample(&reader, &mut rx, &space, now, which, now).await;
         climb_counts.push(seats.len());
         climbs.push(took);
     }
+    // Newcomers asking in the same second: the seats they are offered, all of them.
+    let mut offered = [0usize; 2];
+    for (n, shards) in [false, true].into_iter().enumerate() {
+        let mut seen = std::collections::HashSet::new();
+        for shard in 0..SEAT_SHARDS {
+            let which = if shards {
+                OpenSeats::Shard(shard)
+            } else {
+                OpenSeats::All
+            };
+            let (_, seats) = sample(&reader, &mut rx, &space, now, which, now).await;
+            seen.extend(seats.into_iter().map(|e| e.pubkey));
+        }
+        offered[n] = seen.len();
+    }
+    let [herd, spread] = offered;
     plain.sort();
     climbs.sort();
     counts.sort_unstable();
@@ -169,7 +191,8 @@ async fn measure(name: &str, url: String) {
     println!(
         "{name:<22} {MEMBERS} JOINs signed in {:.1} s, stored in {:.1} s ({refused} refused); \
          seat sample (REQ to EOSE) p50 {:.1} ms, p99 {:.1} ms, {}–{} seats each (limit {LIMIT}), \
-         {outside} outside the window; climb sample p50 {:.1} ms, {}–{} seats",
+         {outside} outside the window or shard; climb sample p50 {:.1} ms, {}–{} seats; \
+         {SEAT_SHARDS} newcomers in one second offered {herd} distinct seats, {spread} by shard",
         signed_in.as_secs_f64(),
         stored_in.as_secs_f64(),
         percentile(&plain, 0.5).as_secs_f64() * 1e3,

@@ -80,12 +80,12 @@ impl Subscriptions {
             Follow::Seats {
                 since,
                 until,
-                deepest,
+                which,
             } => {
                 if let Some(old) = self.seats.take() {
                     self.pool.unsubscribe(&old).await;
                 }
-                let filter = seats_filter(&self.space, since, until, deepest, SEAT_SAMPLE);
+                let filter = seats_filter(&self.space, since, until, which, SEAT_SAMPLE);
                 // Every match the relays send reaches the participant, also events an earlier
                 // sample brought (the client alone would hand each over once per pool).
                 self.pool

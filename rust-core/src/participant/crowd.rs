@@ -14,7 +14,8 @@ use nostr::prelude::{PublicKey, Timestamp};
 
 use super::{LinkKind, Participant, ms};
 use crate::participant::io::{Follow, Output, SEAT_SAMPLE};
-use crate::protocol::{Message, Seat, SpaceEvent};
+use crate::protocol::filter::OpenSeats;
+use crate::protocol::{Message, SEAT_SHARDS, Seat, SpaceEvent};
 use crate::topology::{branch_of, mix, word};
 
 /// How many members a crowd's view may hold beyond its neighbours and its sample before it
@@ -240,7 +241,9 @@ impl Participant {
         {
             match deepest {
                 // The newest of them: shallow seats are few, and each is worth asking for.
-                Some(_) => self.fetch_seats_until(self.now / 1_000, deepest),
+                Some(deepest) => {
+                    self.fetch_seats_until(self.now / 1_000, OpenSeats::AtMost(deepest))
+                }
                 None => self.fetch_seats(),
             }
         }
@@ -264,22 +267,25 @@ impl Participant {
     /// [`SAMPLE_WINDOW`]. Everyone asking for the newest would meet the same few seats at
     /// once (in the simulator, one relay got tens of backups in a second and handed all but
     /// a few back); a window of its own per fetch spreads the crowd over every open seat.
+    /// The fetch also draws the shard [`Self::seats_read`] falls back on.
     fn fetch_seats(&mut self) {
         self.fetches += 1;
         let draw =
             mix(word(&self.me.to_bytes(), 0) ^ self.fetches.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let back = draw % (SAMPLE_WINDOW.as_secs() + 1);
-        self.fetch_seats_until((self.now / 1_000).saturating_sub(back), None);
+        self.seats_shard = ((draw >> 32) % u64::from(SEAT_SHARDS)) as u8;
+        self.fetch_seats_until((self.now / 1_000).saturating_sub(back), OpenSeats::All);
     }
 
-    fn fetch_seats_until(&mut self, until: u64, deepest: Option<u32>) {
+    fn fetch_seats_until(&mut self, until: u64, which: OpenSeats) {
         self.seats_asked = Some(self.now);
         self.seats_until = until;
+        self.seats_which = which;
         let since = (self.now / 1_000).saturating_sub(SAMPLE_SINCE.as_secs());
         self.outputs.push_back(Output::Follow(Follow::Seats {
             since: Timestamp::from_secs(since),
             until: Timestamp::from_secs(until),
-            deepest,
+            which,
         }));
     }
 
@@ -293,12 +299,24 @@ impl Participant {
             return;
         }
         let now_secs = self.now / 1_000;
-        if self.sampled.len() < SEAT_SAMPLE / 2 && self.seats_until + 1 < now_secs {
-            // A window drawn before most seats were announced (a young space): the newest
-            // then, at once.
-            tracing::debug!(seats = self.sampled.len(), "few seats in the window drawn");
-            self.fetch_seats_until(now_secs, None);
-            return;
+        let few = self.sampled.len() < SEAT_SAMPLE / 2;
+        match self.seats_which {
+            OpenSeats::All if few && self.seats_until + 1 < now_secs => {
+                // A window drawn before most seats were announced (a young space): the newest
+                // then, at once, of one shard. Relays give everyone asking in the same second
+                // the same newest seats (timestamps are in seconds, ties broken alike), and a
+                // young crowd arrives by the hundred a second.
+                tracing::debug!(seats = self.sampled.len(), "few seats in the window drawn");
+                self.fetch_seats_until(now_secs, OpenSeats::Shard(self.seats_shard));
+                return;
+            }
+            OpenSeats::Shard(_) if few => {
+                // A small crowd: a shard holds few seats, the newest of all then.
+                tracing::debug!(seats = self.sampled.len(), "few seats in the shard");
+                self.fetch_seats_until(now_secs, OpenSeats::All);
+                return;
+            }
+            _ => {}
         }
         self.sample_at = Some(self.now);
         let keep = self.neighbours();

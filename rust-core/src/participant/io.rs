@@ -2,6 +2,7 @@
 
 use nostr::prelude::{PublicKey, Timestamp};
 
+use crate::protocol::filter::OpenSeats;
 use crate::protocol::{IceCandidate, Message, NetworkMetrics, SpaceEvent};
 use crate::space::Command;
 
@@ -148,9 +149,8 @@ pub enum Follow {
         since: Timestamp,
         /// The newest announcement time to fetch.
         until: Timestamp,
-        /// Only seats at most this deep (by the depth in their `#o` tag): a relay looking
-        /// for a place nearer the host.
-        deepest: Option<u32>,
+        /// Which seats, by their `#o` tags.
+        which: OpenSeats,
     },
 }
 

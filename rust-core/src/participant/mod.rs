@@ -28,6 +28,7 @@ pub use uplink::{
     UNKNOWN_START, Uplink,
 };
 
+use crate::protocol::filter::OpenSeats;
 use crate::protocol::{
     LinkRole, MemberInfo, Message, NetworkMetrics, Presence, Reservation, Role, Seat, SpaceEvent,
     SpaceInfo, SpaceRef,
@@ -372,6 +373,10 @@ pub struct Participant {
     fetches: u64,
     /// The end of the window of the fetch out now, Unix seconds.
     seats_until: u64,
+    /// Which seats the fetch out now asked for.
+    seats_which: OpenSeats,
+    /// The shard a fetch that found few seats in its window falls back on.
+    seats_shard: u8,
 }
 
 impl Participant {
@@ -429,6 +434,8 @@ impl Participant {
             seat_due: false,
             fetches: 0,
             seats_until: 0,
+            seats_which: OpenSeats::All,
+            seats_shard: 0,
             config,
         };
         participant.announce();

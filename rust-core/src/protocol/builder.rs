@@ -102,14 +102,31 @@ pub const CROWD_TAG: [&str; 2] = ["view", "crowd"];
 pub const SEAT_TAG: &str = "seat";
 
 /// The single-letter tag a JOIN carries while it has a free output or a leaf's seat to hand
-/// on, twice: the space id, and the space id with the seat's depth ([`open_seat_at`]).
-/// Relays index it, so a newcomer in a crowd fetches a few open seats by it, and a relay
-/// looking for a place nearer the host only the shallow ones.
+/// on, three times: the space id, the space id with the seat's depth ([`open_seat_at`]), and
+/// the space id with the seat's shard ([`open_seat_in`]). Relays index it, so a newcomer in a
+/// crowd fetches a few open seats of one shard by it, and a relay looking for a place nearer
+/// the host only the shallow ones.
 pub const OPEN_SEAT_TAG: &str = "o";
 
 /// The value of the [`OPEN_SEAT_TAG`] that names an open seat's depth: `<space id>:<depth>`.
 pub fn open_seat_at(space: &SpaceRef, depth: u32) -> String {
     format!("{}:{depth}", space.id())
+}
+
+/// How many shards a crowd's open seats fall into ([`seat_shard`]).
+pub const SEAT_SHARDS: u8 = 16;
+
+/// The shard of `member`'s open seat: its key's first byte, modulo [`SEAT_SHARDS`]. Relays
+/// answer a fetch of the newest seats with the same seats to everyone asking within the same
+/// second (timestamps are in seconds, ties broken alike); newcomers arriving by the hundred a
+/// second then all ask the same few. A fetch of one shard, drawn per fetch, spreads them.
+pub fn seat_shard(member: &PublicKey) -> u8 {
+    member.to_bytes()[0] % SEAT_SHARDS
+}
+
+/// The value of the [`OPEN_SEAT_TAG`] that names an open seat's shard: `<space id>/<shard>`.
+pub fn open_seat_in(space: &SpaceRef, shard: u8) -> String {
+    format!("{}/{shard}", space.id())
 }
 
 impl<'a> EventWriter<'a> {
@@ -236,6 +253,8 @@ impl<'a> EventWriter<'a> {
                         tags.push(Tag::custom(OPEN_SEAT_TAG, [self.space.id()]));
                         let at_depth = open_seat_at(self.space, seat.depth);
                         tags.push(Tag::custom(OPEN_SEAT_TAG, [at_depth]));
+                        let shard = open_seat_in(self.space, seat_shard(&me));
+                        tags.push(Tag::custom(OPEN_SEAT_TAG, [shard]));
                     }
                 }
                 (SpaceKind::Join, content.to_string(), tags)

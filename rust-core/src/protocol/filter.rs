@@ -3,7 +3,7 @@
 
 use nostr::prelude::{Alphabet, Filter, PublicKey, SingleLetterTag, Timestamp};
 
-use super::builder::{DISCOVERY_TAG, open_seat_at};
+use super::builder::{DISCOVERY_TAG, open_seat_at, open_seat_in};
 use super::{SpaceKind, SpaceRef};
 
 fn kinds(pred: impl Fn(SpaceKind) -> bool) -> Vec<nostr::prelude::Kind> {
@@ -123,20 +123,32 @@ pub fn members_filter(space: &SpaceRef, members: &[PublicKey]) -> Filter {
         .custom_tag(SingleLetterTag::lowercase(Alphabet::S), space.id())
 }
 
+/// Which of a crowd's open seats a fetch asks for, by the `#o` tags of their JOINs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenSeats {
+    /// Any.
+    All,
+    /// Those of one shard ([`super::builder::seat_shard`]).
+    Shard(u8),
+    /// Those at most this many hops deep: a relay looking for a place nearer the host.
+    AtMost(u32),
+}
+
 /// In a crowd: the newest `limit` JOINs announcing a free output (`#o`) made between
-/// `since` and `until` (a crashed member's seat stays stored; its renewals stop), at most
-/// `deepest` hops deep if given.
+/// `since` and `until` (a crashed member's seat stays stored; its renewals stop), of the
+/// `seats` asked for.
 pub fn seats_filter(
     space: &SpaceRef,
     since: Timestamp,
     until: Timestamp,
-    deepest: Option<u32>,
+    seats: OpenSeats,
     limit: usize,
 ) -> Filter {
     let o_tag = SingleLetterTag::lowercase(Alphabet::O);
-    let filter = match deepest {
-        None => Filter::new().custom_tag(o_tag, space.id()),
-        Some(deepest) => {
+    let filter = match seats {
+        OpenSeats::All => Filter::new().custom_tag(o_tag, space.id()),
+        OpenSeats::Shard(shard) => Filter::new().custom_tag(o_tag, open_seat_in(space, shard)),
+        OpenSeats::AtMost(deepest) => {
             Filter::new().custom_tags(o_tag, (0..=deepest).map(|d| open_seat_at(space, d)))
         }
     };

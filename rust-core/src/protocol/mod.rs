@@ -16,7 +16,7 @@ mod verified;
 
 pub use builder::{
     ASK_FIRST_TAG, CROWD_TAG, DELIVERING_TAG, DISCOVERY_TAG, Draft, ENCRYPTION_TAG, EventWriter,
-    OPEN_SEAT_TAG, SEAT_TAG, TRANSPORT_TAG_VALUE,
+    OPEN_SEAT_TAG, SEAT_SHARDS, SEAT_TAG, TRANSPORT_TAG_VALUE, seat_shard,
 };
 pub use error::ProtocolError;
 pub use kind::SpaceKind;

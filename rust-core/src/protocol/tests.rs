@@ -1165,7 +1165,7 @@ fn a_dtls_fingerprint_is_read_only_when_well_formed() {
 }
 
 #[test]
-fn an_open_seat_is_indexed_by_space_and_depth_and_a_malformed_one_reads_as_none() {
+fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as_none() {
     let (host, peer) = (keys(1), keys(2));
     let space = space(&host);
     let seat = |free, leaf| Seat {
@@ -1191,7 +1191,12 @@ fn an_open_seat_is_indexed_by_space_and_depth_and_a_malformed_one_reads_as_none(
             .filter_map(|t| t.get(1).cloned())
             .collect::<Vec<_>>()
     };
-    let open = vec![space.id().to_owned(), format!("{}:2", space.id())];
+    let shard = peer.public_key().to_bytes()[0] % SEAT_SHARDS;
+    let open = vec![
+        space.id().to_owned(),
+        format!("{}:2", space.id()),
+        format!("{}/{shard}", space.id()),
+    ];
     assert_eq!(o_tags(seat(3, None)), open);
     assert_eq!(
         o_tags(seat(0, Some(0))),

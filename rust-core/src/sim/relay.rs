@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use nostr::prelude::{PublicKey, Timestamp};
 
 use crate::participant::Millis;
-use crate::protocol::{Message, SpaceEvent};
+use crate::protocol::filter::OpenSeats;
+use crate::protocol::{Message, SpaceEvent, seat_shard};
 
 /// How a relay would keep an event: one per slot, the newest wins; `None` for ephemeral kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,6 +123,8 @@ pub struct Relay {
     open_at: HashMap<PublicKey, (Timestamp, u32)>,
     /// The same seats by their depth.
     open_by_depth: BTreeMap<u32, BTreeSet<(Reverse<Timestamp>, PublicKey)>>,
+    /// The same seats by their shard.
+    open_by_shard: BTreeMap<u8, BTreeSet<(Reverse<Timestamp>, PublicKey)>>,
 }
 
 impl Relay {
@@ -160,12 +163,19 @@ impl Relay {
                 if let Some(set) = self.open_by_depth.get_mut(&depth) {
                     set.remove(&entry);
                 }
+                if let Some(set) = self.open_by_shard.get_mut(&seat_shard(&event.author)) {
+                    set.remove(&entry);
+                }
             }
             if let Some(seat) = info.seat.filter(|seat| seat.open()) {
                 let entry = (Reverse(event.created_at), event.author);
                 self.open.insert(entry);
                 self.open_by_depth
                     .entry(seat.depth)
+                    .or_default()
+                    .insert(entry);
+                self.open_by_shard
+                    .entry(seat_shard(&event.author))
                     .or_default()
                     .insert(entry);
                 self.open_at
@@ -215,13 +225,13 @@ impl Relay {
             .collect()
     }
 
-    /// The newest `limit` JOINs with an open seat announced between `since` and `until`, at
-    /// most `deepest` hops deep if given.
+    /// The newest `limit` JOINs with an open seat announced between `since` and `until`, of
+    /// the seats asked for.
     pub fn open_seats(
         &self,
         since: Timestamp,
         until: Timestamp,
-        deepest: Option<u32>,
+        which: OpenSeats,
         limit: usize,
     ) -> Vec<SpaceEvent> {
         let from = (Reverse(until), PublicKey::from_byte_array([0; 32]));
@@ -232,9 +242,14 @@ impl Relay {
                 .copied()
                 .collect::<Vec<_>>()
         };
-        let mut seats = match deepest {
-            None => newest(&self.open),
-            Some(deepest) => self
+        let mut seats = match which {
+            OpenSeats::All => newest(&self.open),
+            OpenSeats::Shard(shard) => self
+                .open_by_shard
+                .get(&shard)
+                .map(newest)
+                .unwrap_or_default(),
+            OpenSeats::AtMost(deepest) => self
                 .open_by_depth
                 .range(..=deepest)
                 .flat_map(|(_, set)| newest(set))

@@ -819,9 +819,9 @@ impl World {
             Follow::Seats {
                 since,
                 until,
-                deepest,
+                which,
             } => {
-                let seats = self.relay.open_seats(since, until, deepest, SEAT_SAMPLE);
+                let seats = self.relay.open_seats(since, until, which, SEAT_SAMPLE);
                 let seats = seats.into_iter().filter(|e| e.author != me).collect();
                 (seats, Some(Input::SeatsRead))
             }

@@ -3,8 +3,10 @@
 
 use super::*;
 use crate::protocol::Seat;
+use crate::protocol::filter::OpenSeats;
 use crate::sim::{Arrival, SimConfig, run_world};
 use crate::topology::branch_of;
+use std::collections::BTreeSet;
 
 /// A seat in branch 7 at `depth` with `free` outputs.
 fn seat(depth: u32, free: u32) -> Seat {
@@ -120,8 +122,14 @@ fn a_newcomer_in_a_crowd_asks_for_members_and_seats_first_and_takes_the_shallowe
     assert!(
         matches!(
             asked.as_slice(),
-            [Follow::Members(m), Follow::Seats { deepest: None, .. }, Follow::Crowd]
-                if m == &vec![keys(1).public_key()]
+            [
+                Follow::Members(m),
+                Follow::Seats {
+                    which: OpenSeats::All,
+                    ..
+                },
+                Follow::Crowd
+            ] if m == &vec![keys(1).public_key()]
         ),
         "members and seats before the view: {asked:?}"
     );
@@ -136,20 +144,62 @@ fn a_newcomer_in_a_crowd_asks_for_members_and_seats_first_and_takes_the_shallowe
         "the choice waits for the sample"
     );
     me.me.handle_input(Input::SeatsRead, me.now);
-    // Three seats from a window drawn in the past: the newest are fetched at once.
-    let out = me.drain();
+    // Three seats from a window drawn in the past: the newest of one shard are fetched at
+    // once, and when the shard holds few (a small crowd), the newest of all.
     let until = Timestamp::from_secs(me.now / 1_000);
     let since = Timestamp::from_secs(me.now / 1_000 - SAMPLE_SINCE.as_secs());
-    assert_eq!(
-        follows(&out),
-        vec![Follow::Seats {
-            since,
-            until,
-            deepest: None
-        }]
+    let fetched = |out: &[Output]| match follows(out).as_slice() {
+        [
+            Follow::Seats {
+                since: s,
+                until: u,
+                which,
+            },
+        ] if *s == since && *u == until => Some(*which),
+        _ => None,
+    };
+    let out = me.drain();
+    assert!(
+        matches!(fetched(&out), Some(OpenSeats::Shard(_))),
+        "{out:?}"
     );
     me.me.handle_input(Input::SeatsRead, me.now);
+    let out = me.drain();
+    assert_eq!(fetched(&out), Some(OpenSeats::All), "{out:?}");
+    me.me.handle_input(Input::SeatsRead, me.now);
     assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
+}
+
+#[test]
+fn newcomers_arriving_together_ask_for_seats_of_different_shards() {
+    // A young crowd: the window each newcomer draws holds no seat yet, so it asks for the
+    // newest. Relays answer everyone asking in the same second with the same newest seats: a
+    // crowd arriving by the hundred a second would all ask the same few. Each draws a shard.
+    let first_shard = |me: u8| {
+        let (mut newcomer, _) = Alone::configured(me, 1, wifi(2_000), |c| {
+            c.ask_host_first = false;
+        });
+        newcomer.event(1, crowd_created(400));
+        newcomer.me.handle_input(Input::HostRead, newcomer.now);
+        newcomer.stored_end();
+        newcomer.drain();
+        newcomer.me.handle_input(Input::SeatsRead, newcomer.now);
+        follows(&newcomer.drain())
+            .into_iter()
+            .find_map(|f| match f {
+                Follow::Seats {
+                    which: OpenSeats::Shard(shard),
+                    ..
+                } => Some(shard),
+                _ => None,
+            })
+    };
+    let shards: BTreeSet<u8> = (10..74).filter_map(first_shard).collect();
+    // 64 newcomers over 16 shards: drawn evenly, fewer than 13 distinct happens about once
+    // in 50,000 draws (the keys here are fixed, so this is one draw; the few whose window
+    // ended in the last second ask for no newer seats). Asking for the newest of all seats
+    // names no shard.
+    assert!(shards.len() >= 13, "{shards:?}");
 }
 
 #[test]
@@ -348,8 +398,10 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
     me.stored_end();
     me.event(1, join_with_seat(400, seat(0, 0)));
     me.event(8, join_with_seat(5_000, seat(1, 3)));
-    me.me.handle_input(Input::SeatsRead, me.now);
-    me.me.handle_input(Input::SeatsRead, me.now);
+    // The window, a shard's newest, the newest of all.
+    for _ in 0..3 {
+        me.me.handle_input(Input::SeatsRead, me.now);
+    }
     assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
     me.event(8, confirm_carrying(5, 8, Some("v=0 answer")));
     me.link(8, LinkInput::Connected);
@@ -361,9 +413,11 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
             .any(|f| matches!(f, Follow::Seats { .. })),
         "a backup search fetches seats"
     );
-    // Too few seats in it: the newest are fetched too, and bring nobody either.
-    me.me.handle_input(Input::SeatsRead, me.now);
-    me.me.handle_input(Input::SeatsRead, me.now);
+    // Too few seats in it: a shard's newest are fetched, then the newest of all, and bring
+    // nobody either.
+    for _ in 0..3 {
+        me.me.handle_input(Input::SeatsRead, me.now);
+    }
     assert!(me.me.pending().is_none(), "no backup to be had");
     me.drain();
     // The parent goes quiet. The sample is fresh and holds only the parent: another is
