@@ -31,6 +31,25 @@ fn join_with_seat(upload_kbps: u32, seat: Seat) -> Message {
     })
 }
 
+/// A newcomer (5, uplink `kbps`) in a crowd whose host (1) is full, the space read, its first
+/// fetch of seats out.
+fn newcomer_in_a_crowd(kbps: u32) -> Alone {
+    let (mut me, _) = Alone::configured(5, 1, wifi(kbps), |c| c.ask_host_first = false);
+    me.event(1, crowd_created(400));
+    me.me.handle_input(Input::HostRead, me.now);
+    me.stored_end();
+    me.event(1, join_with_seat(400, seat(0, 0)));
+    me
+}
+
+/// Ends the fetches of seats that a sample with few seats makes: the window drawn, a shard's
+/// newest, the newest of all.
+fn read_few_seats(me: &mut Alone) {
+    for _ in 0..3 {
+        me.me.handle_input(Input::SeatsRead, me.now);
+    }
+}
+
 fn crowd_created(host_kbps: u32) -> Message {
     Message::Create(SpaceInfo {
         host_metrics: wifi(host_kbps),
@@ -392,16 +411,9 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
     // else may wake us for long (a failed backup search waits half a minute): we must come
     // back for a new sample by ourselves, or sit in silence until ICE gives the parent up.
     // A leaf (one output at most): no climb wakes it either.
-    let (mut me, _) = Alone::configured(5, 1, wifi(100), |c| c.ask_host_first = false);
-    me.event(1, crowd_created(400));
-    me.me.handle_input(Input::HostRead, me.now);
-    me.stored_end();
-    me.event(1, join_with_seat(400, seat(0, 0)));
+    let mut me = newcomer_in_a_crowd(100);
     me.event(8, join_with_seat(5_000, seat(1, 3)));
-    // The window, a shard's newest, the newest of all.
-    for _ in 0..3 {
-        me.me.handle_input(Input::SeatsRead, me.now);
-    }
+    read_few_seats(&mut me);
     assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
     me.event(8, confirm_carrying(5, 8, Some("v=0 answer")));
     me.link(8, LinkInput::Connected);
@@ -415,9 +427,7 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
     );
     // Too few seats in it: a shard's newest are fetched, then the newest of all, and bring
     // nobody either.
-    for _ in 0..3 {
-        me.me.handle_input(Input::SeatsRead, me.now);
-    }
+    read_few_seats(&mut me);
     assert!(me.me.pending().is_none(), "no backup to be had");
     me.drain();
     // The parent goes quiet. The sample is fresh and holds only the parent: another is
