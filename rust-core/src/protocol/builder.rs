@@ -104,8 +104,8 @@ pub const SEAT_TAG: &str = "seat";
 /// The single-letter tag a JOIN carries while it has a free output or a leaf's seat to hand
 /// on, three times: the space id, the space id with the seat's depth ([`open_seat_at`]), and
 /// the space id with the seat's shard ([`open_seat_in`]). Relays index it, so a newcomer in a
-/// crowd fetches a few open seats of one shard by it, and a relay looking for a place nearer
-/// the host only the shallow ones.
+/// crowd fetches a few open seats by it (of one shard when it wants the newest), and a relay
+/// looking for a place nearer the host only the shallow ones.
 pub const OPEN_SEAT_TAG: &str = "o";
 
 /// The value of the [`OPEN_SEAT_TAG`] that names an open seat's depth: `<space id>:<depth>`.
