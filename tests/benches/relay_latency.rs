@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use nostr::prelude::{EventId, Keys, SecretKey, Timestamp};
 use spaces_core::protocol::filter::session_filters;
 use spaces_core::protocol::{EventWriter, Message, SpaceRef};
-use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool};
-use spaces_tests::PythonRelay;
+use spaces_core::signaling::{Incoming, PoolOptions, RelayPool};
+use spaces_tests::{on_both_relays, percentile};
 use tokio::sync::Mutex;
 
 const LATENCY_SAMPLES: usize = 400;
@@ -26,11 +26,6 @@ fn keys(n: u8) -> Keys {
     let mut bytes = [5u8; 32];
     bytes[31] = n;
     Keys::new(SecretKey::from_slice(&bytes).expect("valid"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
 }
 
 async fn measure(name: &str, url: String) {
@@ -151,8 +146,5 @@ async fn measure(name: &str, url: String) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let embedded = EmbeddedRelay::start(None).await.expect("starts");
-    measure("embedded (nostr-sdk)", embedded.url().to_string()).await;
-    let python = PythonRelay::start();
-    measure("nostr-relay 1.14 (py)", python.url()).await;
+    on_both_relays(measure).await;
 }

@@ -21,8 +21,8 @@ use spaces_core::protocol::{
     ConnectionType, EventWriter, MemberInfo, Message, NetworkMetrics, SEAT_SHARDS, Seat, SpaceRef,
     seat_shard,
 };
-use spaces_core::signaling::{EmbeddedRelay, Incoming, PoolOptions, RelayPool};
-use spaces_tests::{PythonRelay, until_stored};
+use spaces_core::signaling::{Incoming, PoolOptions, RelayPool};
+use spaces_tests::{on_both_relays, percentile, until_stored};
 
 /// Members whose JOIN the relay holds.
 const MEMBERS: usize = 10_000;
@@ -41,11 +41,6 @@ fn member_keys(n: usize) -> Keys {
     let mut bytes = [7u8; 32];
     bytes[24..].copy_from_slice(&(n as u64 + 1).to_be_bytes());
     Keys::new(SecretKey::from_slice(&bytes).expect("valid"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
 }
 
 /// Member `n`'s JOIN, made `age` seconds before `now`: a seat at depth 1–6, open for two
@@ -208,8 +203,5 @@ async fn measure(name: &str, url: String) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let embedded = EmbeddedRelay::start(None).await.expect("starts");
-    measure("embedded (nostr-sdk)", embedded.url().to_string()).await;
-    let python = PythonRelay::start();
-    measure("nostr-relay 1.14 (py)", python.url()).await;
+    on_both_relays(measure).await;
 }

@@ -11,8 +11,27 @@ use std::process::Command;
 use std::time::Duration;
 
 use nostr::prelude::{Event, SubscriptionId};
-use spaces_core::signaling::Incoming;
+use spaces_core::signaling::{EmbeddedRelay, Incoming};
 use tokio::sync::mpsc;
+
+/// The `p` quantile (0 to 1) of `sorted` durations, nearest rank; zero when there are none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// Runs a relay benchmark's `measure` (given the relay's name and URL) against the embedded
+/// relay, then against the independent Python one.
+pub async fn on_both_relays<F, Fut>(measure: F)
+where
+    F: Fn(&'static str, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let embedded = EmbeddedRelay::start(None).await.expect("starts");
+    measure("embedded (nostr-sdk)", embedded.url().to_string()).await;
+    let python = PythonRelay::start();
+    measure("nostr-relay 1.14 (py)", python.url()).await;
+}
 
 /// The events a pool delivers until `subscription`'s end of stored events, or until `bound`
 /// has passed (a failure bound, not a speed one) or the pool has stopped.
