@@ -136,8 +136,8 @@ pub fn run_simulation(args: &Args) -> Result<(), BadArgument> {
         report.first_audio_ms_p50, report.first_audio_ms_p99, report.never_heard
     );
     println!(
-        "depth max / mean       {} / {:.2} (goal ≤ {})",
-        report.max_depth, report.mean_depth, report.depth_goal
+        "depth max / mean       {} / {:.2} (goal ≤ {}; {} deeper)",
+        report.max_depth, report.mean_depth, report.depth_goal, report.beyond_depth_goal
     );
     println!(
         "interruptions          {} (p99 {:.0} ms, max {:.0} ms, {:.4} % of listening time)",

@@ -34,7 +34,7 @@ use crate::protocol::{
     SpaceInfo, SpaceRef,
 };
 use crate::space::{Command, Space};
-use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want};
+use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want, climb_reach};
 
 /// How long a participant waits for CONFIRM before asking the next candidate: several relay
 /// round trips on a slow mobile link, short enough that a silent candidate costs little.
@@ -119,7 +119,7 @@ pub const STANDBY_AFTER: Duration = Duration::from_secs(1);
 /// How long to wait after finding no warm backup before looking again.
 pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
 
-/// How often a relay looks for a seat at least two hops nearer the host.
+/// How often a relay looks for a seat nearer the host ([`climb_reach`]).
 pub const CLIMB_EVERY: Duration = Duration::from_secs(10);
 
 /// In a crowd a failed look for a warm backup, and the look for a place nearer the host,
@@ -1699,8 +1699,9 @@ impl Participant {
             .is_some_and(|l| l.stalled_since.is_some())
     }
 
-    /// Pull-up: a relay that could sit at least two hops nearer the host (a shallow seat opened:
-    /// a relay left, the host's capacity rose) moves there with its whole subtree, keeping its
+    /// Pull-up: a relay that could sit two hops nearer the host, or one from depth 4 on when it
+    /// feeds children ([`climb_reach`]; a shallow seat opened: a relay left, the host's
+    /// capacity rose) moves there with its whole subtree, keeping its
     /// parent until the new one delivers. Looked at every [`CLIMB_EVERY`]; only relays climb,
     /// since seats near the host are worth most to those who widen the tree, and each to the
     /// place the rules' matching of deep relays to open places gives it
@@ -1723,9 +1724,10 @@ impl Participant {
             self.next_climb = now + ms(self.climb_every());
             return false;
         };
-        // In a crowd the places are in a fresh sample of seats (of places at least two hops
-        // nearer, as the rules want them): the climb waits for it.
-        if !self.sample_ready_to(Some(depth - 3)) {
+        // In a crowd the places are in a fresh sample of seats (of places within our reach,
+        // as the rules want them): the climb waits for it.
+        let feeds = self.links.count(LinkKind::Child) > 0;
+        if !self.sample_ready_to(Some(climb_reach(depth, feeds))) {
             return true;
         }
         self.next_climb = now + ms(self.climb_every());

@@ -153,6 +153,9 @@ pub struct SimReport {
     pub max_depth: u32,
     /// Mean depth at the end.
     pub mean_depth: f64,
+    /// Listeners deeper than [`Self::depth_goal`] at the end (most of them mid-repair: a
+    /// warm backup deeper than the parent it replaced, before the next climb).
+    pub beyond_depth_goal: usize,
     /// The goal ⌈log_k N⌉ + 2, k = mean capacity of listeners able to relay.
     pub depth_goal: u32,
     /// Interruptions after first audio (hearing < 90 %), count.
@@ -453,6 +456,7 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
     let steady_events = world.traffic.total().saturating_sub(events_at_steady);
     let links_moved = world.traffic.links_opened.saturating_sub(links_at_steady);
     let total_minutes = (end - T0) as f64 / 60_000.0;
+    let goal = depth_goal(config.peers, mean_capacity);
     let report = SimReport {
         peers: config.peers,
         seed: config.seed,
@@ -468,7 +472,8 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
         mean_depth: round3(mean(
             &depths.iter().map(|d| f64::from(*d)).collect::<Vec<_>>(),
         )),
-        depth_goal: depth_goal(config.peers, mean_capacity),
+        depth_goal: goal,
+        beyond_depth_goal: depths.iter().filter(|d| **d > goal).count(),
         orphan_episodes: episodes.len(),
         orphan_ms_p99: percentile(&mut episodes, 0.99),
         orphan_ms_max: episodes.iter().copied().fold(0.0, f64::max),

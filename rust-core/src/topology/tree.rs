@@ -42,6 +42,17 @@ fn spread(me: &PublicKey, candidate: &PublicKey) -> f64 {
 }
 
 /// A fixed draw from one key: the order among relays of equal strength.
+/// The deepest place a relay `depth` hops from the host climbs to: two hops nearer, or one
+/// from depth 4 on for a relay that `feeds` children. A move costs the relay's subtree a
+/// repair, worth it near the host only for two hops; deeper, one hop that lifts a subtree is
+/// what keeps a crowd's deepest listeners within the depth a tree of its size needs (in the
+/// simulator at 10,000, chains of relays feeding one child each, left by repairs, sat at
+/// depth 4 to 6 below depth-2 relays with free outputs).
+pub fn climb_reach(depth: u32, feeds: bool) -> u32 {
+    let gain = if depth >= 4 && feeds { 1 } else { 2 };
+    depth.saturating_sub(gain + 1)
+}
+
 fn spread_of(key: &PublicKey) -> u64 {
     mix(word(&key.to_bytes(), 8))
 }
@@ -412,7 +423,8 @@ impl TreeRules {
     /// relays do not all ask for the same open seat near the host (one is confirmed, the rest
     /// refused a relay round trip later, each refusal three events on the relays). Relays
     /// that may climb (two outputs or more, three hops deep or more), strongest first, each
-    /// take the shallowest place at least two hops nearer the host than they are and outside
+    /// take the shallowest place within their [`climb_reach`] (two hops nearer the host, one
+    /// for a relay with children from depth 4 on) and outside
     /// their own subtree: a free output, or the seat of a leaf they clearly outrank (one per
     /// full parent nobody asked, as it hands one on at a time). Returns the place this gives
     /// `me`, if any; `avoid` (ours alone) passes places over for `me` only.
@@ -428,6 +440,7 @@ impl TreeRules {
         if my_depth < 3 || self.capacity(space, me) < 2 {
             return None;
         }
+        let my_reach = climb_reach(my_depth, !self.is_leaf(space, tree, me));
         // Places, shallowest first, then the most outputs (the same order in every view).
         let mut places: Vec<(PublicKey, u32, u32)> = space
             .members()
@@ -435,7 +448,7 @@ impl TreeRules {
             .filter(|key| self.fresh(space, key, now) && self.proven(space, tree, key, now))
             .filter_map(|key| {
                 let depth = tree.depth(key)?;
-                if depth + 3 > my_depth || tree.asked(key) >= BUSY_AFTER {
+                if depth > my_reach || tree.asked(key) >= BUSY_AFTER {
                     return None;
                 }
                 let free = self.free_outputs(space, tree, key);
@@ -452,7 +465,10 @@ impl TreeRules {
             .keys()
             .filter(|key| self.capacity(space, key) >= 2)
             .filter(|key| *key == me || self.fresh(space, key, now))
-            .filter_map(|key| Some((*key, tree.depth(key).filter(|d| *d >= 3)?)))
+            .filter_map(|key| {
+                let depth = tree.depth(key).filter(|d| *d >= 3)?;
+                Some((*key, climb_reach(depth, !self.is_leaf(space, tree, key))))
+            })
             .collect();
         climbers.sort_by_key(|(key, _)| {
             (
@@ -461,14 +477,14 @@ impl TreeRules {
                 *key,
             )
         });
-        for (climber, depth) in climbers {
+        for (climber, reach) in climbers {
             let mine = climber == *me;
             let taken = places
                 .iter()
                 .enumerate()
                 .position(|(i, (place, at, free))| {
                     left[i] > 0
-                        && *at + 3 <= depth
+                        && *at <= reach
                         && !tree.under(place, &climber)
                         && (!mine || !avoid(place))
                         && (*free > 0 || self.leaf_seat_for(space, tree, &climber, place))

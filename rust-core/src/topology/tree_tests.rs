@@ -11,7 +11,7 @@ use crate::protocol::{
     SpaceInfo, SpaceRef,
 };
 use crate::space::Space;
-use crate::topology::{TreeRules, TreeView, Want};
+use crate::topology::{TreeRules, TreeView, Want, climb_reach};
 
 const T0: u64 = 1_790_000_000;
 
@@ -321,4 +321,44 @@ fn deep_relays_climb_to_different_places_the_strongest_nearest() {
     // What ME avoids is passed over for ME alone: it goes nowhere else near enough.
     assert_eq!(target(ME, &[A]), None);
     assert_eq!(target(E, &[A]), Some(key(HOST)));
+}
+
+#[test]
+fn a_deep_relay_that_feeds_children_climbs_one_hop_and_one_that_feeds_none_two() {
+    // host → A, B (one output each, both held); A → SIBLING (17 outputs, one held) → NIECE →
+    // ME (26 outputs), at depth 4; B → E (8 outputs, a leaf ME does not clearly outrank).
+    // Within two hops of ME (depth 1 or nearer) nothing is free; a hop nearer, SIBLING is.
+    let members = [
+        (A, 120),
+        (B, 120),
+        (SIBLING, 2_000),
+        (E, 1_000),
+        (NIECE, 120),
+        (ME, 3_000),
+        (D, 100),
+    ];
+    let mut links = vec![
+        (A, HOST),
+        (B, HOST),
+        (SIBLING, A),
+        (E, B),
+        (NIECE, SIBLING),
+        (ME, NIECE),
+    ];
+    let rules = TreeRules::default();
+    let now = Timestamp::from_secs(T0 + 100);
+    let target = |links: &[(u8, u8)]| {
+        let (space, _) = space_of(&members, links, true);
+        let tree = TreeView::of(&space);
+        assert_eq!(tree.depth(&key(ME)), Some(4));
+        rules.climb_target(&space, &tree, &key(ME), now, |_| false)
+    };
+    // With no child, one hop would lift nobody but ME: it stays.
+    assert_eq!(target(&links), None);
+    // Feeding D, one hop lifts D too.
+    links.push((D, ME));
+    assert_eq!(target(&links), Some(key(SIBLING)));
+    assert_eq!(climb_reach(4, true), 2);
+    assert_eq!(climb_reach(4, false), 1);
+    assert_eq!(climb_reach(3, true), 0);
 }
