@@ -2337,3 +2337,67 @@ fn a_long_lived_host_sleeps_between_its_timeouts() {
         host.now - T0
     );
 }
+
+/// The candidates `messages` ask for a seat.
+fn reserves_to(messages: &[Message]) -> Vec<PublicKey> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Reserve(r) => Some(r.confirmer),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_listener_whose_parent_went_quiet_asks_the_next_candidate_as_soon_as_one_refuses() {
+    // The host's three outputs (360 kbit/s) are held by 2, 3 and 4, each with room. No warm
+    // backup: a quiet parent leaves us silent.
+    let (mut me, _) = Alone::configured(5, 1, wifi(2_000), |c| {
+        c.ask_host_first = false;
+        c.warm_backup = false;
+    });
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(360),
+            ..SpaceInfo::default()
+        }),
+    );
+    for relay in [2, 3, 4] {
+        me.event(relay, join(5_000));
+        me.event(relay, reserve(relay, 1));
+        me.event(1, confirm(relay, 1));
+        me.event(1, delivering(relay, 1));
+    }
+    me.stored_end();
+    let id = |key: PublicKey| {
+        (2..=4)
+            .find(|n| keys(*n).public_key() == key)
+            .expect("a relay")
+    };
+    let asked = reserves_to(&me.published());
+    let [parent] = asked[..] else {
+        panic!("one ask: {asked:?}")
+    };
+    me.event(id(parent), confirm(5, id(parent)));
+    me.event(id(parent), answer(5));
+    me.link(id(parent), LinkInput::Connected);
+    me.advance(5_000);
+    me.drain();
+    assert_eq!(me.me.stats().parent, Some(parent));
+
+    // The parent goes quiet: we ask another relay, which is full and says so.
+    me.link(id(parent), LinkInput::Stalled);
+    let asked = reserves_to(&me.published());
+    let [refusing] = asked[..] else {
+        panic!("one ask: {asked:?}")
+    };
+    assert_ne!(refusing, parent);
+    me.advance(300);
+    me.event(id(refusing), drop_of(5, 0));
+    // The last one is asked on the spot, not at whatever wakes us next.
+    let asked = reserves_to(&me.published());
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0] != parent && asked[0] != refusing);
+}

@@ -96,6 +96,8 @@ pub enum Want {
     Instead {
         /// Our quiet parent.
         parent: PublicKey,
+        /// Only a free output, as [`Want::FreeSeat`]: a parent refused us a leaf's seat.
+        free_only: bool,
     },
     /// A warm backup for when `parent` goes: never in `parent`'s subtree (it would go silent
     /// with it), and it must have a really free output (backups displace nobody).
@@ -103,6 +105,20 @@ pub enum Want {
         /// Our current parent.
         parent: PublicKey,
     },
+}
+
+impl Want {
+    /// Whether only a free output will do (no leaf's seat).
+    fn free_only(self) -> bool {
+        matches!(
+            self,
+            Want::FreeSeat
+                | Want::Instead {
+                    free_only: true,
+                    ..
+                }
+        )
+    }
 }
 
 /// The tree from confirmed links: each child's parent, each node's children and backups.
@@ -551,7 +567,7 @@ impl TreeRules {
                 if tree.under(key, me) {
                     return None;
                 }
-                if let Want::Standby { parent } | Want::Instead { parent } = want
+                if let Want::Standby { parent } | Want::Instead { parent, .. } = want
                     && tree.under(key, &parent)
                 {
                     return None;
@@ -572,7 +588,7 @@ impl TreeRules {
                 // crowd of newcomers that all saw the same leaf would only be refused.
                 let room = taken < capacity
                     || (parent
-                        && want != Want::FreeSeat
+                        && !want.free_only()
                         && asked == 0
                         && self.leaf_seat_for(space, tree, me, key));
                 if !room {

@@ -278,6 +278,14 @@ fn after_a_refused_leafs_seat_only_free_outputs_are_chosen() {
     let tree = TreeView::of(&space);
     assert_eq!(TreeRules::default().free_outputs(&space, &tree, &key(B)), 0);
     assert!(TreeRules::default().free_outputs(&space, &tree, &key(SIBLING)) > 0);
+    // The same for a listener whose parent A went quiet: outside A's subtree, B's leaves'
+    // seats are all there is, until such a seat was refused.
+    let instead = |free_only| Want::Instead {
+        parent: key(A),
+        free_only,
+    };
+    assert_eq!(pick(&space, instead(false), &avoid_a), Some(key(B)));
+    assert_eq!(pick(&space, instead(true), &avoid_a), None);
 }
 
 #[test]
