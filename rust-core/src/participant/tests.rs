@@ -202,6 +202,17 @@ fn drops_to(messages: &[Message]) -> Vec<PublicKey> {
         .collect()
 }
 
+/// The candidates `messages` ask for a seat.
+fn reserves_to(messages: &[Message]) -> Vec<PublicKey> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Reserve(r) => Some(r.confirmer),
+            _ => None,
+        })
+        .collect()
+}
+
 fn closes_link_to(outputs: &[Output], peer: u8) -> bool {
     outputs
         .iter()
@@ -2336,17 +2347,6 @@ fn a_long_lived_host_sleeps_between_its_timeouts() {
         "ten timeouts span more than two presence periods, now {}",
         host.now - T0
     );
-}
-
-/// The candidates `messages` ask for a seat.
-fn reserves_to(messages: &[Message]) -> Vec<PublicKey> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            Message::Reserve(r) => Some(r.confirmer),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
