@@ -226,8 +226,10 @@ pub struct World {
     pub traffic: Traffic,
     /// Links whose offer rode in a RESERVE not answered yet, by (node, peer).
     offered: HashSet<(NodeId, PublicKey)>,
-    /// Links whose candidates wait for the read to settle a reservation asked before it.
-    held: BTreeSet<(NodeId, PublicKey)>,
+    /// Links whose candidates wait for the read to settle a reservation asked before it, by
+    /// node (each node's looked at after each of its inputs: a set of all would be walked
+    /// whole every time, a tenth of a weak-first run at 10,000).
+    held: BTreeMap<NodeId, BTreeSet<PublicKey>>,
     /// The link each node holds with each peer, by (node, peer): an id the offerer's end
     /// gives it and its offer carries (the simulated SDP), so that closing one end silences
     /// the other only while the other still holds that same link, not a newer one.
@@ -306,7 +308,7 @@ impl World {
             next_report: T0 + REPORT_EVERY_MS,
             traffic: Traffic::default(),
             offered: HashSet::new(),
-            held: BTreeSet::new(),
+            held: BTreeMap::new(),
             held_links: HashMap::new(),
             last_link: 0,
             wiring: Wiring::default(),
@@ -709,18 +711,21 @@ impl World {
                 Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
             }
         }
-        if !self.held.is_empty() {
+        if let Some(held) = self.held.get(&node) {
             // In key order (a sorted set): the run stays a function of its seed.
-            let settled: Vec<PublicKey> = self
-                .held
+            let participant = &self.nodes[node].participant;
+            let settled: Vec<PublicKey> = held
                 .iter()
-                .filter(|(n, peer)| {
-                    *n == node && !self.nodes[node].participant.holds_candidates(peer)
-                })
-                .map(|(_, peer)| *peer)
+                .filter(|peer| !participant.holds_candidates(peer))
+                .copied()
                 .collect();
             for peer in settled {
-                self.held.remove(&(node, peer));
+                if let Some(held) = self.held.get_mut(&node) {
+                    held.remove(&peer);
+                    if held.is_empty() {
+                        self.held.remove(&node);
+                    }
+                }
                 if self.nodes[node].participant.wants_link(&peer) {
                     let created_at = Timestamp::from_secs(self.now / 1_000);
                     self.candidates(node, peer, created_at);
@@ -903,7 +908,7 @@ impl World {
                 }
                 if self.nodes[node].participant.holds_candidates(&peer) {
                     // Held until the reservation is settled, as the driver does.
-                    self.held.insert((node, peer));
+                    self.held.entry(node).or_default().insert(peer);
                 } else {
                     self.candidates(node, peer, created_at);
                 }
