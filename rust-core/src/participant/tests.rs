@@ -2365,10 +2365,7 @@ fn a_listener_whose_parent_went_quiet_asks_the_next_candidate_as_soon_as_one_ref
         }),
     );
     for relay in [2, 3, 4] {
-        me.event(relay, join(5_000));
-        me.event(relay, reserve(relay, 1));
-        me.event(1, confirm(relay, 1));
-        me.event(1, delivering(relay, 1));
+        me.delivering_under_the_host(relay, 5_000);
     }
     me.stored_end();
     let id = |key: PublicKey| {

@@ -719,13 +719,13 @@ impl World {
                 .filter(|peer| !participant.holds_candidates(peer))
                 .copied()
                 .collect();
-            for peer in settled {
-                if let Some(held) = self.held.get_mut(&node) {
-                    held.remove(&peer);
-                    if held.is_empty() {
-                        self.held.remove(&node);
-                    }
+            if let Some(held) = self.held.get_mut(&node) {
+                held.retain(|peer| !settled.contains(peer));
+                if held.is_empty() {
+                    self.held.remove(&node);
                 }
+            }
+            for peer in settled {
                 if self.nodes[node].participant.wants_link(&peer) {
                     let created_at = Timestamp::from_secs(self.now / 1_000);
                     self.candidates(node, peer, created_at);
