@@ -49,11 +49,21 @@ impl StallDetector {
     /// Checks at `now`; reports the transition to stalled once.
     pub fn check(&mut self, now: Duration) -> Option<StallChange> {
         let last = self.last_activity?;
-        if !self.stalled && now.saturating_sub(last) > self.window {
+        if !self.stalled && now.saturating_sub(last) >= self.window {
             self.stalled = true;
             return Some(StallChange::Stalled);
         }
         None
+    }
+
+    /// When [`check`](Self::check) will report a stall if nothing arrives before: `None` while
+    /// not armed or already stalled (nothing to wait for until [`arm`](Self::arm) or a
+    /// resuming packet).
+    pub fn due(&self) -> Option<Duration> {
+        match self.last_activity {
+            Some(last) if !self.stalled => Some(last + self.window),
+            _ => None,
+        }
     }
 
     /// Is the link currently stalled?
@@ -72,13 +82,21 @@ mod tests {
     fn silence_longer_than_the_window_stalls_once_and_resumes() {
         let mut d = StallDetector::new(MS(300));
         assert_eq!(d.check(MS(10_000)), None, "not armed: nothing to miss yet");
+        assert_eq!(d.due(), None);
         d.arm(MS(0));
         assert_eq!(d.activity(MS(100)), None);
+        assert_eq!(d.due(), Some(MS(400)));
         assert_eq!(d.check(MS(399)), None);
-        assert_eq!(d.check(MS(401)), Some(StallChange::Stalled));
+        assert_eq!(
+            d.check(MS(400)),
+            Some(StallChange::Stalled),
+            "due means due"
+        );
         assert_eq!(d.check(MS(900)), None, "reported once");
         assert!(d.is_stalled());
+        assert_eq!(d.due(), None, "nothing to wait for until a packet comes");
         assert_eq!(d.activity(MS(950)), Some(StallChange::Resumed));
+        assert_eq!(d.due(), Some(MS(1_250)));
         assert_eq!(d.check(MS(1_200)), None);
     }
 
