@@ -229,9 +229,15 @@ impl Participant {
         if !self.space.is_crowd() {
             return true;
         }
-        if self
-            .sample_at
-            .is_some_and(|at| self.now < at + ms(SAMPLE_FOR))
+        // A climb's sample of shallow seats may hold none, and a backup search that finds
+        // nothing waits half a minute: a listener whose backup went right after its look for
+        // a climb stayed without one (1.7 s of silence when its parent then went quiet, in
+        // the simulator).
+        let fits = deepest.is_some() || !self.sample_shallow;
+        if fits
+            && self
+                .sample_at
+                .is_some_and(|at| self.now < at + ms(SAMPLE_FOR))
         {
             return true;
         }
@@ -319,6 +325,7 @@ impl Participant {
             _ => {}
         }
         self.sample_at = Some(self.now);
+        self.sample_shallow = matches!(self.seats_which, OpenSeats::AtMost(_));
         let keep = self.neighbours();
         tracing::debug!(seats = self.sampled.len(), "sample of seats read");
         self.sample = std::mem::take(&mut self.sampled);

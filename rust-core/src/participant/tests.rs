@@ -2398,3 +2398,53 @@ fn a_listener_whose_parent_went_quiet_asks_the_next_candidate_as_soon_as_one_ref
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert!(asked[0] != parent && asked[0] != refusing);
 }
+
+#[test]
+fn a_backup_that_never_answered_is_not_asked_again_as_our_parent_when_it_goes_quiet() {
+    // The host's three outputs (360 kbit/s) are held by 2, 3 and 4, each with room.
+    let (mut me, _) = Alone::configured(5, 1, wifi(2_000), |c| c.ask_host_first = false);
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            host_metrics: wifi(360),
+            ..SpaceInfo::default()
+        }),
+    );
+    for relay in [2, 3, 4] {
+        me.delivering_under_the_host(relay, 5_000);
+    }
+    me.stored_end();
+    let id = |key: PublicKey| {
+        (2..=4)
+            .find(|n| keys(*n).public_key() == key)
+            .expect("a relay")
+    };
+    let asked = reserves_to(&me.published());
+    let [parent] = asked[..] else {
+        panic!("one ask: {asked:?}")
+    };
+    me.event(id(parent), confirm(5, id(parent)));
+    me.event(id(parent), answer(5));
+    me.link(id(parent), LinkInput::Connected);
+    // Settled: we ask for a warm backup, which never answers (it crashed; its seat is still
+    // announced).
+    me.advance(5_000);
+    let asked: Vec<(PublicKey, bool)> = me
+        .published()
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Reserve(r) => Some((r.confirmer, r.standby)),
+            _ => None,
+        })
+        .collect();
+    let [(silent, true)] = asked[..] else {
+        panic!("one ask for a backup: {asked:?}")
+    };
+    me.advance(500);
+    // The parent goes quiet while we wait: the next ask goes to the third relay, not to the
+    // backup that has said nothing for half a second.
+    me.link(id(parent), LinkInput::Stalled);
+    let asked = reserves_to(&me.published());
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0] != parent && asked[0] != silent, "{asked:?}");
+}

@@ -455,3 +455,67 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
         at - stalled_at
     );
 }
+
+/// The fetches of seats in `outputs`, by which seats they ask for.
+fn seat_fetches(outputs: &[Output]) -> Vec<OpenSeats> {
+    follows(outputs)
+        .into_iter()
+        .filter_map(|f| match f {
+            Follow::Seats { which, .. } => Some(which),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
+    // A relay (5,000 kbit/s) at depth 4 under 8, with 9 as its warm backup.
+    let mut me = newcomer_in_a_crowd(5_000);
+    me.event(8, join_with_seat(5_000, seat(3, 3)));
+    read_few_seats(&mut me);
+    assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
+    me.event(8, confirm_carrying(5, 8, Some("v=0 answer")));
+    me.link(8, LinkInput::Connected);
+    me.advance(STANDBY_AFTER.as_millis() as Millis + SAMPLE_FOR.as_millis() as Millis);
+    assert!(
+        !seat_fetches(&me.drain()).is_empty(),
+        "a backup search fetches seats"
+    );
+    me.event(9, join_with_seat(5_000, seat(2, 3)));
+    read_few_seats(&mut me);
+    assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
+    me.event(9, confirm_carrying(5, 9, Some("v=0 answer")));
+    me.link(9, LinkInput::Connected);
+    me.drain();
+    // Later it looks for a place nearer the host: a fetch of shallow seats only, which
+    // brings none.
+    let start = me.now;
+    let mut climb_fetch = false;
+    while !climb_fetch && me.now < start + 600_000 {
+        let next = me.me.poll_timeout();
+        me.now = next;
+        me.me.handle_timeout(next);
+        climb_fetch = seat_fetches(&me.drain())
+            .iter()
+            .any(|w| matches!(w, OpenSeats::AtMost(_)));
+    }
+    assert!(
+        climb_fetch,
+        "a relay at depth 4 looks for a place nearer the host"
+    );
+    me.me.handle_input(Input::SeatsRead, me.now);
+    me.drain();
+    // Its backup goes at once. The shallow sample is no sample of backups: a new one is
+    // fetched, and the seat it brings is asked.
+    me.advance(100);
+    me.link(9, LinkInput::Failed);
+    me.advance(100);
+    let fetched = seat_fetches(&me.drain());
+    assert!(
+        !fetched.is_empty() && fetched.iter().all(|w| !matches!(w, OpenSeats::AtMost(_))),
+        "a sample of any seats is fetched: {fetched:?}"
+    );
+    me.event(10, join_with_seat(5_000, seat(2, 3)));
+    read_few_seats(&mut me);
+    assert_eq!(reserved(&me.drain()), vec![keys(10).public_key()]);
+}
