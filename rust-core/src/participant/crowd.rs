@@ -20,7 +20,7 @@ use crate::topology::{branch_of, mix, word};
 
 /// How many members a crowd's view may hold beyond its neighbours and its sample before it
 /// forgets the others.
-pub(super) const STRANGERS: usize = 32;
+const STRANGERS: usize = 32;
 
 /// Members a crowd's view may go on following after it no longer needs them, before it
 /// asks the relays again.
@@ -125,21 +125,19 @@ impl Participant {
         self.announce_seat();
     }
 
-    /// A crowd's view holds our neighbours, the last sample and what the fetch under way has
-    /// brought so far: members met since (the requesters we admitted or refused, former
-    /// children) go once they outnumber it, so that what each decision reads stays bounded
-    /// however long we stay. The fetch under way is kept: after a sample with few seats,
-    /// its JOINs alone outnumbered the bound and were forgotten before it ended (in the
-    /// simulator, a listener read 32 seats into a view of 5 members and found no backup).
+    /// A crowd's view holds our neighbours and the last sample: members met since (the
+    /// requesters we admitted or refused, former children) go once they outnumber it, so
+    /// that what each decision reads stays bounded however long we stay.
     fn forget_strangers(&mut self) {
-        let bound = self.following.len() + self.sample.len() + self.sampled.len() + STRANGERS;
+        let bound = self.following.len() + self.sample.len() + STRANGERS;
         if self.space.members().len() <= bound {
             return;
         }
         let following: BTreeSet<&PublicKey> = self.following.iter().collect();
-        let (sample, sampled) = (&self.sample, &self.sampled);
+        let sample = std::mem::take(&mut self.sample);
         self.space
-            .narrow_to(|k| following.contains(k) || sample.contains(k) || sampled.contains(k));
+            .narrow_to(|k| following.contains(k) || sample.contains(k));
+        self.sample = sample;
     }
 
     /// The host's rule for a crowd: this many members and more.

@@ -519,26 +519,3 @@ fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
     read_few_seats(&mut me);
     assert_eq!(reserved(&me.drain()), vec![keys(10).public_key()]);
 }
-
-#[test]
-fn seats_a_fetch_brings_are_kept_however_many_until_it_ends() {
-    // A newcomer's first fetch (nothing sampled before it) brings more seats than the view
-    // keeps of strangers. They are all there when the fetch ends, and the best is asked.
-    let mut me = newcomer_in_a_crowd(5_000);
-    let brought = crate::participant::crowd::STRANGERS as u8 + 8;
-    for n in 0..brought {
-        // The shallowest last: a view that kept the first few only would miss it.
-        let depth = if n + 1 == brought { 1 } else { 3 };
-        me.event(20 + n, join_with_seat(5_000, seat(depth, 3)));
-    }
-    assert!(
-        me.me.space().members().len() > usize::from(brought),
-        "{} members in view while the fetch is under way",
-        me.me.space().members().len()
-    );
-    me.me.handle_input(Input::SeatsRead, me.now);
-    assert_eq!(
-        reserved(&me.drain()),
-        vec![keys(20 + brought - 1).public_key()]
-    );
-}
