@@ -2349,13 +2349,19 @@ fn a_long_lived_host_sleeps_between_its_timeouts() {
     );
 }
 
-#[test]
-fn a_listener_whose_parent_went_quiet_asks_the_next_candidate_as_soon_as_one_refuses() {
-    // The host's three outputs (360 kbit/s) are held by 2, 3 and 4, each with room. No warm
-    // backup: a quiet parent leaves us silent.
+/// Which of the relays 2, 3 and 4 `key` is.
+fn relay_id(key: PublicKey) -> u8 {
+    (2..=4)
+        .find(|n| keys(*n).public_key() == key)
+        .expect("a relay")
+}
+
+/// A listener (5, configured by `tweak`) under one of three relays (2, 3, 4) that hold the
+/// host's three outputs (360 kbit/s), each with room: the returned parent, connected.
+fn under_one_of_three_relays(tweak: impl FnOnce(&mut ParticipantConfig)) -> (Alone, PublicKey) {
     let (mut me, _) = Alone::configured(5, 1, wifi(2_000), |c| {
         c.ask_host_first = false;
-        c.warm_backup = false;
+        tweak(c);
     });
     me.event(
         1,
@@ -2368,31 +2374,33 @@ fn a_listener_whose_parent_went_quiet_asks_the_next_candidate_as_soon_as_one_ref
         me.delivering_under_the_host(relay, 5_000);
     }
     me.stored_end();
-    let id = |key: PublicKey| {
-        (2..=4)
-            .find(|n| keys(*n).public_key() == key)
-            .expect("a relay")
-    };
     let asked = reserves_to(&me.published());
     let [parent] = asked[..] else {
         panic!("one ask: {asked:?}")
     };
-    me.event(id(parent), confirm(5, id(parent)));
-    me.event(id(parent), answer(5));
-    me.link(id(parent), LinkInput::Connected);
+    me.event(relay_id(parent), confirm(5, relay_id(parent)));
+    me.event(relay_id(parent), answer(5));
+    me.link(relay_id(parent), LinkInput::Connected);
+    (me, parent)
+}
+
+#[test]
+fn a_listener_whose_parent_went_quiet_asks_the_next_candidate_as_soon_as_one_refuses() {
+    // No warm backup: a quiet parent leaves us silent.
+    let (mut me, parent) = under_one_of_three_relays(|c| c.warm_backup = false);
     me.advance(5_000);
     me.drain();
     assert_eq!(me.me.stats().parent, Some(parent));
 
     // The parent goes quiet: we ask another relay, which is full and says so.
-    me.link(id(parent), LinkInput::Stalled);
+    me.link(relay_id(parent), LinkInput::Stalled);
     let asked = reserves_to(&me.published());
     let [refusing] = asked[..] else {
         panic!("one ask: {asked:?}")
     };
     assert_ne!(refusing, parent);
     me.advance(300);
-    me.event(id(refusing), drop_of(5, 0));
+    me.event(relay_id(refusing), drop_of(5, 0));
     // The last one is asked on the spot, not at whatever wakes us next.
     let asked = reserves_to(&me.published());
     assert_eq!(asked.len(), 1, "{asked:?}");
@@ -2401,31 +2409,7 @@ fn a_listener_whose_parent_went_quiet_asks_the_next_candidate_as_soon_as_one_ref
 
 #[test]
 fn a_backup_that_never_answered_is_not_asked_again_as_our_parent_when_it_goes_quiet() {
-    // The host's three outputs (360 kbit/s) are held by 2, 3 and 4, each with room.
-    let (mut me, _) = Alone::configured(5, 1, wifi(2_000), |c| c.ask_host_first = false);
-    me.event(
-        1,
-        Message::Create(SpaceInfo {
-            host_metrics: wifi(360),
-            ..SpaceInfo::default()
-        }),
-    );
-    for relay in [2, 3, 4] {
-        me.delivering_under_the_host(relay, 5_000);
-    }
-    me.stored_end();
-    let id = |key: PublicKey| {
-        (2..=4)
-            .find(|n| keys(*n).public_key() == key)
-            .expect("a relay")
-    };
-    let asked = reserves_to(&me.published());
-    let [parent] = asked[..] else {
-        panic!("one ask: {asked:?}")
-    };
-    me.event(id(parent), confirm(5, id(parent)));
-    me.event(id(parent), answer(5));
-    me.link(id(parent), LinkInput::Connected);
+    let (mut me, parent) = under_one_of_three_relays(|_| {});
     // Settled: we ask for a warm backup, which never answers (it crashed; its seat is still
     // announced).
     me.advance(5_000);
@@ -2443,7 +2427,7 @@ fn a_backup_that_never_answered_is_not_asked_again_as_our_parent_when_it_goes_qu
     me.advance(500);
     // The parent goes quiet while we wait: the next ask goes to the third relay, not to the
     // backup that has said nothing for half a second.
-    me.link(id(parent), LinkInput::Stalled);
+    me.link(relay_id(parent), LinkInput::Stalled);
     let asked = reserves_to(&me.published());
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert!(asked[0] != parent && asked[0] != silent, "{asked:?}");

@@ -411,20 +411,8 @@ fn a_member_whose_parent_goes_quiet_with_no_seat_in_its_sample_looks_again_on_it
     // else may wake us for long (a failed backup search waits half a minute): we must come
     // back for a new sample by ourselves, or sit in silence until ICE gives the parent up.
     // A leaf (one output at most): no climb wakes it either.
-    let mut me = newcomer_in_a_crowd(100);
-    me.event(8, join_with_seat(5_000, seat(1, 3)));
-    read_few_seats(&mut me);
-    assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
-    me.event(8, confirm_carrying(5, 8, Some("v=0 answer")));
-    me.link(8, LinkInput::Connected);
-    // A backup is looked for once settled: a new sample, with no other seat in it.
-    me.advance(STANDBY_AFTER.as_millis() as Millis + SAMPLE_FOR.as_millis() as Millis);
-    assert!(
-        follows(&me.drain())
-            .iter()
-            .any(|f| matches!(f, Follow::Seats { .. })),
-        "a backup search fetches seats"
-    );
+    let mut me = settled_in_a_crowd(100, 1);
+    // The backup search's sample has no other seat in it.
     // Too few seats in it: a shard's newest are fetched, then the newest of all, and bring
     // nobody either.
     read_few_seats(&mut me);
@@ -467,20 +455,28 @@ fn seat_fetches(outputs: &[Output]) -> Vec<OpenSeats> {
         .collect()
 }
 
-#[test]
-fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
-    // A relay (5,000 kbit/s) at depth 4 under 8, with 9 as its warm backup.
-    let mut me = newcomer_in_a_crowd(5_000);
-    me.event(8, join_with_seat(5_000, seat(3, 3)));
+/// A newcomer (uplink `kbps`) in a crowd that took the seat of 8 (announced at `depth`): its
+/// link connected and settled, the search for a warm backup's fetch of seats out.
+fn settled_in_a_crowd(kbps: u32, depth: u32) -> Alone {
+    let mut me = newcomer_in_a_crowd(kbps);
+    me.event(8, join_with_seat(5_000, seat(depth, 3)));
     read_few_seats(&mut me);
     assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
     me.event(8, confirm_carrying(5, 8, Some("v=0 answer")));
     me.link(8, LinkInput::Connected);
+    // A backup is looked for once settled, in a new sample.
     me.advance(STANDBY_AFTER.as_millis() as Millis + SAMPLE_FOR.as_millis() as Millis);
     assert!(
         !seat_fetches(&me.drain()).is_empty(),
         "a backup search fetches seats"
     );
+    me
+}
+
+#[test]
+fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
+    // A relay (5,000 kbit/s) at depth 4 under 8, with 9 as its warm backup.
+    let mut me = settled_in_a_crowd(5_000, 3);
     me.event(9, join_with_seat(5_000, seat(2, 3)));
     read_few_seats(&mut me);
     assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
