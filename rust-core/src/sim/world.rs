@@ -711,19 +711,19 @@ impl World {
                 Output::Routing(_) | Output::Speaking(_) | Output::Ui(_) => {}
             }
         }
-        if let Some(held) = self.held.get(&node) {
+        if let Some(held) = self.held.get_mut(&node) {
             // In key order (a sorted set): the run stays a function of its seed.
             let participant = &self.nodes[node].participant;
-            let settled: Vec<PublicKey> = held
-                .iter()
-                .filter(|peer| !participant.holds_candidates(peer))
-                .copied()
-                .collect();
-            if let Some(held) = self.held.get_mut(&node) {
-                held.retain(|peer| !settled.contains(peer));
-                if held.is_empty() {
-                    self.held.remove(&node);
+            let mut settled = Vec::new();
+            held.retain(|peer| {
+                let holds = participant.holds_candidates(peer);
+                if !holds {
+                    settled.push(*peer);
                 }
+                holds
+            });
+            if held.is_empty() {
+                self.held.remove(&node);
             }
             for peer in settled {
                 if self.nodes[node].participant.wants_link(&peer) {
