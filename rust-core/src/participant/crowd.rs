@@ -34,8 +34,9 @@ pub const SAMPLE_FOR: Duration = Duration::from_secs(3);
 const SAMPLE_LOST: Duration = Duration::from_secs(3);
 
 /// How often an open seat is announced again: samples look back little more than this, so
-/// a crashed member's seat (its JOIN stays on the relays) drops out of them soon.
-pub const SEAT_RENEW_EVERY: Duration = Duration::from_secs(60);
+/// a crashed member's seat (its JOIN stays on the relays) drops out of them soon, and one
+/// not renewed on time is asked last (`topology`'s overdue seats).
+pub const SEAT_RENEW_EVERY: Duration = Duration::from_secs(crate::topology::SEAT_RENEW_SECS);
 
 /// How far back a fetch of seats draws the time its sample ends: open seats are renewed
 /// every [`SEAT_RENEW_EVERY`], so every open seat announced itself within it.
@@ -232,8 +233,9 @@ impl Participant {
         // A climb's sample of shallow seats may hold none, and a backup search that finds
         // nothing waits half a minute: a listener whose backup went right after its look for
         // a climb stayed without one (1.7 s of silence when its parent then went quiet, in
-        // the simulator).
-        let fits = deepest.is_some() || !self.sample_shallow;
+        // the simulator). The other way round, a sample of any seats holds few shallow
+        // ones, and a climb that found none there waits a minute for its next look.
+        let fits = deepest.is_some() == self.sample_shallow;
         if fits
             && self
                 .sample_at

@@ -122,6 +122,9 @@ pub const STANDBY_RETRY: Duration = Duration::from_secs(5);
 /// How often a relay looks for a seat nearer the host ([`climb_reach`]).
 pub const CLIMB_EVERY: Duration = Duration::from_secs(10);
 
+/// How soon after a warm backup took over a relay looks for a place nearer the host.
+pub const CLIMB_AFTER_TAKEOVER: Duration = Duration::from_secs(2);
+
 /// In a crowd a failed look for a warm backup, and the look for a place nearer the host,
 /// wait this many times longer before the next: each look fetches seats from the relays.
 const CROWD_SLOWER: u32 = 6;
@@ -1765,6 +1768,16 @@ impl Participant {
         true
     }
 
+    /// Our warm backup became our parent. Backups are chosen by score, not depth (ranking
+    /// them shallowest first sent a crashed relay's orphans to the same few seats), so it
+    /// may sit deeper than the parent it replaces and take our subtree down with us: a relay
+    /// looks for a place nearer the host [`CLIMB_AFTER_TAKEOVER`] later rather than at its
+    /// next round. (In the simulator at 10,000, most listeners beyond the depth goal at the
+    /// end sat below relays whose backup had just taken over.)
+    fn climb_soon(&mut self) {
+        self.next_climb = self.next_climb.min(self.now + ms(CLIMB_AFTER_TAKEOVER));
+    }
+
     /// How often a relay looks for a place nearer the host: [`CLIMB_EVERY`], and
     /// [`CROWD_SLOWER`] times that in a crowd, where each look fetches shallow seats.
     fn climb_every(&self) -> Duration {
@@ -2037,6 +2050,7 @@ impl Participant {
             // a parent it replaces (a climb) can go at once.
             if !pending.standby && link.kind == LinkKind::Standby {
                 link.kind = LinkKind::Parent;
+                self.climb_soon();
                 let replaced: Vec<PublicKey> = self
                     .links
                     .of_kind(LinkKind::Parent)
@@ -2328,6 +2342,7 @@ impl Participant {
                 if let Some(link) = self.links.get_mut(&backup) {
                     link.kind = LinkKind::Parent;
                 }
+                self.climb_soon();
                 self.stats.standby_takeovers += 1;
                 self.last_standby_try = self.now;
                 self.reserve(backup, false);

@@ -12,8 +12,8 @@ pub use capacity::CapacityPolicy;
 pub use metrics::{MetricsError, PeerMetrics};
 pub use score::{Candidate, ScoreWeights, score};
 pub use tree::{
-    Admission, RESERVATION_FRESH_SECS, SEAT_PROVEN_SECS, Seats, TreeRules, TreeView, Want,
-    branch_of, climb_reach,
+    Admission, RESERVATION_FRESH_SECS, SEAT_PROVEN_SECS, SEAT_RENEW_SECS, Seats, TreeRules,
+    TreeView, Want, branch_of, climb_reach,
 };
 
 #[cfg(test)]

@@ -515,3 +515,86 @@ fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
     read_few_seats(&mut me);
     assert_eq!(reserved(&me.drain()), vec![keys(10).public_key()]);
 }
+
+/// Runs `me`'s timeouts for up to `within` ms, until it fetches shallow seats (a look for
+/// a place nearer the host); returns whether it did.
+fn climbs_within(me: &mut Alone, within: Millis) -> bool {
+    let end = me.now + within;
+    while me.me.poll_timeout() <= end {
+        me.now = me.me.poll_timeout();
+        me.me.handle_timeout(me.now);
+        let fetched = seat_fetches(&me.drain());
+        if fetched.iter().any(|w| matches!(w, OpenSeats::AtMost(_))) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_relay_whose_backup_takes_over_looks_for_a_place_nearer_the_host_at_once() {
+    // A relay (5,000 kbit/s) at depth 3 under 8, with 9 (at depth 3, another branch) as its
+    // warm backup.
+    let mut me = settled_in_a_crowd(5_000, 2);
+    let branch = |branch, seat| Seat { branch, ..seat };
+    me.event(9, join_with_seat(5_000, branch(9, seat(3, 3))));
+    read_few_seats(&mut me);
+    assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
+    me.event(9, confirm_carrying(5, 9, Some("v=0 answer")));
+    me.link(9, LinkInput::Connected);
+    me.drain();
+    // Its round of looks for a place nearer the host brings 10, at depth 1: no gain of two
+    // hops from depth 3.
+    assert!(climbs_within(&mut me, 600_000), "a relay at depth 3 looks");
+    me.event(10, join_with_seat(5_000, branch(11, seat(1, 3))));
+    me.me.handle_input(Input::SeatsRead, me.now);
+    assert!(reserved(&me.drain()).is_empty());
+    // Its parent goes; the backup, a hop deeper, takes over and carries us to depth 4.
+    me.advance(100);
+    me.link(8, LinkInput::Failed);
+    assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
+    me.event(9, confirm(5, 9));
+    me.drain();
+    assert_eq!(
+        me.me.links().one(LinkKind::Parent),
+        Some(keys(9).public_key())
+    );
+    // From depth 4, 10's seat is two hops nearer: asked within seconds, not at the next
+    // round a minute later.
+    let end = me.now + CLIMB_AFTER_TAKEOVER.as_millis() as Millis + 500;
+    let mut asked = Vec::new();
+    while me.me.poll_timeout() <= end {
+        me.now = me.me.poll_timeout();
+        me.me.handle_timeout(me.now);
+        let out = me.drain();
+        asked.extend(reserved(&out));
+        for fetch in seat_fetches(&out) {
+            // The relays answer: a new backup's look finds no seat, a climb's finds 10.
+            if matches!(fetch, OpenSeats::AtMost(_)) {
+                me.event(10, join_with_seat(5_000, branch(11, seat(1, 3))));
+                me.me.handle_input(Input::SeatsRead, me.now);
+            } else {
+                read_few_seats(&mut me);
+            }
+            asked.extend(reserved(&me.drain()));
+        }
+    }
+    assert_eq!(asked, vec![keys(10).public_key()]);
+}
+
+#[test]
+fn a_seat_not_renewed_on_time_is_asked_only_when_no_other_will_do() {
+    let mut me = newcomer_in_a_crowd(2_000);
+    // The sample: 8 at depth 1, last announced 70 s ago (a renewal is due every 60 s: most
+    // likely a crashed member's seat, still on the relays), and 9 at depth 2, renewed now.
+    let now = me.now;
+    me.now = now - 70_000;
+    me.event(8, join_with_seat(5_000, seat(1, 3)));
+    me.now = now;
+    me.event(9, join_with_seat(5_000, seat(2, 3)));
+    read_few_seats(&mut me);
+    assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
+    // 9 refuses: the overdue seat is the last one left, and it is asked.
+    me.event(9, drop_of(5, 0));
+    assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
+}
