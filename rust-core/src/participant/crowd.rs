@@ -224,8 +224,9 @@ impl Participant {
         self.sample_ready_to(None)
     }
 
-    /// [`Self::sample_ready`], fetching only seats at most `deepest` hops deep if it
-    /// fetches (a climb's places).
+    /// [`Self::sample_ready`] for a climb when `deepest` is given: ready only with a fresh
+    /// sample of seats at most that deep (a climb's places), fetched if need be; without it,
+    /// only with a fresh sample of any seats.
     pub(super) fn sample_ready_to(&mut self, deepest: Option<u32>) -> bool {
         if !self.space.is_crowd() {
             return true;

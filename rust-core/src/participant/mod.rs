@@ -366,7 +366,7 @@ pub struct Participant {
     /// In a crowd: when the last fetch of seats ended.
     sample_at: Option<Millis>,
     /// The last sample held only seats near the host (a climb's fetch): no sample to choose
-    /// a parent or a backup from.
+    /// a parent or a backup from, and the only kind a climb chooses from.
     sample_shallow: bool,
     /// A fetch of seats ended before the view was read.
     seats_late: bool,

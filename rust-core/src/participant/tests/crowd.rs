@@ -473,30 +473,41 @@ fn settled_in_a_crowd(kbps: u32, depth: u32) -> Alone {
     me
 }
 
+/// Runs `me`'s timeouts for up to `within` ms, until it fetches shallow seats (a look for
+/// a place nearer the host); returns whether it did.
+fn climbs_within(me: &mut Alone, within: Millis) -> bool {
+    let end = me.now + within;
+    while me.me.poll_timeout() <= end {
+        me.now = me.me.poll_timeout();
+        me.me.handle_timeout(me.now);
+        let fetched = seat_fetches(&me.drain());
+        if fetched.iter().any(|w| matches!(w, OpenSeats::AtMost(_))) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `me`'s backup search, its sample out, finds `n` (announcing `seat`) alone, asks it, and
+/// the link connects.
+fn takes_backup(me: &mut Alone, n: u8, seat: Seat) {
+    me.event(n, join_with_seat(5_000, seat));
+    read_few_seats(me);
+    assert_eq!(reserved(&me.drain()), vec![keys(n).public_key()]);
+    me.event(n, confirm_carrying(5, n, Some("v=0 answer")));
+    me.link(n, LinkInput::Connected);
+    me.drain();
+}
+
 #[test]
 fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
     // A relay (5,000 kbit/s) at depth 4 under 8, with 9 as its warm backup.
     let mut me = settled_in_a_crowd(5_000, 3);
-    me.event(9, join_with_seat(5_000, seat(2, 3)));
-    read_few_seats(&mut me);
-    assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
-    me.event(9, confirm_carrying(5, 9, Some("v=0 answer")));
-    me.link(9, LinkInput::Connected);
-    me.drain();
+    takes_backup(&mut me, 9, seat(2, 3));
     // Later it looks for a place nearer the host: a fetch of shallow seats only, which
     // brings none.
-    let start = me.now;
-    let mut climb_fetch = false;
-    while !climb_fetch && me.now < start + 600_000 {
-        let next = me.me.poll_timeout();
-        me.now = next;
-        me.me.handle_timeout(next);
-        climb_fetch = seat_fetches(&me.drain())
-            .iter()
-            .any(|w| matches!(w, OpenSeats::AtMost(_)));
-    }
     assert!(
-        climb_fetch,
+        climbs_within(&mut me, 600_000),
         "a relay at depth 4 looks for a place nearer the host"
     );
     me.me.handle_input(Input::SeatsRead, me.now);
@@ -516,33 +527,13 @@ fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
     assert_eq!(reserved(&me.drain()), vec![keys(10).public_key()]);
 }
 
-/// Runs `me`'s timeouts for up to `within` ms, until it fetches shallow seats (a look for
-/// a place nearer the host); returns whether it did.
-fn climbs_within(me: &mut Alone, within: Millis) -> bool {
-    let end = me.now + within;
-    while me.me.poll_timeout() <= end {
-        me.now = me.me.poll_timeout();
-        me.me.handle_timeout(me.now);
-        let fetched = seat_fetches(&me.drain());
-        if fetched.iter().any(|w| matches!(w, OpenSeats::AtMost(_))) {
-            return true;
-        }
-    }
-    false
-}
-
 #[test]
 fn a_relay_whose_backup_takes_over_looks_for_a_place_nearer_the_host_at_once() {
     // A relay (5,000 kbit/s) at depth 3 under 8, with 9 (at depth 3, another branch) as its
     // warm backup.
     let mut me = settled_in_a_crowd(5_000, 2);
     let branch = |branch, seat| Seat { branch, ..seat };
-    me.event(9, join_with_seat(5_000, branch(9, seat(3, 3))));
-    read_few_seats(&mut me);
-    assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
-    me.event(9, confirm_carrying(5, 9, Some("v=0 answer")));
-    me.link(9, LinkInput::Connected);
-    me.drain();
+    takes_backup(&mut me, 9, branch(9, seat(3, 3)));
     // Its round of looks for a place nearer the host brings 10, at depth 1: no gain of two
     // hops from depth 3.
     assert!(climbs_within(&mut me, 600_000), "a relay at depth 3 looks");
