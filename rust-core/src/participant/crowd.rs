@@ -148,7 +148,7 @@ impl Participant {
 
     /// The members a crowd's view keeps: those it follows, and the peer we ask.
     pub(super) fn neighbours(&self) -> BTreeSet<PublicKey> {
-        let mut keys = self.followed();
+        let mut keys: BTreeSet<PublicKey> = self.followed().into_iter().collect();
         keys.extend(self.pending.map(|p| p.peer));
         keys
     }
@@ -156,13 +156,15 @@ impl Participant {
     /// The members whose JOIN and LEAVE a crowd's view follows: the host, every peer we link
     /// with, the staff (their voices and roles), and requesters we do not know yet (their
     /// RESERVE waits for their JOIN). The peer we ask is not among them: its JOIN came with
-    /// the sample, and a link it sets up makes it one.
-    fn followed(&self) -> BTreeSet<PublicKey> {
-        let mut keys: BTreeSet<PublicKey> = self.links.peers().into_iter().collect();
-        keys.insert(*self.config.space.host());
+    /// the sample, and a link it sets up makes it one. Sorted, each once (sorted at once: a relay may hold a thousand parked events).
+    fn followed(&self) -> Vec<PublicKey> {
+        let mut keys = self.links.peers();
+        keys.push(*self.config.space.host());
         keys.extend(self.space.staff());
         keys.extend(self.parked.iter().map(|(e, _)| e.author));
-        keys.remove(&self.me);
+        keys.retain(|k| *k != self.me);
+        keys.sort_unstable();
+        keys.dedup();
         keys
     }
 
@@ -170,8 +172,7 @@ impl Participant {
         // What the neighbours are made of, cheaply: most inputs change none of it.
         let made_of = (
             self.links.version(),
-            self.parked.len(),
-            self.parked.last().map(|(e, _)| e.id),
+            self.parked_changes,
             self.space.staff().count(),
         );
         if self.following_made_of == Some(made_of) {
@@ -185,7 +186,6 @@ impl Participant {
             .iter()
             .any(|k| self.following.binary_search(k).is_err());
         if gained || self.following.len() > keys.len() + FOLLOW_SLACK {
-            let keys: Vec<PublicKey> = keys.into_iter().collect();
             tracing::trace!(members = keys.len(), "following");
             self.following.clone_from(&keys);
             self.outputs

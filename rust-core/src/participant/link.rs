@@ -1,7 +1,5 @@
 //! Our side of the tree: every link we have or are setting up, keyed by the other end.
 
-use std::collections::BTreeMap;
-
 use nostr::prelude::PublicKey;
 
 use super::Millis;
@@ -108,9 +106,19 @@ impl Link {
 }
 
 /// Every link of ours. The one owner of our side of the tree.
+///
+/// Kept as a vector sorted by peer: a participant has a few links, a relay some tens, and every
+/// decision scans them. Contiguous entries make those scans, and the twice-a-second loss
+/// reports on every link, cheap where a tree map chased a pointer per node (at 10,000
+/// simulated participants the map's lookups were an eighth of the simulator's time). A lookup
+/// searches the keys' first eight bytes, side by side in a vector of their own, and compares
+/// whole keys only where those are equal.
 #[derive(Debug, Clone, Default)]
 pub struct Links {
-    by_peer: BTreeMap<PublicKey, Link>,
+    by_peer: Vec<(PublicKey, Link)>,
+    /// The first eight bytes of each key in `by_peer`, in the same order (which they keep:
+    /// keys order as their bytes do).
+    prefixes: Vec<u64>,
     /// Counts insertions and removals: who we link with changed when it did.
     version: u64,
     /// Counts every change but loss figures (each mutable access counts).
@@ -118,21 +126,41 @@ pub struct Links {
 }
 
 impl Links {
+    /// Where `peer`'s link is, or would go.
+    fn index(&self, peer: &PublicKey) -> Result<usize, usize> {
+        let prefix = prefix_of(peer);
+        let from = self.prefixes.partition_point(|p| *p < prefix);
+        for at in from..self.by_peer.len() {
+            if self.prefixes[at] != prefix {
+                return Err(at);
+            }
+            match self.by_peer[at].0.cmp(peer) {
+                std::cmp::Ordering::Equal => return Ok(at),
+                std::cmp::Ordering::Greater => return Err(at),
+                std::cmp::Ordering::Less => {}
+            }
+        }
+        Err(self.by_peer.len())
+    }
+
     /// The link with `peer`.
     pub fn get(&self, peer: &PublicKey) -> Option<&Link> {
-        self.by_peer.get(peer)
+        let at = self.index(peer).ok()?;
+        Some(&self.by_peer[at].1)
     }
 
     /// The link with `peer`, to change it.
     pub fn get_mut(&mut self, peer: &PublicKey) -> Option<&mut Link> {
         self.changes += 1;
-        self.by_peer.get_mut(peer)
+        let at = self.index(peer).ok()?;
+        Some(&mut self.by_peer[at].1)
     }
 
     /// Takes in a loss report on our link with `peer` (see [`Link::record_loss`]); returns
     /// the link's kind, if we have one.
     pub fn record_loss(&mut self, peer: &PublicKey, share: f64) -> Option<LinkKind> {
-        let link = self.by_peer.get_mut(peer)?;
+        let at = self.index(peer).ok()?;
+        let link = &mut self.by_peer[at].1;
         link.record_loss(share);
         Some(link.kind)
     }
@@ -141,7 +169,13 @@ impl Links {
     pub fn insert(&mut self, peer: PublicKey, link: Link) {
         self.version += 1;
         self.changes += 1;
-        self.by_peer.insert(peer, link);
+        match self.index(&peer) {
+            Ok(at) => self.by_peer[at].1 = link,
+            Err(at) => {
+                self.prefixes.insert(at, prefix_of(&peer));
+                self.by_peer.insert(at, (peer, link));
+            }
+        }
     }
 
     /// Changes whenever a link is added or removed (not when one changes state).
@@ -159,12 +193,14 @@ impl Links {
     pub fn remove(&mut self, peer: &PublicKey) -> Option<Link> {
         self.version += 1;
         self.changes += 1;
-        self.by_peer.remove(peer)
+        let at = self.index(peer).ok()?;
+        self.prefixes.remove(at);
+        Some(self.by_peer.remove(at).1)
     }
 
     /// Every link.
     pub fn iter(&self) -> impl Iterator<Item = (&PublicKey, &Link)> {
-        self.by_peer.iter()
+        self.by_peer.iter().map(|(k, l)| (k, l))
     }
 
     /// The peers of every link of this kind.
@@ -186,7 +222,7 @@ impl Links {
 
     /// Whether a child's seat is being handed on to a stronger newcomer (one at a time).
     pub fn displacing(&self) -> bool {
-        self.by_peer.values().any(|l| l.displaced_by.is_some())
+        self.by_peer.iter().any(|(_, l)| l.displaced_by.is_some())
     }
 
     /// The one peer of this kind (parent, backup, retiring parent).
@@ -196,13 +232,13 @@ impl Links {
 
     /// Every peer we have a link with.
     pub fn peers(&self) -> Vec<PublicKey> {
-        self.by_peer.keys().copied().collect()
+        self.by_peer.iter().map(|(k, _)| *k).collect()
     }
 
     /// `newcomer` will not take anyone's seat after all (it left or never connected).
     pub fn forget_displacer(&mut self, newcomer: &PublicKey) {
         self.changes += 1;
-        for link in self.by_peer.values_mut() {
+        for (_, link) in &mut self.by_peer {
             if link.displaced_by.as_ref() == Some(newcomer) {
                 link.displaced_by = None;
             }
@@ -212,5 +248,50 @@ impl Links {
     /// How many links of this kind.
     pub fn count(&self, kind: LinkKind) -> usize {
         self.of_kind(kind).count()
+    }
+}
+
+/// A key's first eight bytes as a number: numbers order as the keys do.
+fn prefix_of(key: &PublicKey) -> u64 {
+    let bytes = key.as_bytes();
+    u64::from_be_bytes([
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use nostr::prelude::PublicKey;
+
+    use super::{Link, LinkKind, Links};
+
+    fn key(head: u8, tail: u8) -> PublicKey {
+        let mut bytes = [7u8; 32];
+        bytes[0] = head;
+        bytes[31] = tail;
+        PublicKey::from_byte_array(bytes)
+    }
+
+    #[test]
+    fn links_stay_in_key_order_and_are_found_where_keys_share_their_first_bytes() {
+        // Keys 1–3 share their first eight bytes and differ at the end only.
+        let keys = [key(9, 2), key(1, 5), key(9, 1), key(9, 3), key(0, 0)];
+        let mut links = Links::default();
+        for (i, peer) in keys.iter().enumerate() {
+            links.insert(*peer, Link::new(LinkKind::Child, i as u64));
+        }
+        let mut sorted = keys.to_vec();
+        sorted.sort();
+        assert_eq!(links.peers(), sorted);
+        for (i, peer) in keys.iter().enumerate() {
+            assert_eq!(links.get(peer).map(|l| l.confirmed_at), Some(i as u64));
+        }
+        assert!(links.get(&key(9, 4)).is_none());
+        assert_eq!(links.remove(&key(9, 1)).map(|l| l.confirmed_at), Some(2));
+        assert!(links.get(&key(9, 1)).is_none());
+        assert_eq!(links.get(&key(9, 3)).map(|l| l.confirmed_at), Some(3));
+        links.insert(key(9, 1), Link::new(LinkKind::Parent, 9));
+        assert_eq!(links.one(LinkKind::Parent), Some(key(9, 1)));
+        assert_eq!(links.peers(), sorted);
     }
 }

@@ -283,8 +283,8 @@ struct Pending {
     leaf_seat: bool,
 }
 
-/// What a crowd's list of followed members depends on: links, parked events, staff.
-type FollowingMadeOf = (u64, usize, Option<EventId>, usize);
+/// What a crowd's list of followed members depends on: links, parked events' authors, staff.
+type FollowingMadeOf = (u64, u64, usize);
 
 /// What a crowd's announced seat depends on: links, capacity, whether the parent delivers,
 /// the parent's seat, a displacement under way.
@@ -325,6 +325,10 @@ pub struct Participant {
     backlog: Option<Vec<SpaceEvent>>,
     /// Events refused only because a member was not known yet (relays reorder authors).
     parked: Vec<(SpaceEvent, Millis)>,
+    /// Counts changes to `parked` that may change whom we follow: an event parked whose author
+    /// we do not follow yet, and every event let go. A busy relay parks a stranger's events
+    /// many times over; re-reading whom to follow for each cost a sort of a thousand keys.
+    parked_changes: u64,
     /// Last `created_at` per addressable event (kind, other peer): a relay keeps one event per
     /// (kind, author, d) and refuses a replacement that is not newer.
     addressable_at: HashMap<(&'static str, Option<PublicKey>), u64>,
@@ -411,6 +415,7 @@ impl Participant {
             announced_price: 0,
             backlog: Some(Vec::new()),
             parked: Vec::new(),
+            parked_changes: 0,
             addressable_at: HashMap::new(),
             published: 0,
             last_presence: now,
@@ -839,6 +844,9 @@ impl Participant {
         }
         self.unpark_superseded(event);
         tracing::trace!(kind = event.message.name(), author = %event.author, "parked until its member is known");
+        if self.following.binary_search(&event.author).is_err() {
+            self.parked_changes += 1;
+        }
         self.parked.push((event.clone(), self.now));
         true
     }
@@ -851,17 +859,28 @@ impl Participant {
         let Some(pair) = event.message.reservation().map(Reservation::pair) else {
             return;
         };
+        let before = self.parked.len();
         self.parked.retain(|(old, _)| {
             old.author != event.author
                 || old.message.reservation().map(Reservation::pair) != Some(pair)
         });
+        self.note_unparked(before);
+    }
+
+    /// Counts a change of parked authors if events went since there were `before`.
+    fn note_unparked(&mut self, before: usize) {
+        if self.parked.len() < before {
+            self.parked_changes += 1;
+        }
     }
 
     /// Re-applies parked events until none more succeeds; forgets those parked for longer than
     /// relays reorder ([`PARK_FOR`]): their member is not coming.
     fn retry_parked(&mut self) {
         let oldest = self.now.saturating_sub(ms(PARK_FOR));
+        let before = self.parked.len();
         self.parked.retain(|(_, at)| *at >= oldest);
+        self.note_unparked(before);
         loop {
             let parked = std::mem::take(&mut self.parked);
             let before = parked.len();
@@ -882,6 +901,7 @@ impl Participant {
                     Err(_) => {}
                 }
             }
+            self.note_unparked(before);
             if !progressed || self.parked.len() == before {
                 break;
             }

@@ -15,7 +15,7 @@ pub use relay::RateLimit;
 pub use rng::Rng;
 pub use world::{NetworkModel, Node, NodeId, T0, Traffic, World};
 
-use crate::participant::{Millis, UserCommand};
+use crate::participant::{LinkKind, Millis, UserCommand};
 use crate::protocol::{ConnectionType, Message, NetworkMetrics};
 use crate::topology::{CapacityPolicy, PeerMetrics};
 
@@ -220,6 +220,58 @@ fn log_interruption(listener: NodeId, since: Millis, until: Millis, least: f64, 
             least,
             "{what}"
         );
+    }
+}
+
+/// Logs (debug) each listener deeper than `goal` at the end, with its path to the host: per
+/// hop the node, its capacity, its children, and how long it has had its parent. Where a deep
+/// listener hangs is what tells a slow repair from a tree that cannot fit.
+fn log_deep(world: &World, goal: u32, end: Millis) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let host = world.node(0).participant.links();
+    let seats: Vec<String> = host
+        .of_kind(LinkKind::Child)
+        .filter_map(|child| world.id_of(&child))
+        .map(|id| {
+            let participant = &world.node(id).participant;
+            let children = participant.links().count(LinkKind::Child);
+            format!("{id}(cap {} kids {children})", participant.capacity())
+        })
+        .collect();
+    tracing::debug!(
+        capacity = world.node(0).participant.capacity(),
+        seats = seats.join(" "),
+        "the host's children at the end"
+    );
+    for id in 1..world.nodes().len() {
+        if !world.node(id).alive || world.depth(id).is_none_or(|d| d <= goal) {
+            continue;
+        }
+        let mut path = Vec::new();
+        let mut current = id;
+        while current != 0 {
+            let participant = &world.node(current).participant;
+            let links = participant.links();
+            let Some(parent) = links.one(LinkKind::Parent) else {
+                break;
+            };
+            let since = links
+                .get(&parent)
+                .map_or(0, |l| end - l.confirmed_at.min(end));
+            path.push(format!(
+                "{current}(cap {} kids {} up {:.0} since {since})",
+                participant.capacity(),
+                links.count(LinkKind::Child),
+                world.node(current).uplink_kbps,
+            ));
+            let Some(next) = world.id_of(&parent) else {
+                break;
+            };
+            current = next;
+        }
+        tracing::debug!(listener = id, path = path.join(" < "), "deep at the end");
     }
 }
 
@@ -457,6 +509,7 @@ pub(crate) fn run_world(config: &SimConfig) -> (World, SimReport) {
     let links_moved = world.traffic.links_opened.saturating_sub(links_at_steady);
     let total_minutes = (end - T0) as f64 / 60_000.0;
     let goal = depth_goal(config.peers, mean_capacity);
+    log_deep(&world, goal, end);
     let report = SimReport {
         peers: config.peers,
         seed: config.seed,

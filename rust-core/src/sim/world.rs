@@ -1034,19 +1034,17 @@ impl World {
             .map(|id| self.passes(id).unwrap_or(0.0))
             .collect();
         let mut feeds = Feeds::default();
-        let mut next = 0;
-        for (fed, feeder) in self.wiring.feeds() {
-            while next < fed {
-                feeds.ends.push(feeds.all.len());
-                next += 1;
+        for fed in 0..self.nodes.len() {
+            if fed != 0 && self.nodes[fed].alive {
+                let live = self
+                    .wiring
+                    .feeders(fed)
+                    .filter(|feeder| passes[*feeder] > 0.0);
+                feeds
+                    .all
+                    .extend(live.map(|feeder| (feeder, passes[feeder])));
             }
-            if fed != 0 && self.nodes[fed].alive && passes[feeder] > 0.0 {
-                feeds.all.push((feeder, passes[feeder]));
-            }
-        }
-        while next < self.nodes.len() {
             feeds.ends.push(feeds.all.len());
-            next += 1;
         }
         propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive))
     }
