@@ -156,7 +156,8 @@ impl Participant {
     /// The members whose JOIN and LEAVE a crowd's view follows: the host, every peer we link
     /// with, the staff (their voices and roles), and requesters we do not know yet (their
     /// RESERVE waits for their JOIN). The peer we ask is not among them: its JOIN came with
-    /// the sample, and a link it sets up makes it one. Sorted, each once (sorted at once: a relay may hold a thousand parked events).
+    /// the sample, and a link it sets up makes it one. Sorted, each once (collected, then sorted
+    /// once: a relay may hold a thousand parked events).
     fn followed(&self) -> Vec<PublicKey> {
         let mut keys = self.links.peers();
         keys.push(*self.config.space.host());

@@ -223,9 +223,10 @@ fn log_interruption(listener: NodeId, since: Millis, until: Millis, least: f64, 
     }
 }
 
-/// Logs (debug) each listener deeper than `goal` at the end, with its path to the host: per
-/// hop the node, its capacity, its children, and how long it has had its parent. Where a deep
-/// listener hangs is what tells a slow repair from a tree that cannot fit.
+/// Logs (debug) the host's children at the end, and each listener deeper than `goal` with its
+/// path to the host: per hop the node, its capacity, its children, its real uplink, and how long
+/// it has had its parent (ms). Where a deep listener hangs is what tells a slow repair from a
+/// tree that cannot fit.
 fn log_deep(world: &World, goal: u32, end: Millis) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
@@ -259,7 +260,7 @@ fn log_deep(world: &World, goal: u32, end: Millis) {
             };
             let since = links
                 .get(&parent)
-                .map_or(0, |l| end - l.confirmed_at.min(end));
+                .map_or(0, |l| end.saturating_sub(l.confirmed_at));
             path.push(format!(
                 "{current}(cap {} kids {} up {:.0} since {since})",
                 participant.capacity(),
