@@ -122,6 +122,7 @@ fn tree_rules(c: &mut Criterion) {
                         capacity: 13,
                         children: &children,
                         standbys: &[],
+                        relays: false,
                     },
                 ))
             })

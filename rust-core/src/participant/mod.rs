@@ -8,6 +8,7 @@
 mod crowd;
 mod io;
 mod link;
+mod outbox;
 #[cfg(test)]
 mod tests;
 mod uplink;
@@ -35,6 +36,7 @@ use crate::protocol::{
 };
 use crate::space::{Command, Space};
 use crate::topology::{Admission, PeerMetrics, Seats, TreeRules, TreeView, Want, climb_reach};
+use outbox::Outbox;
 
 /// How long a participant waits for CONFIRM before asking the next candidate: several relay
 /// round trips on a slow mobile link, short enough that a silent candidate costs little.
@@ -90,14 +92,6 @@ pub const MAX_PAY: u8 = 20;
 /// does 20 bits in well under this).
 const WORK_MAX: Duration = Duration::from_secs(30);
 
-/// Refusals we send per second at most (with a burst of [`REFUSAL_BURST`]): every refusal is
-/// an event of ours the relays rate-limit, and a flood of requests must not delay the
-/// CONFIRMs of real ones. Beyond it, refusals are silent (the requester times out).
-const REFUSALS_PER_SEC: f64 = 5.0;
-
-/// See [`REFUSALS_PER_SEC`].
-const REFUSAL_BURST: f64 = 20.0;
-
 /// How long a price another member asked of us stays in force.
 const PRICE_FOR: Duration = Duration::from_secs(60);
 
@@ -140,6 +134,13 @@ pub const SHED_GRACE: Duration = Duration::from_secs(10);
 /// the leaf finds a new parent: when every seat nearby is taken or asked for, that takes
 /// seconds, and the leaf has no warm backup to cover it (a depth-1 listener keeps none).
 pub const HAND_ON_GRACE: Duration = Duration::from_secs(10);
+
+/// How often, at most, the host hands a relay child's seat on to a clearly stronger relay
+/// ([`Admission::HandOnRelay`]). Each such move takes a subtree along (its root finds a new
+/// parent while we still feed it), and during a rush strong climbers would move the host's
+/// children one after another; the few relays that took the host's outputs before the strong
+/// ones arrived need only a few moves, spread out.
+pub const RELAY_HAND_ON_EVERY: Duration = Duration::from_secs(10);
 
 /// Leaves handed on and still fed at once, at most: each is a stream beyond our capacity
 /// (which keeps headroom below the real uplink for such moments).
@@ -313,10 +314,9 @@ pub struct Participant {
     /// When we dropped a requester's link that was never set up (the window of
     /// [`PRESSURE_WINDOW`]): the pressure that sets our price.
     pressure: VecDeque<Millis>,
-    /// Refusals we may still send now (a token bucket, see [`REFUSALS_PER_SEC`]).
-    refusal_tokens: f64,
-    /// When the bucket was last filled.
-    refusal_at: Millis,
+    /// Our events as the relays count them: answers wait while they would come late
+    /// ([`Outbox`]).
+    outbox: Outbox,
     /// Proof of work others asked of us (bits), and until when.
     prices: HashMap<PublicKey, (u8, Millis)>,
     /// The price our last JOIN announced.
@@ -337,6 +337,8 @@ pub struct Participant {
     last_presence: Millis,
     next_search: Millis,
     next_climb: Millis,
+    /// At the host: when it last handed a relay child's seat on ([`RELAY_HAND_ON_EVERY`]).
+    relay_handed_on: Option<Millis>,
     last_standby_try: Millis,
     /// When our former parent became [`LinkKind::Retiring`]: it goes once the new parent has
     /// carried audio for [`SILENT_FROM_THE_START`] since, long enough for a stall to show.
@@ -409,8 +411,7 @@ impl Participant {
             avoid: HashMap::new(),
             strikes: HashMap::new(),
             pressure: VecDeque::new(),
-            refusal_tokens: REFUSAL_BURST,
-            refusal_at: now,
+            outbox: Outbox::default(),
             prices: HashMap::new(),
             announced_price: 0,
             backlog: Some(Vec::new()),
@@ -421,6 +422,7 @@ impl Participant {
             last_presence: now,
             next_search: now,
             next_climb: now + ms(CLIMB_EVERY),
+            relay_handed_on: None,
             last_standby_try: now,
             retired_at: now,
             next_timeout: None,
@@ -927,6 +929,12 @@ impl Participant {
     /// An event to publish, applied to our own view of the space first; the caller sends it
     /// out (on its own, or carrying a link's SDP).
     fn publication(&mut self, message: Message, work: u8) -> Publication {
+        // A link we ask for or admit is followed by its ICE candidates, from the driver.
+        let ice = match &message {
+            Message::Reserve(_) | Message::Confirm(_) => outbox::ICE_PER_LINK,
+            _ => 0.0,
+        };
+        self.outbox.sent(1.0 + ice, self.now);
         let now = self.now / 1_000;
         let slot = match &message {
             Message::Reserve(r) => Some(("reserve", Some(r.confirmer))),
@@ -1760,6 +1768,25 @@ impl Participant {
             return false;
         }
         let tree = self.tree();
+        let host = *self.config.space.host();
+        if self
+            .config
+            .rules
+            .outranks_parent(&self.space, &tree, &self.me, &parent)
+        {
+            // Our parent took one of the host's outputs before we came (weak-first): the host
+            // may hand its seat on to us, and our subtree moves a hop nearer the host. The host
+            // is always in our view (no fetch of seats, so no crowd's slower pace), and it
+            // hands such seats on only now and then: look again at the plain pace.
+            self.next_climb = now + ms(CLIMB_EVERY);
+            if self.passes_over(&host) {
+                return false;
+            }
+            tracing::debug!(%parent, "asking the host for our weaker parent's seat");
+            self.stats.climbs += 1;
+            self.reserve(host, false);
+            return true;
+        }
         let deep = tree.depth(&self.me).filter(|depth| *depth >= 3);
         let Some(depth) = deep else {
             self.next_climb = now + ms(self.climb_every());
@@ -2034,14 +2061,10 @@ impl Participant {
     /// `first` (before reading the space); silently once we have sent refusals at our
     /// budgeted rate.
     fn refuse(&mut self, requester: PublicKey, price: u8, first: bool) {
-        let elapsed = self.now.saturating_sub(self.refusal_at) as f64 / 1_000.0;
-        self.refusal_at = self.now;
-        self.refusal_tokens = (self.refusal_tokens + elapsed * REFUSALS_PER_SEC).min(REFUSAL_BURST);
-        if self.refusal_tokens < 1.0 {
+        if !self.outbox.may_refuse(self.now) {
             *self.stats.rejected.entry("refused silently").or_default() += 1;
             return;
         }
-        self.refusal_tokens -= 1.0;
         self.publish(Message::Drop {
             target: requester,
             price,
@@ -2192,6 +2215,10 @@ impl Participant {
                 .collect();
             let standbys: Vec<PublicKey> = self.links.of_kind(LinkKind::StandbyChild).collect();
             let tree = self.tree();
+            let relays = self.is_host()
+                && self
+                    .relay_handed_on
+                    .is_none_or(|at| now >= at + ms(RELAY_HAND_ON_EVERY));
             self.config.rules.admit(
                 &self.space,
                 &tree,
@@ -2202,6 +2229,7 @@ impl Participant {
                     capacity: self.capacity(),
                     children: &children,
                     standbys: &standbys,
+                    relays,
                 },
             )
         };
@@ -2209,12 +2237,23 @@ impl Participant {
         // requester keeps it only when its read shows one (`settle_early_ask`), and asks again
         // for a leaf's seat, which a CONFIRM to the first ask would then collide with.
         let admission = match admission {
-            Admission::Displace(_) if first => Admission::Refuse,
-            Admission::Displace(_) if self.links.count(LinkKind::HandedOn) >= MAX_HANDED_ON => {
+            Admission::Displace(_) | Admission::HandOnRelay(_) if first => Admission::Refuse,
+            Admission::Displace(_) | Admission::HandOnRelay(_)
+                if self.links.count(LinkKind::HandedOn) >= MAX_HANDED_ON =>
+            {
                 Admission::Refuse
             }
             other => other,
         };
+        // A speaker the host admits always gets its answer: a conversation needs it. Any other
+        // admission waits while the relays would let its CONFIRM through late ([`Outbox`]):
+        // silent, the requester asks elsewhere when its wait ends, where a late CONFIRM would
+        // hold an output for a link that never comes.
+        let speaker_to_host = self.is_host() && !standby && self.space.role_of(&from).speaks();
+        if admission != Admission::Refuse && !speaker_to_host && !self.outbox.may_admit(now) {
+            *self.stats.rejected.entry("answering too fast").or_default() += 1;
+            return;
+        }
         match admission {
             Admission::Accept => {}
             Admission::EvictStandby(backup) => {
@@ -2223,6 +2262,13 @@ impl Participant {
             }
             Admission::Displace(leaf) => {
                 if let Some(link) = self.links.get_mut(&leaf) {
+                    link.displaced_by = Some(from);
+                }
+            }
+            Admission::HandOnRelay(relay) => {
+                tracing::info!(%relay, by = %from, "a relay's seat to a clearly stronger one");
+                self.relay_handed_on = Some(now);
+                if let Some(link) = self.links.get_mut(&relay) {
                     link.displaced_by = Some(from);
                 }
             }

@@ -313,6 +313,10 @@ pub enum Admission {
     /// Full, but the requester is clearly stronger than this leaf child: CONFIRM, and hand
     /// the leaf on to the tree once the newcomer delivers.
     Displace(PublicKey),
+    /// Full of relays, and the requester is clearly stronger than this one
+    /// ([`Seats::relays`]): CONFIRM, and hand the relay on, its subtree with it, once the
+    /// requester delivers.
+    HandOnRelay(PublicKey),
     /// Give up this peer's warm backup link to make room for a real child.
     EvictStandby(PublicKey),
     /// No room: DROP.
@@ -330,6 +334,11 @@ pub struct Seats<'a> {
     pub children: &'a [(PublicKey, bool)],
     /// Peers we feed as their warm backup.
     pub standbys: &'a [PublicKey],
+    /// Whether a relay child's seat may change hands too, not only a leaf's. The host's
+    /// alone, and rarely (`participant::RELAY_HAND_ON_EVERY`): relays that arrived before
+    /// the strong ones (weak-first) would otherwise hold its few outputs for the whole
+    /// session, and everything else hangs below them.
+    pub relays: bool,
 }
 
 impl TreeRules {
@@ -672,10 +681,36 @@ impl TreeRules {
             .iter()
             .filter(|(_, leaving)| !leaving)
             .map(|(child, _)| child);
-        match self.displaceable(space, tree, from, settled) {
-            Some(leaf) => Admission::Displace(leaf),
-            None => Admission::Refuse,
+        if let Some(leaf) = self.displaceable(space, tree, from, settled.clone()) {
+            return Admission::Displace(leaf);
         }
+        if !seats.relays {
+            return Admission::Refuse;
+        }
+        // The weakest relay the requester clearly outranks; of equals, the one the requester
+        // hangs below (the requester leaves it anyway: the two swap places).
+        let mine = tree.branch(from);
+        settled
+            .filter(|c| *c != from && self.outranks(space, from, c))
+            .min_by_key(|c| (self.capacity(space, c), Some(branch_of(c)) != mine, **c))
+            .map_or(Admission::Refuse, |relay| Admission::HandOnRelay(*relay))
+    }
+
+    /// Whether `me`, a relay at depth 2, should ask the host for a seat: it clearly outranks
+    /// `parent`, a relay at depth 1 (not a speaker), whose seat the host may hand on to it
+    /// ([`Admission::HandOnRelay`]). The subtree below `me` then sits a hop nearer the host,
+    /// and `parent`'s below `me`'s outputs, or anywhere a hop lower.
+    pub fn outranks_parent(
+        &self,
+        space: &Space,
+        tree: &TreeView,
+        me: &PublicKey,
+        parent: &PublicKey,
+    ) -> bool {
+        tree.depth(me) == Some(2)
+            && tree.depth(parent) == Some(1)
+            && tree.parent(me) == Some(parent)
+            && self.outranks(space, me, parent)
     }
 
     /// The order in which to hand children back when capacity shrinks: backups first, then
