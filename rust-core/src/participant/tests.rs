@@ -304,6 +304,109 @@ fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
     assert!(!host.me.routing().children.contains(&leaf));
 }
 
+#[test]
+fn a_host_full_of_weak_relays_hands_one_seat_on_to_a_clearly_stronger_relay_now_and_then() {
+    // The host feeds 3 children. Three weak relays (250 kbit/s: 2 outputs) took them, and
+    // each feeds a strong relay (5,000 kbit/s: 44 outputs) that came later.
+    let mut host = Alone::new(1, 1, wifi(400));
+    host.stored_end();
+    for weak in 10..13 {
+        host.event(weak, join(250));
+        host.event(weak, reserve(weak, 1));
+    }
+    assert_eq!(confirms_to(&host.published()).len(), 3);
+    for weak in 10..13 {
+        host.offer_and_connect(weak);
+    }
+    for (strong, weak) in [(20, 10), (21, 11), (22, 12)] {
+        host.event(strong, join(5_000));
+        host.event(strong, reserve(strong, weak));
+        host.event(weak, confirm(strong, weak));
+    }
+    host.drain();
+    // A strong relay asks for a seat: the host takes its own parent's, and hands the weak
+    // relay on once the strong one delivers.
+    host.event(20, reserve(20, 1));
+    host.event(
+        20,
+        Message::Offer {
+            target: keys(1).public_key(),
+            sdp: "v=0".into(),
+        },
+    );
+    let published = host.published();
+    assert_eq!(confirms_to(&published), vec![keys(20).public_key()]);
+    assert!(drops_to(&published).is_empty(), "{published:?}");
+    host.link(20, LinkInput::Connected);
+    let out = host.drain();
+    assert_eq!(
+        drops_to(&published_in(&out)),
+        vec![keys(10).public_key()],
+        "the strong relay's weak parent moves, its subtree with it"
+    );
+    assert!(host.me.routing().children.contains(&keys(10).public_key()));
+    // The next strong relay waits: a relay's seat changes hands once every 10 s at most.
+    host.advance(RELAY_HAND_ON_EVERY.as_millis() as Millis / 2);
+    host.event(21, reserve(21, 1));
+    assert_eq!(drops_to(&host.published()), vec![keys(21).public_key()]);
+    host.advance(RELAY_HAND_ON_EVERY.as_millis() as Millis / 2);
+    host.drain();
+    host.event(21, reserve(21, 1));
+    assert_eq!(confirms_to(&host.published()), vec![keys(21).public_key()]);
+    host.offer_and_connect(21);
+    assert_eq!(drops_to(&host.published()), vec![keys(11).public_key()]);
+    host.advance(RELAY_HAND_ON_EVERY.as_millis() as Millis);
+    host.event(22, reserve(22, 1));
+    host.offer_and_connect(22);
+    assert_eq!(drops_to(&host.published()), vec![keys(12).public_key()]);
+    // Strong relays hold every seat now: none is handed on for one like it.
+    host.advance(RELAY_HAND_ON_EVERY.as_millis() as Millis);
+    host.event(23, join(5_000));
+    host.event(23, reserve(23, 1));
+    let published = host.published();
+    assert!(confirms_to(&published).is_empty(), "{published:?}");
+    assert_eq!(drops_to(&published), vec![keys(23).public_key()]);
+}
+
+#[test]
+fn a_flood_of_requests_is_confirmed_only_as_fast_as_relays_let_confirms_through() {
+    // 44 free outputs, and 40 requests in one instant (a shallow seat every sample shows).
+    let mut host = Alone::new(1, 1, wifi(5_000));
+    host.stored_end();
+    for n in 10..70 {
+        host.event(n, join(100));
+    }
+    host.advance(10_000);
+    host.drain();
+    for n in 10..50 {
+        host.event(n, reserve(n, 1));
+    }
+    let published = host.published();
+    let confirmed = confirms_to(&published).len();
+    // Relays let 30 events through at once and 10 a second after: each CONFIRM and its ICE
+    // are two, and none may come more than a second late.
+    assert!(
+        (15..=20).contains(&confirmed),
+        "{confirmed} confirmed at once"
+    );
+    assert!(
+        drops_to(&published).is_empty(),
+        "the rest hear nothing, and ask elsewhere"
+    );
+    assert_eq!(
+        host.me.stats().rejected.get("answering too fast").copied(),
+        Some(40 - confirmed as u64)
+    );
+    // Two seconds on, ten more CONFIRMs are on time again.
+    host.advance(2_000);
+    host.drain();
+    for n in 50..70 {
+        host.event(n, reserve(n, 1));
+    }
+    let again = confirms_to(&host.published()).len();
+    assert!((9..=11).contains(&again), "{again}");
+}
+
 fn published_in(outputs: &[Output]) -> Vec<Message> {
     outputs
         .iter()

@@ -11,7 +11,7 @@ use crate::protocol::{
     SpaceInfo, SpaceRef,
 };
 use crate::space::Space;
-use crate::topology::{TreeRules, TreeView, Want, climb_reach};
+use crate::topology::{Admission, Seats, TreeRules, TreeView, Want, climb_reach};
 
 const T0: u64 = 1_790_000_000;
 
@@ -369,4 +369,64 @@ fn a_deep_relay_that_feeds_children_climbs_one_hop_and_one_that_feeds_none_two()
     assert_eq!(climb_reach(4, true), 2);
     assert_eq!(climb_reach(4, false), 1);
     assert_eq!(climb_reach(3, true), 0);
+}
+
+#[test]
+fn a_strong_relay_below_a_weak_one_at_depth_1_may_take_its_seat_at_the_host() {
+    // host → A (240 kbit/s: 2 outputs), B (2,000: 17); A → ME (5,000: 44), SIBLING (2,000).
+    let (space, _) = space_of(
+        &[
+            (A, 240),
+            (B, 2_000),
+            (ME, 5_000),
+            (SIBLING, 2_000),
+            (D, 100),
+        ],
+        &[(A, HOST), (B, HOST), (ME, A), (SIBLING, A)],
+        true,
+    );
+    let rules = TreeRules::default();
+    let tree = TreeView::of(&space);
+    assert!(rules.outranks_parent(&space, &tree, &key(ME), &key(A)));
+    assert!(rules.outranks_parent(&space, &tree, &key(SIBLING), &key(A)));
+    assert!(
+        !rules.outranks_parent(&space, &tree, &key(ME), &key(B)),
+        "not our parent"
+    );
+    assert!(
+        !rules.outranks_parent(&space, &tree, &key(B), &key(HOST)),
+        "already at depth 1"
+    );
+    let children = [(key(A), false), (key(B), false)];
+    let seats = |relays| Seats {
+        capacity: 2,
+        children: &children,
+        standbys: &[],
+        relays,
+    };
+    let admit =
+        |from: u8, relays| rules.admit(&space, &tree, &key(HOST), &key(from), false, seats(relays));
+    assert_eq!(admit(ME, true), Admission::HandOnRelay(key(A)));
+    assert_eq!(
+        admit(ME, false),
+        Admission::Refuse,
+        "relays' seats only when allowed"
+    );
+    assert_eq!(
+        admit(D, true),
+        Admission::Refuse,
+        "a weak newcomer outranks nobody"
+    );
+    // B has 17 outputs: a relay of 44 is not four times stronger.
+    let strong_children = [(key(B), false)];
+    let one_seat = Seats {
+        capacity: 1,
+        children: &strong_children,
+        standbys: &[],
+        relays: true,
+    };
+    assert_eq!(
+        rules.admit(&space, &tree, &key(HOST), &key(ME), false, one_seat),
+        Admission::Refuse
+    );
 }
