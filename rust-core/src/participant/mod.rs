@@ -1182,8 +1182,9 @@ impl Participant {
         }
     }
 
-    /// Hands a leaf's seat on (a stronger relay took it and delivers): the DROP tells the leaf
-    /// and everyone's view, and the leaf keeps our audio until its new parent delivers.
+    /// Hands a leaf's seat on (at the host, a relay's too: [`Admission::HandOnRelay`]) once the
+    /// stronger relay that took it delivers: the DROP tells the child and everyone's view, and
+    /// the child keeps our audio until its new parent delivers.
     fn hand_on(&mut self, leaf: PublicKey) {
         self.publish(Message::Drop {
             target: leaf,
@@ -1754,7 +1755,9 @@ impl Participant {
     /// parent until the new one delivers. Looked at every [`CLIMB_EVERY`]; only relays climb,
     /// since seats near the host are worth most to those who widen the tree, and each to the
     /// place the rules' matching of deep relays to open places gives it
-    /// ([`TreeRules::climb_target`]), so that they do not all ask for the same one.
+    /// ([`TreeRules::climb_target`]), so that they do not all ask for the same one. A relay at
+    /// depth 2 that clearly outranks its parent at depth 1 asks the host for that parent's
+    /// seat instead ([`TreeRules::outranks_parent`]).
     fn climb(&mut self, parent: PublicKey) -> bool {
         let now = self.now;
         if now < self.next_climb
@@ -2058,8 +2061,8 @@ impl Participant {
     }
 
     /// Turns `requester` away, with our price if we have one, and saying so when it asked
-    /// `first` (before reading the space); silently once we have sent refusals at our
-    /// budgeted rate.
+    /// `first` (before reading the space); silently when a DROP would eat into what the
+    /// relays let us publish for our own requests ([`Outbox::may_refuse`]).
     fn refuse(&mut self, requester: PublicKey, price: u8, first: bool) {
         if !self.outbox.may_refuse(self.now) {
             *self.stats.rejected.entry("refused silently").or_default() += 1;

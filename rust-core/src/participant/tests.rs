@@ -246,18 +246,25 @@ fn a_burst_of_reservations_is_confirmed_only_up_to_capacity() {
     assert_eq!(confirms_to(&published).len(), 1, "{published:?}");
 }
 
-#[test]
-fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
+/// A host of three outputs (400 kbit/s) whose three children (10, 11, 12) announce `kbps`
+/// and are connected.
+fn host_full_of(kbps: u32) -> Alone {
     let mut host = Alone::new(1, 1, wifi(400));
     host.stored_end();
-    for weak in 10..13 {
-        host.event(weak, join(40));
-        host.event(weak, reserve(weak, 1));
+    for child in 10..13 {
+        host.event(child, join(kbps));
+        host.event(child, reserve(child, 1));
     }
     assert_eq!(confirms_to(&host.published()).len(), 3);
-    for weak in 10..13 {
-        host.offer_and_connect(weak);
+    for child in 10..13 {
+        host.offer_and_connect(child);
     }
+    host
+}
+
+#[test]
+fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
+    let mut host = host_full_of(40);
     host.event(20, join(5_000));
     host.event(20, reserve(20, 1));
     host.event(
@@ -308,16 +315,7 @@ fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
 fn a_host_full_of_weak_relays_hands_one_seat_on_to_a_clearly_stronger_relay_now_and_then() {
     // The host feeds 3 children. Three weak relays (250 kbit/s: 2 outputs) took them, and
     // each feeds a strong relay (5,000 kbit/s: 44 outputs) that came later.
-    let mut host = Alone::new(1, 1, wifi(400));
-    host.stored_end();
-    for weak in 10..13 {
-        host.event(weak, join(250));
-        host.event(weak, reserve(weak, 1));
-    }
-    assert_eq!(confirms_to(&host.published()).len(), 3);
-    for weak in 10..13 {
-        host.offer_and_connect(weak);
-    }
+    let mut host = host_full_of(250);
     for (strong, weak) in [(20, 10), (21, 11), (22, 12)] {
         host.event(strong, join(5_000));
         host.event(strong, reserve(strong, weak));
