@@ -246,6 +246,20 @@ fn a_burst_of_reservations_is_confirmed_only_up_to_capacity() {
     assert_eq!(confirms_to(&published).len(), 1, "{published:?}");
 }
 
+impl Alone {
+    /// `requester` reserves the host (1) and sends it its offer.
+    fn reserve_host_with_offer(&mut self, requester: u8) {
+        self.event(requester, reserve(requester, 1));
+        self.event(
+            requester,
+            Message::Offer {
+                target: keys(1).public_key(),
+                sdp: "v=0".into(),
+            },
+        );
+    }
+}
+
 /// A host of three outputs (400 kbit/s) whose three children (10, 11, 12) announce `kbps`
 /// and are connected.
 fn host_full_of(kbps: u32) -> Alone {
@@ -266,14 +280,7 @@ fn host_full_of(kbps: u32) -> Alone {
 fn a_full_host_hands_a_weak_leafs_seat_to_a_strong_newcomer_once_it_delivers() {
     let mut host = host_full_of(40);
     host.event(20, join(5_000));
-    host.event(20, reserve(20, 1));
-    host.event(
-        20,
-        Message::Offer {
-            target: keys(1).public_key(),
-            sdp: "v=0".into(),
-        },
-    );
+    host.reserve_host_with_offer(20);
     let published = host.published();
     assert_eq!(
         confirms_to(&published),
@@ -324,14 +331,7 @@ fn a_host_full_of_weak_relays_hands_one_seat_on_to_a_clearly_stronger_relay_now_
     host.drain();
     // A strong relay asks for a seat: the host takes its own parent's, and hands the weak
     // relay on once the strong one delivers.
-    host.event(20, reserve(20, 1));
-    host.event(
-        20,
-        Message::Offer {
-            target: keys(1).public_key(),
-            sdp: "v=0".into(),
-        },
-    );
+    host.reserve_host_with_offer(20);
     let published = host.published();
     assert_eq!(confirms_to(&published), vec![keys(20).public_key()]);
     assert!(drops_to(&published).is_empty(), "{published:?}");
