@@ -28,10 +28,10 @@ const BURST: f64 = 30.0;
 /// hops. Silence costs a requester that whole wait, so a CONFIRM a little late is the better
 /// answer: in the simulator at 10,000 weak-first, 1.5 s rather than 1 s left the longest
 /// interruption of the rush at 38 / 18 s rather than 50 / 35 s (seeds 1 / 3).
-pub const ADMIT_LATE_MS: f64 = 1_500.0;
+const ADMIT_LATE_MS: f64 = 1_500.0;
 
 /// Events of the burst a refusal leaves for our own requests and announcements.
-pub const KEPT_FOR_OURS: f64 = 10.0;
+const KEPT_FOR_OURS: f64 = 10.0;
 
 /// Events a link we open or answer publishes besides the RESERVE or CONFIRM: its ICE
 /// candidates, sent as the driver gathers them.

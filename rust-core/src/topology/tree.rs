@@ -707,9 +707,9 @@ impl TreeRules {
         me: &PublicKey,
         parent: &PublicKey,
     ) -> bool {
-        tree.depth(me) == Some(2)
+        // Our parent at depth 1 puts us at depth 2: `depth` walks these same links.
+        tree.parent(me) == Some(parent)
             && tree.depth(parent) == Some(1)
-            && tree.parent(me) == Some(parent)
             && self.outranks(space, me, parent)
     }
 
