@@ -500,6 +500,30 @@ fn takes_backup(me: &mut Alone, n: u8, seat: Seat) {
 }
 
 #[test]
+fn a_sample_of_many_seats_is_read_whole_however_few_strangers_the_view_may_hold() {
+    // A relay at depth 4 under 8 (branch 7), its backup search's fetch of seats out. The fetch
+    // brings 40 seats (fetches of few seats each add up): first the one backup there is, in
+    // another branch, then 39 in our parent's branch, which fall with it.
+    let mut me = settled_in_a_crowd(5_000, 3);
+    me.event(
+        20,
+        join_with_seat(
+            5_000,
+            Seat {
+                branch: 8,
+                ..seat(2, 3)
+            },
+        ),
+    );
+    for n in 21..60 {
+        me.event(n, join_with_seat(5_000, seat(4, 3)));
+    }
+    me.me.handle_input(Input::SeatsRead, me.now);
+    // More members than a view keeps of strangers: the sample is all the same.
+    assert_eq!(reserved(&me.drain()), vec![keys(20).public_key()]);
+}
+
+#[test]
 fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
     // A relay (5,000 kbit/s) at depth 4 under 8, with 9 as its warm backup.
     let mut me = settled_in_a_crowd(5_000, 3);
