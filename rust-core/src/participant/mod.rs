@@ -2415,6 +2415,7 @@ impl Participant {
                 self.stats.standby_takeovers += 1;
                 self.last_standby_try = self.now;
                 self.reserve(backup, false);
+                self.sample_ahead();
             } else if let Some(old) = self.links.one(LinkKind::Retiring)
                 && let Some(link) = self.links.get_mut(&old)
             {

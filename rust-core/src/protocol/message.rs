@@ -221,6 +221,12 @@ pub struct Seat {
     /// (its own at depth 1; 0 for the host). A warm backup from another branch does not go
     /// silent with our parent, and a parent from another branch is never below us.
     pub branch: u64,
+    /// Its line from the host as a filter: the `topology::lineage_bits` of every member from
+    /// depth 1 down to itself, ORed (0: not said). A member whose bits are not all in it is
+    /// not above it; one whose bits are may be (a few in a hundred are not). Within one branch
+    /// the depth alone cannot tell, and a crowd whose members nearly all hang below one relay
+    /// at depth 1 then found neither a backup nor a new parent in its samples.
+    pub lineage: u64,
 }
 
 impl Seat {

@@ -413,6 +413,10 @@ impl<'a> Tags<'a> {
                 Some(hex) => u64::from_str_radix(hex, 16).ok()?,
                 None => 0,
             },
+            lineage: match tag.get(6) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+                None => 0,
+            },
         };
         let bounded = |n: u32| n <= MAX_SEAT_FREE;
         (seat.depth <= MAX_SEAT_DEPTH && bounded(seat.free) && seat.leaf.is_none_or(bounded))

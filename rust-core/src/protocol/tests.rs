@@ -98,6 +98,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                     path_kbps: 180,
                     leaf: Some(0),
                     branch: 0x0123_4567_89ab_cdef,
+                    lineage: 0x8000_0000_0100_0002,
                 }),
                 ..MemberInfo::default()
             }),
@@ -115,6 +116,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                     path_kbps: 250,
                     leaf: None,
                     branch: 9,
+                    lineage: 0,
                 }),
                 ..MemberInfo::default()
             }),
@@ -1174,6 +1176,7 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
         path_kbps: 100,
         leaf,
         branch: 5,
+        lineage: 6,
     };
     let o_tags = |seat: Seat| {
         let join = Message::Join(MemberInfo {
@@ -1227,8 +1230,15 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
             free: 2,
             path_kbps: 300,
             leaf: None,
-            branch: 255
-        })
+            branch: 255,
+            lineage: 0,
+        }),
+        "a seat without its lineage (an older build) names none"
+    );
+    assert_eq!(
+        parsed(vec!["1", "2", "300", "-", "00000000000000ff", "0000000000000a01"])
+            .map(|s| s.lineage),
+        Some(0xa01)
     );
     for bad in [
         vec!["1", "2"],
@@ -1237,6 +1247,7 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
         vec!["1", "5000", "300"],
         vec!["1", "2", "300", "many"],
         vec!["1", "2", "300", "-", "not hex"],
+        vec!["1", "2", "300", "-", "00000000000000ff", "not hex"],
     ] {
         assert_eq!(parsed(bad.clone()), None, "{bad:?}");
     }

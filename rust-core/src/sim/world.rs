@@ -1123,6 +1123,22 @@ impl World {
         None
     }
 
+    /// `id`'s lineage ([`crate::protocol::Seat::lineage`]) along the parents the participants
+    /// hold: the bits of every member from depth 1 down to `id`.
+    pub fn lineage(&self, id: NodeId) -> Option<u64> {
+        let mut bits = 0;
+        let mut current = id;
+        for _ in 0..64 {
+            if current == 0 {
+                return Some(bits);
+            }
+            let node = &self.nodes[current].participant;
+            bits |= crate::topology::lineage_bits(node.me());
+            current = self.id_of(&node.links().one(LinkKind::Parent)?)?;
+        }
+        None
+    }
+
     /// Looks at the audio now: who hears the host (returned, per node), the first time each
     /// node hears it well (≥ 90 % of frames), and silence spreading down the tree: a relay
     /// that receives nothing forwards nothing (no audio, no keep-alives), so its children's

@@ -13,7 +13,7 @@ pub use metrics::{MetricsError, PeerMetrics};
 pub use score::{Candidate, ScoreWeights, score};
 pub use tree::{
     Admission, RESERVATION_FRESH_SECS, SEAT_PROVEN_SECS, SEAT_RENEW_SECS, Seats, TreeRules,
-    TreeView, Want, branch_of, climb_reach,
+    TreeView, Want, branch_of, climb_reach, lineage_bits,
 };
 
 #[cfg(test)]

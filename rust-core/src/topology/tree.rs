@@ -82,6 +82,15 @@ pub fn branch_of(key: &PublicKey) -> u64 {
     word(&key.to_bytes(), 0)
 }
 
+/// The bits a member adds to the lineage of its seat and of every seat below it
+/// ([`crate::protocol::Seat::lineage`]): three of 64, drawn from its key. At depth 6 about
+/// one member in 50 off the line reads as maybe on it: passed over, as every member in the
+/// branch once was.
+pub fn lineage_bits(key: &PublicKey) -> u64 {
+    let draw = mix(word(&key.to_bytes(), 16));
+    (1 << (draw & 63)) | (1 << ((draw >> 6) & 63)) | (1 << ((draw >> 12) & 63))
+}
+
 /// Whether `key`'s open seat, in a crowd, is overdue: an open seat is announced again every
 /// [`SEAT_RENEW_SECS`], and one we last heard of longer ago than that (and a little slack
 /// for a renewal on its way) is most likely a crashed member's, still on the relays. Asking
@@ -251,7 +260,9 @@ impl TreeView {
                     let other_branch = self
                         .branch(ancestor)
                         .is_some_and(|branch| branch != seat.branch);
-                    return deeper && !other_branch;
+                    let bits = lineage_bits(ancestor);
+                    let off_the_line = seat.lineage != 0 && seat.lineage & bits != bits;
+                    return deeper && !other_branch && !off_the_line;
                 }
             }
         }

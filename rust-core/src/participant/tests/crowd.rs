@@ -5,7 +5,7 @@ use super::*;
 use crate::protocol::Seat;
 use crate::protocol::filter::OpenSeats;
 use crate::sim::{Arrival, SimConfig, run_world};
-use crate::topology::branch_of;
+use crate::topology::{branch_of, lineage_bits};
 use std::collections::BTreeSet;
 
 /// A seat in branch 7 at `depth` with `free` outputs.
@@ -16,6 +16,7 @@ fn seat(depth: u32, free: u32) -> Seat {
         path_kbps: 200,
         leaf: None,
         branch: 7,
+        lineage: 0,
     }
 }
 
@@ -267,17 +268,52 @@ fn in_a_crowd_a_backup_comes_from_another_branch_or_from_above_the_parent() {
         keys(11).public_key(),
         join_with_seat(5_000, seat(1, 7)),
     );
+    // 12 and 13 are deeper in 8's branch too, and name their lineage: 12's line runs through
+    // 8, 13's does not.
+    let line = |above: &[u8]| {
+        above
+            .iter()
+            .fold(0, |bits, n| bits | lineage_bits(&keys(*n).public_key()))
+    };
+    feed(
+        &mut view,
+        keys(12).public_key(),
+        join_with_seat(
+            5_000,
+            Seat {
+                lineage: line(&[11, 8, 12]),
+                ..seat(3, 7)
+            },
+        ),
+    );
+    feed(
+        &mut view,
+        keys(13).public_key(),
+        join_with_seat(
+            5_000,
+            Seat {
+                lineage: line(&[11, 14, 13]),
+                ..seat(3, 7)
+            },
+        ),
+    );
     let tree = TreeView::at(&view, at);
     let parent = keys(8).public_key();
     assert!(tree.under(&keys(9).public_key(), &parent));
     assert!(!tree.under(&keys(10).public_key(), &parent));
     assert!(!tree.under(&keys(11).public_key(), &parent));
     assert_eq!(tree.branch(&keys(10).public_key()), Some(8));
+    assert!(tree.under(&keys(12).public_key(), &parent));
+    assert!(
+        !tree.under(&keys(13).public_key(), &parent),
+        "a lineage without the parent's bits is off its line"
+    );
 }
 
 /// The simulator's crowd: a few hundred listeners, arriving weak first then at random, with
 /// crashes and network changes. Everyone hears; every view stays bounded; and the seats
-/// relays announce agree with the tree the links really make (their depth, their branch).
+/// relays announce agree with the tree the links really make (their depth, their branch, their
+/// lineage).
 #[test]
 fn a_crowd_hears_with_bounded_views_and_seats_that_tell_the_truth() {
     for arrival in [Arrival::WeakFirst, Arrival::Random] {
@@ -316,7 +352,10 @@ fn a_crowd_hears_with_bounded_views_and_seats_that_tell_the_truth() {
             }
             relays += 1;
             let branch = world.branch(id).map(|key| branch_of(&key));
-            if seat.depth == depth && Some(seat.branch) == branch {
+            if seat.depth == depth
+                && Some(seat.branch) == branch
+                && Some(seat.lineage) == world.lineage(id)
+            {
                 truthful += 1;
             }
         }
@@ -552,6 +591,36 @@ fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
 }
 
 #[test]
+fn a_backup_that_takes_over_brings_a_sample_in_so_that_a_second_loss_is_met_at_once() {
+    // A relay at depth 4 under 8, with 9 (another branch) as its warm backup; its sample is
+    // no longer fresh.
+    let mut me = settled_in_a_crowd(5_000, 3);
+    let branch = |branch, seat| Seat { branch, ..seat };
+    takes_backup(&mut me, 9, branch(9, seat(3, 3)));
+    me.advance(SAMPLE_FOR.as_millis() as Millis + 1_000);
+    me.drain();
+    // Its parent goes: the backup takes over, and a sample is fetched at once.
+    me.link(8, LinkInput::Failed);
+    let out = me.drain();
+    assert_eq!(reserved(&out), vec![keys(9).public_key()]);
+    assert!(
+        seat_fetches(&out)
+            .iter()
+            .any(|w| matches!(w, OpenSeats::All)),
+        "a sample is fetched with the takeover"
+    );
+    me.event(9, confirm(5, 9));
+    me.event(10, join_with_seat(5_000, branch(10, seat(2, 3))));
+    read_few_seats(&mut me);
+    me.drain();
+    // Half a second later the new parent goes quiet too: 10 is asked at once, with no fetch
+    // of seats first.
+    me.advance(500);
+    me.link(9, LinkInput::Stalled);
+    assert_eq!(reserved(&me.drain()), vec![keys(10).public_key()]);
+}
+
+#[test]
 fn a_relay_whose_backup_takes_over_looks_for_a_place_nearer_the_host_at_once() {
     // A relay (5,000 kbit/s) at depth 3 under 8, with 9 (at depth 3, another branch) as its
     // warm backup.
@@ -569,6 +638,8 @@ fn a_relay_whose_backup_takes_over_looks_for_a_place_nearer_the_host_at_once() {
     me.link(8, LinkInput::Failed);
     assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
     me.event(9, confirm(5, 9));
+    // The sample fetched with the takeover brings no seat.
+    read_few_seats(&mut me);
     me.drain();
     assert_eq!(
         me.me.links().one(LinkKind::Parent),
