@@ -262,11 +262,11 @@ impl Participant {
         false
     }
 
-    /// A warm backup just took over: in a second we look for the next backup, and should the
-    /// new parent go quiet before that, for a parent at once. In a crowd the sample both
-    /// need is fetched now, so that neither waits for it (a parent lost 0.3 s after its
-    /// backup took over cost 1.1 s of silence, 0.2 s of it fetching seats: 1,000 random,
-    /// seed 16, in the simulator). The backup search would fetch it a second later anyway.
+    /// A warm backup just took over: once it confirms we look for the next backup, and should
+    /// the new parent go quiet before one connects, for a parent at once. In a crowd the
+    /// sample both need is fetched now, so that neither waits for it (0.2 s of the 1.1 s
+    /// silence of a listener whose new parent went 0.3 s after it took over was the fetch:
+    /// 1,000 random, seed 16, in the simulator).
     pub(super) fn sample_ahead(&mut self) {
         self.sample_ready();
     }

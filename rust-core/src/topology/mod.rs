@@ -1,6 +1,6 @@
-//! Topology: who feeds whom. Pure logic over a petgraph tree: capacity from real uplink,
-//! the draft's scoring, an incremental planner with warm backups and repair, a naive baseline
-//! and a seeded simulation.
+//! Topology: who feeds whom. Pure logic: capacity from real uplink, the draft's scoring, and
+//! the tree rules every participant runs (parent and backup choice, admission, displacement,
+//! hand-on, pull-up, shedding) over the tree as its view shows it.
 
 mod capacity;
 mod metrics;

@@ -591,7 +591,7 @@ fn a_climbs_sample_of_shallow_seats_is_no_sample_to_find_a_backup_in() {
 }
 
 #[test]
-fn a_backup_that_takes_over_brings_a_sample_in_so_that_a_second_loss_is_met_at_once() {
+fn a_backup_that_takes_over_brings_the_next_one_in_at_once_and_a_second_loss_is_met_at_once() {
     // A relay at depth 4 under 8, with 9 (another branch) as its warm backup; its sample is
     // no longer fresh.
     let mut me = settled_in_a_crowd(5_000, 3);
@@ -610,14 +610,23 @@ fn a_backup_that_takes_over_brings_a_sample_in_so_that_a_second_loss_is_met_at_o
         "a sample is fetched with the takeover"
     );
     me.event(9, confirm(5, 9));
-    me.event(10, join_with_seat(5_000, branch(10, seat(2, 3))));
-    read_few_seats(&mut me);
     me.drain();
-    // Half a second later the new parent goes quiet too: 10 is asked at once, with no fetch
-    // of seats first.
-    me.advance(500);
+    // Once 9 confirmed and the sample is in, the next backup is asked: its link delivered
+    // all along, no settling second is waited.
+    me.event(10, join_with_seat(5_000, branch(10, seat(2, 3))));
+    me.event(11, join_with_seat(5_000, branch(11, seat(2, 3))));
+    read_few_seats(&mut me);
+    let asked = reserved(&me.drain());
+    assert_eq!(asked.len(), 1, "one backup asked: {asked:?}");
+    assert_eq!(me.me.pending(), Some((asked[0], true)));
+    // 300 ms later the new parent goes quiet too, before that backup answers: a parent from
+    // the same sample is asked at once, with no fetch of seats first.
+    me.advance(300);
     me.link(9, LinkInput::Stalled);
-    assert_eq!(reserved(&me.drain()), vec![keys(10).public_key()]);
+    let out = me.drain();
+    assert!(seat_fetches(&out).is_empty(), "{:?}", seat_fetches(&out));
+    assert_eq!(reserved(&out).len(), 1);
+    assert_eq!(me.me.pending().map(|(_, standby)| standby), Some(false));
 }
 
 #[test]
