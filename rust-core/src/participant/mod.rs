@@ -1442,6 +1442,7 @@ impl Participant {
             }
             LinkInput::Stalled => {
                 link.stalled_since.get_or_insert(now);
+                let unanswered = ms(self.config.reserve_timeout) / 5;
                 match kind {
                     // Silence alone never costs a parent (a silent speaker's keep-alives keep
                     // links alive; a foreign client may send none): switch only when the
@@ -1456,25 +1457,34 @@ impl Participant {
                         tracing::info!(%peer, "parent stalled, backup delivers");
                         self.upstream_lost(peer);
                     }
+                    // A backup asked a moment ago most likely answers soon: it takes over once
+                    // it confirms (`on_confirmed`), asked again over the link it answered.
+                    // Asked again at once instead, as our parent with a new offer, the two
+                    // RESERVEs raced on the relays, which may hand them over out of order: the
+                    // backup answered the older offer last and neither link ever set up (6.2 s
+                    // of silence at 1,000 random, seed 13, in the simulator).
+                    LinkKind::Parent
+                        if self.pending.is_some_and(|p| {
+                            p.standby && p.peer != peer && now < p.since + unanswered
+                        }) =>
+                    {
+                        tracing::info!(%peer, "parent stalled while we ask a backup: it takes over");
+                    }
                     // A reservation under way must not hold up the search for another parent:
                     // a warm backup we promoted a moment ago that stalls before confirming was
                     // most likely gone already (a crash shows as silence first), and a backup
-                    // we are still asking for cannot cover a parent that is silent now. Ask
-                    // for a parent instead, keeping the quiet one until the new one delivers.
+                    // we have been asking a while cannot cover a parent that is silent now.
+                    // Ask for a parent instead, keeping the quiet one until the new one
+                    // delivers.
                     LinkKind::Parent
                         if self.pending.is_some_and(|p| p.standby || p.peer == peer) =>
                     {
                         tracing::info!(%peer, "parent stalled while we asked: asking instead");
-                        let unanswered = ms(self.config.reserve_timeout) / 5;
-                        if let Some(asked) = self
-                            .pending
-                            .filter(|p| p.standby && p.peer != peer && now >= p.since + unanswered)
-                        {
-                            // The backup we have been asking a while has not answered: a
-                            // crashed member's seat stays announced for a while, and asking it
-                            // again as our parent would wait out the whole reservation timeout
-                            // (2.9 s of silence at 1,000 in the simulator, seed 11). One asked
-                            // a moment ago is asked again: its answer may be on the way.
+                        if let Some(asked) = self.pending.filter(|p| p.standby && p.peer != peer) {
+                            // The backup has not answered: a crashed member's seat stays
+                            // announced for a while, and asking it again as our parent would
+                            // wait out the whole reservation timeout (2.9 s of silence at 1,000
+                            // in the simulator, seed 11).
                             self.avoid_peer(asked.peer, REFUSED_AVOID);
                         }
                         self.abandon_pending();
@@ -2144,6 +2154,17 @@ impl Participant {
         self.outputs.push_back(Output::Link(op));
         if pending.connected {
             self.on_link(by, LinkInput::Connected);
+        }
+        // A backup that confirms while our parent is quiet takes its place at once, asked
+        // over the link it just answered (see `LinkInput::Stalled`).
+        if pending.standby
+            && self
+                .links
+                .one(LinkKind::Parent)
+                .is_some_and(|p| self.quiet(&p))
+        {
+            tracing::info!(%by, "the backup confirmed while our parent is quiet: it takes over");
+            self.promote_backup(by);
         }
     }
 

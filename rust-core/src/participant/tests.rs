@@ -2296,16 +2296,58 @@ fn under_a_relay_with_a_fresh_backup() -> (Alone, u8, u8) {
 }
 
 #[test]
-fn a_parent_that_stalls_while_we_ask_for_a_backup_is_replaced_at_once() {
+fn a_parent_that_stalls_while_we_ask_for_a_backup_is_replaced_by_it_once_it_confirms() {
+    // The RESERVEs in `out`, and whether each opens a link (carries an offer).
+    let asks = |out: &[Output]| -> Vec<(PublicKey, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Publish(Publication {
+                    message: Message::Reserve(r),
+                    ..
+                }) => Some((r.confirmer, false)),
+                Output::Link(LinkOp::Open {
+                    within:
+                        Some(Publication {
+                            message: Message::Reserve(r),
+                            ..
+                        }),
+                    ..
+                }) => Some((r.confirmer, true)),
+                _ => None,
+            })
+            .collect()
+    };
     let (mut me, p, b) = under_a_relay_asking_a_backup();
     me.drain();
-    // A backup still being asked for cannot cover a parent that is silent now: the ask
-    // gives way to one for a parent instead, and the quiet parent stays until it delivers.
+    // Our parent goes quiet a moment after we asked b to be our backup. Asking b again now,
+    // as our parent with a new offer, would race the first ask on the relays: the ask stands.
     me.advance(100);
     me.link(p, LinkInput::Stalled);
+    assert_eq!(me.me.pending(), Some((keys(b).public_key(), true)));
+    assert!(asks(&me.drain()).is_empty());
+    // b confirms its seat as our backup: it is asked at once to be our parent, over the link
+    // it answered (no new offer), and the quiet parent stays until b delivers.
+    me.advance(100);
+    me.event(
+        b,
+        Message::Confirm(Reservation {
+            standby: true,
+            sdp: Some("v=0 answer".into()),
+            ..reservation(5, b)
+        }),
+    );
+    let out = me.drain();
     assert_eq!(me.me.pending(), Some((keys(b).public_key(), false)));
+    assert_eq!(asks(&out), vec![(keys(b).public_key(), false)]);
     assert_eq!(me.me.stats().parent, Some(keys(p).public_key()));
-    assert!(!closes_link_to_key(&me.drain(), keys(p).public_key()));
+    assert!(!closes_link_to_key(&out, keys(p).public_key()));
+    // A backup asked a while ago that has not answered is given up: a parent is asked
+    // instead (here b again, as nobody else is left, now that its ask is over).
+    let (mut me, p, b) = under_a_relay_asking_a_backup();
+    me.drain();
+    me.advance(RESERVE_TIMEOUT.as_millis() as Millis / 2);
+    me.link(p, LinkInput::Stalled);
+    assert_ne!(me.me.pending(), Some((keys(b).public_key(), true)));
 }
 
 #[test]
