@@ -1236,8 +1236,15 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
         "a seat without its lineage (an older build) names none"
     );
     assert_eq!(
-        parsed(vec!["1", "2", "300", "-", "00000000000000ff", "0000000000000a01"])
-            .map(|s| s.lineage),
+        parsed(vec![
+            "1",
+            "2",
+            "300",
+            "-",
+            "00000000000000ff",
+            "0000000000000a01"
+        ])
+        .map(|s| s.lineage),
         Some(0xa01)
     );
     for bad in [
