@@ -270,33 +270,16 @@ fn in_a_crowd_a_backup_comes_from_another_branch_or_from_above_the_parent() {
     );
     // 12 and 13 are deeper in 8's branch too, and name their lineage: 12's line runs through
     // 8, 13's does not.
-    let line = |above: &[u8]| {
-        above
+    for (n, line) in [(12, [11, 8, 12]), (13, [11, 14, 13])] {
+        let lineage = line
             .iter()
-            .fold(0, |bits, n| bits | lineage_bits(&keys(*n).public_key()))
-    };
-    feed(
-        &mut view,
-        keys(12).public_key(),
-        join_with_seat(
-            5_000,
-            Seat {
-                lineage: line(&[11, 8, 12]),
-                ..seat(3, 7)
-            },
-        ),
-    );
-    feed(
-        &mut view,
-        keys(13).public_key(),
-        join_with_seat(
-            5_000,
-            Seat {
-                lineage: line(&[11, 14, 13]),
-                ..seat(3, 7)
-            },
-        ),
-    );
+            .fold(0, |bits, n| bits | lineage_bits(&keys(*n).public_key()));
+        let seat = Seat {
+            lineage,
+            ..seat(3, 7)
+        };
+        feed(&mut view, keys(n).public_key(), join_with_seat(5_000, seat));
+    }
     let tree = TreeView::at(&view, at);
     let parent = keys(8).public_key();
     assert!(tree.under(&keys(9).public_key(), &parent));
