@@ -55,6 +55,7 @@ fn join(space: &SpaceRef, n: usize, now: u64, age: u64) -> Event {
         branch: (n % 8) as u64,
         // Any 64 bits: the tag's size is what the relay stores.
         lineage: (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        head: 64,
     };
     let info = MemberInfo {
         name: String::new(),

@@ -364,8 +364,8 @@ impl Participant {
             f64::from(m.metrics.upload_kbps) / f64::from(capacity.max(1))
         });
         let host = *self.config.space.host();
-        let (depth, branch, lineage, above) = if self.is_host() {
-            (0, 0, 0, f64::INFINITY)
+        let (depth, branch, lineage, head, above) = if self.is_host() {
+            (0, 0, 0, 0, f64::INFINITY)
         } else {
             let parent = self.links.one(LinkKind::Parent)?;
             self.links.get(&parent).filter(|l| l.delivers())?;
@@ -374,6 +374,7 @@ impl Participant {
                     1,
                     branch_of(&self.me),
                     lineage_bits(&self.me),
+                    capacity,
                     rules.per_output_kbps(&self.space, &host),
                 )
             } else {
@@ -388,6 +389,7 @@ impl Participant {
                     seat.depth + 1,
                     seat.branch,
                     lineage,
+                    seat.head,
                     f64::from(seat.path_kbps),
                 )
             }
@@ -419,6 +421,7 @@ impl Participant {
             leaf,
             branch,
             lineage,
+            head,
         })
     }
 

@@ -98,7 +98,7 @@ pub const CROWD_TAG: [&str; 2] = ["view", "crowd"];
 
 /// A JOIN's announced place in the tree ([`crate::protocol::Seat`]): depth, free outputs,
 /// path kbit/s, the outputs of the weakest leaf child it would hand on (`-`: none), its
-/// branch and its lineage (16 hex digits each).
+/// branch and its lineage (16 hex digits each), and its branch head's outputs.
 pub const SEAT_TAG: &str = "seat";
 
 /// The single-letter tag a JOIN carries while it has a free output or a leaf's seat to hand
@@ -249,6 +249,7 @@ impl<'a> EventWriter<'a> {
                     values.push(seat.leaf.map_or_else(|| "-".into(), |n| n.to_string()));
                     values.push(format!("{:016x}", seat.branch));
                     values.push(format!("{:016x}", seat.lineage));
+                    values.push(seat.head.to_string());
                     tags.push(Tag::custom(SEAT_TAG, values));
                     if seat.open() {
                         tags.push(Tag::custom(OPEN_SEAT_TAG, [self.space.id()]));

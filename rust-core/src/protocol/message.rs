@@ -227,6 +227,10 @@ pub struct Seat {
     /// the depth alone cannot tell, and a crowd whose members nearly all hang below one relay
     /// at depth 1 then found neither a backup nor a new parent in its samples.
     pub lineage: u64,
+    /// The outputs of its ancestor at depth 1, the head of its branch (its own at depth 1; 0
+    /// for the host, or not said). A strong relay deep in a branch whose head is weak asks the
+    /// host for that head's seat (`topology::TreeRules::outranks_branch_head`).
+    pub head: u32,
 }
 
 impl Seat {

@@ -417,10 +417,17 @@ impl<'a> Tags<'a> {
                 Some(hex) => u64::from_str_radix(hex, 16).ok()?,
                 None => 0,
             },
+            head: match tag.get(7) {
+                Some(_) => number(7)?,
+                None => 0,
+            },
         };
         let bounded = |n: u32| n <= MAX_SEAT_FREE;
-        (seat.depth <= MAX_SEAT_DEPTH && bounded(seat.free) && seat.leaf.is_none_or(bounded))
-            .then_some(seat)
+        (seat.depth <= MAX_SEAT_DEPTH
+            && bounded(seat.free)
+            && bounded(seat.head)
+            && seat.leaf.is_none_or(bounded))
+        .then_some(seat)
     }
 
     /// The DTLS fingerprint a CREATE or JOIN announces ([`super::builder::DTLS_TAG`]). Only

@@ -99,6 +99,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                     leaf: Some(0),
                     branch: 0x0123_4567_89ab_cdef,
                     lineage: 0x8000_0000_0100_0002,
+                    head: 4,
                 }),
                 ..MemberInfo::default()
             }),
@@ -117,6 +118,7 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                     leaf: None,
                     branch: 9,
                     lineage: 0,
+                    head: 0,
                 }),
                 ..MemberInfo::default()
             }),
@@ -1177,6 +1179,7 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
         leaf,
         branch: 5,
         lineage: 6,
+        head: 30,
     };
     let o_tags = |seat: Seat| {
         let join = Message::Join(MemberInfo {
@@ -1232,6 +1235,7 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
             leaf: None,
             branch: 255,
             lineage: 0,
+            head: 0,
         }),
         "a seat without its lineage (an older build) names none"
     );
@@ -1244,8 +1248,21 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
             "00000000000000ff",
             "0000000000000a01"
         ])
-        .map(|s| s.lineage),
-        Some(0xa01)
+        .map(|s| (s.lineage, s.head)),
+        Some((0xa01, 0))
+    );
+    assert_eq!(
+        parsed(vec![
+            "1",
+            "2",
+            "300",
+            "-",
+            "00000000000000ff",
+            "0000000000000a01",
+            "17"
+        ])
+        .map(|s| s.head),
+        Some(17)
     );
     for bad in [
         vec!["1", "2"],
@@ -1255,6 +1272,8 @@ fn an_open_seat_is_indexed_by_space_depth_and_shard_and_a_malformed_one_reads_as
         vec!["1", "2", "300", "many"],
         vec!["1", "2", "300", "-", "not hex"],
         vec!["1", "2", "300", "-", "00000000000000ff", "not hex"],
+        vec!["1", "2", "300", "-", "00000000000000ff", "0", "many"],
+        vec!["1", "2", "300", "-", "00000000000000ff", "0", "5000"],
     ] {
         assert_eq!(parsed(bad.clone()), None, "{bad:?}");
     }

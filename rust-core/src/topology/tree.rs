@@ -707,21 +707,32 @@ impl TreeRules {
             .map_or(Admission::Refuse, |relay| Admission::HandOnRelay(*relay))
     }
 
-    /// Whether `me`, a relay at depth 2, should ask the host for a seat: it clearly outranks
-    /// `parent`, a relay at depth 1 (not a speaker), whose seat the host may hand on to it
-    /// ([`Admission::HandOnRelay`]). The subtree below `me` then sits a hop nearer the host,
-    /// and `parent`'s below `me`'s outputs, or anywhere a hop lower.
-    pub fn outranks_parent(
-        &self,
-        space: &Space,
-        tree: &TreeView,
-        me: &PublicKey,
-        parent: &PublicKey,
-    ) -> bool {
-        // Our parent at depth 1 puts us at depth 2: `depth` walks these same links.
-        tree.parent(me) == Some(parent)
-            && tree.depth(parent) == Some(1)
-            && self.outranks(space, me, parent)
+    /// Whether `me`, a relay at depth 2 or deeper, should ask the host for a seat: it clearly
+    /// outranks the head of its branch, its ancestor at depth 1, whose seat (or a weaker
+    /// relay's) the host may hand on to it ([`Admission::HandOnRelay`]). The subtree below `me`
+    /// then sits nearer the host. Only the head's outputs are read: from the links we know up
+    /// to it, else from the seat of the member where they end ([`Seat::head`]); a speaker
+    /// heading a branch keeps its seat, as the host's admission says.
+    pub fn outranks_branch_head(&self, space: &Space, tree: &TreeView, me: &PublicKey) -> bool {
+        let host = space.space_ref().host();
+        let mut current = *me;
+        for _ in 0..64 {
+            match tree.parent(&current) {
+                Some(parent) if parent == host => {
+                    return current != *me && self.outranks(space, me, &current);
+                }
+                Some(parent) => current = *parent,
+                None => {
+                    return current != *me
+                        && tree.announced(&current).is_some_and(|seat| {
+                            seat.depth >= 1
+                                && seat.head > 0
+                                && outputs_outrank(self.capacity(space, me), seat.head)
+                        });
+                }
+            }
+        }
+        false
     }
 
     /// The order in which to hand children back when capacity shrinks: backups first, then

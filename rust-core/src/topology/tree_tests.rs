@@ -387,15 +387,15 @@ fn a_strong_relay_below_a_weak_one_at_depth_1_may_take_its_seat_at_the_host() {
     );
     let rules = TreeRules::default();
     let tree = TreeView::of(&space);
-    assert!(rules.outranks_parent(&space, &tree, &key(ME), &key(A)));
-    assert!(rules.outranks_parent(&space, &tree, &key(SIBLING), &key(A)));
+    assert!(rules.outranks_branch_head(&space, &tree, &key(ME)));
+    assert!(rules.outranks_branch_head(&space, &tree, &key(SIBLING)));
     assert!(
-        !rules.outranks_parent(&space, &tree, &key(ME), &key(B)),
-        "not our parent"
+        !rules.outranks_branch_head(&space, &tree, &key(B)),
+        "already at depth 1"
     );
     assert!(
-        !rules.outranks_parent(&space, &tree, &key(B), &key(HOST)),
-        "already at depth 1"
+        !rules.outranks_branch_head(&space, &tree, &key(D)),
+        "no parent"
     );
     let children = [(key(A), false), (key(B), false)];
     let seats = |relays| Seats {

@@ -17,6 +17,7 @@ fn seat(depth: u32, free: u32) -> Seat {
         leaf: None,
         branch: 7,
         lineage: 0,
+        head: 0,
     }
 }
 
@@ -613,6 +614,25 @@ fn a_backup_that_takes_over_brings_the_next_one_in_at_once_and_a_second_loss_is_
     assert_eq!(instead.len(), 1);
     assert_ne!(instead[0], asked[0]);
     assert_eq!(me.me.pending(), Some((instead[0], false)));
+}
+
+#[test]
+fn a_strong_relay_deep_in_a_weak_branch_with_no_place_in_reach_asks_the_host_for_its_heads_seat() {
+    // A relay of 44 outputs at depth 3 under 8, whose branch is headed by a relay of
+    // `head` outputs; its backup search finds nothing.
+    let asks_host = |head: u32| {
+        let mut me = settled_in_a_crowd(5_000, 2);
+        me.event(8, join_with_seat(5_000, Seat { head, ..seat(2, 3) }));
+        read_few_seats(&mut me);
+        me.drain();
+        // Its look for a place nearer the host finds no shallow seat.
+        assert!(climbs_within(&mut me, 600_000), "a relay at depth 3 looks");
+        me.me.handle_input(Input::SeatsRead, me.now);
+        reserved(&me.drain()) == vec![keys(1).public_key()]
+    };
+    assert!(asks_host(4), "a head of 4 outputs is clearly weaker");
+    assert!(!asks_host(20), "a head of 20 is not");
+    assert!(!asks_host(0), "a head not said");
 }
 
 #[test]
