@@ -297,7 +297,7 @@ fn in_a_crowd_a_backup_comes_from_another_branch_or_from_above_the_parent() {
 /// The simulator's crowd: a few hundred listeners, arriving weak first then at random, with
 /// crashes and network changes. Everyone hears; every view stays bounded; and the seats
 /// relays announce agree with the tree the links really make (their depth, their branch, their
-/// lineage).
+/// lineage, their branch head's outputs).
 #[test]
 fn a_crowd_hears_with_bounded_views_and_seats_that_tell_the_truth() {
     for arrival in [Arrival::WeakFirst, Arrival::Random] {
@@ -335,10 +335,15 @@ fn a_crowd_hears_with_bounded_views_and_seats_that_tell_the_truth() {
                 continue;
             }
             relays += 1;
-            let branch = world.branch(id).map(|key| branch_of(&key));
+            let head = world.branch(id);
+            let branch = head.map(|key| branch_of(&key));
+            let head_outputs = head
+                .and_then(|key| world.id_of(&key))
+                .map(|h| world.nodes()[h].participant.capacity());
             if seat.depth == depth
                 && Some(seat.branch) == branch
                 && Some(seat.lineage) == world.lineage(id)
+                && Some(seat.head) == head_outputs
             {
                 truthful += 1;
             }
