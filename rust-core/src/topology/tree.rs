@@ -82,6 +82,16 @@ pub fn branch_of(key: &PublicKey) -> u64 {
     word(&key.to_bytes(), 0)
 }
 
+/// Where a member's branch begins, as [`TreeView::branch_start`] finds it.
+enum BranchStart<'a> {
+    /// The member is the host.
+    Host,
+    /// Its ancestor at depth 1 (itself at depth 1), reached through links we know.
+    Head(PublicKey),
+    /// The member where the links we know end, and its seat.
+    Announced(PublicKey, &'a Seat),
+}
+
 /// The bits a member adds to the lineage of its seat and of every seat below it
 /// ([`crate::protocol::Seat::lineage`]): three of 64, drawn from its key. At depth 6 about
 /// one member in 50 off the line reads as maybe on it: passed over, as every member in the
@@ -272,15 +282,32 @@ impl TreeView {
     /// `peer`'s branch ([`Seat::branch`]): from the links we know up to depth 1, else as the
     /// member where they end announced it. `None` where neither says.
     pub fn branch(&self, peer: &PublicKey) -> Option<u64> {
+        Some(match self.branch_start(peer)? {
+            BranchStart::Host => 0,
+            BranchStart::Head(head) => branch_of(&head),
+            BranchStart::Announced(_, seat) => seat.branch,
+        })
+    }
+
+    /// Where `peer`'s branch begins: the host itself, its ancestor at depth 1 where the links
+    /// we know reach it, else the seat of the member where they end (which names its branch
+    /// and its head's outputs). `None` where neither says.
+    fn branch_start(&self, peer: &PublicKey) -> Option<BranchStart<'_>> {
         let mut current = *peer;
         for _ in 0..64 {
             if Some(current) == self.host {
-                return Some(0);
+                return Some(BranchStart::Host);
             }
             match self.parent_of.get(&current) {
-                Some(parent) if Some(*parent) == self.host => return Some(branch_of(&current)),
+                Some(parent) if Some(*parent) == self.host => {
+                    return Some(BranchStart::Head(current));
+                }
                 Some(parent) => current = *parent,
-                None => return self.announced(&current).map(|seat| seat.branch),
+                None => {
+                    return self
+                        .announced(&current)
+                        .map(|seat| BranchStart::Announced(current, seat));
+                }
             }
         }
         None
@@ -714,25 +741,16 @@ impl TreeRules {
     /// to it, else from the seat of the member where they end ([`Seat::head`]); a speaker
     /// heading a branch keeps its seat, as the host's admission says.
     pub fn outranks_branch_head(&self, space: &Space, tree: &TreeView, me: &PublicKey) -> bool {
-        let host = space.space_ref().host();
-        let mut current = *me;
-        for _ in 0..64 {
-            match tree.parent(&current) {
-                Some(parent) if parent == host => {
-                    return current != *me && self.outranks(space, me, &current);
-                }
-                Some(parent) => current = *parent,
-                None => {
-                    return current != *me
-                        && tree.announced(&current).is_some_and(|seat| {
-                            seat.depth >= 1
-                                && seat.head > 0
-                                && outputs_outrank(self.capacity(space, me), seat.head)
-                        });
-                }
+        match tree.branch_start(me) {
+            Some(BranchStart::Head(head)) => head != *me && self.outranks(space, me, &head),
+            Some(BranchStart::Announced(member, seat)) => {
+                member != *me
+                    && seat.depth >= 1
+                    && seat.head > 0
+                    && outputs_outrank(self.capacity(space, me), seat.head)
             }
+            Some(BranchStart::Host) | None => false,
         }
-        false
     }
 
     /// The order in which to hand children back when capacity shrinks: backups first, then
