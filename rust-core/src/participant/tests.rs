@@ -202,6 +202,29 @@ fn drops_to(messages: &[Message]) -> Vec<PublicKey> {
         .collect()
 }
 
+/// The RESERVEs in `outputs`, published alone or with the link they open, and whether each
+/// opens a link (carries an offer).
+fn asks(outputs: &[Output]) -> Vec<(PublicKey, bool)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish(Publication {
+                message: Message::Reserve(r),
+                ..
+            }) => Some((r.confirmer, false)),
+            Output::Link(LinkOp::Open {
+                within:
+                    Some(Publication {
+                        message: Message::Reserve(r),
+                        ..
+                    }),
+                ..
+            }) => Some((r.confirmer, true)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The candidates `messages` ask for a seat.
 fn reserves_to(messages: &[Message]) -> Vec<PublicKey> {
     messages
@@ -2297,26 +2320,6 @@ fn under_a_relay_with_a_fresh_backup() -> (Alone, u8, u8) {
 
 #[test]
 fn a_parent_that_stalls_while_we_ask_for_a_backup_is_replaced_by_it_once_it_confirms() {
-    // The RESERVEs in `out`, and whether each opens a link (carries an offer).
-    let asks = |out: &[Output]| -> Vec<(PublicKey, bool)> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Publish(Publication {
-                    message: Message::Reserve(r),
-                    ..
-                }) => Some((r.confirmer, false)),
-                Output::Link(LinkOp::Open {
-                    within:
-                        Some(Publication {
-                            message: Message::Reserve(r),
-                            ..
-                        }),
-                    ..
-                }) => Some((r.confirmer, true)),
-                _ => None,
-            })
-            .collect()
-    };
     let (mut me, p, b) = under_a_relay_asking_a_backup();
     me.drain();
     // Our parent goes quiet a moment after we asked b to be our backup. Asking b again now,

@@ -401,6 +401,11 @@ impl<'a> Tags<'a> {
     fn seat(&self) -> Option<Seat> {
         let tag = self.iter(super::builder::SEAT_TAG).next()?;
         let number = |i: usize| tag.get(i)?.parse::<u32>().ok();
+        // A 16-hex-digit value; one not said (an older build) reads as 0.
+        let hex = |i: usize| {
+            tag.get(i)
+                .map_or(Some(0), |v| u64::from_str_radix(v, 16).ok())
+        };
         let seat = Seat {
             depth: number(1)?,
             free: number(2)?,
@@ -409,14 +414,8 @@ impl<'a> Tags<'a> {
                 None | Some("-") => None,
                 Some(_) => Some(number(4)?),
             },
-            branch: match tag.get(5) {
-                Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-                None => 0,
-            },
-            lineage: match tag.get(6) {
-                Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-                None => 0,
-            },
+            branch: hex(5)?,
+            lineage: hex(6)?,
             head: match tag.get(7) {
                 Some(_) => number(7)?,
                 None => 0,

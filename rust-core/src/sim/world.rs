@@ -1108,33 +1108,34 @@ impl World {
     /// The key of `id`'s ancestor at depth 1 (its own at depth 1): its branch of the tree,
     /// along the parents the participants hold.
     pub fn branch(&self, id: NodeId) -> Option<PublicKey> {
-        let mut current = id;
-        for _ in 0..64 {
-            let parent = self.nodes[current]
-                .participant
-                .links()
-                .one(LinkKind::Parent)?;
-            let up = self.id_of(&parent)?;
-            if up == 0 {
-                return Some(*self.nodes[current].participant.me());
-            }
-            current = up;
-        }
-        None
+        let head = *self.line(id)?.last()?;
+        Some(*self.nodes[head].participant.me())
     }
 
     /// `id`'s lineage ([`crate::protocol::Seat::lineage`]) along the parents the participants
     /// hold: the bits of every member from depth 1 down to `id`.
     pub fn lineage(&self, id: NodeId) -> Option<u64> {
-        let mut bits = 0;
+        let line = self.line(id)?;
+        Some(line.iter().fold(0, |bits, n| {
+            bits | crate::topology::lineage_bits(self.nodes[*n].participant.me())
+        }))
+    }
+
+    /// `id` and its ancestors up to depth 1, along the parents the participants hold (none
+    /// for the host); `None` where that line breaks or runs in a loop.
+    fn line(&self, id: NodeId) -> Option<Vec<NodeId>> {
+        let mut line = Vec::new();
         let mut current = id;
         for _ in 0..64 {
             if current == 0 {
-                return Some(bits);
+                return Some(line);
             }
-            let node = &self.nodes[current].participant;
-            bits |= crate::topology::lineage_bits(node.me());
-            current = self.id_of(&node.links().one(LinkKind::Parent)?)?;
+            line.push(current);
+            let parent = self.nodes[current]
+                .participant
+                .links()
+                .one(LinkKind::Parent)?;
+            current = self.id_of(&parent)?;
         }
         None
     }

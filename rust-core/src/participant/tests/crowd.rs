@@ -72,24 +72,7 @@ fn follows(outputs: &[Output]) -> Vec<Follow> {
 }
 
 fn reserved(outputs: &[Output]) -> Vec<PublicKey> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Publish(Publication {
-                message: Message::Reserve(r),
-                ..
-            }) => Some(r.confirmer),
-            Output::Link(LinkOp::Open {
-                within:
-                    Some(Publication {
-                        message: Message::Reserve(r),
-                        ..
-                    }),
-                ..
-            }) => Some(r.confirmer),
-            _ => None,
-        })
-        .collect()
+    asks(outputs).into_iter().map(|(peer, _)| peer).collect()
 }
 
 #[test]
