@@ -813,6 +813,9 @@ impl Participant {
             Ok(commands) => {
                 self.note_sampled(event);
                 self.unpark_superseded(event);
+                if matches!(event.message, Message::Join(_)) {
+                    self.pay_for_pending(event.author);
+                }
                 let joined = commands
                     .iter()
                     .any(|c| matches!(c, Command::MemberJoined(_) | Command::SpaceOpened));
@@ -1555,7 +1558,17 @@ impl Participant {
         {
             tracing::info!(candidate = %pending.peer, "reservation timed out");
             self.abandon_pending();
-            self.avoid_peer(pending.peer, AVOID_FOR);
+            // A host that stays silent is alive but answering no faster than the relays let
+            // it (`Outbox`: under a flood of requests its refusals stop first), and it is the
+            // one parent nobody can stand in for: it is asked again as soon as after a
+            // refusal. Under a Sybil flood, a newcomer that kept away from it for the whole
+            // avoidance heard nothing for 12 s (tests/node/attacks.mjs).
+            let period = if pending.peer == *self.config.space.host() {
+                REFUSED_AVOID
+            } else {
+                AVOID_FOR
+            };
+            self.avoid_peer(pending.peer, period);
             self.publish(Message::Drop {
                 target: pending.peer,
                 price: 0,
@@ -1927,6 +1940,22 @@ impl Participant {
     fn work_for(&self, peer: &PublicKey) -> u8 {
         let announced = self.space.members().get(peer).map_or(0, |m| m.price);
         self.price_of(peer).unwrap_or(0).max(announced).min(MAX_PAY)
+    }
+
+    /// `peer` announced a price (its JOIN) above the work our standing ask of it carries: it
+    /// considers paid asks only now, and refuses ours, silently once its refusals would eat
+    /// into what the relays let it publish (a host under a Sybil flood). The work is done and
+    /// the ask made again at once, rather than after a silence as long as our wait.
+    fn pay_for_pending(&mut self, peer: PublicKey) {
+        let Some(pending) = self.pending.filter(|p| p.peer == peer && !p.before_read) else {
+            return;
+        };
+        let price = self.space.members().get(&peer).map_or(0, |m| m.price);
+        // A price beyond what a seat is worth is left to the refusal it comes with.
+        if price > pending.work && price <= MAX_PAY {
+            tracing::info!(%peer, price, "the peer we ask raised its price; paying");
+            self.reserve(peer, pending.standby);
+        }
     }
 
     /// Asks `parent` for a seat in the tree, noting whether it is a leaf's: a refusal of one

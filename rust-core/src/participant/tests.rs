@@ -1244,6 +1244,90 @@ fn a_host_under_pressure_admits_only_reservations_that_carry_work_until_it_passe
 }
 
 #[test]
+fn a_host_that_leaves_our_reservation_unanswered_is_asked_again_as_soon_as_after_a_refusal() {
+    // A host under a flood of requests stops refusing before it stops admitting (`Outbox`):
+    // its silence is a busy host, not a dead one, and no other member has a seat to offer.
+    let mut me = Alone::new(5, 1, wifi(300));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            name: "s".into(),
+            host_metrics: wifi(2_000),
+            ..SpaceInfo::default()
+        }),
+    );
+    me.stored_end();
+    assert_eq!(me.me.pending().map(|(p, _)| p), Some(keys(1).public_key()));
+    me.drain();
+    me.advance(RESERVE_TIMEOUT.as_millis() as Millis);
+    assert_eq!(drops_to(&me.published()), vec![keys(1).public_key()]);
+    assert_eq!(me.me.pending(), None);
+    let gave_up = me.now;
+    let asked_again = std::iter::from_fn(|| {
+        me.advance(50);
+        Some((me.now, reserves_to(&me.published())))
+    })
+    .take(1_000)
+    .find(|(_, to)| !to.is_empty());
+    let (at, to) = asked_again.expect("the host is asked again");
+    assert_eq!(to, vec![keys(1).public_key()]);
+    let after = at - gave_up;
+    let kept_away = REFUSED_AVOID.as_millis() as Millis;
+    assert!(
+        (kept_away..=kept_away + SEARCH_AGAIN.as_millis() as Millis).contains(&after),
+        "asked again {after} ms later"
+    );
+}
+
+/// The host's JOIN announcing `price` bits of work.
+fn host_join(price: u8) -> Message {
+    Message::Join(MemberInfo {
+        name: "host".into(),
+        metrics: wifi(2_000),
+        price,
+        nip44: false,
+        dtls: None,
+        seat: None,
+    })
+}
+
+#[test]
+fn a_price_raised_while_we_ask_is_paid_at_once() {
+    // The host came under pressure right after our ask left: it considers paid asks only,
+    // and under a flood it refuses the rest silently.
+    let mut me = Alone::new(5, 1, wifi(300));
+    me.event(
+        1,
+        Message::Create(SpaceInfo {
+            name: "s".into(),
+            host_metrics: wifi(2_000),
+            ..SpaceInfo::default()
+        }),
+    );
+    me.stored_end();
+    assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
+    me.drain();
+    me.event(1, host_join(PRICE_BITS));
+    let out = me.drain();
+    let asks: Vec<(PublicKey, u8)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish(Publication {
+                message: Message::Reserve(r),
+                work,
+                ..
+            }) => Some((r.confirmer, *work)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asks, vec![(keys(1).public_key(), PRICE_BITS)], "{out:?}");
+    // Announced again, or beyond what a seat is worth: the standing ask stays.
+    me.event(1, host_join(PRICE_BITS));
+    me.event(1, host_join(MAX_PAY + 1));
+    assert!(reserves_to(&me.published()).is_empty());
+}
+
+#[test]
 fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
     let mut me = Alone::new(5, 1, wifi(300));
     me.event(
@@ -1281,17 +1365,7 @@ fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
             ..SpaceInfo::default()
         }),
     );
-    other.event(
-        1,
-        Message::Join(MemberInfo {
-            name: "host".into(),
-            metrics: wifi(2_000),
-            price: PRICE_BITS,
-            nip44: false,
-            dtls: None,
-            seat: None,
-        }),
-    );
+    other.event(1, host_join(PRICE_BITS));
     other.stored_end();
     let first: Vec<u8> = other
         .drain()
