@@ -1104,6 +1104,9 @@ impl Participant {
     /// leaving).
     fn dropped_by(&mut self, peer: PublicKey) {
         let pending = self.pending.filter(|p| p.peer == peer);
+        if pending.is_some() {
+            tracing::debug!(%peer, "reservation refused");
+        }
         if let Some(pending) = pending
             && let Some(price) = self
                 .price_of(&peer)
@@ -2153,6 +2156,7 @@ impl Participant {
             }
             return;
         };
+        tracing::debug!(peer = %by, standby = pending.standby, "reservation confirmed");
         self.pending = None;
         let now = self.now;
         if let Some(link) = self.links.get_mut(&by) {
