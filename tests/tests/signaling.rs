@@ -235,6 +235,7 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 target: h,
                 price: 16,
                 first: false,
+                next: None,
             },
         ),
         (true, Message::Remove { target: p }),
