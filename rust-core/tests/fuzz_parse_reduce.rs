@@ -70,7 +70,6 @@ fn message(keys: Vec<Keys>) -> impl Strategy<Value = (usize, Message)> {
                     target,
                     price: (text.len() % 25) as u8,
                     first: text.len() % 2 == 0,
-                    next: (text.len() % 3 == 0).then(|| peers[(author + 1) % peers.len()]),
                 },
                 8 => Message::Remove { target },
                 9 => Message::PromoteSpeaker { target },

@@ -235,7 +235,6 @@ fn every_kind(host: &Keys, peer: &Keys) -> Vec<(bool, Message)> {
                 target: h,
                 price: 16,
                 first: false,
-                next: None,
             },
         ),
         (true, Message::Remove { target: p }),

@@ -306,9 +306,6 @@ pub struct Participant {
     /// The host we asked before reading the space and then passed over: if it confirms all
     /// the same, a DROP frees the seat it holds for us.
     passed_over: Option<PublicKey>,
-    /// The last DROP that handed our seat on and named the relay that took it: (our parent
-    /// then, that relay).
-    handed_to: Option<(PublicKey, PublicKey)>,
     avoid: HashMap<PublicKey, Millis>,
     /// Links a peer agreed to and never set up, and when its avoidance for the last one ends:
     /// each doubles the next avoidance. Forgotten [`AVOID_MAX`] after that end, so an attack
@@ -411,7 +408,6 @@ impl Participant {
             pending: None,
             free_seats_until: 0,
             passed_over: None,
-            handed_to: None,
             avoid: HashMap::new(),
             strikes: HashMap::new(),
             pressure: VecDeque::new(),
@@ -813,12 +809,6 @@ impl Participant {
             self.prices
                 .insert(event.author, (price, self.now + ms(PRICE_FOR)));
         }
-        if let Message::Drop { target, next, .. } = event.message
-            && target == self.me
-        {
-            // Read by `keep_while_moving` as the DROP's command runs, just below.
-            self.handed_to = next.filter(|_| !stale).map(|next| (event.author, next));
-        }
         match self.space.apply(event, self.timestamp()) {
             Ok(commands) => {
                 self.note_sampled(event);
@@ -1161,30 +1151,11 @@ impl Participant {
         tracing::info!(%peer, "our seat was handed on: its audio until a new parent delivers");
         self.avoid_peer(peer, REFUSED_AVOID);
         self.retire(peer);
-        let next = self
-            .handed_to
-            .take()
-            .filter(|(by, next)| {
-                *by == peer
-                    && *next != self.me
-                    && !self.avoid.contains_key(next)
-                    && self.links.get(next).is_none()
-            })
-            .map(|(_, next)| next);
-        match (backup, next) {
+        match backup {
             // The backup becomes our parent once it confirms (its CONFIRM says it is alive;
             // until then both feed us), and the old parent's audio goes a while after.
-            (Some(backup), _) => self.promote_backup(backup),
-            // The relay that took our seat: strong, just proven, at our old depth, and with
-            // its outputs all but free, where the seats our view holds may all be full or
-            // silent in a rush (a weak relay handed on in the rush of 10,000 weak-first, seed
-            // 1, in the simulator, met only those for 24 s). A stranger to a crowd's view, it
-            // is followed once asked (`Follow::Members`).
-            (None, Some(next)) => {
-                tracing::info!(%next, "asking the relay that took our seat");
-                self.reserve(next, false);
-            }
-            (None, None) => self.seek(),
+            Some(backup) => self.promote_backup(backup),
+            None => self.seek(),
         }
         true
     }
@@ -1228,14 +1199,12 @@ impl Participant {
 
     /// Hands a leaf's seat on (at the host, a relay's too: [`Admission::HandOnRelay`]) once the
     /// stronger relay that took it delivers: the DROP tells the child and everyone's view, and
-    /// the child keeps our audio until its new parent delivers. The DROP names the relay that
-    /// took the seat, `next`, when there is one (not when we shed a child for want of room).
-    fn hand_on(&mut self, leaf: PublicKey, next: Option<PublicKey>) {
+    /// the child keeps our audio until its new parent delivers.
+    fn hand_on(&mut self, leaf: PublicKey) {
         self.publish(Message::Drop {
             target: leaf,
             price: 0,
             first: false,
-            next,
         });
         let until = self.now + ms(HAND_ON_GRACE);
         if let Some(link) = self.links.get_mut(&leaf) {
@@ -1398,7 +1367,6 @@ impl Participant {
                 target: peer,
                 price: 0,
                 first: false,
-                next: None,
             });
         }
         if self.is_host() {
@@ -1460,7 +1428,7 @@ impl Participant {
                         .collect();
                     for leaf in displaced {
                         tracing::info!(%leaf, by = %peer, "seat handed to a stronger relay");
-                        self.hand_on(leaf, Some(peer));
+                        self.hand_on(leaf);
                     }
                 }
             }
@@ -1608,7 +1576,6 @@ impl Participant {
                 target: pending.peer,
                 price: 0,
                 first: false,
-                next: None,
             });
         }
         let deadline = ms(self.config.connect_deadline);
@@ -1703,7 +1670,7 @@ impl Participant {
             // looks, as a leaf handed on does (beyond capacity by count; our uplink was
             // carrying it a moment ago).
             tracing::info!(%peer, "handed back to the tree");
-            self.hand_on(peer, None);
+            self.hand_on(peer);
         }
     }
 
@@ -2172,7 +2139,6 @@ impl Participant {
             target: requester,
             price,
             first,
-            next: None,
         });
     }
 
@@ -2186,7 +2152,6 @@ impl Participant {
                     target: by,
                     price: 0,
                     first: false,
-                    next: None,
                 });
             }
             return;
@@ -2501,7 +2466,6 @@ impl Participant {
             target: peer,
             price: 0,
             first: false,
-            next: None,
         });
         self.lose(peer);
     }

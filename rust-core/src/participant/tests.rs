@@ -168,7 +168,6 @@ fn drop_of(target: u8, price: u8) -> Message {
         target: keys(target).public_key(),
         price,
         first: false,
-        next: None,
     }
 }
 
@@ -470,40 +469,6 @@ fn a_leaf_whose_seat_is_handed_on_keeps_the_audio_until_its_new_parent_delivers(
     assert!(closes_link_to_key(&out, host), "{out:?}");
     assert!(drops_to(&published_in(&out)).is_empty(), "{out:?}");
     assert_eq!(me.me.stats().parent, Some(keys(7).public_key()));
-}
-
-/// A DROP that hands `target`'s seat on to `next`.
-fn handed_on(target: u8, next: u8) -> Message {
-    Message::Drop {
-        target: keys(target).public_key(),
-        price: 0,
-        first: false,
-        next: Some(keys(next).public_key()),
-    }
-}
-
-#[test]
-fn a_leaf_whose_seat_is_handed_on_asks_the_relay_that_took_it_first() {
-    for (named, asked) in [(8, 8), (5, 7)] {
-        let mut me = linked_to_a_host_of_our_dialect();
-        // 7 hears the host and has room; 8 took our seat a moment ago, and no seat of its
-        // own is proven in our view yet.
-        me.delivering_under_the_host(7, 2_000);
-        me.event(8, join(5_000));
-        me.advance(2_000);
-        me.drain();
-        me.event(1, handed_on(5, named));
-        assert_eq!(
-            me.me.pending(),
-            Some((keys(asked).public_key(), false)),
-            "named {named}"
-        );
-        if asked == 8 {
-            // Full after all: the next candidate of our view, at once.
-            me.event(8, drop_of(5, 0));
-            assert_eq!(me.me.pending(), Some((keys(7).public_key(), false)));
-        }
-    }
 }
 
 #[test]
@@ -2182,7 +2147,6 @@ fn a_newcomer_whose_read_shows_only_a_leafs_seat_at_the_host_asks_for_it_again_a
         target: keys(5).public_key(),
         price: 0,
         first,
-        next: None,
     };
     me.event(1, refusal(true));
     assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));

@@ -92,9 +92,6 @@ pub const DELIVERING_TAG: [&str; 2] = ["state", "delivering"];
 /// Marks a RESERVE sent before its author read the space (our dialect): see
 /// [`super::Reservation::before_read`].
 pub const ASK_FIRST_TAG: [&str; 2] = ["ask", "first"];
-/// Names, on a DROP that hands a seat on, the relay that took it: see the `next` of
-/// [`super::Message::Drop`].
-pub const NEXT_TAG: &str = "next";
 
 /// A CREATE that makes the space a crowd ([`crate::protocol::SpaceInfo::crowd`]).
 pub const CROWD_TAG: [&str; 2] = ["view", "crowd"];
@@ -302,7 +299,6 @@ impl<'a> EventWriter<'a> {
                 target,
                 price,
                 first,
-                next,
             } => {
                 let mut tags = self.with_d(&[&me, target]);
                 tags.push(Tag::public_key(*target));
@@ -311,9 +307,6 @@ impl<'a> EventWriter<'a> {
                 }
                 if *first {
                     tags.push(Tag::custom(ASK_FIRST_TAG[0], [ASK_FIRST_TAG[1]]));
-                }
-                if let Some(next) = next {
-                    tags.push(Tag::custom(NEXT_TAG, [next.to_hex()]));
                 }
                 (SpaceKind::DropConnection, String::new(), tags)
             }

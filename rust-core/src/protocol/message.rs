@@ -51,9 +51,6 @@ pub enum Message {
         /// Refuses a RESERVE made before the requester read the space, with its tag
         /// (`["ask","first"]`): it ends that ask only, not one the requester made since.
         first: bool,
-        /// On a seat handed on: the stronger relay that took it (`["next", "<hex key>"]`),
-        /// a parent with room, just proven, that `target` may ask first.
-        next: Option<PublicKey>,
     },
     /// REMOVE_PEER.
     Remove {

@@ -224,7 +224,6 @@ impl Parser {
                 target: tags.pubkey("p")?,
                 price: tags.price(),
                 first: tags.tagged(super::builder::ASK_FIRST_TAG),
-                next: tags.next(),
             },
             SpaceKind::RemovePeer => Message::Remove {
                 target: tags.target(space)?,
@@ -394,13 +393,6 @@ impl<'a> Tags<'a> {
             .and_then(|v| v.parse::<u8>().ok())
             .filter(|bits| *bits <= MAX_PRICE)
             .unwrap_or(0)
-    }
-
-    /// The relay a DROP that hands a seat on names ([`super::builder::NEXT_TAG`]). A hint: one
-    /// that is no key reads as none, and the DROP stands.
-    fn next(&self) -> Option<PublicKey> {
-        self.value(super::builder::NEXT_TAG)
-            .and_then(|hex| PublicKey::from_hex(hex).ok())
     }
 
     /// The place in the tree a JOIN announces ([`super::builder::SEAT_TAG`]). A malformed or

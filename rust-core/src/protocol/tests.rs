@@ -137,7 +137,6 @@ fn every_message(host: &Keys, peer: &Keys) -> Vec<(Keys, Message, Keys)> {
                 target: h,
                 price: 0,
                 first: false,
-                next: None,
             },
             host.clone(),
         ),
@@ -915,7 +914,6 @@ fn proof_of_work_is_read_from_the_id_up_to_the_committed_target() {
             target: host.public_key(),
             price: 0,
             first: false,
-            next: None,
         },
         "a price nobody would pay is no price"
     );
@@ -1059,7 +1057,6 @@ fn a_reserve_asked_before_the_space_was_read_and_its_confirm_say_so_in_public_an
             target: peer.public_key(),
             price: 0,
             first,
-            next: None,
         };
         let drop = EventWriter::new(&host, &space)
             .build(&refusal, now())
@@ -1140,51 +1137,6 @@ fn join_tagged(host: &Keys, peer: &Keys, space: &SpaceRef, tag: Vec<String>) -> 
         ],
         now().as_secs(),
     )
-}
-
-#[test]
-fn a_seat_handed_on_names_the_relay_that_took_it_and_a_malformed_name_reads_as_none() {
-    let (host, peer, relay) = (keys(1), keys(2), keys(3));
-    let space = space(&host);
-    let parser = Parser::new(Limits::default(), Some(space.clone()), None);
-    let handed_on = Message::Drop {
-        target: peer.public_key(),
-        price: 0,
-        first: false,
-        next: Some(relay.public_key()),
-    };
-    let event = EventWriter::new(&host, &space)
-        .build(&handed_on, now())
-        .expect("builds");
-    assert_eq!(parser.parse(&event, now()).expect("parses").message, handed_on);
-    let drop_naming = |next: &str| {
-        raw(
-            &host,
-            SpaceKind::DropConnection.number(),
-            "",
-            vec![
-                t(&["s", space.id()]),
-                t(&["h", &host.public_key().to_hex()]),
-                t(&["d", &space.d_tag(&[&host.public_key(), &peer.public_key()])]),
-                t(&["p", &peer.public_key().to_hex()]),
-                t(&[builder::NEXT_TAG, next]),
-            ],
-            now().as_secs(),
-        )
-    };
-    for bad in ["", "not a key", "00"] {
-        let parsed = parser.parse(&drop_naming(bad), now()).expect("the DROP stands");
-        assert_eq!(
-            parsed.message,
-            Message::Drop {
-                target: peer.public_key(),
-                price: 0,
-                first: false,
-                next: None,
-            },
-            "{bad:?}"
-        );
-    }
 }
 
 #[test]

@@ -268,7 +268,6 @@ fn member_only_actions_from_non_members_are_ignored() {
             target: key(LISTENER),
             price: 0,
             first: false,
-            next: None,
         },
     ];
     for message in messages {
@@ -577,7 +576,6 @@ fn the_reservation_handshake_reaches_the_right_peer() {
                 target: key(LISTENER),
                 price: 0,
                 first: false,
-                next: None,
             },
             16
         ),
