@@ -1562,11 +1562,12 @@ impl Participant {
             tracing::info!(candidate = %pending.peer, "reservation timed out");
             self.abandon_pending();
             // A host that stays silent is alive but answering no faster than the relays let
-            // it (`Outbox`: under a flood of requests its refusals stop first), and it is the
-            // one parent nobody can stand in for: it is asked again as soon as after a
+            // it (`Outbox`: under a flood of requests its refusals stop first), and below a
+            // crowd it is often the one seat there is: it is asked again as soon as after a
             // refusal. Under a Sybil flood, a newcomer that kept away from it for the whole
-            // avoidance heard nothing for 12 s (tests/node/attacks.mjs).
-            let period = if pending.peer == *self.config.space.host() {
+            // avoidance heard nothing for 12 s (tests/node/attacks.mjs). A crowd's host is
+            // silent from the load of thousands, whom other relays can seat: it is left be.
+            let period = if pending.peer == *self.config.space.host() && !self.space.is_crowd() {
                 REFUSED_AVOID
             } else {
                 AVOID_FOR
