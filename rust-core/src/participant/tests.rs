@@ -1247,16 +1247,7 @@ fn a_host_under_pressure_admits_only_reservations_that_carry_work_until_it_passe
 fn a_host_that_leaves_our_reservation_unanswered_is_asked_again_as_soon_as_after_a_refusal() {
     // A host under a flood of requests stops refusing before it stops admitting (`Outbox`):
     // its silence is a busy host, not a dead one, and no other member has a seat to offer.
-    let mut me = Alone::new(5, 1, wifi(300));
-    me.event(
-        1,
-        Message::Create(SpaceInfo {
-            name: "s".into(),
-            host_metrics: wifi(2_000),
-            ..SpaceInfo::default()
-        }),
-    );
-    me.stored_end();
+    let mut me = asking_the_host(5);
     assert_eq!(me.me.pending().map(|(p, _)| p), Some(keys(1).public_key()));
     me.drain();
     me.advance(RESERVE_TIMEOUT.as_millis() as Millis);
@@ -1279,6 +1270,37 @@ fn a_host_that_leaves_our_reservation_unanswered_is_asked_again_as_soon_as_after
     );
 }
 
+/// A listener (`me`) of a space the host (1) created, asking for a seat once it read it.
+fn asking_the_host(me: u8) -> Alone {
+    let mut alone = Alone::new(me, 1, wifi(300));
+    alone.event(1, created());
+    alone.stored_end();
+    alone
+}
+
+/// The host's CREATE.
+fn created() -> Message {
+    Message::Create(SpaceInfo {
+        name: "s".into(),
+        host_metrics: wifi(2_000),
+        ..SpaceInfo::default()
+    })
+}
+
+/// The RESERVEs published in `out`, with the work each carries.
+fn asks_with_work(out: &[Output]) -> Vec<(PublicKey, u8)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Publish(Publication {
+                message: Message::Reserve(r),
+                work,
+                ..
+            }) => Some((r.confirmer, *work)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The host's JOIN announcing `price` bits of work.
 fn host_join(price: u8) -> Message {
     Message::Join(MemberInfo {
@@ -1295,31 +1317,12 @@ fn host_join(price: u8) -> Message {
 fn a_price_raised_while_we_ask_is_paid_at_once() {
     // The host came under pressure right after our ask left: it considers paid asks only,
     // and under a flood it refuses the rest silently.
-    let mut me = Alone::new(5, 1, wifi(300));
-    me.event(
-        1,
-        Message::Create(SpaceInfo {
-            name: "s".into(),
-            host_metrics: wifi(2_000),
-            ..SpaceInfo::default()
-        }),
-    );
-    me.stored_end();
+    let mut me = asking_the_host(5);
     assert_eq!(me.me.pending(), Some((keys(1).public_key(), false)));
     me.drain();
     me.event(1, host_join(PRICE_BITS));
     let out = me.drain();
-    let asks: Vec<(PublicKey, u8)> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Publish(Publication {
-                message: Message::Reserve(r),
-                work,
-                ..
-            }) => Some((r.confirmer, *work)),
-            _ => None,
-        })
-        .collect();
+    let asks = asks_with_work(&out);
     assert_eq!(asks, vec![(keys(1).public_key(), PRICE_BITS)], "{out:?}");
     // Announced again, or beyond what a seat is worth: the standing ask stays.
     me.event(1, host_join(PRICE_BITS));
@@ -1329,57 +1332,20 @@ fn a_price_raised_while_we_ask_is_paid_at_once() {
 
 #[test]
 fn a_priced_refusal_is_paid_at_once_and_a_flood_gets_few_refusals() {
-    let mut me = Alone::new(5, 1, wifi(300));
-    me.event(
-        1,
-        Message::Create(SpaceInfo {
-            name: "s".into(),
-            host_metrics: wifi(2_000),
-            ..SpaceInfo::default()
-        }),
-    );
-    me.stored_end();
+    let mut me = asking_the_host(5);
     assert_eq!(me.me.pending().map(|(p, _)| p), Some(keys(1).public_key()));
     me.drain();
     me.event(1, drop_of(5, PRICE_BITS));
     let out = me.drain();
-    let paid: Vec<(PublicKey, u8)> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Publish(Publication {
-                message: Message::Reserve(r),
-                work,
-                ..
-            }) => Some((r.confirmer, *work)),
-            _ => None,
-        })
-        .collect();
+    let paid = asks_with_work(&out);
     assert_eq!(paid, vec![(keys(1).public_key(), PRICE_BITS)], "{out:?}");
     // A price announced in a member's JOIN is paid up front, with no refusal first.
     let mut other = Alone::new(6, 1, wifi(300));
-    other.event(
-        1,
-        Message::Create(SpaceInfo {
-            name: "s".into(),
-            host_metrics: wifi(2_000),
-            ..SpaceInfo::default()
-        }),
-    );
+    other.event(1, created());
     other.event(1, host_join(PRICE_BITS));
     other.stored_end();
-    let first: Vec<u8> = other
-        .drain()
-        .iter()
-        .filter_map(|o| match o {
-            Output::Publish(Publication {
-                message: Message::Reserve(_),
-                work,
-                ..
-            }) => Some(*work),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(first, vec![PRICE_BITS]);
+    let first = asks_with_work(&other.drain());
+    assert_eq!(first, vec![(keys(1).public_key(), PRICE_BITS)]);
     // The work takes its time on a slow phone: the wait for the CONFIRM starts once the
     // RESERVE is out, not when it was decided.
     other.advance(RESERVE_TIMEOUT.as_millis() as Millis * 2);
