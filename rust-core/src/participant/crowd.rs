@@ -445,8 +445,7 @@ impl Participant {
             parent.and_then(|p| self.space.members().get(&p)?.seat),
             self.links.displacing(),
         );
-        let renew =
-            self.seat.is_some_and(|s| s.open()) && self.now >= self.seat_at + ms(SEAT_RENEW_EVERY);
+        let renew = self.renewal_at().is_some_and(|at| self.now >= at);
         let due = self.seat_due && self.now >= self.seat_at + ms(SEAT_EVERY);
         if self.seat_made_of == Some(made_of) && !renew && !due {
             return;
@@ -483,9 +482,13 @@ impl Participant {
             return None;
         }
         let due = self.seat_due.then(|| self.seat_at + ms(SEAT_EVERY));
-        let renew =
-            (self.seat.is_some_and(|s| s.open())).then(|| self.seat_at + ms(SEAT_RENEW_EVERY));
-        due.into_iter().chain(renew).min()
+        due.into_iter().chain(self.renewal_at()).min()
+    }
+
+    /// When our open seat is announced again ([`crate::topology::renew_secs`] of its depth).
+    fn renewal_at(&self) -> Option<super::Millis> {
+        let seat = self.seat.filter(|s| s.open())?;
+        Some(self.seat_at + crate::topology::renew_secs(seat.depth) * 1_000)
     }
 
     /// Leaving a crowd: our open seat goes from the relays' index first, so that newcomers'

@@ -12,8 +12,8 @@ pub use capacity::CapacityPolicy;
 pub use metrics::{MetricsError, PeerMetrics};
 pub use score::{Candidate, ScoreWeights, score};
 pub use tree::{
-    Admission, RESERVATION_FRESH_SECS, SEAT_PROVEN_SECS, SEAT_RENEW_SECS, Seats, TreeRules,
-    TreeView, Want, branch_of, climb_reach, lineage_bits,
+    Admission, NEAR_SEAT_RENEW_SECS, RESERVATION_FRESH_SECS, SEAT_PROVEN_SECS, SEAT_RENEW_SECS,
+    Seats, TreeRules, TreeView, Want, branch_of, climb_reach, lineage_bits, renew_secs,
 };
 
 #[cfg(test)]

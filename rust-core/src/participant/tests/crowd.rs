@@ -5,7 +5,7 @@ use super::*;
 use crate::protocol::Seat;
 use crate::protocol::filter::OpenSeats;
 use crate::sim::{Arrival, SimConfig, run_world};
-use crate::topology::{branch_of, lineage_bits};
+use crate::topology::{NEAR_SEAT_RENEW_SECS, branch_of, lineage_bits};
 use std::collections::BTreeSet;
 
 /// A seat in branch 7 at `depth` with `free` outputs.
@@ -686,4 +686,47 @@ fn a_seat_not_renewed_on_time_is_asked_only_when_no_other_will_do() {
     // 9 refuses: the overdue seat is the last one left, and it is asked.
     me.event(9, drop_of(5, 0));
     assert_eq!(reserved(&me.drain()), vec![keys(8).public_key()]);
+}
+
+#[test]
+fn a_relay_near_the_host_renews_its_open_seat_sooner() {
+    let mut me = settled_in_a_crowd(10_000, 1);
+    let end = me.now + 70_000;
+    let mut renewed = Vec::new();
+    while me.now < end {
+        let next = me.me.poll_timeout().min(end);
+        me.now = next;
+        me.me.handle_timeout(next);
+        let seats: Vec<Seat> = published_in(&me.drain())
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Join(info) => info.seat.filter(|s| s.open()),
+                _ => None,
+            })
+            .collect();
+        if let Some(seat) = seats.last() {
+            assert_eq!(seat.depth, 2);
+            renewed.push(me.now);
+        }
+    }
+    let gaps: Vec<Millis> = renewed.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 3, "renewals {gaps:?}");
+    assert!(
+        gaps.iter().all(|gap| *gap == NEAR_SEAT_RENEW_SECS * 1_000),
+        "renewed every {gaps:?} ms"
+    );
+}
+
+#[test]
+fn a_seat_near_the_host_is_overdue_sooner() {
+    // Announced 20 s ago, both: 8 at depth 1 (renewed every 15 s) is overdue, 9 at depth 3
+    // (every 60 s) is not, and is asked first though deeper.
+    let mut me = newcomer_in_a_crowd(2_000);
+    let now = me.now;
+    me.now = now - 20_000;
+    me.event(8, join_with_seat(5_000, seat(1, 3)));
+    me.event(9, join_with_seat(5_000, seat(3, 3)));
+    me.now = now;
+    read_few_seats(&mut me);
+    assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
 }
