@@ -689,8 +689,16 @@ fn a_seat_not_renewed_on_time_is_asked_only_when_no_other_will_do() {
 }
 
 #[test]
-fn a_relay_near_the_host_renews_its_open_seat_sooner() {
-    let mut me = settled_in_a_crowd(10_000, 1);
+fn a_relay_below_the_host_renews_its_open_seat_sooner() {
+    let (mut me, _) = Alone::configured(5, 1, wifi(10_000), |c| c.ask_host_first = false);
+    me.event(1, crowd_created(400));
+    me.me.handle_input(Input::HostRead, me.now);
+    me.stored_end();
+    me.event(1, join_with_seat(400, seat(0, 2)));
+    read_few_seats(&mut me);
+    assert_eq!(reserved(&me.drain()), vec![keys(1).public_key()]);
+    me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
+    me.link(1, LinkInput::Connected);
     let end = me.now + 70_000;
     let mut renewed = Vec::new();
     while me.now < end {
@@ -705,7 +713,7 @@ fn a_relay_near_the_host_renews_its_open_seat_sooner() {
             })
             .collect();
         if let Some(seat) = seats.last() {
-            assert_eq!(seat.depth, 2);
+            assert_eq!(seat.depth, 1);
             renewed.push(me.now);
         }
     }
