@@ -33,9 +33,10 @@ pub const SAMPLE_FOR: Duration = Duration::from_secs(3);
 /// A fetch of seats that has not ended by then is asked again (a relay that went away).
 const SAMPLE_LOST: Duration = Duration::from_secs(3);
 
-/// How often an open seat is announced again: samples look back little more than this, so
-/// a crashed member's seat (its JOIN stays on the relays) drops out of them soon, and one
-/// not renewed on time is asked last (`topology`'s overdue seats).
+/// How often an open seat deeper than the host's children is announced again (theirs, more
+/// often: `topology::renew_secs`): samples look back little more than this, so a crashed
+/// member's seat (its JOIN stays on the relays) drops out of them soon, and one not renewed on
+/// time is asked last (`topology`'s overdue seats).
 pub const SEAT_RENEW_EVERY: Duration = Duration::from_secs(crate::topology::SEAT_RENEW_SECS);
 
 /// How far back a fetch of seats draws the time its sample ends: open seats are renewed
