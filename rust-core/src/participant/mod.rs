@@ -1942,8 +1942,13 @@ impl Participant {
     /// The proof of work a RESERVE to `peer` carries: the price it announced or told us in a
     /// refusal, up to what we pay at most.
     fn work_for(&self, peer: &PublicKey) -> u8 {
-        let announced = self.space.members().get(peer).map_or(0, |m| m.price);
+        let announced = self.announced_price(peer);
         self.price_of(peer).unwrap_or(0).max(announced).min(MAX_PAY)
+    }
+
+    /// The price `peer` announced in its JOIN (`["pow", bits]`), 0 if none.
+    fn announced_price(&self, peer: &PublicKey) -> u8 {
+        self.space.members().get(peer).map_or(0, |m| m.price)
     }
 
     /// `peer` announced a price (its JOIN) above the work our standing ask of it carries: it
@@ -1954,7 +1959,7 @@ impl Participant {
         let Some(pending) = self.pending.filter(|p| p.peer == peer && !p.before_read) else {
             return;
         };
-        let price = self.space.members().get(&peer).map_or(0, |m| m.price);
+        let price = self.announced_price(&peer);
         // A price beyond what a seat is worth is left to the refusal it comes with.
         if price > pending.work && price <= MAX_PAY {
             tracing::info!(%peer, price, "the peer we ask raised its price; paying");

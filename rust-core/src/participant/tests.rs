@@ -202,26 +202,30 @@ fn drops_to(messages: &[Message]) -> Vec<PublicKey> {
         .collect()
 }
 
-/// The RESERVEs in `outputs`, published alone or with the link they open, and whether each
-/// opens a link (carries an offer).
-fn asks(outputs: &[Output]) -> Vec<(PublicKey, bool)> {
+/// The RESERVEs in `outputs`, published alone or with the link they open: whom each asks,
+/// the work it carries, and whether it opens a link (carries an offer).
+fn reserves_in(outputs: &[Output]) -> Vec<(PublicKey, u8, bool)> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::Publish(Publication {
-                message: Message::Reserve(r),
-                ..
-            }) => Some((r.confirmer, false)),
+            Output::Publish(p) => Some((p, false)),
             Output::Link(LinkOp::Open {
-                within:
-                    Some(Publication {
-                        message: Message::Reserve(r),
-                        ..
-                    }),
-                ..
-            }) => Some((r.confirmer, true)),
+                within: Some(p), ..
+            }) => Some((p, true)),
             _ => None,
         })
+        .filter_map(|(p, offered)| match &p.message {
+            Message::Reserve(r) => Some((r.confirmer, p.work, offered)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The RESERVEs in `outputs`, and whether each opens a link (carries an offer).
+fn asks(outputs: &[Output]) -> Vec<(PublicKey, bool)> {
+    reserves_in(outputs)
+        .into_iter()
+        .map(|(peer, _, offered)| (peer, offered))
         .collect()
 }
 
@@ -1287,17 +1291,11 @@ fn created() -> Message {
     })
 }
 
-/// The RESERVEs published in `out`, with the work each carries.
+/// The RESERVEs in `out`, with the work each carries.
 fn asks_with_work(out: &[Output]) -> Vec<(PublicKey, u8)> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Publish(Publication {
-                message: Message::Reserve(r),
-                work,
-                ..
-            }) => Some((r.confirmer, *work)),
-            _ => None,
-        })
+    reserves_in(out)
+        .into_iter()
+        .map(|(peer, work, _)| (peer, work))
         .collect()
 }
 

@@ -340,6 +340,27 @@ fn a_crowd_hears_with_bounded_views_and_seats_that_tell_the_truth() {
     }
 }
 
+/// Runs `me`'s timeouts until `until`: when it announced its open seat, and the seat (the
+/// last of a turn's JOINs).
+fn open_seats_announced(me: &mut Alone, until: Millis) -> Vec<(Millis, Seat)> {
+    let mut announced = Vec::new();
+    while me.now < until {
+        let next = me.me.poll_timeout();
+        me.now = next;
+        me.me.handle_timeout(next);
+        let mut seats = published_in(&me.drain())
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Join(info) => info.seat.filter(|s| s.open()),
+                _ => None,
+            });
+        if let Some(seat) = seats.next_back() {
+            announced.push((next, seat));
+        }
+    }
+    announced
+}
+
 #[test]
 fn an_open_seat_is_renewed_on_time_with_nothing_else_to_wake_us() {
     // Relays' samples look back SAMPLE_SINCE: a seat renewed late drops out of them. Loss
@@ -359,14 +380,12 @@ fn an_open_seat_is_renewed_on_time_with_nothing_else_to_wake_us() {
     };
     assert_eq!(seat_joins(&host.drain()), 1, "the seat is announced");
     let mut renewed = vec![host.now];
-    while host.now < T0 + 6 * ms(SEAT_RENEW_EVERY) {
-        let next = host.me.poll_timeout();
-        host.now = next;
-        host.me.handle_timeout(next);
-        if seat_joins(&host.drain()) > 0 {
-            renewed.push(host.now);
-        }
-    }
+    let until = T0 + 6 * ms(SEAT_RENEW_EVERY);
+    renewed.extend(
+        open_seats_announced(&mut host, until)
+            .into_iter()
+            .map(|(at, _)| at),
+    );
     let gaps: Vec<Millis> = renewed.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.len() >= 4, "renewals {gaps:?}");
     assert!(
@@ -671,16 +690,21 @@ fn a_relay_whose_backup_takes_over_looks_for_a_place_nearer_the_host_at_once() {
     assert_eq!(asked, vec![keys(10).public_key()]);
 }
 
+/// `member` (a relay of 5,000 kbit/s) announced `seat` `ago` ms before now.
+fn seat_announced_ago(me: &mut Alone, member: u8, seat: Seat, ago: Millis) {
+    let now = me.now;
+    me.now = now - ago;
+    me.event(member, join_with_seat(5_000, seat));
+    me.now = now;
+}
+
 #[test]
 fn a_seat_not_renewed_on_time_is_asked_only_when_no_other_will_do() {
     let mut me = newcomer_in_a_crowd(2_000);
     // The sample: 8 at depth 1, last announced 70 s ago (a renewal is due every 60 s: most
     // likely a crashed member's seat, still on the relays), and 9 at depth 2, renewed now.
-    let now = me.now;
-    me.now = now - 70_000;
-    me.event(8, join_with_seat(5_000, seat(1, 3)));
-    me.now = now;
-    me.event(9, join_with_seat(5_000, seat(2, 3)));
+    seat_announced_ago(&mut me, 8, seat(1, 3), 70_000);
+    seat_announced_ago(&mut me, 9, seat(2, 3), 0);
     read_few_seats(&mut me);
     assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
     // 9 refuses: the overdue seat is the last one left, and it is asked.
@@ -699,25 +723,13 @@ fn a_relay_below_the_host_renews_its_open_seat_sooner() {
     assert_eq!(reserved(&me.drain()), vec![keys(1).public_key()]);
     me.event(1, confirm_carrying(5, 1, Some("v=0 answer")));
     me.link(1, LinkInput::Connected);
-    let end = me.now + 70_000;
-    let mut renewed = Vec::new();
-    while me.now < end {
-        let next = me.me.poll_timeout().min(end);
-        me.now = next;
-        me.me.handle_timeout(next);
-        let seats: Vec<Seat> = published_in(&me.drain())
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Join(info) => info.seat.filter(|s| s.open()),
-                _ => None,
-            })
-            .collect();
-        if let Some(seat) = seats.last() {
-            assert_eq!(seat.depth, 1);
-            renewed.push(me.now);
-        }
-    }
-    let gaps: Vec<Millis> = renewed.windows(2).map(|w| w[1] - w[0]).collect();
+    let until = me.now + 70_000;
+    let announced = open_seats_announced(&mut me, until);
+    assert!(
+        announced.iter().all(|(_, seat)| seat.depth == 1),
+        "{announced:?}"
+    );
+    let gaps: Vec<Millis> = announced.windows(2).map(|w| w[1].0 - w[0].0).collect();
     assert!(gaps.len() >= 3, "renewals {gaps:?}");
     assert!(
         gaps.iter().all(|gap| *gap == NEAR_SEAT_RENEW_SECS * 1_000),
@@ -730,11 +742,8 @@ fn a_seat_near_the_host_is_overdue_sooner() {
     // Announced 20 s ago, both: 8 at depth 1 (renewed every 15 s) is overdue, 9 at depth 3
     // (every 60 s) is not, and is asked first though deeper.
     let mut me = newcomer_in_a_crowd(2_000);
-    let now = me.now;
-    me.now = now - 20_000;
-    me.event(8, join_with_seat(5_000, seat(1, 3)));
-    me.event(9, join_with_seat(5_000, seat(3, 3)));
-    me.now = now;
+    seat_announced_ago(&mut me, 8, seat(1, 3), 20_000);
+    seat_announced_ago(&mut me, 9, seat(3, 3), 20_000);
     read_few_seats(&mut me);
     assert_eq!(reserved(&me.drain()), vec![keys(9).public_key()]);
 }
