@@ -230,6 +230,8 @@ pub struct World {
     /// node (each node's looked at after each of its inputs: a set of all would be walked
     /// whole every time, a tenth of a weak-first run at 10,000).
     held: BTreeMap<NodeId, BTreeSet<PublicKey>>,
+    /// What each node heard at the last look at the audio.
+    heard: Vec<f64>,
     /// The link each node holds with each peer, by (node, peer): an id the offerer's end
     /// gives it and its offer carries (the simulated SDP), so that closing one end silences
     /// the other only while the other still holds that same link, not a newer one.
@@ -249,7 +251,8 @@ fn sdp_link(sdp: &str) -> Option<u64> {
     sdp.strip_prefix(SDP_LINK)?.parse().ok()
 }
 
-/// The most rounds audio is followed along links from the host (a chain that long is no tree).
+/// At most this many computations of each node's share in one look at the audio: a guard
+/// against shares that never settle (loops settle in a few).
 const MAX_HOPS: usize = 64;
 
 /// How often links report their loss: as the product's RTCP reports and its reading of them do.
@@ -309,6 +312,7 @@ impl World {
             traffic: Traffic::default(),
             offered: HashSet::new(),
             held: BTreeMap::new(),
+            heard: Vec::new(),
             held_links: HashMap::new(),
             last_link: 0,
             wiring: Wiring::default(),
@@ -1033,7 +1037,10 @@ impl World {
         let passes: Vec<f64> = (0..self.nodes.len())
             .map(|id| self.passes(id).unwrap_or(0.0))
             .collect();
-        let mut feeds = Feeds::default();
+        let mut feeds = Feeds {
+            all: Vec::with_capacity(2 * self.nodes.len()),
+            ends: Vec::with_capacity(self.nodes.len()),
+        };
         for fed in 0..self.nodes.len() {
             if fed != 0 && self.nodes[fed].alive {
                 let live = self
@@ -1046,7 +1053,13 @@ impl World {
             }
             feeds.ends.push(feeds.all.len());
         }
-        propagate(&feeds, self.nodes.first().is_some_and(|host| host.alive))
+        let heard = propagate(
+            &feeds,
+            self.nodes.first().is_some_and(|host| host.alive),
+            &self.heard,
+        );
+        self.heard.clone_from(&heard);
+        heard
     }
 
     /// The share of its frames a relay passes on over each link it feeds (what its uplink
@@ -1270,19 +1283,20 @@ impl Feeds {
 
 /// The share of the host's frames each node hears, when node `id` is fed by `feeds.of(id)` (each
 /// feed: the node at its other end, the share of that node's frames it carries) and node 0 is
-/// the host. Swept from the host in the order audio reaches each node until nothing changes:
-/// links may form loops for a moment (a relay and its backup each feeding the other), and a
-/// loop hears only what enters it from the host.
-fn propagate(feeds: &Feeds, host_alive: bool) -> Vec<f64> {
+/// the host. `last` is the answer of the last look (empty if none): a node's share starts
+/// there, as a look a tenth of a second later finds nearly every share unchanged.
+///
+/// Computed from the host in the order audio reaches each node, then again for whoever a
+/// changed share feeds, until no share moves by more than 1e-12: links may form loops for a
+/// moment (a relay and its backup each feeding the other), and a loop hears only what enters
+/// it from the host. Only nodes the host reaches are computed; the rest hear nothing.
+fn propagate(feeds: &Feeds, host_alive: bool, last: &[f64]) -> Vec<f64> {
     let n = feeds.ends.len();
     let mut share = vec![0.0; n];
     if !host_alive || n == 0 {
         return share;
     }
-    share[0] = 1.0;
-    // The nodes audio reaches, in the order it reaches them (breadth first from the host):
-    // a sweep in that order computes each node after the nodes that feed it, so sweeps are
-    // needed only for loops, and an island is never visited.
+    // Who each node feeds, all in one list: node `id`'s at `downs[starts[id]..starts[id + 1]]`.
     let mut starts = vec![0usize; n + 1];
     for id in 0..n {
         for (up, _) in feeds.of(id) {
@@ -1300,6 +1314,9 @@ fn propagate(feeds: &Feeds, host_alive: bool) -> Vec<f64> {
             fill[*up] += 1;
         }
     }
+    let downs_of = |id: NodeId| &downs[starts[id]..starts[id + 1]];
+    // The nodes audio reaches, in the order it reaches them (breadth first from the host):
+    // computed in that order, each node comes after the nodes that feed it, but for loops.
     let mut reached = vec![false; n];
     reached[0] = true;
     let mut order = vec![0];
@@ -1307,27 +1324,60 @@ fn propagate(feeds: &Feeds, host_alive: bool) -> Vec<f64> {
     while next < order.len() {
         let up = order[next];
         next += 1;
-        for &down in &downs[starts[up]..starts[up + 1]] {
+        for &down in downs_of(up) {
             if !reached[down] {
                 reached[down] = true;
                 order.push(down);
             }
         }
     }
-    for _ in 0..MAX_HOPS {
-        let mut changed = false;
-        for &id in &order[1..] {
-            let missed = feeds.of(id).iter().fold(1.0, |missed, (up, carried)| {
-                missed * (1.0 - share[*up] * carried)
-            });
-            let heard = 1.0 - missed;
-            if (heard - share[id]).abs() > 1e-12 {
-                share[id] = heard;
-                changed = true;
+    share[0] = 1.0;
+    for &id in &order[1..] {
+        share[id] = last.get(id).copied().unwrap_or(0.0);
+    }
+    let heard = |share: &[f64], id: NodeId| {
+        let missed = feeds.of(id).iter().fold(1.0, |missed, (up, carried)| {
+            missed * (1.0 - share[*up] * carried)
+        });
+        1.0 - missed
+    };
+    // One pass in order; a node whose share moved is computed again for those it feeds that
+    // the pass already went by (the rest come after it anyway).
+    let mut queued = vec![false; n];
+    let mut again = std::collections::VecDeque::new();
+    let mut done = vec![false; n];
+    done[0] = true;
+    for &id in &order[1..] {
+        let now = heard(&share, id);
+        done[id] = true;
+        if (now - share[id]).abs() > 1e-12 {
+            share[id] = now;
+            for &down in downs_of(id) {
+                if done[down] && !queued[down] {
+                    queued[down] = true;
+                    again.push_back(down);
+                }
             }
         }
-        if !changed {
-            break;
+    }
+    // Loops converge geometrically (each feed carries less than all); the bound only guards
+    // against a share that never settles within 1e-12.
+    let mut budget = MAX_HOPS * n;
+    while let Some(id) = again.pop_front() {
+        queued[id] = false;
+        if id == 0 || budget == 0 {
+            continue;
+        }
+        budget -= 1;
+        let now = heard(&share, id);
+        if (now - share[id]).abs() > 1e-12 {
+            share[id] = now;
+            for &down in downs_of(id) {
+                if !queued[down] {
+                    queued[down] = true;
+                    again.push_back(down);
+                }
+            }
         }
     }
     share
@@ -1354,14 +1404,21 @@ mod tests {
             feeds.all.extend(list);
             feeds.ends.push(feeds.all.len());
         }
-        let share = propagate(&feeds, true);
+        let share = propagate(&feeds, true, &[]);
         // 1 = 1 - (1 - 0.9)(1 - 0.9 * share[2]), share[2] = 0.9 * share[1]: the fixed point.
         let one = 0.9 / (1.0 - 0.1 * 0.81);
         assert!((share[1] - one).abs() < 1e-9, "{share:?}");
         assert!((share[2] - 0.9 * one).abs() < 1e-9, "{share:?}");
         assert!((share[3] - 0.81 * one).abs() < 1e-9, "{share:?}");
         assert_eq!(&share[4..], &[0.0, 0.0], "an island hears nothing");
+        // Started from a look that found other shares (the island heard, 1 nothing), the
+        // answer is the same.
+        let warm = propagate(&feeds, true, &[1.0, 0.0, 0.5, 1.0, 0.7, 0.7]);
+        for (cold, warm) in share.iter().zip(&warm) {
+            assert!((cold - warm).abs() < 1e-9, "{share:?} {warm:?}");
+        }
+        assert_eq!(&warm[4..], &[0.0, 0.0], "an island hears nothing");
         // A dead host: nobody hears.
-        assert!(propagate(&feeds, false).iter().all(|s| *s == 0.0));
+        assert!(propagate(&feeds, false, &[]).iter().all(|s| *s == 0.0));
     }
 }
