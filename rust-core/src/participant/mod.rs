@@ -1694,7 +1694,10 @@ impl Participant {
                 Want::Parent
             };
             match self.choose(&tree, want, None) {
-                Some(parent) => self.reserve_parent(&tree, parent),
+                Some(parent) => {
+                    let leaf_seat = self.leaf_seat(&tree, &parent);
+                    self.reserve_parent(parent, leaf_seat);
+                }
                 None => self.next_search = now + ms(SEARCH_AGAIN),
             }
             return;
@@ -1717,7 +1720,10 @@ impl Participant {
                 free_only: now < self.free_seats_until,
             };
             match self.choose(&tree, want, None) {
-                Some(instead) => self.reserve_parent(&tree, instead),
+                Some(instead) => {
+                    let leaf_seat = self.leaf_seat(&tree, &instead);
+                    self.reserve_parent(instead, leaf_seat);
+                }
                 // Nobody outside its subtree in this sample: look again soon, in another (a
                 // window of its own). Nothing else may wake us for long (a failed backup
                 // search waits half a minute in a crowd), and ICE gives the quiet parent up
@@ -1896,7 +1902,7 @@ impl Participant {
     /// over with at that very moment (its parent frozen, as ours).
     fn choose(
         &self,
-        tree: &TreeView,
+        tree: &TreeView<'_>,
         want: Want,
         also_avoid: Option<PublicKey>,
     ) -> Option<PublicKey> {
@@ -1935,7 +1941,7 @@ impl Participant {
     }
 
     /// The tree as we see it now.
-    fn tree(&self) -> TreeView {
+    fn tree(&self) -> TreeView<'_> {
         TreeView::at(&self.space, self.timestamp())
     }
 
@@ -1967,13 +1973,17 @@ impl Participant {
         }
     }
 
+    /// Whether what `parent` has for us is a leaf's seat: no free output.
+    fn leaf_seat(&self, tree: &TreeView<'_>, parent: &PublicKey) -> bool {
+        self.config.rules.free_outputs(&self.space, tree, parent) == 0
+    }
+
     /// Asks `parent` for a seat in the tree, noting whether it is a leaf's: a refusal of one
     /// turns us to free outputs for a while ([`Want::FreeSeat`]), since a crowd that saw the
     /// same weak leaves asks for them too. (An orphan whose parent went quiet once asked one
     /// leaf's seat after another, refused four times a second for 20 s: 10,000 weak-first,
     /// seed 1, in the simulator.)
-    fn reserve_parent(&mut self, tree: &TreeView, parent: PublicKey) {
-        let leaf_seat = self.config.rules.free_outputs(&self.space, tree, &parent) == 0;
+    fn reserve_parent(&mut self, parent: PublicKey, leaf_seat: bool) {
         self.reserve(parent, false);
         if let Some(pending) = self.pending.as_mut() {
             pending.leaf_seat = leaf_seat;

@@ -2,13 +2,13 @@
 //! to admit, whom to shed. Pure: the view comes from confirmed links (public, so every member
 //! rebuilds the same tree), time never enters.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use nostr::prelude::{PublicKey, Timestamp};
 
 use super::{Candidate, CapacityPolicy, PeerMetrics, ScoreWeights, score};
 use crate::protocol::Seat;
-use crate::space::{LinkState, Space};
+use crate::space::{LinkState, Member, Space};
 
 /// A member silent for this long is presumed gone (a phone that died says nothing): members
 /// renew their presence every 2 minutes, so this is two missed renewals and some slack.
@@ -125,7 +125,7 @@ pub fn lineage_bits(key: &PublicKey) -> u64 {
 /// slack for a renewal on its way) is most likely a crashed member's, still on the relays. Asking
 /// it costs the whole reservation timeout, so it is asked only when nothing else will do
 /// (in the simulator at 1,000, two such seats in a row cost a listener 5 s of silence).
-fn overdue(space: &Space, tree: &TreeView, key: &PublicKey, now: Timestamp) -> bool {
+fn overdue(space: &Space, tree: &TreeView<'_>, key: &PublicKey, now: Timestamp) -> bool {
     if !space.is_crowd() || key == space.space_ref().host() {
         return false;
     }
@@ -188,7 +188,7 @@ impl Want {
 /// In a crowd ([`Space::is_crowd`]) the view holds only our own links: where a walk up the
 /// tree leaves what we know, it reads the place the member announced ([`Seat`]) instead.
 #[derive(Debug, Clone, Default)]
-pub struct TreeView {
+pub struct TreeView<'a> {
     host: Option<PublicKey>,
     parent_of: HashMap<PublicKey, PublicKey>,
     children: HashMap<PublicKey, Vec<PublicKey>>,
@@ -197,34 +197,27 @@ pub struct TreeView {
     asked: HashMap<PublicKey, u32>,
     /// In a crowd: whose view (its own seats are counted, not read from an announcement), and
     /// the seats members announced.
-    crowd: Option<(PublicKey, HashMap<PublicKey, Seat>)>,
+    crowd: Option<(PublicKey, &'a BTreeMap<PublicKey, Member>)>,
 }
 
-impl TreeView {
+impl<'a> TreeView<'a> {
     /// The tree a space's confirmed links describe, as seen at `now`: reservations older than
     /// [`RESERVATION_FRESH_SECS`] are not counted as asked.
-    pub fn at(space: &Space, now: Timestamp) -> Self {
+    pub fn at(space: &'a Space, now: Timestamp) -> Self {
         Self::counting(space, |at| {
             at.as_secs() + RESERVATION_FRESH_SECS > now.as_secs()
         })
     }
 
     /// The tree a space's confirmed links describe (every unanswered reservation counted).
-    pub fn of(space: &Space) -> Self {
+    pub fn of(space: &'a Space) -> Self {
         Self::counting(space, |_| true)
     }
 
     /// The tree, counting as asked the unanswered tree reservations made at a time `fresh`
     /// accepts.
-    fn counting(space: &Space, fresh: impl Fn(&Timestamp) -> bool) -> Self {
-        let crowd = space.is_crowd().then(|| {
-            let seats = space
-                .members()
-                .iter()
-                .filter_map(|(key, m)| Some((*key, m.seat?)))
-                .collect();
-            (*space.me(), seats)
-        });
+    fn counting(space: &'a Space, fresh: impl Fn(&Timestamp) -> bool) -> Self {
+        let crowd = space.is_crowd().then(|| (*space.me(), space.members()));
         let mut tree = TreeView {
             host: Some(*space.space_ref().host()),
             crowd,
@@ -271,7 +264,9 @@ impl TreeView {
     /// (our own seats we count).
     pub fn announced(&self, peer: &PublicKey) -> Option<&Seat> {
         let (me, seats) = self.crowd.as_ref()?;
-        (peer != me).then(|| seats.get(peer)).flatten()
+        (peer != me)
+            .then(|| seats.get(peer)?.seat.as_ref())
+            .flatten()
     }
 
     /// Whether `peer` is `ancestor` or below it. Where a crowd's view does not know, a member
@@ -421,7 +416,7 @@ impl TreeRules {
 
     /// The draft's "network" figure for `peer`: the smallest uplink per output along its path
     /// from the host (a strong relay below a weak one is only as good as the weak one).
-    pub fn path_kbps(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> f64 {
+    pub fn path_kbps(&self, space: &Space, tree: &TreeView<'_>, peer: &PublicKey) -> f64 {
         let mut worst = f64::INFINITY;
         let mut current = *peer;
         for _ in 0..64 {
@@ -451,7 +446,7 @@ impl TreeRules {
 
     /// Whether `child` is a leaf: no child we know of, and, in a crowd, none it announced
     /// (a seat whose free outputs are all its outputs).
-    fn is_leaf(&self, space: &Space, tree: &TreeView, child: &PublicKey) -> bool {
+    fn is_leaf(&self, space: &Space, tree: &TreeView<'_>, child: &PublicKey) -> bool {
         tree.children(child).is_empty()
             && tree
                 .announced(child)
@@ -463,7 +458,7 @@ impl TreeRules {
     pub fn weakest_leaf<'a>(
         &self,
         space: &Space,
-        tree: &TreeView,
+        tree: &TreeView<'_>,
         children: impl Iterator<Item = &'a PublicKey>,
     ) -> Option<u32> {
         children
@@ -477,7 +472,7 @@ impl TreeRules {
     pub fn leaf_seat_for(
         &self,
         space: &Space,
-        tree: &TreeView,
+        tree: &TreeView<'_>,
         newcomer: &PublicKey,
         parent: &PublicKey,
     ) -> bool {
@@ -496,7 +491,7 @@ impl TreeRules {
     pub fn displaceable<'a>(
         &self,
         space: &Space,
-        tree: &TreeView,
+        tree: &TreeView<'_>,
         newcomer: &PublicKey,
         children: impl Iterator<Item = &'a PublicKey>,
     ) -> Option<PublicKey> {
@@ -510,7 +505,7 @@ impl TreeRules {
     /// Children `peer` has, and seats others asked it for and it has not answered yet (as
     /// good as taken).
     /// In a crowd, another member's seats are what it announced as not free.
-    fn seats_taken(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> u32 {
+    fn seats_taken(&self, space: &Space, tree: &TreeView<'_>, peer: &PublicKey) -> u32 {
         let held = match tree.announced(peer) {
             Some(seat) => self.capacity(space, peer).saturating_sub(seat.free),
             None => tree.children(peer).len() as u32,
@@ -520,7 +515,7 @@ impl TreeRules {
 
     /// Outputs of `peer` that no child holds nor anyone asked for: a parent with one admits
     /// a newcomer without handing a leaf on.
-    pub fn free_outputs(&self, space: &Space, tree: &TreeView, peer: &PublicKey) -> u32 {
+    pub fn free_outputs(&self, space: &Space, tree: &TreeView<'_>, peer: &PublicKey) -> u32 {
         self.capacity(space, peer)
             .saturating_sub(self.seats_taken(space, tree, peer))
     }
@@ -537,7 +532,7 @@ impl TreeRules {
     pub fn climb_target(
         &self,
         space: &Space,
-        tree: &TreeView,
+        tree: &TreeView<'_>,
         me: &PublicKey,
         now: Timestamp,
         avoid: impl Fn(&PublicKey) -> bool,
@@ -618,7 +613,7 @@ impl TreeRules {
     /// audio yet may be a Sybil's that will never link: trying it costs a reserve timeout or
     /// a set-up deadline, seconds of silence.
     /// In a crowd, a member announces a seat only while its own parent delivers.
-    fn proven(&self, space: &Space, tree: &TreeView, key: &PublicKey, now: Timestamp) -> bool {
+    fn proven(&self, space: &Space, tree: &TreeView<'_>, key: &PublicKey, now: Timestamp) -> bool {
         key == space.space_ref().host()
             || tree.announced(key).is_some()
             || tree.parent(key).is_some_and(|parent| {
@@ -639,7 +634,7 @@ impl TreeRules {
     pub fn choose_parent(
         &self,
         space: &Space,
-        tree: &TreeView,
+        tree: &TreeView<'_>,
         me: &PublicKey,
         want: Want,
         now: Timestamp,
@@ -711,7 +706,7 @@ impl TreeRules {
     pub fn admit(
         &self,
         space: &Space,
-        tree: &TreeView,
+        tree: &TreeView<'_>,
         me: &PublicKey,
         from: &PublicKey,
         standby: bool,
@@ -763,7 +758,7 @@ impl TreeRules {
     /// then sits nearer the host. Only the head's outputs are read: from the links we know up
     /// to it, else from the seat of the member where they end ([`Seat::head`]); a speaker
     /// heading a branch keeps its seat, as the host's admission says.
-    pub fn outranks_branch_head(&self, space: &Space, tree: &TreeView, me: &PublicKey) -> bool {
+    pub fn outranks_branch_head(&self, space: &Space, tree: &TreeView<'_>, me: &PublicKey) -> bool {
         match tree.branch_start(me) {
             Some(BranchStart::Head(head)) => head != *me && self.outranks(space, me, &head),
             Some(BranchStart::Announced(member, seat)) => {
