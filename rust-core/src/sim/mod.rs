@@ -4,6 +4,7 @@
 
 mod relay;
 mod rng;
+mod timeline;
 mod wiring;
 mod world;
 

@@ -8,14 +8,14 @@
 //! host when a chain of connected links reaches it, and each relay's uplink loses the share of
 //! its streams it cannot carry.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use nostr::prelude::{EventId, Keys, PublicKey, SecretKey, Timestamp};
 use sha2::{Digest, Sha256};
 
 use super::relay::{RateLimit, Relay, addressed, crowd_wide};
+use super::timeline::Timeline;
 use super::wiring::Wiring;
 use crate::participant::{
     Follow, Input, LinkInput, LinkKind, LinkOp, Millis, Output, Participant, ParticipantConfig,
@@ -154,29 +154,6 @@ enum Action {
     },
 }
 
-struct Due {
-    at: Millis,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Due {}
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// Counters of what crossed the relay.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Traffic {
@@ -204,9 +181,8 @@ pub struct World {
     network: NetworkModel,
     policy: CapacityPolicy,
     now: Millis,
-    seq: u64,
     events: u64,
-    queue: BinaryHeap<Reverse<Due>>,
+    queue: Timeline<Action>,
     nodes: Vec<Node>,
     by_key: HashMap<PublicKey, NodeId, KeyHash>,
     /// Each node's key, by id.
@@ -297,9 +273,8 @@ impl World {
             network,
             policy: CapacityPolicy::default(),
             now: T0,
-            seq: 0,
             events: 0,
-            queue: BinaryHeap::new(),
+            queue: Timeline::new(T0),
             nodes: Vec::new(),
             by_key: HashMap::with_hasher(KeyHash),
             keys: Vec::new(),
@@ -539,16 +514,10 @@ impl World {
 
     /// Runs everything due until `until` (inclusive).
     pub fn run_until(&mut self, until: Millis) {
-        while let Some(Reverse(due)) = self.queue.peek() {
-            if due.at > until {
-                break;
-            }
-            let Some(Reverse(due)) = self.queue.pop() else {
-                break;
-            };
-            self.now = self.now.max(due.at);
+        while let Some((at, action)) = self.queue.pop(until) {
+            self.now = self.now.max(at);
             self.events += 1;
-            self.step(due.action);
+            self.step(action);
         }
         self.now = self.now.max(until);
     }
@@ -559,12 +528,7 @@ impl World {
     }
 
     fn at(&mut self, at: Millis, action: Action) {
-        self.seq += 1;
-        self.queue.push(Reverse(Due {
-            at,
-            seq: self.seq,
-            action,
-        }));
+        self.queue.push(at, action);
     }
 
     fn step(&mut self, action: Action) {
