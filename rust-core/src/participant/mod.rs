@@ -1305,15 +1305,8 @@ impl Participant {
 
     /// Every link's loss, read at once, then one judgement of our uplink. Returns whether
     /// that judgement changed anything (a cut or a probe).
-    fn take_losses(&mut self, losses: Vec<(PublicKey, u16)>) -> bool {
-        let mut fed = false;
-        for (peer, permille) in losses {
-            let share = f64::from(permille.min(1_000)) / 1_000.0;
-            if let Some(kind) = self.links.record_loss(&peer, share) {
-                fed |= kind.downstream();
-            }
-        }
-        fed && self.assess_uplink()
+    fn take_losses(&mut self, mut losses: Vec<(PublicKey, u16)>) -> bool {
+        self.links.record_losses(&mut losses) && self.assess_uplink()
     }
 
     /// Judges our uplink from the children's latest loss reports: starving children make us

@@ -117,7 +117,7 @@ impl Wiring {
     }
 
     /// The nodes that feed `node`, in order.
-    pub fn feeders(&self, node: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+    pub fn feeders(&self, node: NodeId) -> impl ExactSizeIterator<Item = NodeId> + '_ {
         self.feeders[node].iter().copied()
     }
 }

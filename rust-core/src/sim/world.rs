@@ -1193,23 +1193,17 @@ impl World {
             }
             // Each node's reports go in together, as its driver reads them: what its children
             // lose of what it sends, and what it loses of what its feeders send.
-            let fed = hop[node]
-                .map(|lost| {
-                    self.wiring
-                        .down(node)
-                        .iter()
-                        .map(move |&child| (child, lost))
-                })
-                .into_iter()
-                .flatten();
-            let feeding = self
-                .wiring
-                .feeders(node)
-                .filter_map(|relay| Some((relay, hop[relay]?)));
-            let losses: Vec<(PublicKey, u16)> = fed
-                .chain(feeding)
-                .map(|(peer, lost)| (self.keys[peer], lost))
-                .collect();
+            let down = self.wiring.down(node);
+            let mut losses: Vec<(PublicKey, u16)> =
+                Vec::with_capacity(down.len() + self.wiring.feeders(node).len());
+            if let Some(lost) = hop[node] {
+                losses.extend(down.iter().map(|&child| (self.keys[child], lost)));
+            }
+            losses.extend(
+                self.wiring
+                    .feeders(node)
+                    .filter_map(|relay| Some((self.keys[relay], hop[relay]?))),
+            );
             if !losses.is_empty() {
                 self.input(node, Input::Losses(losses));
             }
