@@ -36,6 +36,8 @@ pub(super) struct Wiring {
     stale: Vec<bool>,
     /// For each node, the nodes feeding it, sorted.
     feeders: Vec<Feeders>,
+    /// Counts the reads that changed a node's connected links.
+    version: u64,
 }
 
 impl Wiring {
@@ -73,6 +75,7 @@ impl Wiring {
         if self.ends[node].up == up && self.ends[node].down == down {
             return;
         }
+        self.version += 1;
         let changes = self.ends[node].changes;
         let old = std::mem::replace(&mut self.ends[node], Ends { up, down, changes });
         // Our feeds, and the feeds we give, as both ends say now.
@@ -95,6 +98,11 @@ impl Wiring {
                 }
             }
         }
+    }
+
+    /// Changes whenever a node's connected links do (a new node, with none, changes nothing).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// How many links `node` feeds.
