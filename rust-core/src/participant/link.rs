@@ -166,7 +166,7 @@ impl Links {
     /// sixth of the simulator's time, nearly all of it waiting on memory).
     pub fn record_losses(&mut self, reports: &mut [(PublicKey, u16)]) -> bool {
         // Stable: two reports on one link count in the order given.
-        reports.sort_by(|a, b| a.0.cmp(&b.0));
+        reports.sort_by_key(|(peer, _)| *peer);
         let mut fed = false;
         let mut at = 0;
         for (peer, permille) in reports.iter() {
