@@ -92,9 +92,12 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // The WebRTC stack warns about normal trickle-ICE states (checks before the peer's
         // candidates arrive, DTLS without a server name): only its errors matter to a user.
+        // The embedded relay logs, as errors, every peer that closes its socket without a
+        // goodbye (each listener of `spaces demo` at its end): nothing a user can act on.
         .unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(
-                "warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,webrtc=error",
+                "warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_srtp=error,webrtc=error,\
+                 nostr_sdk::local_relay=off",
             )
         });
     tracing_subscriber::fmt()
