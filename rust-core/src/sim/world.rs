@@ -1302,31 +1302,13 @@ fn propagate(feeds: &Feeds, host_alive: bool, last: &[f64]) -> Vec<f64> {
     for &id in &order[1..] {
         share[id] = last.get(id).copied().unwrap_or(0.0);
     }
-    let heard = |share: &[f64], id: NodeId| {
-        let missed = feeds.of(id).iter().fold(1.0, |missed, (up, carried)| {
-            missed * (1.0 - share[*up] * carried)
-        });
-        1.0 - missed
-    };
-    // One pass in order; a node whose share moved is computed again for those it feeds that
-    // the pass already went by (the rest come after it anyway).
+    // Every node the host reaches, in that order; a node whose share moved queues again
+    // those it feeds that were computed already (the others are still in line, later).
     let mut queued = vec![false; n];
-    let mut again = std::collections::VecDeque::new();
-    let mut done = vec![false; n];
-    done[0] = true;
     for &id in &order[1..] {
-        let now = heard(&share, id);
-        done[id] = true;
-        if (now - share[id]).abs() > 1e-12 {
-            share[id] = now;
-            for &down in downs_of(id) {
-                if done[down] && !queued[down] {
-                    queued[down] = true;
-                    again.push_back(down);
-                }
-            }
-        }
+        queued[id] = true;
     }
+    let mut again: std::collections::VecDeque<NodeId> = order[1..].iter().copied().collect();
     // Loops converge geometrically (each feed carries less than all); the bound only guards
     // against a share that never settles within 1e-12.
     let mut budget = MAX_HOPS * n;
@@ -1336,7 +1318,10 @@ fn propagate(feeds: &Feeds, host_alive: bool, last: &[f64]) -> Vec<f64> {
             continue;
         }
         budget -= 1;
-        let now = heard(&share, id);
+        let missed = feeds.of(id).iter().fold(1.0, |missed, (up, carried)| {
+            missed * (1.0 - share[*up] * carried)
+        });
+        let now = 1.0 - missed;
         if (now - share[id]).abs() > 1e-12 {
             share[id] = now;
             for &down in downs_of(id) {
